@@ -1,0 +1,100 @@
+"""ONNX Runtime instances. One `OnnxInstance` = one InferenceSession; `run` is called from a worker thread
+(ORT releases the GIL inside `run`, so N instances run truly concurrently).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from server.repository import ModelConfig
+
+# ONNX Runtime tensor type strings → OIP v2 datatype names
+ORT_TO_OIP: dict[str, str] = {
+    "tensor(bool)": "BOOL",
+    "tensor(uint8)": "UINT8",
+    "tensor(uint16)": "UINT16",
+    "tensor(uint32)": "UINT32",
+    "tensor(uint64)": "UINT64",
+    "tensor(int8)": "INT8",
+    "tensor(int16)": "INT16",
+    "tensor(int32)": "INT32",
+    "tensor(int64)": "INT64",
+    "tensor(float16)": "FP16",
+    "tensor(float)": "FP32",
+    "tensor(double)": "FP64",
+    "tensor(string)": "BYTES",
+}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    datatype: str  # OIP name, e.g. "FP32"
+    shape: list[int]  # -1 for dynamic dimensions
+
+
+def _spec(arg: ort.NodeArg) -> TensorSpec:
+    shape = [d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or [])]
+    return TensorSpec(arg.name, ORT_TO_OIP.get(arg.type, arg.type), shape)
+
+
+def session_options(intra_op_threads: int, inter_op_threads: int = 1) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads = intra_op_threads
+    so.inter_op_num_threads = inter_op_threads
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Threads of several instances must not spin against each other on a small box.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if intra_op_threads > 1 else "0")
+    so.log_severity_level = 3
+    return so
+
+
+class OnnxInstance:
+    """One InferenceSession (CPU). Thread-safe to call `run` from one worker thread at a time."""
+
+    def __init__(self, path: Path, intra_op_threads: int, inter_op_threads: int = 1) -> None:
+        self.path = Path(path)
+        self.intra_op_threads = intra_op_threads
+        self.session = ort.InferenceSession(
+            str(self.path),
+            sess_options=session_options(intra_op_threads, inter_op_threads),
+            providers=["CPUExecutionProvider"],
+        )
+        self.inputs = [_spec(a) for a in self.session.get_inputs()]
+        self.outputs = [_spec(a) for a in self.session.get_outputs()]
+        self._output_names = [o.name for o in self.outputs]
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        values = self.session.run(self._output_names, inputs)
+        return dict(zip(self._output_names, values))
+
+
+def load_instances(cfg: ModelConfig, cpus: int | None = None) -> list[OnnxInstance]:
+    """`cfg.instances.count` independent sessions, threads from the config (default: usable CPUs / count)."""
+    threads = cfg.threads_per_instance(cpus)
+    return [
+        OnnxInstance(cfg.model_path, threads, cfg.instances.inter_op_threads)
+        for _ in range(cfg.instances.count)
+    ]
+
+
+def random_inputs(specs: list[TensorSpec], batch: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random inputs for warm-up and benchmarks (dynamic non-batch dims become 1)."""
+    from server.dtypes import OIP_TO_NUMPY
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, np.ndarray] = {}
+    for s in specs:
+        shape = [batch] + [d if d > 0 else 1 for d in s.shape[1:]]
+        dtype = OIP_TO_NUMPY[s.datatype]
+        if np.issubdtype(dtype, np.floating):
+            out[s.name] = rng.standard_normal(shape).astype(dtype)
+        elif dtype == np.bool_:
+            out[s.name] = rng.integers(0, 2, shape).astype(np.bool_)
+        else:
+            out[s.name] = rng.integers(0, 10, shape).astype(dtype)
+    return out
