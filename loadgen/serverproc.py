@@ -1,0 +1,110 @@
+"""Run the model server as a child process on a free loopback port (for `demo`, `matrix` and tests).
+
+The server always runs in its own process: the load generator imports locust, whose gevent monkey-patching
+must never reach the server.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """`with ServerProcess(models_dir, model_names=[...]) as srv: srv.url` — started, ready, always stopped."""
+
+    def __init__(
+        self,
+        models_dir: Path,
+        *,
+        model_names: list[str] | None = None,
+        overrides: dict | None = None,
+        model_overrides: dict | None = None,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        ready_timeout_s: float = 300.0,
+        log_path: Path | None = None,
+        env: dict | None = None,
+    ) -> None:
+        self.models_dir = Path(models_dir)
+        self.host = host
+        self.port = port or free_port(host)
+        self.url = f"http://{host}:{self.port}"
+        self.ready_timeout_s = ready_timeout_s
+        self.log_path = log_path
+        self.env = dict(os.environ, **(env or {}))
+        self.env["INFERLOAD_LOG_LEVEL"] = self.env.get("INFERLOAD_LOG_LEVEL", "warning")
+        if model_names:
+            self.env["INFERLOAD_MODEL_NAMES"] = ",".join(model_names)
+        if overrides:
+            self.env["INFERLOAD_OVERRIDES"] = json.dumps(overrides)
+        if model_overrides:
+            self.env["INFERLOAD_MODEL_OVERRIDES"] = json.dumps(model_overrides)
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    def start(self) -> "ServerProcess":
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.log_path, "w")
+            out = self._log
+        else:
+            out = subprocess.DEVNULL
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "--models", str(self.models_dir), "--host", self.host, "--port", str(self.port)],
+            env=self.env, stdout=out, stderr=subprocess.STDOUT if self._log else subprocess.PIPE,
+            text=True,
+        )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + self.ready_timeout_s
+        while True:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read() if self.proc.stderr else (self.log_path.read_text() if self.log_path else "")
+                raise RuntimeError(f"server exited with code {self.proc.returncode} before it was ready:\n{err[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"server at {self.url} not ready after {self.ready_timeout_s:.0f}s")
+            time.sleep(0.1)
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log:
+            self._log.close()
+            self._log = None
+        return self.proc.returncode
+
+    def __enter__(self) -> "ServerProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
