@@ -1,0 +1,258 @@
+"""The FastAPI application and its life cycle.
+
+Startup (lifespan): load the repository (a bad config → ConfigError: the process exits non-zero with the
+reason), build missing built-in model files, create the ONNX Runtime instances and one DynamicBatcher per
+model, warm up every instance, then report ready. uvicorn only opens the listening socket after this.
+
+Shutdown (SIGTERM, see `serve`): readiness flips to 503 and new inference gets 503 at once (optionally the
+listener stays open `shutdown_delay_s` so load balancers notice); then uvicorn stops accepting connections
+and waits for in-flight requests (up to `drain_timeout_s`); then the batchers drain and the process exits 0.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+from contextlib import asynccontextmanager
+from types import FrameType
+
+import prometheus_client
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+
+from server.cpus import available_cpus
+from server.labels import load_labels
+from server.metrics import ModelMetrics, ServerMetrics
+from server.repository import ConfigError, ModelConfig, deep_merge, ensure_built, load_model_config, load_repository
+from server.service import InferenceService, LoadedModel, exposed_inputs
+from server.settings import ServerSettings
+
+log = logging.getLogger("server")
+VERSION = "0.1.0"
+
+
+def load_configs(settings: ServerSettings) -> dict[str, ModelConfig]:
+    """Repository + global overrides + per-model overrides. Raises ConfigError."""
+    cfgs = load_repository(settings.models_dir, settings.model_names, settings.overrides or None)
+    for name, extra in settings.model_overrides.items():
+        if name not in cfgs:
+            raise ConfigError(f"model_overrides names model '{name}', which is not loaded (loaded: {', '.join(cfgs) or 'none'})")
+        cfgs[name] = load_model_config(cfgs[name].directory, deep_merge(settings.overrides, extra))
+    if not cfgs:
+        raise ConfigError(f"model repository {settings.models_dir} holds no models (folders with a config.toml)")
+    return cfgs
+
+
+def _load_model(cfg: ModelConfig, metrics: ServerMetrics) -> LoadedModel:
+    from server.batching.batcher import DynamicBatcher
+    from server.runtime import load_instances
+
+    instances = load_instances(cfg)
+    first = instances[0]
+    try:
+        inputs, image_tensor = exposed_inputs(cfg, first.inputs)
+    except ValueError as e:
+        raise ConfigError(f"{cfg.directory}/config.toml: {e}") from None
+    metrics.add_model(cfg.name, len(instances))
+    batcher = DynamicBatcher(
+        cfg.name,
+        instances,
+        max_batch_size=cfg.max_batch_size,
+        max_queue_delay_ms=cfg.batching.max_queue_delay_ms,
+        preferred_batch_sizes=cfg.batching.preferred_batch_sizes,
+        max_queue_size=cfg.batching.max_queue_size,
+        observer=metrics.observer(cfg.name),
+    )
+    lm = LoadedModel(
+        cfg=cfg,
+        batcher=batcher,
+        inputs=inputs,
+        outputs=list(first.outputs),
+        onnx_inputs=list(first.inputs),
+        labels=load_labels(cfg.labels_path),
+        metrics=ModelMetrics(metrics, cfg.name),
+        image_tensor=image_tensor,
+        instances=instances,
+    )
+    return lm
+
+
+def _warm_up(lm: LoadedModel) -> None:
+    from server.runtime import random_inputs
+
+    for inst in lm.instances:
+        try:
+            inst.run(random_inputs(inst.inputs, 1))
+        except Exception as e:  # a model with unusual dynamic dims may reject random inputs: not fatal
+            log.warning("model %s: warm-up inference failed (%s); serving anyway", lm.name, e)
+
+
+def build_service(settings: ServerSettings, metrics: ServerMetrics) -> InferenceService:
+    """Blocking: load, build, create sessions and batchers, warm up. Raises ConfigError."""
+    cfgs = load_configs(settings)
+    for cfg in cfgs.values():
+        if ensure_built(cfg):
+            log.info("model %s: built %s", cfg.name, cfg.model_path)
+    models: dict[str, LoadedModel] = {}
+    for name, cfg in cfgs.items():
+        models[name] = _load_model(cfg, metrics)
+    if settings.warmup:
+        for lm in models.values():
+            _warm_up(lm)
+    return InferenceService(
+        models,
+        metrics,
+        preprocess_threads=settings.preprocess_threads or available_cpus(),
+        default_top_k=settings.default_top_k,
+    )
+
+
+def create_app(settings: ServerSettings | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
+    from server.routes import install
+
+    settings = settings or ServerSettings()
+    if registry is None:
+        prometheus_client.disable_created_metrics()  # no *_created series: half the scrape, same information
+        registry = CollectorRegistry()
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+    metrics = ServerMetrics(registry)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.loop = asyncio.get_running_loop()
+        try:
+            service = await asyncio.to_thread(build_service, settings, metrics)
+        except ConfigError as e:
+            app.state.startup_error = str(e)
+            log.error("configuration error:\n%s", e)
+            raise
+        except Exception as e:
+            app.state.startup_error = f"{type(e).__name__}: {e}"
+            raise
+        for lm in service.models.values():
+            lm.batcher.start()
+            lm.ready = True
+            metrics.model_ready.labels(lm.name).set(1)
+        app.state.service = service
+        log.info("ready: %s", ", ".join(service.models))
+        try:
+            yield
+        finally:
+            service.accepting = False
+            for lm in service.models.values():
+                lm.ready = False
+                metrics.model_ready.labels(lm.name).set(0)
+            await asyncio.gather(
+                *(lm.batcher.stop(drain=True, timeout_s=settings.drain_timeout_s) for lm in service.models.values()),
+                return_exceptions=True,
+            )
+            service.close()
+            log.info("stopped")
+
+    app = FastAPI(
+        title="inferload model server",
+        version=VERSION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.service = None
+    app.state.startup_error = None
+    app.state.loop = None
+    install(app)
+    return app
+
+
+def begin_drain(app: FastAPI) -> None:
+    """Readiness → 503 and new inference → 503. Safe to call from a signal handler (plain attribute writes)."""
+    service: InferenceService | None = app.state.service
+    if service is not None:
+        service.accepting = False
+        loop = app.state.loop
+        if loop is not None:
+            def _gauges() -> None:
+                for lm in service.models.values():
+                    app.state.metrics.model_ready.labels(lm.name).set(0)
+
+            try:
+                loop.call_soon_threadsafe(_gauges)
+            except RuntimeError:
+                pass
+
+
+def serve(settings: ServerSettings) -> int:
+    """Run the server until SIGTERM/SIGINT. Returns the process exit code (0 after a graceful drain)."""
+    import uvicorn
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        load_configs(settings)  # fail fast with the reason only (no traceback) on a bad repository
+    except ConfigError as e:
+        print(f"inferload server failed to start: {e}", file=sys.stderr)
+        return 1
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_level=settings.log_level,
+        lifespan="on",
+        timeout_graceful_shutdown=settings.drain_timeout_s,
+        server_header=False,
+        loop="auto",  # uvloop if installed
+        http="auto",  # httptools if installed
+    )
+    server = DrainingServer(config, app, settings.shutdown_delay_s)
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits 3 when startup fails; report the reason and exit 1 instead
+        pass
+    if not server.started:
+        print(f"inferload server failed to start: {app.state.startup_error or 'see the log above'}", file=sys.stderr)
+        return 1
+    return 0
+
+
+try:
+    import uvicorn as _uvicorn
+
+    _ServerBase = _uvicorn.Server
+except ImportError:  # pragma: no cover
+    _ServerBase = object  # type: ignore[assignment,misc]
+
+
+class DrainingServer(_ServerBase):  # type: ignore[misc,valid-type]
+    """uvicorn.Server whose first SIGTERM/SIGINT flips readiness first, then (after `delay_s`) shuts down
+    gracefully, and which does not re-raise the signal afterwards, so a graceful drain exits 0. A second
+    signal during the drain forces the exit."""
+
+    def __init__(self, config, app: FastAPI, delay_s: float = 0.0) -> None:
+        super().__init__(config)
+        self._app = app
+        self._delay_s = delay_s
+        self._draining = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._draining:
+            if self.should_exit:
+                self.force_exit = True
+            self.should_exit = True
+            return
+        self._draining = True
+        begin_drain(self._app)
+        if self._delay_s > 0:
+            timer = threading.Timer(self._delay_s, self._exit_now)
+            timer.daemon = True
+            timer.start()
+        else:
+            self.should_exit = True
+
+    def _exit_now(self) -> None:
+        self.should_exit = True

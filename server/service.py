@@ -1,0 +1,383 @@
+"""InferenceService: model lookup, validation against the model signature, image preprocessing, submission
+to the dynamic batcher, output selection/classification and response encoding. Transport-free: it takes
+bytes and returns bytes + timings; HTTP status codes only travel inside `InferError`s.
+
+Deadline: `default_timeout_ms` from the model config, or the request parameter `timeout` if smaller.
+As in Triton's HTTP API, the `timeout` request parameter is in MICROSECONDS.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from server import protocol
+from server.errors import BadRequest, DeadlineExceeded, InferError, NotFound, Unavailable, UnsupportedMediaType
+from server.labels import classify
+from server.metrics import ModelMetrics, ServerMetrics
+from server.preprocess import output_shape, preprocess_image
+from server.protocol import InferRequest, InputTensor, OutputTensor, RequestedOutput
+from server.repository import ModelConfig
+from server.runtime import TensorSpec
+
+log = logging.getLogger("server.service")
+
+
+@dataclass
+class Timings:
+    preprocess_s: float | None = None
+    queue_s: float | None = None
+    compute_s: float | None = None
+    batch_size: int | None = None
+    total_s: float | None = None
+
+
+@dataclass
+class InferResult:
+    body: bytes
+    header_length: int | None  # set when the body carries binary outputs
+    timings: Timings
+
+
+@dataclass
+class LoadedModel:
+    cfg: ModelConfig
+    batcher: Any  # DynamicBatcher
+    inputs: list[TensorSpec]  # what clients send (image models: one BYTES input)
+    outputs: list[TensorSpec]
+    onnx_inputs: list[TensorSpec]
+    labels: list[str] | None
+    metrics: ModelMetrics
+    ready: bool = False
+    input_by_name: dict[str, TensorSpec] = field(default_factory=dict)
+    output_names: set[str] = field(default_factory=set)
+    image_tensor: str | None = None  # ONNX input fed with preprocessed pixels (image models)
+    instances: list = field(default_factory=list)  # the OnnxInstances behind the batcher (warm-up)
+
+    def __post_init__(self) -> None:
+        self.input_by_name = {s.name: s for s in self.inputs}
+        self.output_names = {s.name for s in self.outputs}
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    @property
+    def version(self) -> str:
+        return self.cfg.version
+
+
+def exposed_inputs(cfg: ModelConfig, onnx_inputs: list[TensorSpec]) -> tuple[list[TensorSpec], str | None]:
+    """The inputs clients see. An image model exposes one BYTES input of shape [-1] instead of the tensor."""
+    if cfg.image is None:
+        return list(onnx_inputs), None
+    tensor = cfg.image.tensor
+    if tensor is None:
+        if len(onnx_inputs) != 1:
+            raise ValueError(f"model '{cfg.name}': [image] needs 'tensor' because the ONNX model has {len(onnx_inputs)} inputs")
+        tensor = onnx_inputs[0].name
+    elif len(onnx_inputs) != 1 or onnx_inputs[0].name != tensor:
+        raise ValueError(f"model '{cfg.name}': [image].tensor {tensor!r} must be the ONNX model's only input")
+    return [TensorSpec(cfg.image.input_name, "BYTES", [-1])], tensor
+
+
+def _timeout_s(cfg: ModelConfig, params: dict[str, Any]) -> float | None:
+    default = cfg.batching.default_timeout_ms / 1000.0 if cfg.batching.default_timeout_ms is not None else None
+    t = params.get("timeout")
+    if t is None:
+        return default
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
+        raise BadRequest("parameters.timeout must be a positive number of microseconds")
+    t_s = t / 1e6
+    return t_s if default is None else min(default, t_s)
+
+
+class InferenceService:
+    def __init__(
+        self,
+        models: dict[str, LoadedModel],
+        metrics: ServerMetrics,
+        preprocess_threads: int = 2,
+        default_top_k: int = 5,
+    ) -> None:
+        self.models = models
+        self.metrics = metrics
+        self.accepting = True
+        self.default_top_k = default_top_k
+        self._pool = ThreadPoolExecutor(max_workers=preprocess_threads, thread_name_prefix="preprocess")
+
+    # ------------------------------------------------------------------ lookup / metadata
+
+    def get(self, name: str, version: str | None = None, *, inference: bool = False) -> LoadedModel:
+        lm = self.models.get(name)
+        if lm is None:
+            self.metrics.unknown_model.inc()
+            raise NotFound(f"unknown model '{name}'")
+        if version is not None and version != lm.version:
+            if inference:
+                lm.metrics.outcome["invalid"].inc()
+            raise NotFound(f"model '{name}' has no version '{version}' (available: {lm.version})")
+        return lm
+
+    def find(self, name: str) -> LoadedModel | None:
+        return self.models.get(name)
+
+    @property
+    def ready(self) -> bool:
+        return self.accepting and all(m.ready for m in self.models.values())
+
+    def metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
+        lm = self.get(name, version)
+        return {
+            "name": lm.name,
+            "versions": [lm.version],
+            "platform": lm.cfg.platform,
+            "inputs": [{"name": s.name, "datatype": s.datatype, "shape": list(s.shape)} for s in lm.inputs],
+            "outputs": [{"name": s.name, "datatype": s.datatype, "shape": list(s.shape)} for s in lm.outputs],
+        }
+
+    def model_config(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """Triton's model-configuration extension (JSON form), as perf_analyzer reads it."""
+        from server.dtypes import TRITON_CONFIG_TYPES
+
+        lm = self.get(name, version)
+        cfg = lm.cfg
+
+        def io(specs: list[TensorSpec]) -> list[dict[str, Any]]:
+            out = []
+            for s in specs:
+                dims = list(s.shape[1:])
+                item: dict[str, Any] = {"name": s.name, "data_type": TRITON_CONFIG_TYPES.get(s.datatype, s.datatype)}
+                if dims:
+                    item["dims"] = dims
+                else:  # Triton spells a batch-only tensor as dims [1] reshaped to []
+                    item["dims"] = [1]
+                    item["reshape"] = {"shape": []}
+                out.append(item)
+            return out
+
+        b = cfg.batching
+        policy: dict[str, Any] = {"max_queue_size": b.max_queue_size, "timeout_action": "REJECT"}
+        if b.default_timeout_ms is not None:
+            policy["default_timeout_microseconds"] = int(b.default_timeout_ms * 1000)
+        return {
+            "name": cfg.name,
+            "platform": cfg.platform,
+            "backend": "onnxruntime",
+            "version_policy": {"specific": {"versions": [cfg.version]}},
+            "max_batch_size": cfg.max_batch_size,
+            "input": io(lm.inputs),
+            "output": io(lm.outputs),
+            "dynamic_batching": {
+                "max_queue_delay_microseconds": int(round(b.max_queue_delay_ms * 1000)),
+                "preferred_batch_size": list(b.preferred_batch_sizes),
+                "default_queue_policy": policy,
+            },
+            "instance_group": [{"name": f"{cfg.name}_0", "kind": "KIND_CPU", "count": cfg.instances.count}],
+        }
+
+    # ------------------------------------------------------------------ inference
+
+    async def infer(
+        self, name: str, version: str | None, body: bytes, header_length: int | None, started: float
+    ) -> InferResult:
+        """OIP v2 request bytes → response bytes. `started` is `time.perf_counter()` at request arrival."""
+        lm = self.get(name, version, inference=True)
+        return await self._guarded(lm, started, lambda t: self._infer_oip(lm, body, header_length, started, t))
+
+    async def infer_image(
+        self, name: str, version: str | None, data: bytes, started: float, top_k: int | None = None
+    ) -> InferResult:
+        """One raw encoded image (curl-friendly path). Classifiers answer top-k classification strings."""
+        lm = self.get(name, version, inference=True)
+        return await self._guarded(lm, started, lambda t: self._infer_raw_image(lm, data, started, top_k, t))
+
+    def count_rejected(self, name: str, exc: InferError) -> None:
+        """Count an error the transport raised before the service ran (413, 415, 401), if the model is known."""
+        lm = self.models.get(name)
+        if lm is not None:
+            lm.metrics.outcome[exc.outcome].inc()
+        else:
+            self.metrics.unknown_model.inc()
+
+    async def _guarded(self, lm: LoadedModel, started: float, work) -> InferResult:
+        mm = lm.metrics
+        timings = Timings()
+        mm.inflight.inc()
+        try:
+            if not self.accepting:
+                raise Unavailable("server is shutting down")
+            if not lm.ready:
+                raise Unavailable(f"model '{lm.name}' is not ready")
+            result = await work(timings)
+        except InferError as e:
+            mm.outcome[e.outcome].inc()
+            e.timings = timings  # type: ignore[attr-defined]
+            raise
+        except asyncio.CancelledError:
+            mm.outcome["cancelled"].inc()
+            raise
+        except Exception as e:  # a bug: never leak internals to the client
+            log.exception("model %s: unexpected error", lm.name)
+            mm.outcome["error"].inc()
+            err = InferError(f"internal error while serving model '{lm.name}' ({type(e).__name__})")
+            err.timings = timings  # type: ignore[attr-defined]
+            raise err from e
+        else:
+            mm.outcome["success"].inc()
+            return result
+        finally:
+            mm.inflight.dec()
+            timings.total_s = time.perf_counter() - started
+            mm.request_duration.observe(timings.total_s)
+            if timings.preprocess_s is not None:
+                mm.preprocess_duration.observe(timings.preprocess_s)
+            if timings.compute_s is not None:
+                mm.queue_duration.observe(timings.queue_s or 0.0)
+                mm.compute_duration.observe(timings.compute_s)
+
+    async def _infer_oip(self, lm: LoadedModel, body: bytes, header_length: int | None, started: float, t: Timings):
+        req = protocol.decode_request(body, header_length)
+        deadline = _deadline(lm.cfg, req.parameters, started)
+        if lm.image_tensor is not None:
+            images = self._image_elements(lm, req)
+            tensors = {lm.image_tensor: await self._preprocess_images(lm, images)}
+        else:
+            tensors = self._validate(lm, req)
+        t.preprocess_s = time.perf_counter() - started
+        outputs = await self._submit(lm, tensors, deadline, t)
+        return self._encode(lm, req, outputs, t)
+
+    async def _infer_raw_image(self, lm: LoadedModel, data: bytes, started: float, top_k: int | None, t: Timings):
+        if lm.image_tensor is None:
+            raise UnsupportedMediaType(
+                f"model '{lm.name}' takes tensors, not encoded images: send OIP v2 JSON/binary "
+                f"(image models: {', '.join(n for n, m in self.models.items() if m.image_tensor) or 'none'})"
+            )
+        deadline = _deadline(lm.cfg, {}, started)
+        tensors = {lm.image_tensor: await self._preprocess_images(lm, [data])}
+        t.preprocess_s = time.perf_counter() - started
+        outputs = await self._submit(lm, tensors, deadline, t)
+        if lm.cfg.kind == "classification":
+            k = top_k or self.default_top_k
+            req_out = [RequestedOutput(lm.outputs[0].name, {"classification": k})]
+        else:
+            req_out = None
+        req = InferRequest(inputs=[], outputs=req_out)
+        return self._encode(lm, req, outputs, t)
+
+    async def _submit(self, lm: LoadedModel, tensors: dict[str, np.ndarray], deadline: float | None, t: Timings):
+        if deadline is not None and time.monotonic() >= deadline:
+            raise DeadlineExceeded(f"model '{lm.name}': request deadline passed before it was queued")
+        outcome = await lm.batcher.submit(tensors, deadline=deadline)
+        t.queue_s = outcome.queue_s
+        t.compute_s = outcome.compute_s
+        t.batch_size = outcome.batch_size
+        return outcome.outputs
+
+    # ------------------------------------------------------------------ validation
+
+    def _validate(self, lm: LoadedModel, req: InferRequest) -> dict[str, np.ndarray]:
+        specs = lm.input_by_name
+        tensors: dict[str, np.ndarray] = {}
+        batch: int | None = None
+        for inp in req.inputs:
+            spec = specs.get(inp.name)
+            if spec is None:
+                raise BadRequest(f"model '{lm.name}' has no input '{inp.name}' (inputs: {', '.join(specs)})")
+            if inp.datatype != spec.datatype:
+                raise BadRequest(
+                    f"input '{inp.name}': datatype {inp.datatype} does not match the model's {spec.datatype} (no implicit casts)"
+                )
+            _check_shape(inp, spec)
+            n = inp.shape[0] if inp.shape else 1
+            if batch is None:
+                batch = n
+            elif n != batch:
+                raise BadRequest(f"inputs disagree on the batch size ({batch} vs {n} for '{inp.name}')")
+            tensors[inp.name] = inp.data
+        missing = [s for s in specs if s not in tensors]
+        if missing:
+            raise BadRequest(f"model '{lm.name}': missing input(s) {', '.join(missing)}")
+        _check_batch(lm, batch or 0)
+        return tensors
+
+    def _image_elements(self, lm: LoadedModel, req: InferRequest) -> list[bytes]:
+        name = lm.inputs[0].name
+        if len(req.inputs) != 1 or req.inputs[0].name != name:
+            got = ", ".join(i.name for i in req.inputs)
+            raise BadRequest(f"model '{lm.name}' takes exactly one input '{name}' (BYTES, shape [n]); got: {got}")
+        inp = req.inputs[0]
+        if inp.datatype != "BYTES":
+            raise BadRequest(f"input '{name}': datatype must be BYTES (encoded JPEG/PNG files), got {inp.datatype}")
+        if len(inp.shape) not in (1, 2) or (len(inp.shape) == 2 and inp.shape[1] != 1):
+            raise BadRequest(f"input '{name}': shape must be [n] (or [n, 1]), got {inp.shape}")
+        _check_batch(lm, inp.shape[0])
+        return list(inp.data.reshape(-1))
+
+    async def _preprocess_images(self, lm: LoadedModel, images: list[bytes]) -> np.ndarray:
+        cfg = lm.cfg.image
+        assert cfg is not None
+        loop = asyncio.get_running_loop()
+        if len(images) == 1:
+            one = await loop.run_in_executor(self._pool, preprocess_image, images[0], cfg)
+            return one[None]
+        out = np.empty((len(images), *output_shape(cfg)), dtype=np.float32)
+        arrays = await asyncio.gather(*(loop.run_in_executor(self._pool, preprocess_image, b, cfg) for b in images))
+        for i, a in enumerate(arrays):
+            out[i] = a
+        return out
+
+    # ------------------------------------------------------------------ outputs
+
+    def _encode(self, lm: LoadedModel, req: InferRequest, outputs: dict[str, np.ndarray], t: Timings) -> InferResult:
+        default_binary = req.binary_output_default
+        wanted = req.outputs if req.outputs is not None else [RequestedOutput(s.name) for s in lm.outputs]
+        result: list[OutputTensor] = []
+        for ro in wanted:
+            if ro.name not in lm.output_names:
+                raise BadRequest(f"model '{lm.name}' has no output '{ro.name}' (outputs: {', '.join(sorted(lm.output_names))})")
+            arr = outputs[ro.name]
+            binary = ro.binary if ro.binary is not None else default_binary
+            k = ro.classification
+            if k is not None:
+                if arr.ndim < 1 or arr.size == 0:
+                    raise BadRequest(f"output '{ro.name}' cannot be classified (shape {list(arr.shape)})")
+                scores = arr.reshape(arr.shape[0], -1) if arr.ndim > 1 else arr
+                result.append(OutputTensor(ro.name, "BYTES", classify(scores, k, lm.labels), binary))
+            else:
+                dt = next(s.datatype for s in lm.outputs if s.name == ro.name)
+                result.append(OutputTensor(ro.name, dt, arr, binary))
+        body, hl = protocol.encode_response(lm.name, lm.version, result, req.id)
+        return InferResult(body, hl, t)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _check_shape(inp: InputTensor, spec: TensorSpec) -> None:
+    if len(inp.shape) != len(spec.shape):
+        raise BadRequest(f"input '{inp.name}': shape {inp.shape} has {len(inp.shape)} dims; the model expects {spec.shape}")
+    for got, want in zip(inp.shape, spec.shape):
+        if want != -1 and got != want:
+            raise BadRequest(f"input '{inp.name}': shape {inp.shape} does not match the model's {spec.shape}")
+
+
+def _check_batch(lm: LoadedModel, n: int) -> None:
+    if n < 1:
+        raise BadRequest(f"model '{lm.name}': a request needs at least one item (batch dimension is {n})")
+    if n > lm.cfg.max_batch_size:
+        raise BadRequest(f"model '{lm.name}': {n} items exceed max_batch_size {lm.cfg.max_batch_size}")
+
+
+def _deadline(cfg: ModelConfig, params: dict[str, Any], started: float) -> float | None:
+    timeout = _timeout_s(cfg, params)
+    if timeout is None:
+        return None
+    return time.monotonic() - (time.perf_counter() - started) + timeout
+

@@ -1,0 +1,63 @@
+"""A separate `python -m server` with a bearer token and a shutdown delay: auth, then SIGTERM drain —
+readiness goes 503 at once, new inference gets 503, in-flight requests complete 200, the process exits 0.
+A bad config makes the process exit non-zero with the reason."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+
+from server.protocol import encode_request
+from tests.server.conftest import ROOT, SLOW_CONFIG, make_repository, start_server, stop_server
+
+TOKEN = "s3cret-token"
+BODY, _ = encode_request([("input", "FP32", np.zeros((1, 3, 32, 32), np.float32))], binary=False)
+
+
+def post(url: str, model: str, token: str | None = TOKEN) -> httpx.Response:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.post(f"{url}/v2/models/{model}/infer", content=BODY, headers=headers, timeout=20)
+
+
+def test_auth_then_sigterm_drain(tmp_path):
+    repo = make_repository(tmp_path, {"tiny_slow": SLOW_CONFIG})
+    sp = start_server(repo, tmp_path / "server.log", "--model", "tiny_classifier", "--model", "tiny_slow",
+                      "--shutdown-delay", "0.3", env={"INFERLOAD_AUTH_TOKEN": TOKEN})
+    try:
+        r = post(sp.url, "tiny_classifier", token=None)
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer") and "error" in r.json()
+        assert post(sp.url, "tiny_classifier", token="wrong").status_code == 401
+        assert post(sp.url, "tiny_classifier").status_code == 200
+        assert httpx.get(f"{sp.url}/v2/models/tiny_classifier").status_code == 200  # metadata needs no token
+        assert TOKEN not in sp.log()
+
+        with ThreadPoolExecutor(3) as pool:
+            inflight = [pool.submit(post, sp.url, "tiny_slow") for _ in range(3)]
+            time.sleep(0.15)  # queued: tiny_slow waits 600 ms for batch-mates
+            sp.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.05)
+            ready = httpx.get(f"{sp.url}/v2/health/ready", timeout=5)
+            assert ready.status_code == 503
+            late = post(sp.url, "tiny_classifier")
+            assert late.status_code == 503 and "shutting down" in late.json()["error"]
+            statuses = [f.result(timeout=20).status_code for f in inflight]
+        assert statuses == [200, 200, 200]
+        assert sp.proc.wait(timeout=20) == 0, sp.log()
+    finally:
+        stop_server(sp)
+
+
+def test_bad_config_exits_nonzero_with_reason(tmp_path):
+    repo = make_repository(tmp_path)
+    (repo / "tiny_classifier" / "config.toml").write_text('builtin = "tiny_classifier"\nmax_batch_size = "lots"\n')
+    p = subprocess.run([sys.executable, "-m", "server", "--models", str(repo), "--port", "0"],
+                       cwd=str(ROOT), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert "max_batch_size" in p.stderr and "failed to start" in p.stderr
