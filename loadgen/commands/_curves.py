@@ -1,0 +1,138 @@
+"""Shared pieces of the curve commands (sweep, peak, matrix): common run flags, scenario building, the lazy
+runner, raw-limit loading and sizing output. The leading underscore keeps it out of subcommand discovery.
+
+Nothing here imports locust at module level: `runner()` imports loadgen.runner (and so locust/gevent) only
+when a command actually generates load.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+# Common run flags, shared by sweep / peak / matrix (typer OptionInfo objects can be reused as defaults).
+SCENARIO_FILE = typer.Option(None, "--scenario", help="Scenario TOML file; flags given here override it.")
+TARGET = typer.Option(None, "--target", help="Server base URL (default: http://127.0.0.1:8000).")
+MODEL = typer.Option(None, "--model", help="Model name on the server.")
+DURATION = typer.Option(None, "--duration", min=0.1, help="Measured seconds per run (default: 10).")
+WARMUP = typer.Option(None, "--warmup", min=0.0, help="Warm-up seconds per run, excluded (default: 2).")
+PAYLOAD = typer.Option(None, "--payload", help="binary | json | image (default: binary).")
+BATCH = typer.Option(None, "--batch", min=1, help="Items per request (client-side batch) (default: 1).")
+ARRIVAL = typer.Option(None, "--arrival", help="Open-loop arrivals: poisson | constant (default: poisson).")
+SEED = typer.Option(None, "--seed", help="Seed of the arrival schedule and payloads.")
+WORKERS = typer.Option(None, "--workers", min=0, help="Local Locust worker processes (0 = in-process).")
+TIMEOUT_MS = typer.Option(None, "--timeout-ms", min=1.0, help="Per-request client timeout (ms).")
+TARGET_RPS = typer.Option(None, "--target-rps", min=0.001,
+                          help="Sizing: replicas needed to serve this many req/s (uses the measured peak).")
+HEADROOM = typer.Option(0.2, "--headroom", min=0.0, max=0.95,
+                        help="Sizing: capacity kept in reserve per replica (0.2 = 20%).")
+RAW_LIMIT = typer.Option(None, "--raw-limit",
+                         help="A bench JSON (inferload bench --out): its max items/s is marked as the raw limit.")
+
+
+def parse_floats(text: str, what: str) -> list[float]:
+    try:
+        vals = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{what}: expected comma-separated numbers, got {text!r}") from None
+    if not vals or any(v <= 0 for v in vals):
+        raise typer.BadParameter(f"{what}: expected positive numbers, got {text!r}")
+    return vals
+
+
+def parse_ints(text: str, what: str, minimum: int = 1) -> list[int]:
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{what}: expected comma-separated integers, got {text!r}") from None
+    if not vals or any(v < minimum for v in vals):
+        raise typer.BadParameter(f"{what}: expected integers >= {minimum}, got {text!r}")
+    return vals
+
+
+def build_scenario(scenario_file: Optional[Path], **fields: Any):
+    """Scenario from an optional TOML file plus flags (None = not given). Exits with a clear message on error."""
+    from loadgen.scenario import Scenario, ScenarioError
+
+    given = {k: v for k, v in fields.items() if v is not None}
+    try:
+        if scenario_file is not None:
+            return Scenario.from_toml(scenario_file, **given)
+        given.setdefault("target", "http://127.0.0.1:8000")
+        if "model" not in given:
+            raise ScenarioError("--model is required (or a --scenario file naming the model)")
+        return Scenario.build(given, source="command line")
+    except ScenarioError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2)
+
+
+def runner(progress: bool = True) -> Callable[[Any], dict]:
+    """run_scenario bound with progress; imports locust (gevent) now, not before."""
+    from loadgen.runner import run_scenario
+
+    return lambda scenario: run_scenario(scenario, progress=progress)
+
+
+def default_out(kind: str) -> Path:
+    return Path("results") / f"{kind}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def load_raw_limit(path: Optional[Path], items_per_request: int) -> dict | None:
+    if path is None:
+        return None
+    from loadgen.report.load import ReportInputError, read_json
+    from loadgen.sweep import raw_limit_from_bench
+
+    try:
+        lim = raw_limit_from_bench(read_json(path), items_per_request)
+    except ReportInputError as e:
+        typer.echo(f"error: --raw-limit {e}", err=True)
+        raise typer.Exit(2)
+    if lim:
+        lim["file"] = str(path)
+    return lim
+
+
+def sizing_for(target_rps: Optional[float], headroom: float, peak_rps: float | None,
+               curve_rows: list[dict], slo_ms: float | None) -> dict | None:
+    if target_rps is None:
+        return None
+    from loadgen.sizing import size_replicas
+
+    curve = [(r.get("achieved_rps"), r.get("p99_ms")) for r in curve_rows if r.get("valid")]
+    return size_replicas(target_rps, peak_rps or 0.0, headroom=headroom, curve=curve, slo_ms=slo_ms)
+
+
+def point_line(row: dict) -> str:
+    load = f"{row['users']} users" if row.get("mode") == "closed" else f"{row.get('offered_rps') or 0:.1f} req/s"
+    verdict = "[green]VALID[/green]" if row.get("valid") else "[red]INVALID[/red]"
+    p = lambda k: "–" if row.get(k) is None else f"{row[k]:.1f}"  # noqa: E731
+    extra = "" if row.get("valid") else " — " + "; ".join(row.get("invalid_reasons") or [])
+    return (f"  {load:>14}: achieved {row.get('achieved_rps') or 0:8.1f} req/s, p50 {p('p50_ms')} ms, "
+            f"p95 {p('p95_ms')} ms, p99 {p('p99_ms')} ms, failed {row.get('failed') or 0} {verdict}{extra}")
+
+
+def curve_table(rows: list[dict], title: str):
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    for c in ("#", "offered req/s", "users", "achieved req/s", "items/s", "p50 ms", "p95 ms", "p99 ms", "failed",
+              "verdict"):
+        t.add_column(c, justify="right" if c != "verdict" else "left")
+    f = lambda v: "–" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))  # noqa: E731
+    for r in rows:
+        t.add_row(f(r.get("index")), f(r.get("offered_rps") if r.get("mode") != "closed" else None), f(r.get("users")),
+                  f(r.get("achieved_rps")), f(r.get("items_per_s")), f(r.get("p50_ms")), f(r.get("p95_ms")),
+                  f(r.get("p99_ms")), f(r.get("failed")),
+                  "[green]VALID[/green]" if r.get("valid") else "[red]INVALID[/red]")
+    reasons = [f"#{r.get('index')}: " + "; ".join(r.get("invalid_reasons") or ["no reason recorded"])
+               for r in rows if not r.get("valid")]
+    if not reasons:
+        return t
+    from rich.console import Group
+    from rich.text import Text
+
+    return Group(t, Text("INVALID because:\n" + "\n".join("  " + x for x in reasons), style="red"))

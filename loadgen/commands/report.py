@@ -1,0 +1,57 @@
+"""`inferload report PATH... --html report.html`: one self-contained HTML page from results, sweeps, peak searches,
+matrices and bench files (any mix)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def report(
+    paths: List[Path] = typer.Argument(..., help="Result JSON, sweep dir or sweep.json, peak.json, matrix.json, bench JSON."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write the HTML report here (otherwise print a terminal summary)."),
+    title: Optional[str] = typer.Option(None, "--title", help="Page title (default: inferload report)."),
+) -> None:
+    """Build the HTML report (plots inline, no network) or, without --html, print terminal summaries."""
+    from rich.console import Console
+
+    from loadgen.report.load import ReportInputError, load_all
+
+    console = Console()
+    try:
+        docs = load_all(paths)
+    except ReportInputError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    for d in docs:
+        if d.missing:
+            console.print(f"[yellow]{d.path}: referenced files not found: {', '.join(d.missing)}[/yellow]")
+    if html is not None:
+        from loadgen.report.html import write_html
+
+        write_html(docs, html, title=title)
+        console.print(f"wrote {html} ({html.stat().st_size / 1024:.0f} KiB, self-contained)")
+        return
+    from loadgen.commands._curves import curve_table
+
+    for d in docs:
+        if d.kind == "result":
+            try:
+                from loadgen.report.terminal import print_summary
+            except ImportError:
+                console.print(f"{d.path}: run result (terminal summary not available; use --html)")
+            else:
+                print_summary(d.data, console=console)
+        elif d.kind == "sweep":
+            console.print(curve_table(d.data.get("points") or [], f"Sweep {d.path}"))
+        elif d.kind == "peak":
+            console.print(f"{d.path}: peak {d.data.get('peak_rps')} req/s ({d.data.get('status')}): {d.data.get('reason')}")
+        elif d.kind == "matrix":
+            console.print(f"{d.path}: matrix, best {d.data.get('best')}")
+        else:
+            console.print(f"{d.path}: {d.kind}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)

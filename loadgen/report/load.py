@@ -1,0 +1,92 @@
+"""Load result files for reports: a run result, a sweep (directory or sweep.json), a peak.json, a matrix.json,
+or a bench JSON (in-process baseline). Each becomes a `Doc` with its kind, path and the documents it refers to
+(sweep points, peak probes), loaded from beside it when present.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+class ReportInputError(ValueError):
+    pass
+
+
+@dataclass
+class Doc:
+    kind: str  # "result" | "sweep" | "peak" | "matrix" | "bench"
+    path: Path
+    data: dict[str, Any]
+    children: list[dict[str, Any]] = field(default_factory=list)  # point / probe results, in order
+    missing: list[str] = field(default_factory=list)  # referenced files that were not found
+
+    @property
+    def title(self) -> str:
+        return self.path.parent.name if self.path.name in ("sweep.json", "peak.json", "matrix.json") else self.path.stem
+
+
+def read_json(path: Path) -> dict:
+    try:
+        data = orjson.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        raise ReportInputError(f"{path}: file not found") from None
+    except orjson.JSONDecodeError as e:
+        raise ReportInputError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ReportInputError(f"{path}: expected a JSON object at the top level")
+    return data
+
+
+def detect_kind(data: dict) -> str:
+    kind = data.get("kind")
+    if kind in ("sweep", "peak", "matrix", "bench"):
+        return kind
+    if "latency_ms" in data and ("achieved_rate_rps" in data or "completed" in data):
+        return "result"
+    if isinstance(data.get("results"), list) and any("throughput_items_per_s" in r for r in data["results"]):
+        return "bench"
+    raise ReportInputError("not a recognised inferload file (expected a run result, sweep.json, peak.json, "
+                           "matrix.json or a bench JSON)")
+
+
+def load_doc(path: Path) -> Doc:
+    path = Path(path)
+    if path.is_dir():
+        for name in ("sweep.json", "peak.json", "matrix.json"):
+            if (path / name).is_file():
+                path = path / name
+                break
+        else:
+            raise ReportInputError(f"{path}: directory holds no sweep.json, peak.json or matrix.json")
+    data = read_json(path)
+    try:
+        kind = detect_kind(data)
+    except ReportInputError as e:
+        raise ReportInputError(f"{path}: {e}") from None
+    doc = Doc(kind, path, data)
+    refs: list[str | None] = []
+    if kind == "sweep":
+        refs = [p.get("file") for p in data.get("points") or []]
+    elif kind == "peak":
+        refs = [p.get("file") for p in data.get("probes") or []]
+    for ref in refs:
+        if not ref:
+            doc.children.append({})
+            continue
+        f = path.parent / ref
+        if f.is_file():
+            try:
+                doc.children.append(read_json(f))
+                continue
+            except ReportInputError:
+                pass
+        doc.children.append({})
+        doc.missing.append(ref)
+    return doc
+
+
+def load_all(paths: list[Path]) -> list[Doc]:
+    return [load_doc(p) for p in paths]

@@ -1,0 +1,233 @@
+"""Rate and concurrency sweeps: the latency–throughput curve, point by point.
+
+Each point is one full load test (warm-up, measurement, validity) made by an injected `run(scenario) -> result`
+callable — `loadgen.runner.run_scenario` in the CLI, a simulation in tests — so this module never imports
+locust. Results are written as they arrive: `point-000.json`, ... and `sweep.json` (rewritten after every
+point, so an interrupted sweep still leaves a readable file).
+
+`--rates auto`: geometric steps (× factor from a start rate) until a stop condition holds:
+  * the SLO is broken (p99 > SLO, when an SLO is set),
+  * the server saturates: achieved < 0.95 × offered,
+  * errors appear (any failed request),
+  * or the step / rate limit is reached.
+"""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import orjson
+
+SCHEMA_VERSION = 1
+SATURATION_RATIO = 0.95
+
+RunFn = Callable[[Any], dict]
+PointCallback = Callable[[dict, dict], None]  # (summary row, full result)
+
+
+def write_json(path: Path, doc: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+                                 | orjson.OPT_NON_STR_KEYS))
+    tmp.replace(path)
+
+
+def _lat(result: dict, key: str) -> float | None:
+    v = (result.get("latency_ms") or {}).get(key)
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def summarize_point(result: dict, file: str | None = None, index: int | None = None) -> dict:
+    """One row of the curve (every figure with its unit in the key)."""
+    sc = result.get("scenario") or {}
+    batch = sc.get("batch") or 1
+    mean_batch = mean_realised_batch(result.get("batch_size") or {})
+    return {
+        "index": index,
+        "mode": result.get("mode"),
+        "offered_rps": result.get("target_rate_rps") if result.get("mode") == "open" else result.get("offered_rate_rps"),
+        "users": result.get("users"),
+        "achieved_rps": result.get("achieved_rate_rps"),
+        "items_per_s": result.get("items_per_s"),
+        "items_per_request": batch,
+        "p50_ms": _lat(result, "p50"),
+        "p90_ms": _lat(result, "p90"),
+        "p95_ms": _lat(result, "p95"),
+        "p99_ms": _lat(result, "p99"),
+        "p999_ms": _lat(result, "p999"),
+        "max_ms": _lat(result, "max"),
+        "completed": result.get("completed"),
+        "failed": result.get("failed") or 0,
+        "errors": result.get("errors") or {},
+        "mean_server_batch": mean_batch,
+        "valid": bool(result.get("valid")),
+        "invalid_reasons": list(result.get("invalid_reasons") or []),
+        "file": file,
+    }
+
+
+def mean_realised_batch(hist: dict) -> float | None:
+    """Mean executed batch size from {"size": count} (counts are executions or requests; see result docs)."""
+    total = sum(float(n) for n in hist.values())
+    if total <= 0:
+        return None
+    return sum(float(k) * float(n) for k, n in hist.items()) / total
+
+
+def percentile_of(result_or_row: dict, percentile: float) -> float | None:
+    """The latency (ms) at a percentile, from a result (latency_ms / percentiles list) or a summary row."""
+    key = {50: "p50", 90: "p90", 95: "p95", 99: "p99", 99.9: "p999"}.get(percentile)
+    if "latency_ms" in result_or_row:
+        if key:
+            v = _lat(result_or_row, key)
+            if v is not None:
+                return v
+        for pct, ms in result_or_row.get("percentiles") or []:
+            if pct >= percentile:
+                return float(ms)
+        return None
+    return result_or_row.get(f"{key}_ms") if key else None
+
+
+def stop_reason(row: dict, slo_ms: float | None, percentile: float = 99) -> str | None:
+    """Why an auto sweep stops after this point (None: keep going)."""
+    lat = percentile_of(row, percentile)
+    if slo_ms is not None and lat is not None and lat > slo_ms:
+        return f"SLO broken: p{percentile:g} {lat:.1f} ms > {slo_ms:g} ms"
+    off, ach = row.get("offered_rps"), row.get("achieved_rps")
+    if row.get("mode") == "open" and off and ach is not None and ach < SATURATION_RATIO * off:
+        return f"saturated: achieved {ach:.1f} < {SATURATION_RATIO:.2f} x offered {off:.1f} req/s"
+    if row.get("failed"):
+        return f"errors appeared: {row['failed']} failed requests {row.get('errors') or ''}".strip()
+    return None
+
+
+def auto_rates(start_rps: float, factor: float, max_rps: float | None, max_points: int) -> Iterable[float]:
+    if start_rps <= 0 or factor <= 1:
+        raise ValueError("auto rates need start > 0 and factor > 1")
+    r = start_rps
+    for _ in range(max_points):
+        if max_rps is not None and r > max_rps * (1 + 1e-9):
+            return
+        yield round(r, 3)
+        r *= factor
+
+
+def peak_from_points(points: list[dict], slo_ms: float | None, percentile: float = 99) -> dict | None:
+    """Highest *measured* point that was VALID and met the SLO (conservative: no interpolation), or None."""
+    if slo_ms is None:
+        return None
+    ok = [p for p in points if p.get("valid") and (lat := percentile_of(p, percentile)) is not None and lat <= slo_ms]
+    if not ok:
+        return {"rate_rps": None, "reason": f"no valid point met p{percentile:g} <= {slo_ms:g} ms"}
+    best = max(ok, key=lambda p: p.get("achieved_rps") or 0)
+    return {
+        "rate_rps": best.get("offered_rps") or best.get("achieved_rps"),
+        "achieved_rps": best.get("achieved_rps"),
+        "items_per_s": best.get("items_per_s"),
+        "latency_ms": percentile_of(best, percentile),
+        "percentile": percentile,
+        "index": best.get("index"),
+        "method": "highest measured valid point meeting the SLO (no interpolation)",
+    }
+
+
+def raw_limit_from_bench(bench: dict, items_per_request: int = 1) -> dict | None:
+    """The in-process limit: max throughput_items_per_s over the bench rows, also in req/s of this scenario."""
+    rows = [r for r in bench.get("results") or [] if r.get("throughput_items_per_s")]
+    if not rows:
+        return None
+    best = max(rows, key=lambda r: r["throughput_items_per_s"])
+    items = float(best["throughput_items_per_s"])
+    n = max(1, int(items_per_request or 1))
+    return {
+        "items_per_s": items,
+        "rps": items / n,
+        "items_per_request": n,
+        "batch_size": best.get("batch_size"),
+        "instances": best.get("instances"),
+        "source": "in-process ONNX Runtime baseline (loadgen.bench), max over its rows",
+    }
+
+
+def run_sweep(
+    base_scenario: Any,
+    run: RunFn,
+    out_dir: Path,
+    *,
+    rates: list[float] | None = None,
+    users: list[int] | None = None,
+    auto: dict | None = None,
+    slo_ms: float | None = None,
+    percentile: float = 99,
+    raw_limit: dict | None = None,
+    on_point: PointCallback | None = None,
+) -> dict:
+    """Run the points and write the sweep directory. Exactly one of rates / users / auto.
+
+    auto = {"start_rps": 5, "factor": 1.5, "max_rps": None, "max_points": 12}
+    """
+    if sum(x is not None for x in (rates, users, auto)) != 1:
+        raise ValueError("give exactly one of rates, users or auto")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if users is not None:
+        updates = [{"mode": "closed", "users": int(u), "rate_rps": None} for u in users]
+        kind = "users"
+    elif rates is not None:
+        updates = [{"mode": "open", "rate_rps": float(r), "users": None} for r in rates]
+        kind = "rates"
+    else:
+        updates = ({"mode": "open", "rate_rps": float(r), "users": None} for r in auto_rates(
+            auto.get("start_rps", 5.0), auto.get("factor", 1.5), auto.get("max_rps"), auto.get("max_points", 12)))
+        kind = "auto"
+
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "sweep",
+        "sweep": kind,
+        "auto": auto,
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "scenario": _dump(base_scenario),
+        "slo_p99_ms": slo_ms,
+        "percentile": percentile,
+        "points": [],
+        "peak": None,
+        "raw_limit": raw_limit,
+        "stopped": None,
+        "notes": [],
+    }
+    if kind == "users":
+        doc["notes"].append("closed loop: each user waits for its answer, so latency under overload hides "
+                            "server stalls (coordinated omission); use an open-loop rate sweep for SLO questions")
+    for i, update in enumerate(updates):
+        scenario = base_scenario.model_copy(update=update)
+        result = run(scenario)
+        fname = f"point-{i:03d}.json"
+        write_json(out_dir / fname, result)
+        row = summarize_point(result, fname, i)
+        doc["points"].append(row)
+        doc["peak"] = peak_from_points(doc["points"], slo_ms, percentile)
+        why = stop_reason(row, slo_ms, percentile) if kind == "auto" else None
+        if why:
+            doc["stopped"] = why
+        write_json(out_dir / "sweep.json", doc)
+        if on_point is not None:
+            on_point(row, result)
+        if why:
+            break
+    else:
+        if kind == "auto":
+            doc["stopped"] = "step limit reached before the SLO broke or the server saturated"
+    doc["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    write_json(out_dir / "sweep.json", doc)
+    return doc
+
+
+def _dump(scenario: Any) -> dict:
+    if hasattr(scenario, "model_dump"):
+        return scenario.model_dump(mode="json")
+    return dict(scenario)

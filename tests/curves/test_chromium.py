@@ -1,0 +1,78 @@
+"""The HTML report in a real browser: headless Chromium loads it without console errors, every plot decodes,
+and a screenshot is not blank. Skipped (with the reason) only when Chromium is not installed
+(Debian: apt-get install chromium)."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from loadgen.report.html import write_html
+from loadgen.report.load import load_all
+from loadgen.sweep import write_json
+from tests.curves.fakes import fake_result, write_fake_sweep
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
+
+# Runs after load: counts images that decoded to real pixels and records it on <body> for --dump-dom.
+IMG_PROBE = """<script>window.addEventListener("load", function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 100 && i.naturalHeight > 100; });
+  document.body.setAttribute("data-img-check", ok.length + "/" + imgs.length);
+});</script>"""
+
+
+def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           "--disable-extensions", f"--user-data-dir={tmp / 'profile'}", "--enable-logging=stderr", "--v=0",
+           *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+
+
+def _console_lines(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("report")
+    sweep = write_fake_sweep(tmp / "sweep")
+    write_json(tmp / "run.json", fake_result(300, invalid=["generator CPU 95% > 90%"], errors=2))
+    return write_html(load_all([sweep.parent, tmp / "run.json"]), tmp / "report.html")
+
+
+def test_loads_without_console_errors_and_plots_decode(report: Path, tmp_path: Path):
+    page = report.read_text()
+    n_imgs = len(re.findall(r"<img ", page))
+    assert n_imgs >= 10
+    # 1) the page exactly as shipped: no console output at all (it has no scripts; a blocked or failed
+    #    resource would be logged here)
+    r = _chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", report.as_uri())
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "<h1>inferload report</h1>" in r.stdout
+    assert _console_lines(r.stderr) == [], _console_lines(r.stderr)
+    # 2) the same page with a probe script: every <img> decoded into a real bitmap
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", IMG_PROBE + "</body>"))
+    r = _chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
+    assert _console_lines(r.stderr) == [], _console_lines(r.stderr)
+    m = re.search(r'data-img-check="(\d+)/(\d+)"', r.stdout)
+    assert m, "probe script did not run"
+    assert m.group(1) == m.group(2) == str(n_imgs)
+
+
+def test_screenshot_is_not_blank(report: Path, tmp_path: Path):
+    from PIL import Image
+
+    shot = tmp_path / "shot.png"
+    r = _chromium(tmp_path, "--hide-scrollbars", f"--screenshot={shot}", "--window-size=1400,2400", report.as_uri())
+    assert shot.is_file(), r.stderr[-2000:]
+    img = Image.open(shot).convert("RGB")
+    assert img.size == (1400, 2400)
+    colours = img.resize((140, 240)).getcolors(maxcolors=100000)
+    assert colours is not None and len(colours) > 50  # text, plots, badges — not an empty page

@@ -1,0 +1,82 @@
+"""The sweep / peak / report / compare commands, wired through Typer with a simulated runner (no locust)."""
+from __future__ import annotations
+
+import orjson
+from typer.testing import CliRunner
+
+from loadgen.cli import app
+from loadgen.commands import _curves
+from loadgen.sweep import write_json
+from tests.curves.conftest import fake_run
+from tests.curves.fakes import fake_bench
+
+cli = CliRunner()
+
+
+def _fake_runner(monkeypatch):
+    monkeypatch.setattr(_curves, "runner", lambda progress=True: fake_run)
+
+
+def test_sweep_command_rates_with_sizing_and_html(tmp_path, monkeypatch):
+    _fake_runner(monkeypatch)
+    write_json(tmp_path / "bench.json", fake_bench())
+    out = tmp_path / "sw"
+    r = cli.invoke(app, ["sweep", "--model", "tiny_classifier", "--target", "http://127.0.0.1:9", "--rates",
+                         "50,100,300", "--duration", "5", "--warmup", "1", "--slo-p99-ms", "50", "--out", str(out),
+                         "--target-rps", "1000", "--raw-limit", str(tmp_path / "bench.json"),
+                         "--html", str(tmp_path / "r.html")])
+    assert r.exit_code == 0, r.output
+    doc = orjson.loads((out / "sweep.json").read_bytes())
+    assert len(doc["points"]) == 3 and doc["peak"]["rate_rps"] == 100
+    assert doc["raw_limit"]["items_per_s"] == 520
+    assert doc["sizing"]["replicas"] == 13  # ceil(1000 / (~100 x 0.8))
+    assert "peak under SLO" in r.output and (tmp_path / "r.html").is_file()
+
+
+def test_sweep_command_auto_and_users(tmp_path, monkeypatch):
+    _fake_runner(monkeypatch)
+    r = cli.invoke(app, ["sweep", "--model", "m", "--rates", "auto", "--start-rate", "40", "--factor", "2",
+                         "--slo-p99-ms", "50", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    assert "SLO broken" in orjson.loads((tmp_path / "a" / "sweep.json").read_bytes())["stopped"]
+    r = cli.invoke(app, ["sweep", "--model", "m", "--users", "1,2", "--out", str(tmp_path / "u")])
+    assert r.exit_code == 0, r.output
+    r = cli.invoke(app, ["sweep", "--model", "m", "--users", "1", "--rates", "5"])
+    assert r.exit_code != 0
+
+
+def test_peak_command_writes_every_probe(tmp_path, monkeypatch):
+    _fake_runner(monkeypatch)
+    out = tmp_path / "pk"
+    r = cli.invoke(app, ["peak", "--model", "m", "--slo-p99-ms", "50", "--start-rate", "50", "--precision", "0.1",
+                         "--out", str(out), "--target-rps", "1000", "--html", str(tmp_path / "p.html")])
+    assert r.exit_code == 0, r.output
+    doc = orjson.loads((out / "peak.json").read_bytes())
+    assert doc["kind"] == "peak" and doc["status"] == "found"
+    assert 200 < doc["peak_rps"] < 360
+    assert all((out / p["file"]).is_file() and p["phase"] in ("bracket", "bisect") for p in doc["probes"])
+    assert doc["sizing"]["replicas"] >= 4
+    assert "peak:" in r.output
+
+
+def test_peak_command_never_passing_exits_1(tmp_path, monkeypatch):
+    _fake_runner(monkeypatch)
+    r = cli.invoke(app, ["peak", "--model", "m", "--slo-p99-ms", "0.5", "--start-rate", "8", "--min-rate", "2",
+                         "--out", str(tmp_path / "pk")])
+    assert r.exit_code == 1
+    doc = orjson.loads((tmp_path / "pk" / "peak.json").read_bytes())
+    assert doc["peak_rps"] is None and doc["status"] == "never_passed"
+
+
+def test_report_and_compare_commands(tmp_path, fake_sweep):
+    html = tmp_path / "out.html"
+    r = cli.invoke(app, ["report", str(fake_sweep.parent), "--html", str(html)])
+    assert r.exit_code == 0, r.output
+    assert html.read_text().startswith("<!DOCTYPE html>")
+    r = cli.invoke(app, ["report", str(fake_sweep)])
+    assert r.exit_code == 0 and "Sweep" in r.output
+    r = cli.invoke(app, ["compare", str(fake_sweep.parent / "point-000.json"), str(fake_sweep.parent / "point-003.json")])
+    assert r.exit_code == 0, r.output
+    assert "p99 ms" in r.output and "Δ%" in r.output
+    r = cli.invoke(app, ["report", str(tmp_path / "nope.json")])
+    assert r.exit_code == 2 and "not found" in r.output

@@ -1,0 +1,114 @@
+"""Peak search (loadgen.peak) on simulated latency curves: pure, no sockets, no sleeps."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from loadgen.peak import find_peak
+from tests.curves.fakes import fake_measure
+
+
+def threshold_measure(threshold: float, calls: list | None = None):
+    def measure(rate: float):
+        if calls is not None:
+            calls.append(rate)
+        ok = rate <= threshold
+        return ok, {"reason": f"p99 {'ok' if ok else 'too high'} at {rate:.1f}"}
+    return measure
+
+
+@pytest.mark.parametrize("threshold", [7.3, 123.4, 999.0])
+@pytest.mark.parametrize("start", [1.0, 10.0, 5000.0])
+def test_monotone_curve_found_within_precision(threshold, start):
+    res = find_peak(threshold_measure(threshold), start_rps=start, precision=0.05, min_rps=0.01)
+    assert res.status == "found"
+    assert res.peak_rps is not None
+    assert res.peak_rps <= threshold  # the answer is a rate that passed
+    assert res.peak_rps >= threshold * (1 - 0.05)
+    assert (res.upper_rps - res.lower_rps) / res.upper_rps <= 0.05
+    assert res.upper_rps > threshold  # and the bracket's top really failed
+    assert res.probes[0].rate_rps == start and res.probes[0].phase == "bracket"
+    assert any(p.phase == "bisect" for p in res.probes) or res.upper_rps / res.lower_rps <= 1.05
+
+
+def test_bracket_doubles_then_bisects():
+    calls: list[float] = []
+    res = find_peak(threshold_measure(100.0, calls), start_rps=10, precision=0.1, growth=2)
+    assert calls[:5] == [10, 20, 40, 80, 160]  # bracket: x2 while passing
+    assert calls[5] == 120  # then bisect between 80 and 160
+    assert res.status == "found" and 90 <= res.peak_rps <= 100
+
+
+def test_bracket_down_when_start_fails():
+    calls: list[float] = []
+    res = find_peak(threshold_measure(30.0, calls), start_rps=100, precision=0.05)
+    assert calls[:3] == [100, 50, 25]
+    assert res.status == "found" and 30 * 0.95 <= res.peak_rps <= 30
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_noisy_curve_result_within_tolerance(seed):
+    rng = random.Random(seed)
+    threshold = 250.0
+
+    def measure(rate: float):
+        # a noisy p99: the pass/fail boundary wobbles by ~3% from run to run
+        return rate * (1 + rng.gauss(0, 0.03)) <= threshold, {}
+
+    res = find_peak(measure, start_rps=20, precision=0.05, max_probes=30)
+    assert res.status == "found"
+    assert abs(res.peak_rps - threshold) / threshold <= 0.15
+    # whatever the noise did, the reported peak is a probed rate that passed
+    assert any(p.passed and p.rate_rps == res.peak_rps for p in res.probes)
+
+
+def test_realistic_simulated_server_curve():
+    # the fake server's p99 crosses 50 ms between 300 and 360 req/s (see fakes.fake_result)
+    res = find_peak(fake_measure(50.0), start_rps=25, precision=0.05)
+    assert res.status == "found"
+    assert 200 < res.peak_rps < 360
+    ok, _ = fake_measure(50.0)(res.peak_rps)
+    assert ok
+
+
+def test_never_passing_gives_none_with_reason():
+    def measure(rate: float):
+        return False, {"reason": "INVALID run: generator CPU 97% > 90%"}
+
+    res = find_peak(measure, start_rps=16, min_rps=1, precision=0.05)
+    assert res.peak_rps is None
+    assert res.status == "never_passed"
+    assert "generator CPU" in res.reason and "1" in res.reason
+    assert min(p.rate_rps for p in res.probes) == 1
+    assert res.to_dict()["peak_rps"] is None
+
+
+def test_always_passing_is_capped_and_flagged():
+    res = find_peak(lambda r: (True, {}), start_rps=10, max_rps=500, precision=0.05)
+    assert res.peak_rps == 500
+    assert res.status == "capped" and res.capped
+    assert "cap" in res.reason
+    assert res.probes[-1].rate_rps == 500
+    assert res.to_dict()["capped"] is True
+
+
+def test_probe_limit_keeps_best_bracket():
+    res = find_peak(threshold_measure(100.0), start_rps=10, precision=0.001, max_probes=6)
+    assert res.status == "probe_limit"
+    assert len(res.probes) == 6
+    assert res.peak_rps is not None and res.peak_rps <= 100
+
+
+def test_probe_info_is_kept():
+    res = find_peak(threshold_measure(40.0), start_rps=10, precision=0.2)
+    d = res.to_dict()
+    assert all("reason" in p["info"] for p in d["probes"])
+    assert d["relative_gap"] <= 0.2
+
+
+@pytest.mark.parametrize("kwargs", [dict(start_rps=0), dict(start_rps=1, precision=0), dict(start_rps=1, growth=1),
+                                    dict(start_rps=1, min_rps=2), dict(start_rps=1, max_rps=-1)])
+def test_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        find_peak(lambda r: (True, {}), **kwargs)
