@@ -48,7 +48,7 @@ def session_options(intra_op_threads: int, inter_op_threads: int = 1) -> ort.Ses
     so.inter_op_num_threads = inter_op_threads
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # Threads of several instances must not spin against each other on a small box.
-    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if intra_op_threads > 1 else "0")
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.log_severity_level = 3
     return so
 

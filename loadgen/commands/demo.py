@@ -1,0 +1,98 @@
+"""`inferload demo`: the whole product in two minutes on one machine.
+
+Starts the server on a free loopback port with the built-in models, then runs — each as the `inferload`
+command a user would type, printed before it runs — the in-process baseline, the latency preset and the
+throughput preset against `mobilenet_v2`, a short open-loop run against `resnet50`, and a peak search under a
+p99 SLO; writes everything to `results/`, renders the HTML report, prints its path and stops the server.
+
+This process never imports locust: each load-generating step runs in its own `inferload` process.
+"""
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+
+def _inferload(args: list[str], console, *, may_fail: bool = False) -> bool:
+    cmd = [sys.executable, "-m", "loadgen.cli", *args]
+    console.rule(f"[bold]$ inferload {' '.join(shlex.quote(a) for a in args)}", align="left")
+    proc = subprocess.run(cmd)
+    if proc.returncode != 0:
+        console.print(f"[red]step failed with exit code {proc.returncode}[/red]")
+        if not may_fail:
+            raise typer.Exit(proc.returncode)
+    return proc.returncode == 0
+
+
+def demo(
+    models: Path = typer.Option(Path("models"), "--models", help="Model repository directory."),
+    out: Path = typer.Option(Path("results"), "--out", help="Directory for result JSON and the HTML report."),
+    model: str = typer.Option("mobilenet_v2", "--model", help="Model for the latency, throughput and peak steps."),
+    heavy_model: str = typer.Option("resnet50", "--heavy-model", help="Model for the short open-loop step."),
+    heavy_rate: float = typer.Option(10.0, "--heavy-rate", min=0.1, help="Open-loop rate (req/s) for the heavy model."),
+    duration: float = typer.Option(8.0, "--duration", min=1.0, help="Measured seconds per run."),
+    warmup: float = typer.Option(2.0, "--warmup", min=0.0, help="Warm-up seconds per run."),
+    slo_p99_ms: float = typer.Option(50.0, "--slo-p99-ms", min=0.01, help="p99 bound for the peak search."),
+    peak_start: float = typer.Option(40.0, "--peak-start", min=0.1, help="First rate the peak search probes."),
+    server_threads: int = typer.Option(1, "--server-threads", min=1,
+                                       help="ORT threads per instance; the rest of the CPUs are left to the load generator."),
+) -> None:
+    """Start the server, run short load tests, print the summaries, write results/ and the HTML report."""
+    from rich.console import Console
+
+    from loadgen.serverproc import ServerProcess
+    from server.repository import ConfigError, ensure_built, load_repository
+
+    console = Console()
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = out / f"demo-{stamp}"
+    run_dir.mkdir()
+    names = [model, heavy_model]
+    try:
+        repo = load_repository(models, names)
+        for cfg in repo.values():
+            ensure_built(cfg)
+    except ConfigError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+
+    console.rule("[bold]inferload demo")
+    console.print(f"starting the model server with {', '.join(names)} (log: {run_dir / 'server.log'}) ...")
+    t0 = time.perf_counter()
+    # Server and load generator share this machine: leave the generator a CPU, or it falls behind its schedule
+    # and the open-loop runs are (rightly) INVALID. On separate machines, drop this override.
+    console.print(f"server uses {server_threads} ORT thread(s) per instance; the other CPUs are the load generator's")
+    overrides = {"instances": {"intra_op_threads": server_threads}}
+    with ServerProcess(models, model_names=names, overrides=overrides, log_path=run_dir / "server.log") as srv:
+        console.print(f"server ready at [bold]{srv.url}[/bold] in {time.perf_counter() - t0:.1f}s")
+        common = ["--target", srv.url, "--duration", f"{duration:g}", "--warmup", f"{warmup:g}"]
+        bench = run_dir / f"bench-{model}.json"
+        _inferload(["bench", "--model", model, "--models", str(models), "--batch", "1,8", "--instances", "1", "--threads", str(server_threads),
+                    "--duration", f"{max(2.0, duration / 2):g}", "--warmup", "1", "--out", str(bench)], console)
+        _inferload(["run", *common, "--model", model, "--preset", "latency",
+                    "--out", str(run_dir / f"{model}-latency.json")], console)
+        _inferload(["run", *common, "--model", model, "--preset", "throughput",
+                    "--out", str(run_dir / f"{model}-throughput.json")], console)
+        _inferload(["run", *common, "--model", heavy_model, "--mode", "open", "--rate", f"{heavy_rate:g}",
+                    "--out", str(run_dir / f"{heavy_model}-open.json")], console)
+        peak_dir = run_dir / f"peak-{model}"
+        _inferload(["peak", *common, "--model", model, "--slo-p99-ms", f"{slo_p99_ms:g}", "--start-rate",
+                    f"{peak_start:g}", "--precision", "0.1", "--max-probes", "8", "--raw-limit", str(bench),
+                    "--out", str(peak_dir)], console, may_fail=True)
+    console.print("server stopped")
+    html = run_dir / "report.html"
+    _inferload(["report", str(run_dir / f"{model}-latency.json"), str(run_dir / f"{model}-throughput.json"),
+                str(run_dir / f"{heavy_model}-open.json"), str(peak_dir), str(bench), "--html", str(html)], console)
+    console.rule("[bold green]demo done")
+    console.print(f"results: {run_dir}/")
+    console.print(f"HTML report: [bold]{html.resolve()}[/bold]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
