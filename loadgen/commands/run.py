@@ -1,0 +1,122 @@
+"""`inferload run`: one load-generation run against an OIP v2 server.
+
+Precedence: built-in defaults < --scenario FILE.toml < --preset < explicit flags.
+Presets:
+  latency     closed loop, 1 user, batch 1, no think time (MLPerf SingleStream-like: per-request latency).
+  throughput  closed loop, batch min(8, max_batch_size), users = 2 x max_batch_size (from the model's Triton
+              config; 8 when unknown) so the server's queue never runs dry and dynamic batches fill up;
+              read items_per_s. (Closed loop on purpose: saturation, not latency, is the question.)
+Locust is imported only inside the command (via loadgen.runner.run_scenario), never at CLI start-up.
+"""
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from typing import Any, Optional
+
+import typer
+
+
+class Preset(str, Enum):
+    latency = "latency"
+    throughput = "throughput"
+
+
+def _preset_values(preset: Preset, target: str, model: str, timeout_s: float) -> dict[str, Any]:
+    if preset == Preset.latency:
+        return {"mode": "closed", "users": 1, "batch": 1, "think_time_ms": 0.0, "rate_rps": None}
+    from loadgen.payloads import fetch_model_info
+
+    max_bs = 8
+    try:
+        cfg = fetch_model_info(target, model, timeout_s).get("config") or {}
+        max_bs = int(cfg.get("max_batch_size") or 8)
+    except Exception:  # noqa: BLE001 - fall back to 8; the run itself reports connection problems
+        pass
+    return {"mode": "closed", "users": 2 * max_bs, "batch": min(8, max_bs), "rate_rps": None}
+
+
+def run(
+    target: Optional[str] = typer.Option(None, "--target", help="Server base URL, e.g. http://127.0.0.1:8000"),
+    model: Optional[str] = typer.Option(None, "--model", help="Model name"),
+    mode: Optional[str] = typer.Option(None, "--mode", help="open | closed (inferred from --rate / --users)"),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Open loop: arrivals per second (all workers)"),
+    arrival: Optional[str] = typer.Option(None, "--arrival", help="poisson (default) | constant"),
+    users: Optional[int] = typer.Option(None, "--users", help="Closed loop: concurrent users"),
+    think_time_ms: Optional[float] = typer.Option(None, "--think-time-ms", help="Closed loop think time"),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Measurement window, seconds (default 10)"),
+    warmup: Optional[float] = typer.Option(None, "--warmup", help="Warm-up, seconds (default 2)"),
+    payload: Optional[str] = typer.Option(None, "--payload", help="binary (default) | json | image"),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Items per request (default 1)"),
+    images: Optional[str] = typer.Option(None, "--images", help="Directory of .jpg/.png for --payload image"),
+    timeout_ms: Optional[float] = typer.Option(None, "--timeout-ms", help="Per-request timeout (default 30000)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for arrivals and payloads (default 1)"),
+    slo_p99_ms: Optional[float] = typer.Option(None, "--slo-p99-ms", help="Report whether p99 meets this bound"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Local Locust worker processes (0 = in-process)"),
+    max_in_flight: Optional[int] = typer.Option(None, "--max-in-flight", help="Open-loop in-flight cap (drops beyond)"),
+    scenario_file: Optional[str] = typer.Option(None, "--scenario", help="Scenario TOML; flags override it"),
+    preset: Optional[Preset] = typer.Option(None, "--preset", help="latency | throughput (see docs)"),
+    out: Optional[str] = typer.Option(None, "--out", help="Write the result JSON here"),
+    csv_path: Optional[str] = typer.Option(None, "--csv", help="Write the per-second time series CSV here"),
+    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on 127.0.0.1:PORT"),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a TTY)"),
+) -> None:
+    """Generate load (open or closed loop) and report latency, throughput and validity."""
+    from rich.console import Console
+
+    from loadgen.report.csv_report import write_csv
+    from loadgen.report.json_report import write_json
+    from loadgen.report.terminal import print_summary
+    from loadgen.scenario import Scenario, ScenarioError
+
+    console = Console(stderr=False)
+    flags = {
+        "target": target, "model": model, "mode": mode, "rate_rps": rate, "arrival": arrival, "users": users,
+        "think_time_ms": think_time_ms, "duration_s": duration, "warmup_s": warmup, "payload": payload,
+        "batch": batch, "images_dir": images, "timeout_ms": timeout_ms, "seed": seed, "slo_p99_ms": slo_p99_ms,
+        "workers": workers, "max_in_flight": max_in_flight,
+    }
+    flags = {k: v for k, v in flags.items() if v is not None}
+    if rate is not None and mode is None and users is None:
+        flags["mode"] = "open"
+    elif users is not None and mode is None and rate is None:
+        flags["mode"] = "closed"
+    try:
+        base: dict[str, Any] = {}
+        if scenario_file:
+            base = Scenario.from_toml(scenario_file).model_dump()
+        if preset is not None:
+            t, m = flags.get("target", base.get("target")), flags.get("model", base.get("model"))
+            if not t or not m:
+                raise ScenarioError("--preset needs --target and --model")
+            base.update(_preset_values(preset, t, m, 10.0))
+        data = {**base, **flags}
+        if data.get("mode") == "open" and "users" not in flags:
+            data["users"] = None
+        if data.get("mode") == "closed" and "rate_rps" not in flags:
+            data["rate_rps"] = None
+        sc = Scenario.build(data, source=scenario_file or "command line")
+    except ScenarioError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+
+    from loadgen.payloads import PayloadError
+    from loadgen.runner import run_scenario
+
+    show = sys.stdout.isatty() if progress is None else progress
+    try:
+        result = run_scenario(sc, progress=show, metrics_port=metrics_port)
+    except PayloadError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    print_summary(result, console)
+    if out:
+        write_json(result, out)
+        console.print(f"result JSON: {out}")
+    if csv_path:
+        write_csv(result, csv_path)
+        console.print(f"time series CSV: {csv_path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)

@@ -1,0 +1,161 @@
+"""The result JSON (schema_version 1) — pinned: the sweep/report code reads these fields.
+
+Every duration is in milliseconds (`_ms`), rates in requests/s (`_rps`), `duration_s`/`warmup_s` in seconds.
+`build_result` is pure (recorded data in, dict out); `write_json`/`load_json` do the file I/O.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from loadgen import analysis
+from loadgen.recorder import SERVER_STAGES, RecordData, encode_histogram, new_histogram
+from loadgen.scenario import Scenario
+
+SCHEMA_VERSION = 1
+
+
+def machine_info() -> dict[str, Any]:
+    cpu_model = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    try:
+        locust_version = metadata.version("locust")
+    except metadata.PackageNotFoundError:
+        locust_version = None
+    return {
+        "cpu_model": cpu_model,
+        "cpus": cpus,
+        "python": platform.python_version(),
+        "locust": locust_version,
+        "platform": platform.platform(),
+    }
+
+
+def build_result(
+    data: RecordData,
+    scenario: Scenario,
+    *,
+    started_at: str,
+    server: dict[str, Any] | None = None,
+    machine: dict[str, Any] | None = None,
+    extra_warnings: list[str] | None = None,
+    extra_notes: list[str] | None = None,
+) -> dict[str, Any]:
+    data.flush()
+    m = data.phases["measure"]
+    T = scenario.duration_s
+    completed, failed = m.success, m.failure
+    achieved = completed / T
+    offered = m.sent / T
+    succ = m.hists.get("success")
+    finished = completed + failed
+    delayed_fraction = (m.delayed / finished) if finished else 0.0
+    insufficient = analysis.insufficient_percentiles(completed)
+    cpu = analysis.cpu_summary(data.cpu)
+    open_loop = scenario.mode == "open"
+    valid, reasons, warnings = analysis.validity(
+        mode=scenario.mode,
+        duration_s=T,
+        completed=completed,
+        failed=failed,
+        errors=m.errors,
+        insufficient=insufficient,
+        target_rate_rps=scenario.rate_rps if open_loop else None,
+        achieved_rate_rps=achieved,
+        delayed_fraction=delayed_fraction,
+        dropped=m.dropped,
+        max_in_flight=scenario.max_in_flight if open_loop else None,
+        cpu_max_percent=cpu["max"],
+        scheduled=(m.sent + m.dropped) if open_loop else None,
+    )
+    warnings += list(extra_warnings or [])
+    notes = [] if open_loop else [analysis.CLOSED_LOOP_NOTE]
+    notes.append(
+        "latency is measured from each request's scheduled instant"
+        + (" (open loop: the precomputed arrival schedule)" if open_loop else " (closed loop: its send instant)")
+        + "; failures are excluded from latency_ms"
+    )
+    notes += list(extra_notes or [])
+    lat = analysis.latency_summary_ms(succ)
+    slo = None
+    if scenario.slo_p99_ms is not None:
+        p99 = lat["p99"]
+        slo = {"p99_ms": scenario.slo_p99_ms, "met": bool(p99 is not None and p99 <= scenario.slo_p99_ms)}
+    h = m.hists
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": "inferload",
+        "started_at": started_at,
+        "mode": scenario.mode,
+        "target_rate_rps": scenario.rate_rps if open_loop else None,
+        "users": scenario.users if not open_loop else None,
+        "duration_s": T,
+        "warmup_s": scenario.warmup_s,
+        "batch": scenario.batch,
+        "completed": completed,
+        "failed": failed,
+        "achieved_rate_rps": round(achieved, 3),
+        "offered_rate_rps": round(offered, 3),
+        "items_per_s": round(achieved * scenario.batch, 3),
+        "latency_ms": lat,
+        "latency_insufficient": insufficient,
+        "errors": dict(sorted(m.errors.items())),
+        "delayed_fraction": round(delayed_fraction, 6),
+        "delayed": m.delayed,
+        "dropped": m.dropped,
+        "schedule_lag_ms": analysis.p50_p99_max_ms(h.get("lag")),
+        "server_timing_ms": {k: analysis.p50_p99_mean_ms(h.get(k)) for k in SERVER_STAGES},
+        "decomposition_ms": {
+            "client_lag": analysis.p50_mean_ms(h.get("lag")),
+            "network_http": analysis.p50_mean_ms(h.get("network")),
+            "queue": analysis.p50_mean_ms(h.get("queue")),
+            "compute": analysis.p50_mean_ms(h.get("compute")),
+            "preprocess": analysis.p50_mean_ms(h.get("preprocess")),
+        },
+        "batch_size": dict(sorted(m.batch_sizes.items(), key=lambda kv: int(kv[0]))),
+        "percentiles": analysis.percentile_distribution_ms(succ),
+        "histogram_b64": encode_histogram(succ if succ is not None else new_histogram()),
+        "histogram_unit": "us",
+        "timeseries": analysis.timeseries_rows(data.seconds, scenario.warmup_s, scenario.end_s),
+        "generator_cpu_percent": cpu,
+        "slo": slo,
+        "valid": valid,
+        "invalid_reasons": reasons,
+        "warnings": warnings,
+        "notes": notes,
+        "phases": {
+            p: {"sent": d.sent, "completed": d.success, "failed": d.failure, "dropped": d.dropped}
+            for p, d in data.phases.items()
+        },
+        "scenario": scenario.model_dump(mode="json"),
+        "server": server or {},
+        "machine": machine if machine is not None else machine_info(),
+    }
+
+
+def write_json(result: dict[str, Any], path: str | Path) -> None:
+    p = Path(path)
+    if p.parent and not p.parent.exists():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
+
+
+def load_json(path: str | Path) -> dict[str, Any]:
+    result = json.loads(Path(path).read_text())
+    if result.get("tool") != "inferload" or result.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"{path}: not an inferload result with schema_version {SCHEMA_VERSION}")
+    return result

@@ -1,0 +1,85 @@
+"""Rich terminal summary of one result dict (schema_version 1)."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _ms(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v:.3f}" if v < 10 else (f"{v:.2f}" if v < 100 else f"{v:.1f}")
+
+
+def print_summary(result: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    sc = result.get("scenario", {})
+    if result["mode"] == "open":
+        load = f"open loop, {sc.get('arrival', '?')} arrivals at {result['target_rate_rps']:g} req/s"
+    else:
+        load = f"closed loop, {result['users']} users, think {sc.get('think_time_ms', 0):g} ms"
+    console.print(
+        f"[bold]inferload[/bold] {sc.get('model', '?')} @ {sc.get('target', '?')} — {load}, "
+        f"batch {sc.get('batch', 1)}, payload {sc.get('payload', '?')}, "
+        f"{result['duration_s']:g} s measured after {result['warmup_s']:g} s warm-up"
+    )
+
+    t = Table(title="Throughput", show_header=True, header_style="bold")
+    for col in ("completed", "failed", "dropped", "offered req/s", "achieved req/s", "items/s", "delayed"):
+        t.add_column(col, justify="right")
+    t.add_row(
+        str(result["completed"]),
+        str(result["failed"]),
+        str(result["dropped"]),
+        f"{result['offered_rate_rps']:.1f}",
+        f"{result['achieved_rate_rps']:.1f}",
+        f"{result['items_per_s']:.1f}",
+        f"{result['delayed_fraction']:.2%}",
+    )
+    console.print(t)
+
+    lat = result["latency_ms"]
+    insufficient = set(result.get("latency_insufficient", []))
+    lt = Table(title="Latency of successes (ms, from the scheduled instant)", header_style="bold")
+    keys = ["min", "p50", "p90", "p95", "p99", "p999", "max", "mean", "stdev"]
+    for k in keys:
+        lt.add_column(k + ("*" if k in insufficient else ""), justify="right")
+    lt.add_row(*[_ms(lat.get(k)) for k in keys])
+    console.print(lt)
+    if insufficient:
+        console.print(f"  * too few samples beyond: {', '.join(sorted(insufficient))}")
+
+    dec = result.get("decomposition_ms", {})
+    if any(v.get("p50") is not None for k, v in dec.items() if k != "client_lag"):
+        dt = Table(title="Latency decomposition (ms)", header_style="bold")
+        dt.add_column("stage")
+        dt.add_column("p50", justify="right")
+        dt.add_column("mean", justify="right")
+        for k, v in dec.items():
+            dt.add_row(k, _ms(v.get("p50")), _ms(v.get("mean")))
+        console.print(dt)
+    if result.get("batch_size"):
+        console.print("executed batch sizes: " + ", ".join(f"{k}: {v}" for k, v in result["batch_size"].items()))
+    if result.get("errors"):
+        console.print("[red]errors:[/red] " + ", ".join(f"{k}: {v}" for k, v in result["errors"].items()))
+    lag = result.get("schedule_lag_ms", {})
+    cpu = result.get("generator_cpu_percent", {})
+    console.print(
+        f"schedule lag p50/p99/max: {_ms(lag.get('p50'))}/{_ms(lag.get('p99'))}/{_ms(lag.get('max'))} ms; "
+        f"generator CPU max/mean: {cpu.get('max')}/{cpu.get('mean')} %"
+    )
+    slo = result.get("slo")
+    if slo:
+        console.print(f"SLO p99 <= {slo['p99_ms']:g} ms: " + ("[green]met[/green]" if slo["met"] else "[red]missed[/red]"))
+    if result["valid"]:
+        console.print("[bold green]VALID[/bold green]")
+    else:
+        console.print("[bold red]INVALID[/bold red]")
+        for r in result["invalid_reasons"]:
+            console.print(f"  [red]✗[/red] {r}")
+    for w in result.get("warnings", []):
+        console.print(f"  [yellow]![/yellow] {w}")
+    for n in result.get("notes", []):
+        console.print(f"  [dim]note: {n}[/dim]")

@@ -1,0 +1,271 @@
+"""Headless Locust run of one Scenario -> result dict (pinned: `run_scenario`).
+
+`run_scenario` may be called many times in one process (sweeps): each call builds a fresh Environment
+(with its own Events), its own LoadContext/Collector, and stops every greenlet, worker process and metrics
+server it started. Locust (and so gevent's monkey-patching) is imported inside `run_scenario` only.
+
+Timer precision: gevent's default libev backend (epoll) rounds every sleep up to a whole millisecond;
+before gevent is first imported we select libev's `select` backend (GEVENT_BACKEND=select, microsecond
+timeouts), which keeps the open-loop schedule lag at ~0.1 ms. Worker processes inherit the setting.
+
+--workers N: N local `locust -f loadgen/locustfile.py --worker` processes connect over 127.0.0.1 to an
+in-process MasterRunner; each runs stream k of N of the schedule (rate/N, derived seed); their recorder
+deltas arrive with Locust's worker reports (report_to_master / worker_report) plus one final
+`inferload_final` message, and are merged exactly here.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from loadgen.exporter import LoadgenMetrics, MetricsServer
+from loadgen.recorder import RecordData
+from loadgen.report.json_report import build_result, machine_info
+from loadgen.scenario import Scenario
+
+LOCUSTFILE = str(Path(__file__).with_name("locustfile.py"))
+WORKER_START_TIMEOUT_S = 60.0
+TICK_S = 0.25
+
+
+class Collector:
+    """Master/local aggregate: merges recorder deltas (exactly), feeds the exporter, tracks finals."""
+
+    def __init__(self, scenario: Scenario, metrics: LoadgenMetrics | None = None) -> None:
+        self.scenario = scenario
+        self.total = RecordData()
+        self.metrics = metrics
+        self.finals: set[str] = set()
+        self.in_flight: dict[str, int] = {}
+        self.live = {"sent": 0, "success": 0, "failure": 0, "dropped": 0}
+        if metrics is not None:
+            metrics.set_load(rate_rps=scenario.rate_rps if scenario.mode == "open" else None,
+                             users=scenario.users if scenario.mode == "closed" else None)
+
+    def add(self, delta: RecordData, source: str) -> None:
+        self.total.merge(delta)
+        self.in_flight[source] = delta.in_flight_now
+        for p in delta.phases.values():
+            self.live["sent"] += p.sent
+            self.live["success"] += p.success
+            self.live["failure"] += p.failure
+            self.live["dropped"] += p.dropped
+        if self.metrics is not None:
+            self.metrics.observe(delta, source)
+
+    def on_worker_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
+        wire = data.get("inferload")
+        if wire:
+            self.add(RecordData.from_wire(wire), client_id)
+
+    def on_final(self, environment: Any = None, msg: Any = None, **_: Any) -> None:
+        self.add(RecordData.from_wire(msg.data["delta"]), msg.node_id)
+        self.in_flight[msg.node_id] = 0
+        self.finals.add(msg.node_id)
+
+
+def _quiet_spawn_rate(record: logging.LogRecord) -> bool:
+    """All users start at once on purpose (the warm-up absorbs it): drop Locust's high-spawn-rate warning."""
+    return "spawn rate is very high" not in record.getMessage()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _prepare_gevent() -> list[str]:
+    os.environ.setdefault("GEVENT_BACKEND", "select")
+    import gevent
+
+    backend = getattr(gevent.get_hub().loop, "backend", "?")
+    if backend != "select":
+        return [f"gevent loop backend is {backend!r}, not 'select': sleeps round up to 1 ms, schedule lag is coarser"]
+    return []
+
+
+class _Progress:
+    def __init__(self, enabled: bool, scenario: Scenario) -> None:
+        self.enabled = enabled
+        self.scenario = scenario
+        self.prog: Any = None
+        if enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.prog = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                                 TextColumn("{task.fields[stats]}"), transient=True, auto_refresh=False)
+            self.prog.start()
+            self.task = self.prog.add_task("starting", total=scenario.end_s, stats="")
+
+    def update(self, elapsed: float, coll: Collector) -> None:
+        if not self.enabled:
+            return
+        sc = self.scenario
+        phase = "warm-up" if elapsed < sc.warmup_s else ("measure" if elapsed < sc.end_s else "drain")
+        lv = coll.live
+        stats = (f"ok {lv['success']}  err {lv['failure']}  drop {lv['dropped']}  "
+                 f"in-flight {sum(coll.in_flight.values())}")
+        self.prog.update(self.task, completed=min(elapsed, sc.end_s), description=phase, stats=stats)
+        self.prog.refresh()
+
+    def close(self) -> None:
+        if self.prog is not None:
+            self.prog.stop()
+
+
+def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: int | None = None) -> dict:
+    """Run one scenario headless; return the result dict (schema_version 1, see report/json_report.py)."""
+    from loadgen.payloads import fetch_model_info
+
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    warnings = _prepare_gevent()
+    info = fetch_model_info(scenario.target, scenario.model, timeout_s=min(10.0, scenario.timeout_ms / 1000))
+
+    import gevent
+    from locust.env import Environment
+    from locust.event import Events
+
+    from loadgen.users import InferenceUser, LoadContext
+
+    logging.getLogger("locust.runners").addFilter(_quiet_spawn_rate)
+    metrics = LoadgenMetrics() if metrics_port is not None else None
+    server = MetricsServer(metrics, metrics_port) if metrics is not None and metrics_port is not None else None
+    coll = Collector(scenario, metrics)
+    env = Environment(user_classes=[InferenceUser], events=Events(), host=scenario.target)
+    prog = _Progress(progress, scenario)
+    workers = scenario.workers
+    if scenario.mode == "closed" and workers > (scenario.users or 0):
+        warnings.append(f"--workers {workers} reduced to {scenario.users}: each worker needs at least one user")
+        workers = scenario.users or 0
+    gc.collect()
+    gc.freeze()  # setup objects (payload pools, schedules) leave the GC's scans: fewer pauses mid-run
+    try:
+        if workers == 0:
+            _run_local(env, scenario, info, coll, prog, LoadContext, gevent)
+        else:
+            warnings += _run_distributed(env, scenario, info, coll, prog, workers, gevent)
+    finally:
+        gc.unfreeze()
+        prog.close()
+        if server is not None:
+            server.stop()
+    extra_notes = []
+    if workers:
+        extra_notes.append(f"{workers} worker processes, each following 1/{workers} of the load; histograms merged exactly")
+    return build_result(
+        coll.total, scenario, started_at=started_at,
+        server={"server": info["server"], "model": info["metadata"], "model_config": info.get("config")},
+        machine=machine_info(), extra_warnings=warnings, extra_notes=extra_notes,
+    )
+
+
+def _hard_deadline(scenario: Scenario) -> float:
+    return time.monotonic() + scenario.end_s + scenario.timeout_ms / 1000 + 30.0
+
+
+def _run_local(env: Any, scenario: Scenario, info: dict, coll: Collector, prog: _Progress, ctx_cls: Any,
+               gevent: Any) -> None:
+    ctx = ctx_cls(scenario, info, stream=0, streams=1, source="local")
+    ctx.attach(env)
+    runner = env.create_local_runner()
+    try:
+        n = 1 if scenario.mode == "open" else int(scenario.users or 1)
+        runner.start(n, spawn_rate=max(1000, n))
+        deadline = _hard_deadline(scenario)
+        last_take = time.monotonic()
+        while not ctx.finished.is_set() and time.monotonic() < deadline:
+            ctx.finished.wait(TICK_S)
+            if time.monotonic() - last_take >= 1.0:
+                coll.add(ctx.recorder.take(), "local")
+                last_take = time.monotonic()
+            if ctx.t0 is not None:
+                prog.update(time.perf_counter() - ctx.t0, coll)
+        coll.add(ctx.recorder.take(), "local")
+    finally:
+        ctx.detach(env)
+        runner.quit()
+
+
+def _run_distributed(env: Any, scenario: Scenario, info: dict, coll: Collector, prog: _Progress, workers: int,
+                     gevent: Any) -> list[str]:
+    warnings: list[str] = []
+    port = _free_port()
+    master = env.create_master_runner(master_bind_host="127.0.0.1", master_bind_port=port)
+    env.events.worker_report.add_listener(coll.on_worker_report)
+    master.register_message("inferload_final", coll.on_final)
+    child_env = dict(os.environ)
+    child_env.update({
+        "GEVENT_BACKEND": "select",
+        "INFERLOAD_SCENARIO_JSON": scenario.model_dump_json(),
+        "INFERLOAD_MODEL_INFO_JSON": json.dumps(info),
+        "INFERLOAD_STREAMS": str(workers),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent), child_env.get("PYTHONPATH", "")]),
+    })
+    logdir = tempfile.mkdtemp(prefix="inferload-workers-")
+    procs: list[subprocess.Popen] = []
+    try:
+        for k in range(workers):
+            logf = open(os.path.join(logdir, f"worker{k}.log"), "wb")  # noqa: SIM115
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--worker", "--master-host", "127.0.0.1",
+                 "--master-port", str(port), "--loglevel", "WARNING"],
+                env=child_env, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            ))
+            logf.close()
+        t_start = time.monotonic()
+        while len(master.clients.ready) < workers:
+            if time.monotonic() - t_start > WORKER_START_TIMEOUT_S or any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"workers did not connect; logs in {logdir}: " + _tail_logs(logdir))
+            gevent.sleep(0.05)
+        cpu_pids = [p.pid for p in procs]
+        n = workers if scenario.mode == "open" else int(scenario.users or workers)
+        master.start(n, spawn_rate=max(1000, n))
+        t_run = time.perf_counter()
+        deadline = _hard_deadline(scenario)
+        while len(coll.finals) < workers and time.monotonic() < deadline:
+            gevent.sleep(TICK_S)
+            prog.update(time.perf_counter() - t_run, coll)
+            if any(p.poll() is not None for p in procs):
+                warnings.append("a worker process exited before finishing; logs: " + _tail_logs(logdir))
+                break
+        if len(coll.finals) < workers:
+            warnings.append(f"only {len(coll.finals)} of {workers} workers delivered their final report")
+        del cpu_pids
+    finally:
+        try:
+            master.quit()
+        except Exception:  # noqa: BLE001
+            pass
+        try:
+            master.server.close()
+        except Exception:  # noqa: BLE001
+            pass
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.terminate()
+                try:
+                    p.wait(timeout=3)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+    return warnings
+
+
+def _tail_logs(logdir: str, n: int = 1500) -> str:
+    out = []
+    for f in sorted(Path(logdir).glob("*.log")):
+        out.append(f"[{f.name}] " + f.read_text(errors="replace")[-n:])
+    return "\n".join(out)

@@ -1,0 +1,113 @@
+"""Scenario: everything that defines one load-generation run (pinned API; sweeps and reports use it).
+
+A scenario is typed and validated at the edge. It can come from CLI flags, from a TOML file
+(`Scenario.from_toml(path, **overrides)`: fields at top level or under a `[scenario]` table), or both
+(flags override the file). `mode` may be omitted: it is inferred from `rate_rps` (open) or `users` (closed).
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot run; the message names the source, the field and the fix."""
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    target: str
+    """Base URL of the OIP v2 server, e.g. http://127.0.0.1:8000"""
+    model: str
+    mode: Literal["open", "closed"]
+    rate_rps: float | None = None
+    """Open loop: target arrival rate (requests/s, all workers together)."""
+    arrival: Literal["poisson", "constant"] = "poisson"
+    users: int | None = None
+    """Closed loop: number of concurrent users (each sends, waits for the answer, thinks)."""
+    think_time_ms: float = 0
+    duration_s: float = 10
+    """Measurement window (requests *scheduled* inside it count)."""
+    warmup_s: float = 2
+    payload: Literal["binary", "json", "image"] = "binary"
+    batch: int = 1
+    """Items per request (client-side batch)."""
+    images_dir: str | None = None
+    timeout_ms: float = 30000
+    seed: int = 1
+    slo_p99_ms: float | None = None
+    workers: int = 0
+    """0 = generate load in this process; N = N local Locust worker processes (master in-process)."""
+    max_in_flight: int = 10000
+    """Open loop cap on requests in flight (split evenly across workers); hitting it is a client-side drop."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _infer_mode(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("mode") is None:
+            data = dict(data)
+            if data.get("rate_rps") is not None:
+                data["mode"] = "open"
+            elif data.get("users") is not None:
+                data["mode"] = "closed"
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> "Scenario":
+        if not self.target.startswith(("http://", "https://")):
+            raise ValueError(f"target {self.target!r} must be an http:// or https:// URL")
+        if self.mode == "open" and (self.rate_rps is None or self.rate_rps <= 0):
+            raise ValueError("mode 'open' needs rate_rps > 0 (CLI: --rate R)")
+        if self.mode == "closed" and (self.users is None or self.users < 1):
+            raise ValueError("mode 'closed' needs users >= 1 (CLI: --users N)")
+        for name in ("duration_s", "timeout_ms"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+        for name in ("warmup_s", "think_time_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.batch < 1:
+            raise ValueError("batch must be >= 1")
+        if self.workers < 0:
+            raise ValueError("workers must be >= 0")
+        if self.max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
+        if self.images_dir is not None and self.payload != "image":
+            raise ValueError("images_dir needs payload 'image'")
+        return self
+
+    @property
+    def end_s(self) -> float:
+        """Offset (from t0) where scheduling / sending stops: warm-up + measurement."""
+        return self.warmup_s + self.duration_s
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides: Any) -> "Scenario":
+        """Load a scenario file; keyword overrides whose value is None are ignored (unset CLI flags)."""
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError as e:
+            raise ScenarioError(f"{path}: file not found") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ScenarioError(f"{path}: invalid TOML: {e}") from e
+        if isinstance(raw.get("scenario"), dict):
+            raw = {**{k: v for k, v in raw.items() if k != "scenario"}, **raw["scenario"]}
+        data = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
+        return cls.build(data, source=str(path))
+
+    @classmethod
+    def build(cls, data: dict[str, Any], source: str = "scenario") -> "Scenario":
+        """Validate a dict; on error raise ScenarioError naming the source and each bad field."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            lines = []
+            for err in e.errors():
+                loc = ".".join(str(x) for x in err["loc"]) or "(scenario)"
+                lines.append(f"{source}: field {loc}: {err['msg']}")
+            raise ScenarioError("\n".join(lines)) from None

@@ -1,0 +1,67 @@
+"""Pure arrival schedules for the open loop: absolute offsets (seconds) from t0, computed in advance.
+
+A schedule fixed in advance, with latency measured from each scheduled instant, is what defeats
+coordinated omission (wrk2, MLPerf LoadGen Server scenario). No I/O, no clocks: unit-tested directly.
+
+With `streams` = W worker processes, stream k follows rate/W:
+- poisson: an independent Poisson process of rate/W seeded with derive_seed(seed, k). The superposition
+  of W independent Poisson streams is a Poisson stream of the full rate.
+- constant: instants (k + i*W)/rate, i = 0, 1, ... so that the W streams interleave into one constant
+  stream of the full rate (to the extent the workers' t0 coincide).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def derive_seed(seed: int, stream: int) -> int:
+    """A distinct, deterministic 63-bit seed for stream `stream` of a run seeded with `seed`."""
+    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(stream) & 0xFFFFFFFF]).generate_state(2)
+    return int((int(state[0]) << 31) ^ int(state[1])) & 0x7FFFFFFFFFFFFFFF
+
+
+def _check(rate_rps: float, duration_s: float, stream: int, streams: int) -> None:
+    if rate_rps <= 0:
+        raise ValueError("rate_rps must be > 0")
+    if duration_s < 0:
+        raise ValueError("duration_s must be >= 0")
+    if streams < 1 or not 0 <= stream < streams:
+        raise ValueError(f"stream {stream} out of range for {streams} streams")
+
+
+def constant_offsets(rate_rps: float, duration_s: float, *, stream: int = 0, streams: int = 1) -> list[float]:
+    """Evenly spaced instants in [0, duration_s): (stream + i*streams) / rate_rps."""
+    _check(rate_rps, duration_s, stream, streams)
+    n_total = int(np.ceil(duration_s * rate_rps - 1e-9))  # instants j/rate < duration
+    idx = np.arange(stream, n_total, streams, dtype=np.float64)
+    return (idx / rate_rps).tolist()
+
+
+def poisson_offsets(
+    rate_rps: float, duration_s: float, seed: int, *, stream: int = 0, streams: int = 1
+) -> list[float]:
+    """Poisson arrivals of rate rate_rps/streams in [0, duration_s) (exponential gaps), seeded per stream."""
+    _check(rate_rps, duration_s, stream, streams)
+    rate = rate_rps / streams
+    rng = np.random.default_rng(derive_seed(seed, stream))
+    chunks: list[np.ndarray] = []
+    t = 0.0
+    chunk = max(64, int(rate * duration_s * 1.1) + 64)
+    while t < duration_s:
+        gaps = rng.exponential(1.0 / rate, size=chunk)
+        times = t + np.cumsum(gaps)
+        chunks.append(times)
+        t = float(times[-1])
+    allt = np.concatenate(chunks) if chunks else np.empty(0)
+    return allt[allt < duration_s].tolist()
+
+
+def arrival_offsets(
+    arrival: str, rate_rps: float, duration_s: float, seed: int, *, stream: int = 0, streams: int = 1
+) -> list[float]:
+    """Dispatch on the arrival process name ("poisson" | "constant")."""
+    if arrival == "constant":
+        return constant_offsets(rate_rps, duration_s, stream=stream, streams=streams)
+    if arrival == "poisson":
+        return poisson_offsets(rate_rps, duration_s, seed, stream=stream, streams=streams)
+    raise ValueError(f"unknown arrival process {arrival!r} (poisson|constant)")

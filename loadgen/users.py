@@ -1,0 +1,289 @@
+"""Locust users: the open-loop dispatcher and the closed-loop user (one class, `InferenceUser`).
+
+Imports locust/gevent at module level: import this module only inside functions that generate load
+(runner.run_scenario, the locustfile), never from anything the CLI imports at startup.
+
+Per generating process there is one `LoadContext` (attached as `environment.inferload`): the scenario,
+its payload pool, the precomputed schedule (open loop), the Recorder, and the end-of-run bookkeeping.
+
+Open loop: the first InferenceUser of a process becomes the dispatcher (further ones idle: with
+`locust -f`, run one user per worker process). It walks the precomputed schedule, sleeps (gevent) until
+each scheduled instant and spawns the request in its own greenlet without waiting for earlier ones. Latency
+runs from the scheduled instant. When `max_in_flight` (per process: cap / streams) requests are in flight,
+the next arrival is dropped and counted — never a silent wait.
+Closed loop: each InferenceUser sends, waits for the answer, thinks `think_time_ms`, repeats.
+Both fire Locust's `events.request` (so the web UI shows stats) with the exact timestamps in
+`context["inferload"]`; the Recorder listens to that event and is the source of truth.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+import gevent
+import psutil
+from gevent.event import Event
+from geventhttpclient import HTTPClient
+from locust import User, task
+
+from loadgen.payloads import SAMPLE_CHECK_EVERY, PayloadPool
+from loadgen.recorder import Recorder
+from loadgen.scenario import Scenario
+from loadgen.schedule import arrival_offsets, derive_seed
+
+log = logging.getLogger("inferload")
+perf = time.perf_counter
+
+SPIN_THRESHOLD_S = 0.002
+"""Waits longer than this sleep until EARLY_WAKE_S before the instant, then yield-spin to it (keeps the
+dispatcher's lag ~0.01 ms at low rates, where waking an idle CPU takes 0.2-0.5 ms on a VM, for <= 0.5 ms
+of CPU per arrival; at rates above 1/SPIN_THRESHOLD_S = 500/s the dispatcher never spins); shorter waits just sleep."""
+EARLY_WAKE_S = 0.0005
+BURST_YIELD = 32
+CPU_SAMPLE_INTERVAL_S = 1.0
+
+
+class InvalidResponse(Exception):
+    pass
+
+
+class HTTPStatusError(Exception):
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(f"HTTP {status}: {body[:200]!r}")
+        self.status = status
+
+
+def error_key(exc: BaseException) -> str:
+    if isinstance(exc, (gevent.Timeout, TimeoutError)):
+        return "Timeout"
+    return type(exc).__name__
+
+
+class LoadContext:
+    """State of one generating process for one run."""
+
+    def __init__(
+        self, scenario: Scenario, info: dict[str, Any], *, stream: int = 0, streams: int = 1, source: str = "local"
+    ) -> None:
+        self.scenario = scenario
+        self.info = info
+        self.stream, self.streams, self.source = stream, streams, source
+        self.recorder = Recorder(scenario.warmup_s, scenario.duration_s, source)
+        self.pool = PayloadPool(scenario, info, seed=derive_seed(scenario.seed, 1000 + stream))
+        self.path = self.pool.path
+        self.schedule: list[float] = []
+        if scenario.mode == "open":
+            assert scenario.rate_rps
+            self.schedule = arrival_offsets(
+                scenario.arrival, scenario.rate_rps, scenario.end_s, scenario.seed, stream=stream, streams=streams
+            )
+        self.cap = max(1, scenario.max_in_flight // streams)
+        u = urlparse(scenario.target)
+        self.host, self.https = u.hostname or "127.0.0.1", u.scheme == "https"
+        self.port = u.port or (443 if self.https else 80)
+        self.timeout_s = scenario.timeout_ms / 1000.0
+        self.t0: float | None = None
+        self.dispatcher_claimed = False
+        self.active_users = 0
+        self.stopping = False
+        self.finished = Event()
+        self.checked = 0
+        self.events: Any = None
+        self._cpu_glet: Any = None
+
+    # ---- wiring -------------------------------------------------------------------------------------
+    def attach(self, environment: Any) -> None:
+        environment.inferload = self
+        self.events = environment.events
+        environment.events.request.add_listener(self.recorder.on_request)
+
+    def detach(self, environment: Any) -> None:
+        self.stop()
+        try:
+            environment.events.request.remove_listener(self.recorder.on_request)
+        except (ValueError, AttributeError):
+            pass
+
+    def make_client(self, concurrency: int) -> HTTPClient:
+        return HTTPClient(
+            self.host, self.port, concurrency=concurrency, ssl=self.https,
+            connection_timeout=self.timeout_s, network_timeout=self.timeout_s,
+        )
+
+    def start_clock(self) -> float:
+        if self.t0 is None:
+            self.t0 = perf()
+            self._cpu_glet = gevent.spawn(self._sample_cpu)
+        return self.t0
+
+    def _sample_cpu(self) -> None:
+        proc = psutil.Process(os.getpid())
+        proc.cpu_percent(None)
+        assert self.t0 is not None
+        k = 1
+        while not self.finished.is_set():
+            target = self.t0 + k * CPU_SAMPLE_INTERVAL_S
+            gevent.sleep(max(0.0, target - perf()))
+            k += 1
+            self.recorder.on_cpu(perf() - self.t0 - CPU_SAMPLE_INTERVAL_S / 2, proc.cpu_percent(None))
+
+    def stop(self) -> None:
+        self.stopping = True
+        if self._cpu_glet is not None:
+            self._cpu_glet.kill(block=False)
+
+    def mark_finished(self) -> None:
+        if not self.finished.is_set():
+            self.finished.set()
+            if self._cpu_glet is not None:
+                self._cpu_glet.kill(block=False)
+
+    # ---- one request --------------------------------------------------------------------------------
+    def do_request(self, client: HTTPClient, scheduled: float) -> None:
+        """Send one request scheduled at t0+scheduled; report it through events.request."""
+        t0 = self.t0
+        assert t0 is not None
+        body, headers = self.pool.next()
+        ok, err, exc, st, data = False, None, None, None, b""
+        sent = perf()
+        try:
+            with gevent.Timeout(self.timeout_s):
+                resp = client.request("POST", self.path, body=body, headers=headers)
+                data = resp.read()
+                resp.release()
+            status = resp.status_code
+            if status == 200 and data:
+                ok = True
+                st = resp.get("server-timing")
+                if isinstance(st, list):
+                    st = ", ".join(st)
+                n = self.checked
+                self.checked = n + 1
+                if n < 3 or n % SAMPLE_CHECK_EVERY == 0:
+                    problem = self.pool.check(data, resp.get("inference-header-content-length"))
+                    if problem:
+                        ok, err, exc = False, "InvalidResponse", InvalidResponse(problem)
+            elif status == 200:
+                err, exc = "EmptyBody", InvalidResponse("HTTP 200 with an empty body")
+            else:
+                err, exc = str(status), HTTPStatusError(status, data)
+        except gevent.Timeout as e:
+            err, exc = "Timeout", TimeoutError(f"no answer within {self.scenario.timeout_ms:g} ms ({e})")
+        except Exception as e:  # noqa: BLE001 - every failure is counted by kind
+            err, exc = error_key(e), e
+        done = perf()
+        self.events.request.fire(
+            request_type="POST",
+            name=self.path,
+            response_time=(done - t0 - scheduled) * 1000.0,
+            response_length=len(data),
+            exception=exc,
+            context={"inferload": (scheduled, sent - t0, done - t0, ok, err, st)},
+        )
+
+    # ---- loops --------------------------------------------------------------------------------------
+    def run_open(self) -> None:
+        client = self.make_client(self.cap)
+        t0 = self.start_clock()
+        rec, cap, spawn, sleep = self.recorder, self.cap, gevent.spawn, gevent.sleep
+        due = 0
+        try:
+            for off in self.schedule:
+                target = t0 + off
+                wait = target - perf()
+                if wait > SPIN_THRESHOLD_S:
+                    sleep(wait - EARLY_WAKE_S)
+                    while perf() < target:
+                        sleep(0)
+                    due = 0
+                elif wait > 0:
+                    sleep(wait)
+                    due = 0
+                else:
+                    # Already due (a burst, or behind): spawn without yielding so the burst's requests go out
+                    # back to back, ahead of response processing; yield every BURST_YIELD to stay fair.
+                    due += 1
+                    if due >= BURST_YIELD:
+                        sleep(0)
+                        due = 0
+                if self.stopping:
+                    break
+                if rec.in_flight >= cap:
+                    rec.on_drop(off)
+                    continue
+                rec.on_send(off)
+                spawn(self.do_request, client, off)
+            deadline = perf() + self.timeout_s + 1.0
+            while rec.in_flight > 0 and perf() < deadline and not self.stopping:
+                sleep(0.005)
+        finally:
+            self.mark_finished()
+            client.close()
+
+    def run_closed(self) -> None:
+        client = self.make_client(1)
+        t0 = self.start_clock()
+        end = t0 + self.scenario.end_s
+        think = self.scenario.think_time_ms / 1000.0
+        rec = self.recorder
+        self.active_users += 1
+        try:
+            while not self.stopping:
+                now = perf()
+                if now >= end:
+                    break
+                rec.on_send(now - t0)
+                self.do_request(client, now - t0)
+                if think:
+                    gevent.sleep(think)
+        finally:
+            self.active_users -= 1
+            if self.active_users == 0:
+                self.mark_finished()
+            client.close()
+
+
+class InferenceUser(User):
+    """Open-loop dispatcher or closed-loop user, per `environment.inferload.scenario.mode`."""
+
+    @task
+    def generate(self) -> None:
+        ctx: LoadContext | None = getattr(self.environment, "inferload", None)
+        if ctx is None:
+            log.error("inferload: no LoadContext on the environment (run via `inferload run` or the locustfile)")
+        elif ctx.scenario.mode == "open":
+            if not ctx.dispatcher_claimed:
+                ctx.dispatcher_claimed = True
+                ctx.run_open()
+            else:
+                log.warning("inferload: open loop uses one user per process; extra users stay idle")
+        else:
+            ctx.run_closed()
+        while True:  # done: idle until the runner stops us (returning would re-run the task)
+            gevent.sleep(3600)
+
+
+def install_worker_reporting(environment: Any, get_ctx: Any) -> None:
+    """Worker side: ship recorder deltas with each Locust report (report_to_master), and a final delta
+    in an `inferload_final` message once this process's part of the run has finished and drained."""
+
+    def on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
+        ctx = get_ctx()
+        if ctx is not None and ctx.t0 is not None:
+            data["inferload"] = ctx.recorder.take().to_wire()
+
+    environment.events.report_to_master.add_listener(on_report_to_master)
+
+
+def send_final_when_finished(environment: Any, ctx: LoadContext) -> Any:
+    def _wait_and_send() -> None:
+        ctx.finished.wait()
+        delta = ctx.recorder.take()
+        environment.runner.send_message(
+            "inferload_final", {"source": ctx.source, "stream": ctx.stream, "delta": delta.to_wire()}
+        )
+
+    return gevent.spawn(_wait_and_send)

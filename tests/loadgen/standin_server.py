@@ -1,0 +1,226 @@
+"""A stand-in OIP v2 server for known-answer tests: just enough of the protocol, with controllable
+behaviour (fixed service time, a stall, injected errors). Raw asyncio HTTP/1.1 on a `select`-based loop
+(microsecond sleep resolution; epoll would round sleeps up to 1 ms). Run as a subprocess:
+
+    python tests/loadgen/standin_server.py --port 0 --service-ms 20   # prints "PORT <n>" when listening
+
+Endpoints: GET /v2, GET /v2/models/{m}, GET /v2/models/{m}/config, POST /v2/models/{m}/infer
+(binary extension or JSON; answers a [batch, 10] FP32 output "logits" with a Server-Timing header).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import selectors
+import struct
+import sys
+import time
+
+perf = time.perf_counter
+
+
+class State:
+    def __init__(self, a: argparse.Namespace) -> None:
+        self.a = a
+        self.first_infer: float | None = None
+        self.count = 0
+        self.fast = a.service_ms == 0 and a.stall_s == 0
+
+
+def metadata(a: argparse.Namespace) -> dict:
+    if a.bytes_input:
+        inputs = [{"name": "image", "datatype": "BYTES", "shape": [-1]}]
+    else:
+        inputs = [{"name": "input", "datatype": "FP32", "shape": [-1, 3, 8, 8]}]
+    return {"name": a.model, "versions": ["1"], "platform": "onnxruntime_onnx", "inputs": inputs,
+            "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}]}
+
+
+def config(a: argparse.Namespace) -> dict:
+    if a.bytes_input:
+        inp = [{"name": "image", "data_type": "TYPE_STRING", "dims": [1]}]
+    else:
+        inp = [{"name": "input", "data_type": "TYPE_FP32", "dims": [3, 8, 8]}]
+    return {"name": a.model, "platform": "onnxruntime_onnx", "max_batch_size": a.max_batch_size, "input": inp,
+            "output": [{"name": "logits", "data_type": "TYPE_FP32", "dims": [10]}],
+            "dynamic_batching": {"max_queue_delay_microseconds": 0, "preferred_batch_size": []}}
+
+
+def response(status: int, body: bytes, headers: dict[str, str] | None = None) -> bytes:
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error",
+              503: "Service Unavailable"}.get(status, "X")
+    h = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {len(body)}"]
+    for k, v in (headers or {}).items():
+        h.append(f"{k}: {v}")
+    return ("\r\n".join(h) + "\r\n\r\n").encode() + body
+
+
+class Proto(asyncio.Protocol):
+    def __init__(self, st: State) -> None:
+        self.st = st
+        self.buf = bytearray()
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.worker: asyncio.Task | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport):  # type: ignore[override]
+        self.transport = transport
+        if not self.st.fast:
+            self.worker = asyncio.get_event_loop().create_task(self.serve())
+
+    def connection_lost(self, exc):  # type: ignore[override]
+        if self.worker:
+            self.worker.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
+            method, path, _ = head[0].split(" ", 2)
+            hdrs = {}
+            for line in head[1:]:
+                k, _, v = line.partition(":")
+                hdrs[k.strip().lower()] = v.strip()
+            n = int(hdrs.get("content-length", "0"))
+            if len(self.buf) < end + 4 + n:
+                return
+            body = bytes(self.buf[end + 4:end + 4 + n])
+            del self.buf[:end + 4 + n]
+            if self.st.fast:
+                if self.transport is not None:
+                    self.transport.write(handle_now(self.st, perf(), method, path, hdrs, body))
+            else:
+                self.queue.put_nowait((perf(), method, path, hdrs, body))
+
+    async def serve(self) -> None:
+        while True:
+            arrived, method, path, hdrs, body = await self.queue.get()
+            out = await handle(self.st, arrived, method, path, hdrs, body)
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.write(out)
+
+
+async def psleep(a: argparse.Namespace, until: float) -> None:
+    d = until - perf()
+    if d <= 0:
+        return
+    if a.precise:
+        if d > 0.0004:
+            await asyncio.sleep(d - 0.0004)
+        while perf() < until:
+            pass
+    else:
+        await asyncio.sleep(d)
+
+
+def route(st: State, arrived: float, method: str, path: str, hdrs: dict, body: bytes) -> bytes | tuple:
+    """Everything but the waiting: a full response, or (request header, batch) for an inference."""
+    a = st.a
+    js = {"Content-Type": "application/json"}
+    if method == "GET" and path == "/v2":
+        return response(200, json.dumps({"name": "standin", "version": "0", "extensions": ["binary_tensor_data"]}).encode(), js)
+    if method == "GET" and path == f"/v2/models/{a.model}":
+        return response(200, json.dumps(metadata(a)).encode(), js)
+    if method == "GET" and path == f"/v2/models/{a.model}/config":
+        return response(200, json.dumps(config(a)).encode(), js)
+    if method == "GET" and path in ("/v2/health/ready", "/v2/health/live"):
+        return response(200, b"", js)
+    if not (method == "POST" and path == f"/v2/models/{a.model}/infer"):
+        return response(404, b'{"error": "not found"}', js)
+    if st.first_infer is None:
+        st.first_infer = arrived
+    st.count += 1
+    if a.error_every and st.count % a.error_every == 0:
+        return response(a.error_status, b'{"error": "injected"}', js)
+    hl = hdrs.get("inference-header-content-length")
+    try:
+        header = json.loads(body[:int(hl)] if hl else body)
+        batch = int(header["inputs"][0]["shape"][0])
+    except Exception as e:  # noqa: BLE001
+        return response(400, json.dumps({"error": f"bad request: {e}"}).encode(), js)
+    return header, batch
+
+
+def infer_response(st: State, header: dict, batch: int, arrived: float, computed: float, done: float) -> bytes:
+    a = st.a
+    stall_ms = (done - computed) * 1e3
+    total_ms = (done - arrived) * 1e3
+    parts = [f"queue;dur={stall_ms:.3f}"]
+    if a.bytes_input:
+        parts.append("preprocess;dur=0.000")
+    parts += [f"compute;dur={(computed - arrived) * 1e3:.3f}", f'batch;desc="{batch}"', f"total;dur={total_ms:.3f}"]
+    h = {"Server-Timing": ", ".join(parts)} if not a.no_server_timing else {}
+    values = [0.1 * i for i in range(10)] * batch
+    if (header.get("parameters") or {}).get("binary_data_output"):
+        raw = struct.pack(f"<{len(values)}f", *values)
+        head = json.dumps({"model_name": a.model, "id": header.get("id", ""), "outputs": [
+            {"name": "logits", "datatype": "FP32", "shape": [batch, 10], "parameters": {"binary_data_size": len(raw)}}]}).encode()
+        h.update({"Inference-Header-Content-Length": str(len(head)), "Content-Type": "application/octet-stream"})
+        return response(200, head + raw, h)
+    h["Content-Type"] = "application/json"
+    out = {"model_name": a.model, "id": header.get("id", ""),
+           "outputs": [{"name": "logits", "datatype": "FP32", "shape": [batch, 10], "data": values}]}
+    return response(200, json.dumps(out).encode(), h)
+
+
+async def handle(st: State, arrived: float, method: str, path: str, hdrs: dict, body: bytes) -> bytes:
+    pre = route(st, arrived, method, path, hdrs, body)
+    if isinstance(pre, bytes):
+        return pre
+    header, batch = pre
+    a = st.a
+    await psleep(a, arrived + a.service_ms / 1000.0)
+    computed = perf()
+    if a.stall_s:
+        s0 = st.first_infer + a.stall_after_s
+        if s0 <= perf() < s0 + a.stall_s:
+            await psleep(a, s0 + a.stall_s)
+    return infer_response(st, header, batch, arrived, computed, perf())
+
+
+def handle_now(st: State, arrived: float, method: str, path: str, hdrs: dict, body: bytes) -> bytes:
+    """Fast path (no service time, no stall): answer inside data_received."""
+    pre = route(st, arrived, method, path, hdrs, body)
+    if isinstance(pre, bytes):
+        return pre
+    now = perf()
+    return infer_response(st, pre[0], pre[1], arrived, now, now)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--model", default="m")
+    p.add_argument("--service-ms", type=float, default=0.0)
+    p.add_argument("--precise", action="store_true", help="spin the last 0.4 ms of each service time")
+    p.add_argument("--stall-after-s", type=float, default=0.0, help="stall starts this long after the first infer")
+    p.add_argument("--stall-s", type=float, default=0.0)
+    p.add_argument("--error-every", type=int, default=0)
+    p.add_argument("--error-status", type=int, default=500)
+    p.add_argument("--bytes-input", action="store_true")
+    p.add_argument("--max-batch-size", type=int, default=8)
+    p.add_argument("--no-server-timing", action="store_true")
+    p.add_argument("--loop", choices=["select", "epoll"], default="select",
+                   help="select: microsecond sleeps, <= 1024 connections; epoll: many connections, 1 ms sleeps")
+    p.add_argument("--max-lifetime-s", type=float, default=300.0, help="exit after this long regardless")
+    a = p.parse_args()
+    sel = selectors.SelectSelector() if a.loop == "select" else selectors.EpollSelector()
+    loop = asyncio.SelectorEventLoop(sel)
+    asyncio.set_event_loop(loop)
+    st = State(a)
+    server = loop.run_until_complete(loop.create_server(lambda: Proto(st), "127.0.0.1", a.port, backlog=1024))
+    port = server.sockets[0].getsockname()[1]
+    print(f"PORT {port}", flush=True)
+    loop.call_later(a.max_lifetime_s, loop.stop)
+    try:
+        loop.run_forever()
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Pure tests: recording, exact merging, statistics, validity reasons, result schema, exporter."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from prometheus_client import generate_latest
+
+from loadgen import analysis
+from loadgen.exporter import LoadgenMetrics
+from loadgen.recorder import RecordData, Recorder, decode_histogram, encode_histogram, new_histogram
+from loadgen.report.csv_report import write_csv
+from loadgen.report.json_report import build_result
+from loadgen.scenario import Scenario
+
+ST = 'queue;dur=2.0, compute;dur=5.0, batch;desc="4", total;dur=7.5'
+
+
+def _scenario(**kw) -> Scenario:
+    base = dict(target="http://127.0.0.1:1", model="m", mode="open", rate_rps=100.0, duration_s=10, warmup_s=2)
+    base.update(kw)
+    return Scenario(**base)
+
+
+def test_merged_worker_histograms_equal_the_single_histogram_exactly():
+    rng = np.random.default_rng(42)
+    samples = np.clip(rng.lognormal(9.5, 1.2, 50000), 1, 59_000_000).astype(int)
+    single, a, b = new_histogram(), new_histogram(), new_histogram()
+    for i, v in enumerate(samples):
+        single.record_value(int(v))
+        (a if rng.random() < 0.37 else b).record_value(int(v))
+    merged = decode_histogram(encode_histogram(a))  # what the master receives from worker A
+    merged.add(decode_histogram(encode_histogram(b)))
+    pts = analysis.distribution_points()
+    assert analysis.values_at_percentiles(merged, pts) == analysis.values_at_percentiles(single, pts)
+    assert analysis.latency_summary_ms(merged) == analysis.latency_summary_ms(single)
+    assert merged.get_total_count() == single.get_total_count() == len(samples)
+    # and our numpy statistics agree with hdrh's own
+    assert analysis.values_at_percentiles(single, [50.0, 99.0, 99.9]) == {
+        p: float(single.get_value_at_percentile(p)) for p in (50.0, 99.0, 99.9)}
+    assert analysis.mean_stdev(single)[0] == pytest.approx(single.get_mean_value())
+
+
+def test_recorder_deltas_over_the_wire_merge_exactly():
+    rng = np.random.default_rng(1)
+    whole = Recorder(2, 10, "one")
+    w1, w2 = Recorder(2, 10, "w1"), Recorder(2, 10, "w2")
+    for i in range(3000):
+        sched = float(rng.uniform(0, 13))
+        lat = float(rng.exponential(0.01))
+        ok = rng.random() > 0.1
+        for r in (whole, w1 if i % 2 else w2):
+            r.on_send(sched)
+            r.record(sched, sched + 0.0001, sched + lat, ok, None if ok else "503", ST)
+    total = RecordData()
+    for r in (w1, w2):
+        for _ in range(2):  # two reports per worker: the second is empty
+            total.merge(RecordData.from_wire(json.loads(json.dumps(r.take().to_wire()))))
+    ref = whole.take()
+    for p in ("warmup", "measure", "drain"):
+        a, b = total.phases[p], ref.phases[p]
+        assert (a.sent, a.success, a.failure, a.errors, a.batch_sizes) == (b.sent, b.success, b.failure, b.errors, b.batch_sizes)
+        assert analysis.latency_summary_ms(a.hists.get("success")) == analysis.latency_summary_ms(b.hists.get("success"))
+
+
+def test_phases_errors_delays_and_server_timing():
+    r = Recorder(warmup_s=1, duration_s=2)
+    for sched, sent, done, ok, err in [
+        (0.5, 0.5, 0.51, True, None),      # warm-up
+        (1.5, 1.5, 1.52, True, None),      # measure, 20 ms
+        (1.6, 1.6005, 1.601, False, "500"),  # measure, failure (fast)
+        (2.0, 2.003, 2.05, True, None),    # measure, sent 3 ms late -> delayed, 50 ms from schedule
+        (2.999, 2.999, 3.5, True, None),   # scheduled inside: counts even though it completes after the end
+        (3.0, 3.0, 3.01, True, None),      # drain
+    ]:
+        r.on_send(sched)
+        r.record(sched, sent, done, ok, err, ST if ok else None)
+    r.on_drop(2.5)
+    d = r.take()
+    m = d.phases["measure"]
+    assert (m.sent, m.success, m.failure, m.delayed, m.dropped) == (4, 3, 1, 1, 1)
+    assert m.errors == {"500": 1}
+    assert m.hists["success"].get_min_value() >= 19_990  # the fast failure never enters success latency
+    assert m.hists["failure"].get_total_count() == 1
+    assert m.batch_sizes == {"4": 3}
+    assert analysis.p50_mean_ms(m.hists["queue"])["p50"] == pytest.approx(2.0, rel=1e-3)
+    assert d.phases["warmup"].success == 1 and d.phases["drain"].success == 1
+    assert r.in_flight == 0
+
+
+def test_required_samples_and_insufficient_percentiles():
+    assert [analysis.required_samples(p) for p in (50, 90, 95, 99, 99.9)] == [20, 100, 200, 1000, 10000]
+    assert analysis.insufficient_percentiles(999) == ["p99", "p999"]
+    assert analysis.insufficient_percentiles(1000) == ["p999"]
+    assert analysis.insufficient_percentiles(10000) == []
+    pts = analysis.distribution_points()
+    assert 30 <= len(pts) <= 60 and pts[0] == 0.0 and pts[-2] == 99.999 and pts[-1] == 100.0
+
+
+def _validity(**kw):
+    args = dict(mode="open", duration_s=10, completed=5000, failed=0, errors={}, insufficient=["p999"],
+                target_rate_rps=500.0, achieved_rate_rps=500.0, delayed_fraction=0.0, dropped=0,
+                max_in_flight=100, cpu_max_percent=40.0, scheduled=5000)
+    args.update(kw)
+    return analysis.validity(**args)
+
+
+def test_validity_valid_run_with_p999_warning_only():
+    valid, reasons, warnings = _validity()
+    assert valid and reasons == []
+    assert any("p999" in w for w in warnings)
+
+
+def test_validity_lists_every_reason():
+    valid, reasons, _ = _validity(duration_s=1, completed=500, insufficient=["p99", "p999"], achieved_rate_rps=50,
+                                  delayed_fraction=0.2, dropped=7, cpu_max_percent=97.0)
+    assert not valid
+    text = " | ".join(reasons)
+    for needle in ("shorter than the minimum", "too few samples for p99", "achieved rate",
+                   "fell behind its schedule", "generator CPU reached 97%", "7 requests dropped"):
+        assert needle in text, (needle, reasons)
+    assert len(reasons) == 6
+
+
+def test_validity_cpu_alone_and_closed_loop_rules():
+    valid, reasons, _ = _validity(cpu_max_percent=91.0)
+    assert not valid and len(reasons) == 1 and "CPU" in reasons[0]
+    # closed loop: no rate / delay rules
+    valid, reasons, _ = _validity(mode="closed", target_rate_rps=None, achieved_rate_rps=1.0, delayed_fraction=0.5)
+    assert valid, reasons
+
+
+def test_poisson_shortfall_judged_against_the_schedule():
+    # 89 of 89 scheduled completed: valid, even though 89/3 s < 0.99 x 30 req/s
+    assert _validity(completed=89, achieved_rate_rps=29.67, target_rate_rps=30, scheduled=89,
+                     insufficient=[])[0]
+    assert not _validity(completed=80, achieved_rate_rps=26.7, target_rate_rps=30, scheduled=89,
+                         insufficient=[])[0]
+
+
+def test_build_result_schema_and_csv(tmp_path):
+    sc = _scenario(mode="closed", rate_rps=None, users=4, duration_s=2, warmup_s=1, slo_p99_ms=100)
+    r = Recorder(1, 2)
+    for i in range(300):
+        t = 1 + i / 150
+        r.on_send(t)
+        r.record(t, t, t + 0.01 + (i % 10) / 1000, i % 50 != 0, "503", ST)
+    r.on_cpu(1.5, 35.0)
+    res = build_result(r.take(), sc, started_at="2026-01-01T00:00:00+00:00", server={}, machine={})
+    for key in ("schema_version", "tool", "started_at", "mode", "target_rate_rps", "users", "duration_s", "warmup_s",
+                "completed", "failed", "achieved_rate_rps", "offered_rate_rps", "items_per_s", "latency_ms",
+                "latency_insufficient", "errors", "delayed_fraction", "dropped", "schedule_lag_ms", "server_timing_ms",
+                "decomposition_ms", "batch_size", "percentiles", "histogram_b64", "timeseries", "generator_cpu_percent",
+                "valid", "invalid_reasons", "warnings", "notes", "scenario", "server", "machine"):
+        assert key in res, key
+    assert res["schema_version"] == 1 and res["tool"] == "inferload"
+    assert res["completed"] == 294 and res["errors"] == {"503": 6}
+    assert res["users"] == 4 and res["target_rate_rps"] is None
+    assert res["batch_size"] == {"4": 294}
+    assert res["slo"] == {"p99_ms": 100, "met": True}
+    assert any("coordinated omission" in n for n in res["notes"])
+    assert "too few samples for p99:" in res["invalid_reasons"][0]
+    h = decode_histogram(res["histogram_b64"])
+    assert h.get_total_count() == 294
+    json.dumps(res)  # serialisable
+    write_csv(res, tmp_path / "ts.csv")
+    lines = (tmp_path / "ts.csv").read_text().splitlines()
+    assert lines[0] == "t_s,phase,offered,completed,errors,in_flight,p50_ms,p99_ms"
+    assert len(lines) == 1 + len(res["timeseries"])
+
+
+def test_exporter_pinned_names():
+    m = LoadgenMetrics()
+    m.set_load(rate_rps=250, users=None)
+    r = Recorder(0, 10)
+    for i in range(10):
+        r.on_send(i * 0.1)
+        r.record(i * 0.1, i * 0.1 + 0.002, i * 0.1 + 0.02, i != 3, "503", None)
+    r.on_drop(1.0)
+    m.observe(r.take(), "w1")
+    text = generate_latest(m.registry).decode()
+    for line in ("inferload_loadgen_offered_requests_total 10.0",
+                 'inferload_loadgen_requests_total{outcome="success"} 9.0',
+                 'inferload_loadgen_requests_total{outcome="failure"} 1.0',
+                 'inferload_loadgen_errors_total{status="503"} 1.0',
+                 "inferload_loadgen_latency_seconds_count 9.0",
+                 "inferload_loadgen_in_flight 0.0",
+                 "inferload_loadgen_delayed_requests_total 10.0",
+                 "inferload_loadgen_dropped_requests_total 1.0",
+                 "inferload_loadgen_target_rate_rps 250.0",
+                 "inferload_loadgen_users 0.0"):
+        assert line in text, line
+    assert 'inferload_loadgen_latency_seconds_bucket{le="0.0005"}' in text
+
+
+def test_vectorised_recording_equals_record_value():
+    from loadgen.recorder import HIGHEST_US, record_many
+
+    rng = np.random.default_rng(5)
+    vals = [0, 1, 2, 1023, 1024, 2047, 2048, 4095, 4096, 65535, 65536, HIGHEST_US, HIGHEST_US - 1]
+    vals += [int(x) for x in rng.integers(0, HIGHEST_US, 5000)] + [int(x) for x in rng.lognormal(8, 2, 5000) % HIGHEST_US]
+    for sig in (3, 2):
+        a, b = new_histogram(sig), new_histogram(sig)
+        for v in vals:
+            a.record_value(v)
+        record_many(b, vals[:7000])
+        record_many(b, vals[7000:])
+        assert list(a.counts) == list(b.counts)
+        assert (a.total_count, a.min_value, a.max_value) == (b.total_count, b.min_value, b.max_value)
+        assert encode_histogram(a) == encode_histogram(b)
