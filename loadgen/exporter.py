@@ -89,10 +89,17 @@ class LoadgenMetrics:
 
 
 class MetricsServer:
-    """prometheus_client's HTTP server on 127.0.0.1:port for a registry; stop() frees the port."""
+    """prometheus_client's HTTP server on addr:port for a registry; stop() frees the port.
 
-    def __init__(self, metrics: LoadgenMetrics, port: int, addr: str = "127.0.0.1") -> None:
+    The address defaults to loopback; containers set INFERLOAD_METRICS_ADDR=0.0.0.0 so Prometheus can scrape.
+    """
+
+    def __init__(self, metrics: LoadgenMetrics, port: int, addr: str | None = None) -> None:
+        import os
+
         from prometheus_client import start_http_server
+
+        addr = addr or os.environ.get("INFERLOAD_METRICS_ADDR", "127.0.0.1")
 
         res: Any = start_http_server(port, addr=addr, registry=metrics.registry)
         self._server = res[0] if isinstance(res, tuple) else None

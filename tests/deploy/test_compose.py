@@ -1,0 +1,117 @@
+"""docker-compose.yml: valid for the compose tool, and the deployment rules hold (ports on 127.0.0.1, non-root,
+read-only models, healthcheck, limits, scalable workers, headless profile writing ./results)."""
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+import yaml
+
+from ._util import ROOT, compose_tool
+
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.mark.parametrize("profile", [None, "headless"])
+def test_compose_config_validates(profile):
+    tool = compose_tool()
+    if tool is None:
+        pytest.skip("no compose tool: install Debian's docker-compose (apt-get install docker-compose) or the docker compose plugin")
+    cmd = [*tool, "-f", str(COMPOSE_FILE)]
+    if profile:
+        cmd += ["--profile", profile]
+    cmd += ["config", "-q"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFERLOAD_", "LOADTEST_", "COMPOSE_"))}
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}"
+
+
+def _ports(svc: dict) -> list[str]:
+    return [str(p) for p in svc.get("ports", [])]
+
+
+def test_published_ports_bind_loopback_by_default(compose):
+    for name, svc in compose["services"].items():
+        for p in _ports(svc):
+            assert p.startswith("${INFERLOAD_BIND:-127.0.0.1}:"), f"service {name}: port {p!r} must bind 127.0.0.1 by default"
+
+
+def test_server_service(compose):
+    s = compose["services"]["server"]
+    assert s["build"]["dockerfile"] == "deploy/Dockerfile.server"
+    assert str(s["user"]).split(":")[0] not in ("0", "root"), "server must run as non-root"
+    assert any(str(v).endswith(":/models:ro") for v in s["volumes"]), "models must be mounted read-only"
+    hc = " ".join(s["healthcheck"]["test"])
+    assert "/v2/health/ready" in hc
+    assert "cpus" in s and "mem_limit" in s
+    assert s["environment"]["INFERLOAD_HOST"] == "0.0.0.0"
+    assert "OMP_NUM_THREADS" not in s["environment"], "ORT threads must follow the cpus limit, not a fixed count"
+    assert s["depends_on"]["models"]["condition"] == "service_completed_successfully"
+    assert s.get("read_only") is True
+
+
+def test_models_init_service_fills_volume_from_readonly_source(compose):
+    m = compose["services"]["models"]
+    assert "./models:/src:ro" in m["volumes"] and "models:/models" in m["volumes"]
+    assert m["command"][0] == "prepare-models"
+    assert (ROOT / "deploy" / "prepare-models.sh").exists()
+    assert "models" in compose["volumes"]
+
+
+def test_locust_services(compose):
+    master = compose["services"]["locust-master"]
+    worker = compose["services"]["locust-worker"]
+    assert "--master" in master["command"] and any(p.endswith(":8089") for p in _ports(master))
+    assert master["environment"]["INFERLOAD_METRICS_PORT"] == "9646"
+    assert "--worker" in worker["command"] and "locust-master" in worker["command"]
+    # scalable: no fixed container name, no published port
+    assert "container_name" not in worker and not worker.get("ports")
+    assert master["build"]["dockerfile"] == worker["build"]["dockerfile"] == "deploy/Dockerfile.loadgen"
+
+
+def test_headless_profile_writes_results(compose):
+    lt = compose["services"]["loadtest"]
+    assert lt["profiles"] == ["headless"]
+    assert "./results:/results" in lt["volumes"]
+    cmd = " ".join(lt["command"])
+    for needle in ("inferload run", "--mode open", "--payload", "--metrics-port 9646", "inferload report", "--html"):
+        assert needle in cmd
+    assert lt["depends_on"]["server"]["condition"] == "service_healthy"
+
+
+def test_prometheus_and_grafana_wiring(compose):
+    prom = compose["services"]["prometheus"]
+    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prom["volumes"]
+    graf = compose["services"]["grafana"]
+    env = graf["environment"]
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "true" and env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    vols = graf["volumes"]
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in vols
+    dash_mount = next(v for v in vols if v.startswith("./dashboards:"))
+    target = dash_mount.split(":")[1]
+    prov = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/inferload.yml").read_text())
+    assert prov["providers"][0]["options"]["path"] == target
+    assert env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"].startswith(target + "/")
+    assert (ROOT / "dashboards" / env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"].rsplit("/", 1)[1]).exists()
+
+
+def test_dockerfiles_run_as_non_root_and_share_dependency_layers():
+    server = (ROOT / "deploy/Dockerfile.server").read_text()
+    loadgen = (ROOT / "deploy/Dockerfile.loadgen").read_text()
+    for text in (server, loadgen):
+        assert "ARG BASE_IMAGE=inferload/base:bookworm" in text
+        assert "USER 10001" in text
+    # identical instructions up to the package install → shared build cache (comments do not matter)
+    marker = "# --- "
+
+    def prefix(t: str) -> list[str]:
+        body = t[t.index("ARG BASE_IMAGE"): t.index(marker)]
+        return [ln for ln in body.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+
+    assert prefix(server) == prefix(loadgen)
