@@ -76,9 +76,14 @@ def jpeg_body(size: int = 480) -> tuple[bytes, dict]:
 
 
 async def drive(url: str, body: bytes, headers: dict, concurrency: int, duration_s: float, warmup_s: float) -> dict:
+    """Keep `concurrency` requests in flight; steady-state throughput = completions inside the window / window.
+
+    (Counting requests *started* in the window and waiting for them to finish would add a drain tail in which
+    fewer than `concurrency` requests are in flight, understating a server that batches.)"""
     import aiohttp
 
     lat: list[float] = []
+    server_overhead: list[float] = []  # Server-Timing total − compute, ms
     errors = 0
     t0 = time.perf_counter()
     t_measure, t_end = t0 + warmup_s, t0 + warmup_s + duration_s
@@ -93,23 +98,37 @@ async def drive(url: str, body: bytes, headers: dict, concurrency: int, duration
                 async with session.post(url, data=body, headers=headers) as r:
                     await r.read()
                     ok = r.status == 200
+                    timing = r.headers.get("Server-Timing", "")
                 e = time.perf_counter()
-                if s >= t_measure:
+                if t_measure <= e < t_end:
                     if ok:
                         lat.append(e - s)
+                        st = _server_timing(timing)
+                        if "total" in st and "compute" in st:
+                            server_overhead.append(st["total"] - st["compute"])
                     else:
                         errors += 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-    window = max(time.perf_counter(), t_end) - t_measure
     arr = np.asarray(lat) * 1000 if lat else np.asarray([float("nan")])
-    return {"rps": len(lat) / window, "p50_ms": float(np.percentile(arr, 50)), "p99_ms": float(np.percentile(arr, 99)), "errors": errors, "n": len(lat)}
+    return {"rps": len(lat) / duration_s, "p50_ms": float(np.percentile(arr, 50)), "p99_ms": float(np.percentile(arr, 99)),
+            "errors": errors, "n": len(lat),
+            "server_overhead_p50_ms": float(np.percentile(server_overhead, 50)) if server_overhead else float("nan")}
+
+
+def _server_timing(header: str) -> dict[str, float]:
+    out = {}
+    for part in header.split(","):
+        name, _, rest = part.strip().partition(";")
+        if rest.startswith("dur="):
+            out[name] = float(rest[4:])
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="resnet50,mobilenet_v2")
-    ap.add_argument("--duration", type=float, default=10.0)
+    ap.add_argument("--duration", type=float, default=15.0)
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--concurrency", type=int, default=0, help="in-flight requests for saturation (default 2 x max_batch_size)")
     ap.add_argument("--raw-batches", default="1,8,16")
@@ -149,7 +168,8 @@ def main() -> int:
         print(f"  served/raw throughput ratio: {ratio:.3f} (target >= {TARGET_RATIO.get(model, 0.85)})  "
               f"{'OK' if ratio >= TARGET_RATIO.get(model, 0.85) else 'MISSED'}")
         print(f"  batch-1 p50: raw {raw_b1_p50:.2f} ms, served binary {one['p50_ms']:.2f} ms → overhead {overhead:+.2f} ms "
-              f"(target <= 1.0) {'OK' if overhead <= 1.0 else 'MISSED'}")
+              f"(target <= 1.0) {'OK' if overhead <= 1.0 else 'MISSED'}; inside the server (total − compute) "
+              f"{one['server_overhead_p50_ms']:.2f} ms")
         print(f"  batch-1 p50 served JSON {js['p50_ms']:.2f} ms (JSON − binary = {js['p50_ms'] - one['p50_ms']:+.2f} ms/request)")
 
     # Encoded-image input cost, on the image pipeline of mobilenet_v2 (decode + preprocess on the server).
