@@ -7,7 +7,7 @@ Validity rules (a run is VALID only if every rule holds; otherwise INVALID with 
 - enough samples for each *gating* percentile: a percentile p needs >= 10 samples beyond it, i.e.
   n >= 10 / (1 - p/100): p50 20, p90 100, p95 200, p99 1000 — p50..p99 gate validity; p99.9 (needs 10000)
   is still reported but, when short, only listed in `latency_insufficient` and warned about;
-- open loop: achieved/target >= 0.99 (completions / requests the schedule put in the window) and delayed fraction (sent > 1 ms after schedule) <= 1%;
+- open loop: achieved/target >= 0.99 (completions / requests the schedule put in the window) and delayed fraction (sent > late_threshold_ms, default 2 ms, after schedule) <= 1%;
 - generator CPU (every generating process, 1 s samples in the window) stayed under 90%;
 - no client-side drops (open-loop in-flight cap).
 Failures (HTTP errors, timeouts) are a warning, not a validity rule: they are the server's answer. In the
@@ -186,6 +186,7 @@ def validity(
     max_in_flight: int | None,
     cpu_max_percent: float | None,
     scheduled: int | None = None,
+    late_threshold_ms: float = 2.0,
 ) -> tuple[bool, list[str], list[str]]:
     """Return (valid, invalid_reasons, warnings). Every failing rule contributes its own reason."""
     reasons: list[str] = []
@@ -219,7 +220,7 @@ def validity(
             )
         if delayed_fraction > MAX_DELAYED_FRACTION:
             reasons.append(
-                f"{delayed_fraction:.1%} of requests were sent more than 1 ms after their scheduled instant "
+                f"{delayed_fraction:.1%} of requests were sent more than {late_threshold_ms:g} ms after their scheduled instant "
                 f"(> {MAX_DELAYED_FRACTION:.0%}): the generator fell behind its schedule; add --workers or lower the rate"
             )
     if cpu_max_percent is not None and cpu_max_percent >= MAX_CPU_PERCENT:

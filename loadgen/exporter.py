@@ -9,7 +9,7 @@ they are for watching a run live; the result JSON is the measurement.
     inferload_loadgen_errors_total{status}            failures by HTTP status or exception kind
     inferload_loadgen_latency_seconds                 histogram of success latency from the scheduled instant
     inferload_loadgen_in_flight                       requests in flight (sum over workers)
-    inferload_loadgen_delayed_requests_total          requests sent > 1 ms after their scheduled instant
+    inferload_loadgen_delayed_requests_total          requests sent later than late_threshold_ms (default 2 ms) after their scheduled instant
     inferload_loadgen_dropped_requests_total          open-loop requests dropped at the in-flight cap
     inferload_loadgen_target_rate_rps                 open-loop target rate (0 in closed loop)
     inferload_loadgen_users                           closed-loop users (0 in open loop)
@@ -46,7 +46,7 @@ class LoadgenMetrics:
         )
         self.in_flight = Gauge("inferload_loadgen_in_flight", "Requests in flight", registry=r)
         self.delayed = Counter(
-            "inferload_loadgen_delayed_requests", "Requests sent > 1 ms after their scheduled instant", registry=r
+            "inferload_loadgen_delayed_requests", "Requests sent later than the late threshold (default 2 ms) after their scheduled instant", registry=r
         )
         self.dropped = Counter(
             "inferload_loadgen_dropped_requests", "Open-loop requests dropped at the in-flight cap", registry=r

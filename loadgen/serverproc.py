@@ -23,7 +23,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class ServerProcess:
-    """`with ServerProcess(models_dir, model_names=[...]) as srv: srv.url` — started, ready, always stopped."""
+    """`with ServerProcess(models_dir, model_names=[...]) as srv: srv.url` — started, ready, always stopped.
+
+    `nice` > 0 lowers the server's CPU priority: when it shares a small machine with the load generator, the
+    generator then still wakes on time for its schedule (a starved generator makes open-loop runs INVALID).
+    """
 
     def __init__(
         self,
@@ -37,6 +41,7 @@ class ServerProcess:
         ready_timeout_s: float = 300.0,
         log_path: Path | None = None,
         env: dict | None = None,
+        nice: int = 0,
     ) -> None:
         self.models_dir = Path(models_dir)
         self.host = host
@@ -52,6 +57,7 @@ class ServerProcess:
             self.env["INFERLOAD_OVERRIDES"] = json.dumps(overrides)
         if model_overrides:
             self.env["INFERLOAD_MODEL_OVERRIDES"] = json.dumps(model_overrides)
+        self.nice = nice
         self.proc: subprocess.Popen | None = None
         self._log = None
 
@@ -65,7 +71,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server", "--models", str(self.models_dir), "--host", self.host, "--port", str(self.port)],
             env=self.env, stdout=out, stderr=subprocess.STDOUT if self._log else subprocess.PIPE,
-            text=True,
+            text=True, preexec_fn=(lambda: os.nice(self.nice)) if self.nice else None,
         )
         self.wait_ready()
         return self

@@ -71,7 +71,7 @@ class LoadContext:
         self.scenario = scenario
         self.info = info
         self.stream, self.streams, self.source = stream, streams, source
-        self.recorder = Recorder(scenario.warmup_s, scenario.duration_s, source)
+        self.recorder = Recorder(scenario.warmup_s, scenario.duration_s, source, scenario.late_threshold_ms / 1000.0)
         self.pool = PayloadPool(scenario, info, seed=derive_seed(scenario.seed, 1000 + stream))
         self.path = self.pool.path
         self.schedule: list[float] = []

@@ -3,9 +3,10 @@
 Precedence: built-in defaults < --scenario FILE.toml < --preset < explicit flags.
 Presets:
   latency     closed loop, 1 user, batch 1, no think time (MLPerf SingleStream-like: per-request latency).
-  throughput  closed loop, batch min(8, max_batch_size), users = 2 x max_batch_size (from the model's Triton
-              config; 8 when unknown) so the server's queue never runs dry and dynamic batches fill up;
-              read items_per_s. (Closed loop on purpose: saturation, not latency, is the question.)
+  throughput  closed loop, batch B = min(8, max_batch_size), users = ceil(2 x max_batch_size / B) (from the
+              model's Triton config; 8 when unknown): two full server batches in flight, so the queue never
+              runs dry and dynamic batches fill up, without queueing seconds of work; read items_per_s.
+              (Closed loop on purpose: saturation, not latency, is the question.)
 Locust is imported only inside the command (via loadgen.runner.run_scenario), never at CLI start-up.
 """
 from __future__ import annotations
@@ -33,7 +34,10 @@ def _preset_values(preset: Preset, target: str, model: str, timeout_s: float) ->
         max_bs = int(cfg.get("max_batch_size") or 8)
     except Exception:  # noqa: BLE001 - fall back to 8; the run itself reports connection problems
         pass
-    return {"mode": "closed", "users": 2 * max_bs, "batch": min(8, max_bs), "rate_rps": None}
+    batch = min(8, max_bs)
+    # Enough requests in flight for two full server batches: saturates one instance without queueing seconds.
+    users = max(2, -(-2 * max_bs // batch))
+    return {"mode": "closed", "users": users, "batch": batch, "rate_rps": None}
 
 
 def run(
@@ -54,6 +58,7 @@ def run(
     slo_p99_ms: Optional[float] = typer.Option(None, "--slo-p99-ms", help="Report whether p99 meets this bound"),
     workers: Optional[int] = typer.Option(None, "--workers", help="Local Locust worker processes (0 = in-process)"),
     max_in_flight: Optional[int] = typer.Option(None, "--max-in-flight", help="Open-loop in-flight cap (drops beyond)"),
+    late_threshold_ms: Optional[float] = typer.Option(None, "--late-threshold-ms", help="Open loop: a request sent later than this after its scheduled instant is delayed (default 2)"),
     scenario_file: Optional[str] = typer.Option(None, "--scenario", help="Scenario TOML; flags override it"),
     preset: Optional[Preset] = typer.Option(None, "--preset", help="latency | throughput (see docs)"),
     out: Optional[str] = typer.Option(None, "--out", help="Write the result JSON here"),
@@ -74,7 +79,7 @@ def run(
         "target": target, "model": model, "mode": mode, "rate_rps": rate, "arrival": arrival, "users": users,
         "think_time_ms": think_time_ms, "duration_s": duration, "warmup_s": warmup, "payload": payload,
         "batch": batch, "images_dir": images, "timeout_ms": timeout_ms, "seed": seed, "slo_p99_ms": slo_p99_ms,
-        "workers": workers, "max_in_flight": max_in_flight,
+        "workers": workers, "max_in_flight": max_in_flight, "late_threshold_ms": late_threshold_ms,
     }
     flags = {k: v for k, v in flags.items() if v is not None}
     if rate is not None and mode is None and users is None:

@@ -81,6 +81,7 @@ def build_result(
         max_in_flight=scenario.max_in_flight if open_loop else None,
         cpu_max_percent=cpu["max"],
         scheduled=(m.sent + m.dropped) if open_loop else None,
+        late_threshold_ms=scenario.late_threshold_ms,
     )
     warnings += list(extra_warnings or [])
     notes = [] if open_loop else [analysis.CLOSED_LOOP_NOTE]

@@ -176,7 +176,7 @@ def test_exporter_pinned_names():
     r = Recorder(0, 10)
     for i in range(10):
         r.on_send(i * 0.1)
-        r.record(i * 0.1, i * 0.1 + 0.002, i * 0.1 + 0.02, i != 3, "503", None)
+        r.record(i * 0.1, i * 0.1 + 0.003, i * 0.1 + 0.02, i != 3, "503", None)  # 3 ms late: > 2 ms default
     r.on_drop(1.0)
     m.observe(r.take(), "w1")
     text = generate_latest(m.registry).decode()
@@ -209,3 +209,13 @@ def test_vectorised_recording_equals_record_value():
         assert list(a.counts) == list(b.counts)
         assert (a.total_count, a.min_value, a.max_value) == (b.total_count, b.min_value, b.max_value)
         assert encode_histogram(a) == encode_histogram(b)
+
+
+def test_late_threshold_is_configurable():
+    strict, default = Recorder(0, 10, late_threshold_s=0.001), Recorder(0, 10)
+    for r in (strict, default):
+        for i in range(4):
+            r.on_send(i * 0.1)
+            r.record(i * 0.1, i * 0.1 + 0.0015, i * 0.1 + 0.02, True, None, None)  # 1.5 ms late
+    assert strict.data.phases["measure"].delayed == 4
+    assert default.data.phases["measure"].delayed == 0

@@ -53,7 +53,7 @@ def test_throughput_preset_reads_max_batch_size(standin, tmp_path):
     import json
 
     sc = json.loads(out.read_text())["scenario"]
-    assert (sc["mode"], sc["users"], sc["batch"]) == ("closed", 8, 4)
+    assert (sc["mode"], sc["users"], sc["batch"]) == ("closed", 2, 4)  # two full server batches in flight: ceil(2 x 4 / 4)
 
 
 def test_errors_name_the_problem(standin, tmp_path):
