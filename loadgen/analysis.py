@@ -5,8 +5,10 @@ No I/O, no clocks, no locust: unit-tested directly.
 Validity rules (a run is VALID only if every rule holds; otherwise INVALID with every reason listed):
 - the measurement window lasted at least MIN_DURATION_S (2 s) and had at least one success;
 - enough samples for each *gating* percentile: a percentile p needs >= 10 samples beyond it, i.e.
-  n >= 10 / (1 - p/100): p50 20, p90 100, p95 200, p99 1000 — p50..p99 gate validity; p99.9 (needs 10000)
-  is still reported but, when short, only listed in `latency_insufficient` and warned about;
+  n >= 10 / (1 - p/100): p50 20, p90 100, p95 200, p99 1000. p50 and p90 always gate validity; p95 and p99
+  gate it when the run is judged against a latency SLO (`slo_p99_ms` set: sweeps, peak searches), because then
+  the verdict rests on them. Otherwise a short percentile (and always p99.9, which needs 10000) is still
+  reported, flagged in `latency_insufficient` (marked * in tables) and warned about: it is indicative;
 - open loop: achieved/target >= 0.99 (completions / requests the schedule put in the window) and delayed fraction (sent > late_threshold_ms, default 2 ms, after schedule) <= 1%;
 - generator CPU (every generating process, 1 s samples in the window) stayed under 90%;
 - no client-side drops (open-loop in-flight cap).
@@ -22,7 +24,8 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 
 PERCENTILES: dict[str, float] = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
-GATING_PERCENTILES = ("p50", "p90", "p95", "p99")
+GATING_PERCENTILES = ("p50", "p90")
+SLO_GATING_PERCENTILES = ("p50", "p90", "p95", "p99")
 MIN_TAIL_SAMPLES = 10
 MIN_DURATION_S = 2.0
 MIN_ACHIEVED_RATIO = 0.99
@@ -187,6 +190,7 @@ def validity(
     cpu_max_percent: float | None,
     scheduled: int | None = None,
     late_threshold_ms: float = 2.0,
+    slo_set: bool = False,
 ) -> tuple[bool, list[str], list[str]]:
     """Return (valid, invalid_reasons, warnings). Every failing rule contributes its own reason."""
     reasons: list[str] = []
@@ -195,7 +199,8 @@ def validity(
         reasons.append(f"measurement window {duration_s:g} s is shorter than the minimum {MIN_DURATION_S:g} s")
     if completed == 0:
         reasons.append("no successful requests in the measurement window")
-    gating = [p for p in insufficient if p in GATING_PERCENTILES]
+    gates = SLO_GATING_PERCENTILES if slo_set else GATING_PERCENTILES
+    gating = [p for p in insufficient if p in gates]
     if gating and completed > 0:
         need = {p: required_samples(PERCENTILES[p]) for p in gating}
         reasons.append(
@@ -203,10 +208,14 @@ def validity(
             + ", ".join(f"{p} needs >= {n}" for p, n in need.items())
             + f" ({MIN_TAIL_SAMPLES} beyond the percentile); run longer or faster"
         )
-    if "p999" in insufficient and completed > 0:
+    flagged = [p for p in insufficient if p not in gates]
+    if flagged and completed > 0:
         warnings.append(
-            f"p999 rests on fewer than {MIN_TAIL_SAMPLES} samples beyond it "
-            f"({completed} successes, needs >= {required_samples(99.9)}); treat it as indicative"
+            f"{', '.join(flagged)} rest{'s' if len(flagged) == 1 else ''} on fewer than {MIN_TAIL_SAMPLES} samples "
+            f"beyond {'it' if len(flagged) == 1 else 'them'} ({completed} successes; "
+            + ", ".join(f"{p} needs >= {required_samples(PERCENTILES[p])}" for p in flagged)
+            + "): treat as indicative"
+            + ("" if slo_set else "; with --slo-p99-ms they gate validity")
         )
     if mode == "open" and target_rate_rps:
         # The schedule is known: compare completions with the arrivals it actually scheduled in the window

@@ -34,18 +34,21 @@ def demo(
     out: Path = typer.Option(Path("results"), "--out", help="Directory for result JSON and the HTML report."),
     model: str = typer.Option("mobilenet_v2", "--model", help="Model for the latency, throughput and peak steps."),
     heavy_model: str = typer.Option("resnet50", "--heavy-model", help="Model for the short open-loop step."),
-    heavy_rate: float = typer.Option(10.0, "--heavy-rate", min=0.1, help="Open-loop rate (req/s) for the heavy model."),
+    heavy_rate: float = typer.Option(15.0, "--heavy-rate", min=0.1, help="Open-loop rate (req/s) for the heavy model."),
     duration: float = typer.Option(8.0, "--duration", min=1.0, help="Measured seconds per run."),
     warmup: float = typer.Option(2.0, "--warmup", min=0.0, help="Warm-up seconds per run."),
-    slo_p99_ms: float = typer.Option(50.0, "--slo-p99-ms", min=0.01, help="p99 bound for the peak search."),
-    peak_start: float = typer.Option(40.0, "--peak-start", min=0.1, help="First rate the peak search probes."),
-    server_threads: int = typer.Option(1, "--server-threads", min=1,
-                                       help="ORT threads per instance; the rest of the CPUs are left to the load generator."),
+    slo_p99_ms: float = typer.Option(100.0, "--slo-p99-ms", min=0.01, help="p99 bound for the peak search."),
+    peak_start: float = typer.Option(80.0, "--peak-start", min=0.1, help="First rate the peak search probes."),
+    peak_duration: float = typer.Option(15.0, "--peak-duration", min=1.0,
+                                        help="Measured seconds per peak probe (a p99 verdict needs >= 1000 samples)."),
+    server_nice: int = typer.Option(19, "--server-nice", min=0, max=19,
+                                    help="CPU niceness of the server process, so the co-located generator keeps its schedule."),
 ) -> None:
     """Start the server, run short load tests, print the summaries, write results/ and the HTML report."""
     from rich.console import Console
 
     from loadgen.serverproc import ServerProcess
+    from server.cpus import available_cpus
     from server.repository import ConfigError, ensure_built, load_repository
 
     console = Console()
@@ -65,17 +68,16 @@ def demo(
     console.rule("[bold]inferload demo")
     console.print(f"starting the model server with {', '.join(names)} (log: {run_dir / 'server.log'}) ...")
     t0 = time.perf_counter()
-    # Server and load generator share this machine: leave the generator a CPU, or it falls behind its schedule
-    # and the open-loop runs are (rightly) INVALID. On separate machines, drop this override.
-    console.print(f"server uses {server_threads} ORT thread(s) per instance; the other CPUs are the load generator's")
-    overrides = {"instances": {"intra_op_threads": server_threads}}
-    # The server also runs at a lower CPU priority (nice 10) so the generator's timers fire on time when the
-    # server saturates the CPUs; the generator itself needs little CPU.
-    with ServerProcess(models, model_names=names, overrides=overrides, log_path=run_dir / "server.log", nice=10) as srv:
+    # Server and load generator share this machine. The server runs at a lower CPU priority so that the
+    # generator, which needs little CPU, still wakes on time for its schedule when the server saturates the CPUs
+    # (a starved generator makes open-loop runs INVALID, as it should). On separate machines this is moot.
+    console.print(f"server and load generator share {available_cpus()} CPUs: the server runs at nice {server_nice} "
+                  "so the generator keeps its schedule")
+    with ServerProcess(models, model_names=names, log_path=run_dir / "server.log", nice=server_nice) as srv:
         console.print(f"server ready at [bold]{srv.url}[/bold] in {time.perf_counter() - t0:.1f}s")
         common = ["--target", srv.url, "--duration", f"{duration:g}", "--warmup", f"{warmup:g}"]
         bench = run_dir / f"bench-{model}.json"
-        _inferload(["bench", "--model", model, "--models", str(models), "--batch", "1,8", "--instances", "1", "--threads", str(server_threads),
+        _inferload(["bench", "--model", model, "--models", str(models), "--batch", "1,8", "--instances", "1",
                     "--duration", f"{max(2.0, duration / 2):g}", "--warmup", "1", "--out", str(bench)], console)
         _inferload(["run", *common, "--model", model, "--preset", "latency",
                     "--out", str(run_dir / f"{model}-latency.json")], console)
@@ -83,8 +85,9 @@ def demo(
                     "--out", str(run_dir / f"{model}-throughput.json")], console)
         _inferload(["run", *common, "--model", heavy_model, "--mode", "open", "--rate", f"{heavy_rate:g}",
                     "--out", str(run_dir / f"{heavy_model}-open.json")], console)
+        peak_common = ["--target", srv.url, "--duration", f"{peak_duration:g}", "--warmup", f"{warmup:g}"]
         peak_dir = run_dir / f"peak-{model}"
-        _inferload(["peak", *common, "--model", model, "--slo-p99-ms", f"{slo_p99_ms:g}", "--start-rate",
+        _inferload(["peak", *peak_common, "--model", model, "--slo-p99-ms", f"{slo_p99_ms:g}", "--start-rate",
                     f"{peak_start:g}", "--precision", "0.1", "--max-probes", "8", "--raw-limit", str(bench),
                     "--out", str(peak_dir)], console, may_fail=True)
     console.print("server stopped")

@@ -82,6 +82,7 @@ def build_result(
         cpu_max_percent=cpu["max"],
         scheduled=(m.sent + m.dropped) if open_loop else None,
         late_threshold_ms=scenario.late_threshold_ms,
+        slo_set=scenario.slo_p99_ms is not None,
     )
     warnings += list(extra_warnings or [])
     notes = [] if open_loop else [analysis.CLOSED_LOOP_NOTE]

@@ -114,13 +114,25 @@ def test_validity_valid_run_with_p999_warning_only():
 
 def test_validity_lists_every_reason():
     valid, reasons, _ = _validity(duration_s=1, completed=500, insufficient=["p99", "p999"], achieved_rate_rps=50,
-                                  delayed_fraction=0.2, dropped=7, cpu_max_percent=97.0)
+                                  delayed_fraction=0.2, dropped=7, cpu_max_percent=97.0, slo_set=True)
     assert not valid
     text = " | ".join(reasons)
     for needle in ("shorter than the minimum", "too few samples for p99", "achieved rate",
                    "fell behind its schedule", "generator CPU reached 97%", "7 requests dropped"):
         assert needle in text, (needle, reasons)
     assert len(reasons) == 6
+
+
+def test_short_tail_percentiles_gate_only_under_an_slo():
+    # 500 successes: enough for p50/p90 (100), not for p99 (1000)
+    valid, reasons, warnings = _validity(completed=500, scheduled=500, insufficient=["p99", "p999"])
+    assert valid and reasons == []
+    assert any("p99, p999 rest on fewer than 10 samples" in w and "p99 needs >= 1000" in w for w in warnings)
+    valid, reasons, _ = _validity(completed=500, scheduled=500, insufficient=["p99", "p999"], slo_set=True)
+    assert not valid and "too few samples for p99" in reasons[0]
+    # p90 always gates
+    valid, reasons, _ = _validity(completed=50, scheduled=50, insufficient=["p90", "p95", "p99", "p999"])
+    assert not valid and reasons == [reasons[0]] and "too few samples for p90:" in reasons[0]
 
 
 def test_validity_cpu_alone_and_closed_loop_rules():
