@@ -36,7 +36,7 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
         f"{result['offered_rate_rps']:.1f}",
         f"{result['achieved_rate_rps']:.1f}",
         f"{result['items_per_s']:.1f}",
-        f"{result['delayed_fraction']:.2%}",
+        f"{result['delayed_fraction']:.2%}" if result.get('mode') == 'open' else "-",  # no schedule in closed loop
     )
     console.print(t)
 
