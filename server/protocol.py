@@ -322,18 +322,28 @@ def encode_response(
         header["id"] = request_id
     if parameters:
         header["parameters"] = parameters
+    header["outputs"], blobs = _encode_tensors(outputs)
+    return _assemble(header, blobs)
+
+
+def _encode_tensors(tensors: list[OutputTensor]) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """JSON items for the header, and the raw blobs (in order) of the tensors sent as binary data."""
     items = []
     blobs: list[bytes] = []
-    for out in outputs:
-        item: dict[str, Any] = {"name": out.name, "datatype": out.datatype, "shape": out.shape}
-        if out.binary:
-            blob = _binary_data(out)
+    for t in tensors:
+        item: dict[str, Any] = {"name": t.name, "datatype": t.datatype, "shape": t.shape}
+        if t.binary:
+            blob = _binary_data(t)
             item["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
         else:
-            item["data"] = _json_data(out)
+            item["data"] = _json_data(t)
         items.append(item)
-    header["outputs"] = items
+    return items, blobs
+
+
+def _assemble(header: dict[str, Any], blobs: list[bytes]) -> tuple[bytes, int | None]:
+    """(body, JSON header length); the length is None when nothing is binary."""
     head = orjson.dumps(header, option=_JSON_OPTS)
     if not blobs:
         return head, None
@@ -354,26 +364,11 @@ def encode_request(
         header["id"] = request_id
     if parameters:
         header["parameters"] = parameters
-    items = []
-    blobs: list[bytes] = []
-    for name, datatype, arr in inputs:
-        arr = np.asarray(arr) if datatype != "BYTES" else arr
-        item: dict[str, Any] = {"name": name, "datatype": datatype, "shape": [int(d) for d in arr.shape]}
-        out = OutputTensor(name, datatype, arr)
-        if binary:
-            blob = _binary_data(out)
-            item["parameters"] = {"binary_data_size": len(blob)}
-            blobs.append(blob)
-        else:
-            item["data"] = _json_data(out)
-        items.append(item)
-    header["inputs"] = items
+    tensors = [OutputTensor(name, dt, np.asarray(arr) if dt != "BYTES" else arr, binary) for name, dt, arr in inputs]
+    header["inputs"], blobs = _encode_tensors(tensors)
     if outputs is not None:
         header["outputs"] = outputs
-    head = orjson.dumps(header, option=_JSON_OPTS)
-    if not blobs:
-        return head, None
-    return b"".join([head, *blobs]), len(head)
+    return _assemble(header, blobs)
 
 
 def decode_response(body: bytes, header_length: int | None = None) -> dict[str, np.ndarray]:

@@ -41,6 +41,8 @@ def matrix(
     low_load: bool = typer.Option(True, "--low-load/--no-low-load", help="Measure p99 with 1 closed-loop user."),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also run the in-process baseline."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: results/matrix-<time>)."),
+    server_nice: int = typer.Option(19, "--server-nice", min=0, max=19,
+                                    help="CPU niceness of the local server, so the load generator on the same CPUs keeps its schedule."),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write the HTML report here."),
     target_rps: Optional[float] = C.TARGET_RPS,
     headroom: float = C.HEADROOM,
@@ -106,7 +108,7 @@ def matrix(
         log = out / f"server-{label.replace('·', '_')}.log"
         try:
             with ServerProcess(models, model_names=[model], overrides=overrides_for(cfg), log_path=log,
-                               ready_timeout_s=300) as srv:
+                               ready_timeout_s=300, nice=server_nice) as srv:
                 row = measure_config(base, run, cfg, srv.url, out, slo_ms=slo_p99_ms, percentile=percentile,
                                      precision=precision, max_probes=max_probes, low_load=low_load,
                                      on_event=lambda m: console.print(f"  {m}"))
