@@ -103,6 +103,18 @@ def required_samples(percentile: float) -> int:
     return math.ceil(round(MIN_TAIL_SAMPLES / (1.0 - percentile / 100.0), 6))
 
 
+GENERATOR_REASON_MARKERS = ("the generator fell behind its schedule", "generator CPU reached")
+
+
+def generator_limited(result: dict[str, Any]) -> bool:
+    """An INVALID run whose every reason lies with the load generator (late sends, its CPU), not the server:
+    the measurement is inconclusive about the server, so a search may measure that point again."""
+    reasons = result.get("invalid_reasons") or []
+    return (not result.get("valid")) and bool(reasons) and all(
+        any(m in r for m in GENERATOR_REASON_MARKERS) for r in reasons
+    )
+
+
 def insufficient_percentiles(n: int) -> list[str]:
     return [name for name, p in PERCENTILES.items() if n < required_samples(p)]
 

@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
+from loadgen.analysis import generator_limited
 from loadgen.peak import find_peak
 from loadgen.sweep import percentile_of, summarize_point, write_json
 
@@ -107,7 +108,14 @@ def measure_config(
         i = len(probe_rows)
         say(f"{label}: peak probe {i + 1} at {rate:.1f} req/s")
         res = one(f"probe-{i:03d}", {"mode": "open", "rate_rps": rate, "users": None})
-        pr = summarize_point(res, f"{cell_dir.name}/probe-{i:03d}.json", i)
+        if generator_limited(res):  # says nothing about the server: measure once more
+            say(f"{label}: probe {i + 1} INCONCLUSIVE (the generator fell short); measuring again")
+            res = one(f"probe-{i:03d}-retry", {"mode": "open", "rate_rps": rate, "users": None,
+                                               "seed": base.seed + 1})
+            name = f"probe-{i:03d}-retry"
+        else:
+            name = f"probe-{i:03d}"
+        pr = summarize_point(res, f"{cell_dir.name}/{name}.json", i)
         probe_rows.append(pr)
         return probe_passes(pr, slo_ms, percentile)
 

@@ -66,6 +66,7 @@ def peak(
     """Find the peak rate under a latency SLO (open loop, Poisson arrivals by default)."""
     from rich.console import Console
 
+    from loadgen.analysis import generator_limited
     from loadgen.matrix import min_valid_rate, probe_passes
     from loadgen.peak import find_peak
     from loadgen.sweep import summarize_point, write_json
@@ -98,11 +99,21 @@ def peak(
 
     def measure(rate: float) -> tuple[bool, dict]:
         i = len(probes)
-        res = run(base.model_copy(update={"mode": "open", "rate_rps": rate, "users": None}))
-        fname = f"probe-{i:03d}.json"
-        write_json(out / fname, res)
-        row = summarize_point(res, fname, i)
-        passed, info = probe_passes(row, slo_p99_ms, percentile)
+        retried: list[dict] = []
+        for attempt in range(2):  # a generator-limited INVALID run says nothing about the server: measure once more
+            res = run(base.model_copy(update={"mode": "open", "rate_rps": rate, "users": None,
+                                              "seed": base.seed + attempt}))
+            fname = f"probe-{i:03d}.json" if attempt == 0 else f"probe-{i:03d}-retry.json"
+            write_json(out / fname, res)
+            row = summarize_point(res, fname, i)
+            passed, info = probe_passes(row, slo_p99_ms, percentile)
+            if passed or attempt == 1 or not generator_limited(res):
+                break
+            retried.append({"file": fname, "reason": info["reason"]})
+            console.print(C.point_line(row) + "  [yellow]INCONCLUSIVE[/yellow] (the generator, not the server, "
+                          "fell short): measuring again with another seed")
+        if retried:
+            info["retried"] = retried
         probes.append({"rate_rps": rate, "passed": passed, "phase": None, "file": fname, "info": info})
         console.print(C.point_line(row) + ("  [green]PASS[/green]" if passed else f"  [red]FAIL[/red] {info['reason']}"))
         write_json(out / "peak.json", peak_doc(base, slo_p99_ms, percentile, precision, growth, probes, None, lim))

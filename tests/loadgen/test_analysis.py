@@ -231,3 +231,16 @@ def test_late_threshold_is_configurable():
             r.record(i * 0.1, i * 0.1 + 0.0015, i * 0.1 + 0.02, True, None, None)  # 1.5 ms late
     assert strict.data.phases["measure"].delayed == 4
     assert default.data.phases["measure"].delayed == 0
+
+
+def test_generator_limited_only_when_every_reason_is_the_generators():
+    late = "3.3% of requests were sent more than 2 ms after their scheduled instant (> 1%): the generator fell behind its schedule; add --workers or lower the rate"
+    cpu = "generator CPU reached 97% (>= 90%) of a core in a generating process: its timing cannot be trusted"
+    slow = "achieved rate 50.0 req/s for a 60 req/s target"
+    assert analysis.generator_limited({"valid": False, "invalid_reasons": [late, cpu]})
+    assert not analysis.generator_limited({"valid": False, "invalid_reasons": [late, slow]})
+    assert not analysis.generator_limited({"valid": True, "invalid_reasons": []})
+    assert not analysis.generator_limited({"valid": False, "invalid_reasons": []})
+    # the markers must match the reasons validity() really writes
+    _, reasons, _ = _validity(delayed_fraction=0.05, cpu_max_percent=95.0)
+    assert analysis.generator_limited({"valid": False, "invalid_reasons": reasons})
