@@ -4,18 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.curves.fakes import fake_result, write_fake_sweep
-
-
-def fake_run(scenario) -> dict:
-    """Stands in for loadgen.runner.run_scenario: a simulated server (see fakes.py)."""
-    if scenario.mode == "closed":
-        r = fake_result(min(390.0, 45.0 * scenario.users), mode="closed", users=scenario.users,
-                        duration_s=scenario.duration_s, slo_ms=scenario.slo_p99_ms)
-    else:
-        r = fake_result(scenario.rate_rps, duration_s=scenario.duration_s, slo_ms=scenario.slo_p99_ms)
-    r["scenario"] = scenario.model_dump(mode="json")
-    return r
+from tests.curves.fakes import write_fake_sweep
 
 
 @pytest.fixture

@@ -107,7 +107,8 @@ def fake_measure(threshold: float):
     return measure
 
 
-def _fake_run(scenario) -> dict:
+def fake_run(scenario) -> dict:
+    """Stands in for loadgen.runner.run_scenario: a simulated server (see fake_result)."""
     if scenario.mode == "closed":
         r = fake_result(min(390.0, 45.0 * scenario.users), mode="closed", users=scenario.users,
                         duration_s=scenario.duration_s, slo_ms=scenario.slo_p99_ms)
@@ -130,7 +131,7 @@ def write_fake_matrix(out_dir: Path, slo_ms: float = 50.0) -> Path:
     out_dir = Path(out_dir)
     rows = []
     for cfg in matrix_configs([1, 8], [1, 2], [0.0]):
-        row = measure_config(_scenario(), _fake_run, cfg, "http://127.0.0.1:1", out_dir, slo_ms=slo_ms, max_probes=5)
+        row = measure_config(_scenario(), fake_run, cfg, "http://127.0.0.1:1", out_dir, slo_ms=slo_ms, max_probes=5)
         scale = cfg["max_batch_size"] ** 0.3 * cfg["instances"] ** 0.2  # make cells differ
         row["max_items_per_s"] *= scale
         row["peak_rps"] = row["peak_rps"] * scale if row["peak_rps"] else None

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from loadgen.cli import app
 from loadgen.commands import _curves
 from loadgen.sweep import write_json
-from tests.curves.conftest import fake_run
+from tests.curves.fakes import fake_run
 from tests.curves.fakes import fake_bench
 
 cli = CliRunner()

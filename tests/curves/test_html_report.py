@@ -61,7 +61,7 @@ def test_mixed_inputs_peak_matrix_bench(tmp_path, fake_sweep, monkeypatch):
 
     from loadgen.cli import app
     from loadgen.commands import _curves
-    from tests.curves.conftest import fake_run
+    from tests.curves.fakes import fake_run
 
     monkeypatch.setattr(_curves, "runner", lambda progress=True: fake_run)
     r = CliRunner().invoke(app, ["peak", "--model", "m", "--slo-p99-ms", "50", "--start-rate", "50",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from loadgen.matrix import (choose_best, config_label, matrix_configs, measure_config, overrides_for,
                             probe_passes, throughput_users)
-from tests.curves.conftest import fake_run
+from tests.curves.fakes import fake_run
 
 
 def test_configs_and_overrides():

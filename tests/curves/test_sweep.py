@@ -5,7 +5,7 @@ import orjson
 
 from loadgen.sweep import (auto_rates, peak_from_points, raw_limit_from_bench, run_sweep, stop_reason,
                            summarize_point)
-from tests.curves.conftest import fake_run
+from tests.curves.fakes import fake_run
 from tests.curves.fakes import fake_bench, fake_result
 
 
