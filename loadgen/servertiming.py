@@ -73,12 +73,7 @@ def parse_server_timing(header: str | None) -> ServerTiming:
                 val = val[1:-1]
             elif '"' in val or " " in val:
                 continue
-            if key == "dur":
-                d = _duration(val)
-                if d is not None:
-                    durations[name] = d
-            elif key == "desc":
-                descs[name] = val
+            _store(name, key, val, durations, descs)
     return _finish(durations, descs)
 
 
@@ -101,14 +96,18 @@ def _parse_general(header: str) -> ServerTiming:
             val = pm.group(2)
             if val is None:
                 continue
-            val = _unquote(val)
-            if key == "dur":
-                d = _duration(val)
-                if d is not None:
-                    durations[name] = d
-            elif key == "desc":
-                descs[name] = val
+            _store(name, key, _unquote(val), durations, descs)
     return _finish(durations, descs)
+
+
+def _store(name: str, key: str, val: str, durations: dict[str, float], descs: dict[str, str]) -> None:
+    """Keep one metric parameter: `dur` as milliseconds (when numeric), `desc` as text; others are ignored."""
+    if key == "dur":
+        d = _duration(val)
+        if d is not None:
+            durations[name] = d
+    elif key == "desc":
+        descs[name] = val
 
 
 def _finish(durations: dict[str, float], descs: dict[str, str]) -> ServerTiming:
