@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
-import json
 import sys
 import time
 from pathlib import Path
@@ -28,51 +26,27 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from loadgen.payloads import fetch_model_info, synthetic_images  # noqa: E402
 from loadgen.serverproc import ServerProcess  # noqa: E402
+from loadgen.servertiming import parse_server_timing  # noqa: E402
 from loadgen.bench import bench_point  # noqa: E402
 from server.cpus import available_cpus  # noqa: E402
+from server.protocol import encode_request  # noqa: E402
 from server.repository import ensure_built, load_repository  # noqa: E402
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 TARGET_RATIO = {"resnet50": 0.97, "mobilenet_v2": 0.85}
 
 
-def binary_body(name: str, arr: np.ndarray, output: str) -> tuple[bytes, dict]:
-    raw = np.ascontiguousarray(arr).tobytes()
-    header = json.dumps({
-        "inputs": [{"name": name, "shape": list(arr.shape), "datatype": "FP32", "parameters": {"binary_data_size": len(raw)}}],
-        "outputs": [{"name": output, "parameters": {"binary_data": True}}],
-    }).encode()
-    return header + raw, {"Inference-Header-Content-Length": str(len(header)), "Content-Type": "application/octet-stream"}
-
-
-def model_metadata(url: str, model: str) -> dict:
-    import urllib.request
-
-    with urllib.request.urlopen(f"{url}/v2/models/{model}", timeout=5) as r:
-        return json.loads(r.read())
-
-
-def json_body(name: str, arr: np.ndarray, output: str) -> tuple[bytes, dict]:
-    import orjson
-
-    body = orjson.dumps({
-        "inputs": [{"name": name, "shape": list(arr.shape), "datatype": "FP32", "data": arr.ravel()}],
-        "outputs": [{"name": output}],
-    }, option=orjson.OPT_SERIALIZE_NUMPY)
-    return body, {"Content-Type": "application/json"}
-
-
-def jpeg_body(size: int = 480) -> tuple[bytes, dict]:
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    y, x = np.mgrid[0:size, 0:size]
-    img = np.stack([(x * 255 / size), (y * 255 / size), ((x + y) * 127 / size)], -1)
-    img = np.clip(img + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="JPEG", quality=90)
-    return buf.getvalue(), {"Content-Type": "image/jpeg"}
+def oip_body(name: str, arr: np.ndarray, output: str, binary: bool) -> tuple[bytes, dict]:
+    """An OIP v2 request (binary tensor extension or JSON) for one FP32 input, asking for `output`."""
+    body, header_length = encode_request(
+        [(name, "FP32", arr)], binary=binary,
+        outputs=[{"name": output, "parameters": {"binary_data": True}} if binary else {"name": output}],
+    )
+    if header_length is None:
+        return body, {"Content-Type": "application/json"}
+    return body, {"Inference-Header-Content-Length": str(header_length), "Content-Type": "application/octet-stream"}
 
 
 async def drive(url: str, body: bytes, headers: dict, concurrency: int, duration_s: float, warmup_s: float) -> dict:
@@ -103,9 +77,9 @@ async def drive(url: str, body: bytes, headers: dict, concurrency: int, duration
                 if t_measure <= e < t_end:
                     if ok:
                         lat.append(e - s)
-                        st = _server_timing(timing)
-                        if "total" in st and "compute" in st:
-                            server_overhead.append(st["total"] - st["compute"])
+                        st = parse_server_timing(timing)
+                        if st.get("total") is not None and st.get("compute") is not None:
+                            server_overhead.append(st.get("total") - st.get("compute"))
                     else:
                         errors += 1
 
@@ -114,15 +88,6 @@ async def drive(url: str, body: bytes, headers: dict, concurrency: int, duration
     return {"rps": len(lat) / duration_s, "p50_ms": float(np.percentile(arr, 50)), "p99_ms": float(np.percentile(arr, 99)),
             "errors": errors, "n": len(lat),
             "server_overhead_p50_ms": float(np.percentile(server_overhead, 50)) if server_overhead else float("nan")}
-
-
-def _server_timing(header: str) -> dict[str, float]:
-    out = {}
-    for part in header.split(","):
-        name, _, rest = part.strip().partition(";")
-        if rest.startswith("dur="):
-            out[name] = float(rest[4:])
-    return out
 
 
 def main() -> int:
@@ -148,16 +113,16 @@ def main() -> int:
         raw_b1_p50 = raws[1]["latency_ms"]["p50"]
         with ServerProcess(MODELS, model_names=[model]) as srv:
             url = srv.url
-            meta = model_metadata(url, model)
+            meta = fetch_model_info(url, model)["metadata"]
             inp, out = meta["inputs"][0], meta["outputs"][0]
             shape = [1] + [d if d > 0 else 1 for d in inp["shape"][1:]]
             x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
             infer = f"{url}/v2/models/{model}/infer"
-            body, headers = binary_body(inp["name"], x, out["name"])
+            body, headers = oip_body(inp["name"], x, out["name"], binary=True)
             conc = args.concurrency or 2 * cfg.max_batch_size
             sat = asyncio.run(drive(infer, body, headers, conc, args.duration, args.warmup))
             one = asyncio.run(drive(infer, body, headers, 1, args.duration, args.warmup))
-            jb, jh = json_body(inp["name"], x, out["name"])
+            jb, jh = oip_body(inp["name"], x, out["name"], binary=False)
             js = asyncio.run(drive(infer, jb, jh, 1, min(args.duration, 5), 1))
         ratio = sat["rps"] / raw_best
         overhead = one["p50_ms"] - raw_b1_p50
@@ -175,7 +140,7 @@ def main() -> int:
     # Encoded-image input cost, on the image pipeline of mobilenet_v2 (decode + preprocess on the server).
     if "mobilenet_v2" in args.models.split(","):
         with ServerProcess(MODELS, model_names=["mobilenet_v2_jpeg"]) as srv:
-            jb, jh = jpeg_body()
+            jb, jh = synthetic_images(1, seed=0, sizes=[(480, 480)])[0], {"Content-Type": "image/jpeg"}
             img = asyncio.run(drive(f"{srv.url}/v2/models/mobilenet_v2_jpeg/infer", jb, jh, 1, min(args.duration, 5), 1))
         mb = next(r for r in rows if r[0] == "mobilenet_v2")
         print(f"\nmobilenet_v2 input cost per request at batch 1 (p50): binary {mb[5]['p50_ms']:.2f} ms, "
