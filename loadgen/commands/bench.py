@@ -34,15 +34,10 @@ def bench(
     from rich.table import Table
 
     from loadgen.bench import run_bench
-    from server.repository import ConfigError, ensure_built, load_repository
+    from loadgen.commands._repo import repository_or_exit
 
     console = Console()
-    try:
-        cfg = load_repository(models, [model])[model]
-        ensure_built(cfg)
-    except ConfigError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2)
+    cfg = repository_or_exit(console, models, [model], build=True)[model]
     batches, insts = _int_list(batch), _int_list(instances)
     console.print(f"[bold]bench[/bold] {model}: batch {batches} × instances {insts}, {duration:g}s each (+{warmup:g}s warm-up)")
     result = run_bench(

@@ -47,23 +47,15 @@ def demo(
     """Start the server, run short load tests, print the summaries, write results/ and the HTML report."""
     from rich.console import Console
 
+    from loadgen.commands._repo import repository_or_exit
     from loadgen.serverproc import ServerProcess
     from server.cpus import available_cpus
-    from server.repository import ConfigError, ensure_built, load_repository
 
     console = Console()
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = out / f"demo-{stamp}"
-    run_dir.mkdir()
     names = [model, heavy_model]
-    try:
-        repo = load_repository(models, names)
-        for cfg in repo.values():
-            ensure_built(cfg)
-    except ConfigError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2)
+    repository_or_exit(console, models, names, build=True)  # before anything is written
+    run_dir = out / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir.mkdir(parents=True)
 
     console.rule("[bold]inferload demo")
     console.print(f"starting the model server with {', '.join(names)} (log: {run_dir / 'server.log'}) ...")

@@ -88,14 +88,10 @@ def list_models(models: Path = typer.Option(Path("models"), "--models", help="Mo
     from rich.console import Console
     from rich.table import Table
 
-    from server.repository import ConfigError, load_repository
+    from loadgen.commands._repo import repository_or_exit
 
     console = Console()
-    try:
-        repo = load_repository(models)
-    except ConfigError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2)
+    repo = repository_or_exit(console, models)
     table = Table(title=f"Models in {models}")
     for col in ("model", "kind", "max batch", "delay ms", "preferred", "queue", "instances", "threads", "image", "file present"):
         table.add_column(col)
