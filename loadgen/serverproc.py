@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -62,15 +63,16 @@ class ServerProcess:
         self._log = None
 
     def start(self) -> "ServerProcess":
+        # Output goes to a file, never a pipe: nobody reads a pipe while the server runs, and a full one would
+        # block the server. Without log_path it is a temporary file, kept only to report a failed start.
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.log_path, "w")
-            out = self._log
+            self._log = open(self.log_path, "w+")
         else:
-            out = subprocess.DEVNULL
+            self._log = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server", "--models", str(self.models_dir), "--host", self.host, "--port", str(self.port)],
-            env=self.env, stdout=out, stderr=subprocess.STDOUT if self._log else subprocess.PIPE,
+            env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
             text=True, preexec_fn=(lambda: os.nice(self.nice)) if self.nice else None,
         )
         self.wait_ready()
@@ -81,7 +83,8 @@ class ServerProcess:
         deadline = time.monotonic() + self.ready_timeout_s
         while True:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read() if self.proc.stderr else (self.log_path.read_text() if self.log_path else "")
+                self._log.seek(0)
+                err = self._log.read()
                 raise RuntimeError(f"server exited with code {self.proc.returncode} before it was ready:\n{err[-3000:]}")
             try:
                 with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=2) as r:
