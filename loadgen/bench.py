@@ -28,7 +28,7 @@ class _Worker:
 
 def _percentiles_ms(samples_s: list[float]) -> dict[str, float]:
     if not samples_s:
-        return {k: float("nan") for k in ("p50", "p90", "p95", "p99")}
+        return {k: float("nan") for k in ("p50", "p90", "p95", "p99", "mean")}
     arr = np.asarray(samples_s) * 1000.0
     p50, p90, p95, p99 = np.percentile(arr, [50, 90, 95, 99])
     return {"p50": float(p50), "p90": float(p90), "p95": float(p95), "p99": float(p99), "mean": float(arr.mean())}

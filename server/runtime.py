@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from server.dtypes import OIP_TO_NUMPY
 from server.repository import ModelConfig
 
 # ONNX Runtime tensor type strings → OIP v2 datatype names
@@ -84,8 +85,6 @@ def load_instances(cfg: ModelConfig, cpus: int | None = None) -> list[OnnxInstan
 
 def random_inputs(specs: list[TensorSpec], batch: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Random inputs for warm-up and benchmarks (dynamic non-batch dims become 1)."""
-    from server.dtypes import OIP_TO_NUMPY
-
     rng = np.random.default_rng(seed)
     out: dict[str, np.ndarray] = {}
     for s in specs:
