@@ -137,7 +137,7 @@ def main() -> None:
                   f"delayed {r['delayed_fraction']:.2%}; CPU max/mean {r['generator_cpu_percent']['max']}/"
                   f"{r['generator_cpu_percent']['mean']} %; p50 {r['latency_ms']['p50']} ms; valid={r['valid']}")
             for reason in r["invalid_reasons"]:
-                print(f"      invalid: {reason}")
+                print(f"      invalid: {reason['code']}: {reason['message']}")
         if a.only == "open":
             return
         print(f"\n2. closed loop, {USERS} users, max req/s per generator core ({STEADY_S:g} s steady window)")

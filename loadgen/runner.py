@@ -125,7 +125,7 @@ class _Progress:
 
 
 def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: int | None = None) -> dict:
-    """Run one scenario headless; return the result dict (schema_version 1, see report/json_report.py)."""
+    """Run one scenario headless; return the result dict (schema_version 2, see report/json_report.py)."""
     from loadgen.payloads import fetch_model_info
 
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")

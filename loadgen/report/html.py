@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from loadgen.analysis import reason_list
 from loadgen.report.load import Doc
 
 CSS = """
@@ -172,15 +173,22 @@ def config_block(scenario: dict | None, server: dict | None, machine: dict | Non
             f'<div class="wide"><h4>Server</h4>{kv_table(server)}</div></div>')
 
 
-def reasons_block(valid: bool | None, reasons: list[str], warnings: list[str] | None = None,
+def _reason_item(r: Any) -> str:
+    r = reason_list([r])[0]
+    code = "" if r["code"] == "note" else f' <code class="muted">{esc(r["code"])}</code>'
+    return f"<li>{esc(r['message'])}{code}</li>"
+
+
+def reasons_block(valid: bool | None, reasons: list[Any], warnings: list[Any] | None = None,
                   notes: list[str] | None = None) -> str:
+    """reasons / warnings: {code, message} dicts (schema 2) or strings (schema 1)."""
     out = ""
     if valid is False:
-        items = "".join(f"<li>{esc(r)}</li>" for r in reasons) or "<li>no reason recorded</li>"
+        items = "".join(_reason_item(r) for r in reasons) or "<li>no reason recorded</li>"
         out += f'<div class="callout"><strong>INVALID because:</strong><ul class="reasons">{items}</ul></div>'
     if warnings:
         out += ('<div class="callout note"><strong>Warnings</strong><ul class="reasons">'
-                + "".join(f"<li>{esc(w)}</li>" for w in warnings) + "</ul></div>")
+                + "".join(_reason_item(w) for w in warnings) + "</ul></div>")
     if notes:
         out += ('<div class="callout note"><strong>Notes</strong><ul class="reasons">'
                 + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul></div>")

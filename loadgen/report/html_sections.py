@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from loadgen.analysis import reason_text
 from loadgen.report import plots
 from loadgen.report.html import (badge, cards, config_block, esc, figure, fmt, reasons_block, table)
 from loadgen.report.load import Doc
@@ -170,7 +171,7 @@ def _points_table(pts: list[dict]) -> str:
     bad = [p for p in pts if not p.get("valid")]
     if bad:
         items = "".join(f"<li><strong>#{esc(p.get('index'))} ({esc(_rate_label(p))})</strong>: "
-                        + "; ".join(esc(r) for r in (p.get("invalid_reasons") or ["no reason recorded"])) + "</li>"
+                        + esc(reason_text(p.get("invalid_reasons") or ["no reason recorded"])) + "</li>"
                         for p in bad)
         out += f'<div class="callout"><strong>INVALID points, because:</strong><ul class="reasons">{items}</ul></div>'
     return out

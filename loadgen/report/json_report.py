@@ -1,4 +1,4 @@
-"""The result JSON (schema_version 1) — pinned: the sweep/report code reads these fields.
+"""The result JSON (schema_version 2) — pinned: the sweep/report code reads these fields.
 
 Every duration is in milliseconds (`_ms`), rates in requests/s (`_rps`), `duration_s`/`warmup_s` in seconds.
 `build_result` is pure (recorded data in, dict out); `write_json`/`load_json` do the file I/O.
@@ -16,7 +16,7 @@ from loadgen import analysis
 from loadgen.recorder import SERVER_STAGES, RecordData, encode_histogram, new_histogram
 from loadgen.scenario import Scenario
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def machine_info() -> dict[str, Any]:
@@ -64,16 +64,23 @@ def build_result(
     succ = m.hists.get("success")
     finished = completed + failed
     delayed_fraction = (m.delayed / finished) if finished else 0.0
-    insufficient = analysis.insufficient_percentiles(completed)
     cpu = analysis.cpu_summary(data.cpu)
     open_loop = scenario.mode == "open"
+    conf = scenario.confidence
+    unbounded = analysis.unbounded_percentiles(completed, conf)
+    h = m.hists
+    slo = None
+    if scenario.slo_p99_ms is not None:
+        slo = analysis.judge_slo(succ, failed, scenario.slo_p99_ms, scenario.slo_percentile, conf)
+    lag = analysis.lag_effect(scenario.mode, lag=h.get("lag"), succ=succ, lag_free=h.get("service"), failed=failed,
+                              slo=slo, percentile=scenario.slo_percentile if slo else 99.0, confidence=conf)
     valid, reasons, warnings = analysis.validity(
         mode=scenario.mode,
         duration_s=T,
         completed=completed,
         failed=failed,
         errors=m.errors,
-        insufficient=insufficient,
+        unbounded=unbounded,
         target_rate_rps=scenario.rate_rps if open_loop else None,
         achieved_rate_rps=achieved,
         delayed_fraction=delayed_fraction,
@@ -82,9 +89,10 @@ def build_result(
         cpu_max_percent=cpu["max"],
         scheduled=(m.sent + m.dropped) if open_loop else None,
         late_threshold_ms=scenario.late_threshold_ms,
-        slo_set=scenario.slo_p99_ms is not None,
+        lag=lag,
+        confidence=conf,
     )
-    warnings += list(extra_warnings or [])
+    warnings += analysis.reason_list(extra_warnings or [])
     notes = [] if open_loop else [analysis.CLOSED_LOOP_NOTE]
     notes.append(
         "latency is measured from each request's scheduled instant"
@@ -93,11 +101,9 @@ def build_result(
     )
     notes += list(extra_notes or [])
     lat = analysis.latency_summary_ms(succ)
-    slo = None
-    if scenario.slo_p99_ms is not None:
-        p99 = lat["p99"]
-        slo = {"p99_ms": scenario.slo_p99_ms, "met": bool(p99 is not None and p99 <= scenario.slo_p99_ms)}
-    h = m.hists
+    if slo is not None:
+        slo["p99_ms"] = scenario.slo_p99_ms  # the bound, under its schema-1 name
+        slo["met"] = slo["verdict"] == "pass"
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": "inferload",
@@ -114,12 +120,15 @@ def build_result(
         "offered_rate_rps": round(offered, 3),
         "items_per_s": round(achieved * scenario.batch, 3),
         "latency_ms": lat,
-        "latency_insufficient": insufficient,
+        "latency_ucb_ms": analysis.percentile_ucb_ms(succ, conf),
+        "confidence": conf,
+        "latency_insufficient": unbounded,
         "errors": dict(sorted(m.errors.items())),
         "delayed_fraction": round(delayed_fraction, 6),
         "delayed": m.delayed,
         "dropped": m.dropped,
         "schedule_lag_ms": analysis.p50_p99_max_ms(h.get("lag")),
+        "lag_effect": lag,
         "server_timing_ms": {k: analysis.p50_p99_mean_ms(h.get(k)) for k in SERVER_STAGES},
         "decomposition_ms": {
             "client_lag": analysis.p50_mean_ms(h.get("lag")),
@@ -158,6 +167,6 @@ def write_json(result: dict[str, Any], path: str | Path) -> None:
 
 def load_json(path: str | Path) -> dict[str, Any]:
     result = json.loads(Path(path).read_text())
-    if result.get("tool") != "inferload" or result.get("schema_version") != SCHEMA_VERSION:
+    if result.get("tool") != "inferload" or result.get("schema_version") not in (1, SCHEMA_VERSION):
         raise ValueError(f"{path}: not an inferload result with schema_version {SCHEMA_VERSION}")
     return result

@@ -1,10 +1,12 @@
-"""Rich terminal summary of one result dict (schema_version 1)."""
+"""Rich terminal summary of one result dict (schema_version 2)."""
 from __future__ import annotations
 
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from loadgen.analysis import reason_list
 
 
 def _ms(v: float | None) -> str:
@@ -41,15 +43,22 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
     console.print(t)
 
     lat = result["latency_ms"]
+    ucb = result.get("latency_ucb_ms") or {}
+    conf = result.get("confidence") or 0.99
     insufficient = set(result.get("latency_insufficient", []))
     lt = Table(title="Latency of successes (ms, from the scheduled instant)", header_style="bold")
     keys = ["min", "p50", "p90", "p95", "p99", "p999", "max", "mean", "stdev"]
+    lt.add_column("")
     for k in keys:
         lt.add_column(k + ("*" if k in insufficient else ""), justify="right")
-    lt.add_row(*[_ms(lat.get(k)) for k in keys])
+    lt.add_row("measured", *[_ms(lat.get(k)) for k in keys])
+    if ucb:
+        lt.add_row(f"≤ at {conf:.0%}", *[_ms(ucb.get(k)) if k in ucb else "" for k in keys])
     console.print(lt)
+    if ucb:
+        console.print(f"  ≤ at {conf:.0%}: upper confidence bound on the true percentile (order statistics)")
     if insufficient:
-        console.print(f"  * too few samples beyond: {', '.join(sorted(insufficient))}")
+        console.print(f"  * too few samples for a {conf:.0%} upper bound: {', '.join(sorted(insufficient))}")
 
     dec = result.get("decomposition_ms", {})
     if any(v.get("p50") is not None for k, v in dec.items() if k != "client_lag"):
@@ -72,14 +81,28 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
     )
     slo = result.get("slo")
     if slo:
-        console.print(f"SLO p99 <= {slo['p99_ms']:g} ms: " + ("[green]met[/green]" if slo["met"] else "[red]missed[/red]"))
+        console.print(slo_line(slo))
     if result["valid"]:
         console.print("[bold green]VALID[/bold green]")
     else:
         console.print("[bold red]INVALID[/bold red]")
-        for r in result["invalid_reasons"]:
-            console.print(f"  [red]✗[/red] {r}")
-    for w in result.get("warnings", []):
-        console.print(f"  [yellow]![/yellow] {w}")
+        for r in reason_list(result["invalid_reasons"]):
+            console.print(f"  [red]✗[/red] {r['message']} [dim]({r['code']})[/dim]")
+    for w in reason_list(result.get("warnings", [])):
+        console.print(f"  [yellow]![/yellow] {w['message']} [dim]({w['code']})[/dim]")
     for n in result.get("notes", []):
         console.print(f"  [dim]note: {n}[/dim]")
+
+
+VERDICT_STYLE = {"pass": "[green]PASS[/green]", "fail": "[red]FAIL[/red]", "undecided": "[yellow]UNDECIDED[/yellow]"}
+
+
+def slo_line(slo: dict[str, Any]) -> str:
+    """'SLO p99 <= 100 ms: PASS at 99% confidence (p99 47.5 ms, ≤ 52.1 ms) — message'."""
+    if "verdict" not in slo:  # schema 1
+        return f"SLO p99 <= {slo['p99_ms']:g} ms: " + ("[green]met[/green]" if slo.get("met") else "[red]missed[/red]")
+    name = f"p{slo['percentile']:g}"
+    est = "—" if slo.get("estimate_ms") is None else f"{slo['estimate_ms']:g} ms"
+    ucb = "failures" if slo.get("ucb_is_failure") else ("unbounded" if slo.get("ucb_ms") is None else f"{slo['ucb_ms']:g} ms")
+    return (f"SLO {name} <= {slo['bound_ms']:g} ms: {VERDICT_STYLE.get(slo['verdict'], slo['verdict'])} at "
+            f"{slo['confidence']:.0%} confidence ({name} {est}, upper bound {ucb}) — {slo['message']}")

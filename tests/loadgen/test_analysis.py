@@ -89,66 +89,136 @@ def test_phases_errors_delays_and_server_timing():
     assert r.in_flight == 0
 
 
-def test_required_samples_and_insufficient_percentiles():
-    assert [analysis.required_samples(p) for p in (50, 90, 95, 99, 99.9)] == [20, 100, 200, 1000, 10000]
-    assert analysis.insufficient_percentiles(999) == ["p99", "p999"]
-    assert analysis.insufficient_percentiles(1000) == ["p999"]
-    assert analysis.insufficient_percentiles(10000) == []
+def test_unbounded_percentiles_follow_the_confidence_bound():
+    # a 99% upper bound on p99 needs n >= 459 (MLPerf's early-stopping figure); p99.9 needs 4603
+    assert analysis.unbounded_percentiles(458) == ["p99", "p999"]
+    assert analysis.unbounded_percentiles(459) == ["p999"]
+    assert analysis.unbounded_percentiles(4603) == []
+    assert analysis.unbounded_percentiles(0) == list(analysis.PERCENTILES)
     pts = analysis.distribution_points()
     assert 30 <= len(pts) <= 60 and pts[0] == 0.0 and pts[-2] == 99.999 and pts[-1] == 100.0
 
 
 def _validity(**kw):
-    args = dict(mode="open", duration_s=10, completed=5000, failed=0, errors={}, insufficient=["p999"],
+    args = dict(mode="open", duration_s=10, completed=5000, failed=0, errors={}, unbounded=["p999"],
                 target_rate_rps=500.0, achieved_rate_rps=500.0, delayed_fraction=0.0, dropped=0,
                 max_in_flight=100, cpu_max_percent=40.0, scheduled=5000)
     args.update(kw)
     return analysis.validity(**args)
 
 
+def _codes(reasons):
+    return [r["code"] for r in reasons]
+
+
 def test_validity_valid_run_with_p999_warning_only():
     valid, reasons, warnings = _validity()
     assert valid and reasons == []
-    assert any("p999" in w for w in warnings)
+    assert _codes(warnings) == ["percentile_unbounded"] and "p999 needs >= 4603" in warnings[0]["message"]
 
 
-def test_validity_lists_every_reason():
-    valid, reasons, _ = _validity(duration_s=1, completed=500, insufficient=["p99", "p999"], achieved_rate_rps=50,
-                                  delayed_fraction=0.2, dropped=7, cpu_max_percent=97.0, slo_set=True)
+def test_validity_lists_every_reason_as_codes():
+    lag = {"material": True, "message": "the verdict would differ", "lag_p99_ms": 9.0}
+    valid, reasons, _ = _validity(duration_s=1, completed=400, scheduled=500, achieved_rate_rps=50,
+                                  delayed_fraction=0.2, dropped=7, cpu_max_percent=97.0, lag=lag)
     assert not valid
-    text = " | ".join(reasons)
-    for needle in ("shorter than the minimum", "too few samples for p99", "achieved rate",
-                   "fell behind its schedule", "generator CPU reached 97%", "7 requests dropped"):
-        assert needle in text, (needle, reasons)
-    assert len(reasons) == 6
+    assert _codes(reasons) == ["window_too_short", "schedule_short", "lag_material", "generator_cpu", "client_drops"]
+    assert all(r["message"] for r in reasons)
 
 
-def test_short_tail_percentiles_gate_only_under_an_slo():
-    # 500 successes: enough for p50/p90 (100), not for p99 (1000)
-    valid, reasons, warnings = _validity(completed=500, scheduled=500, insufficient=["p99", "p999"])
+def test_late_sends_invalidate_only_when_material():
+    # 20% late but the lag could not change the answer: VALID, the lateness is reported as a warning
+    immaterial = {"material": False, "message": None, "lag_p99_ms": 3.1}
+    valid, reasons, warnings = _validity(delayed_fraction=0.2, lag=immaterial)
     assert valid and reasons == []
-    assert any("p99, p999 rest on fewer than 10 samples" in w and "p99 needs >= 1000" in w for w in warnings)
-    valid, reasons, _ = _validity(completed=500, scheduled=500, insufficient=["p99", "p999"], slo_set=True)
-    assert not valid and "too few samples for p99" in reasons[0]
-    # p90 always gates
-    valid, reasons, _ = _validity(completed=50, scheduled=50, insufficient=["p90", "p95", "p99", "p999"])
-    assert not valid and reasons == [reasons[0]] and "too few samples for p90:" in reasons[0]
+    late = [w for w in warnings if w["code"] == "late_sends"]
+    assert late and "20.0%" in late[0]["message"] and "3.1 ms" in late[0]["message"]
+    material = {"material": True, "message": "p99 from the schedule exceeds ...", "lag_p99_ms": 30.0}
+    valid, reasons, warnings = _validity(delayed_fraction=0.2, lag=material)
+    assert not valid and _codes(reasons) == ["lag_material"]
+    assert "late_sends" not in _codes(warnings)
+
+
+def test_thin_percentiles_never_invalidate():
+    valid, reasons, warnings = _validity(completed=50, scheduled=50, unbounded=["p95", "p99", "p999"])
+    assert valid and reasons == []
+    assert "p99 needs >= 459" in warnings[0]["message"]
 
 
 def test_validity_cpu_alone_and_closed_loop_rules():
     valid, reasons, _ = _validity(cpu_max_percent=91.0)
-    assert not valid and len(reasons) == 1 and "CPU" in reasons[0]
+    assert not valid and _codes(reasons) == ["generator_cpu"]
     # closed loop: no rate / delay rules
     valid, reasons, _ = _validity(mode="closed", target_rate_rps=None, achieved_rate_rps=1.0, delayed_fraction=0.5)
     assert valid, reasons
 
 
-def test_poisson_shortfall_judged_against_the_schedule():
-    # 89 of 89 scheduled completed: valid, even though 89/3 s < 0.99 x 30 req/s
-    assert _validity(completed=89, achieved_rate_rps=29.67, target_rate_rps=30, scheduled=89,
-                     insufficient=[])[0]
-    assert not _validity(completed=80, achieved_rate_rps=26.7, target_rate_rps=30, scheduled=89,
-                         insufficient=[])[0]
+def test_schedule_judged_against_answered_requests():
+    # 89 of 89 scheduled answered: valid, even though 89/3 s < 0.99 x 30 req/s
+    assert _validity(completed=89, achieved_rate_rps=29.67, target_rate_rps=30, scheduled=89, unbounded=[])[0]
+    # failures are the server's answer, not a short schedule: a warning (and over the bound in an SLO verdict)
+    valid, reasons, warnings = _validity(completed=80, failed=9, errors={"503": 9}, achieved_rate_rps=26.7,
+                                         target_rate_rps=30, scheduled=89, unbounded=[])
+    assert valid and "failures" in _codes(warnings)
+    valid, reasons, _ = _validity(completed=80, achieved_rate_rps=26.7, target_rate_rps=30, scheduled=89, unbounded=[])
+    assert not valid and _codes(reasons) == ["schedule_short"]
+
+
+def test_generator_limited_only_when_every_reason_is_the_generators():
+    r = analysis.reason
+    late, cpu = r("lag_material", "x"), r("generator_cpu", "y")
+    drops, short = r("client_drops", "z"), r("schedule_short", "w")
+    assert analysis.generator_limited({"valid": False, "invalid_reasons": [late, cpu, short]})
+    assert not analysis.generator_limited({"valid": False, "invalid_reasons": [late, drops]})
+    assert not analysis.generator_limited({"valid": True, "invalid_reasons": []})
+    assert not analysis.generator_limited({"valid": False, "invalid_reasons": []})
+    # a schema-1 string reason is never taken for the generator's
+    assert not analysis.generator_limited({"valid": False, "invalid_reasons": ["the generator fell behind"]})
+    _, reasons, _ = _validity(cpu_max_percent=95.0, lag={"material": True, "message": "m"})
+    assert analysis.generator_limited({"valid": False, "invalid_reasons": reasons})
+
+
+def _hist(values_ms):
+    h = new_histogram()
+    for v in values_ms:
+        h.record_value(int(v * 1000))
+    return h
+
+
+def test_slo_verdict_counts_failures_over_the_bound_and_matches_the_ucb():
+    vals = [10.0] * 995 + [200.0] * 5  # 5 of 1000 over 100 ms
+    v = analysis.judge_slo(_hist(vals), 0, 100.0)
+    # with 1000 samples at 99% confidence at most 2 may exceed the bound
+    assert v["verdict"] == "undecided" and v["max_over_to_pass"] == 2 and v["queries_needed"] > 1000
+    assert v["ucb_ms"] > 100 and v["estimate_ms"] == pytest.approx(10.0, rel=1e-3)
+    v = analysis.judge_slo(_hist([10.0] * 998 + [200.0] * 2), 0, 100.0)
+    assert v["verdict"] == "pass" and v["ucb_ms"] <= 100
+    # the same run with 30 failures: they count as over the bound
+    v = analysis.judge_slo(_hist([10.0] * 998 + [200.0] * 2), 30, 100.0)
+    assert v["verdict"] == "fail" and v["over"] == 32 and v["samples"] == 1030
+    v = analysis.judge_slo(_hist([10.0] * 470), 0, 100.0)
+    assert v["verdict"] == "pass"
+    v = analysis.judge_slo(_hist([10.0] * 400), 0, 100.0)
+    assert v["verdict"] == "undecided" and v["queries_needed"] == 459 and v["ucb_ms"] is None
+
+
+def test_lag_effect_judged_by_its_effect_on_the_answer():
+    n = 1000
+    lag = _hist([3.0] * n)
+    free = _hist([20.0] * 990 + [95.0] * 10)  # lag-free p99 95 ms
+    sched = _hist([21.0] * 990 + [98.0] * 10)  # +1-3 ms of lag: p99 21 ms (5% above), tail 98 ms < 100
+    slo = analysis.judge_slo(sched, 0, 100.0)
+    e = analysis.lag_effect("open", lag=lag, succ=sched, lag_free=free, failed=0, slo=slo)
+    assert not e["material"] and e["lag_free_verdict"] == slo["verdict"]
+    worse = _hist([21.0] * 980 + [103.0] * 20)  # the lag pushes 20 requests over the bound
+    slo = analysis.judge_slo(worse, 0, 100.0)
+    e = analysis.lag_effect("open", lag=lag, succ=worse, lag_free=free, failed=0, slo=slo)
+    assert e["material"] and slo["verdict"] != e["lag_free_verdict"]
+    # without an SLO: material when p99 from the schedule is > 10% above the lag-free p99
+    assert not analysis.lag_effect("open", lag=lag, succ=sched, lag_free=free, failed=0, slo=None)["material"]
+    assert analysis.lag_effect("open", lag=lag, succ=_hist([23.0] * 990 + [98.0] * 10), lag_free=free,
+                               failed=0, slo=None)["material"]
+    assert not analysis.lag_effect("closed", lag=lag, succ=worse, lag_free=free, failed=0, slo=None)["material"]
 
 
 def test_build_result_schema_and_csv(tmp_path):
@@ -162,17 +232,20 @@ def test_build_result_schema_and_csv(tmp_path):
     res = build_result(r.take(), sc, started_at="2026-01-01T00:00:00+00:00", server={}, machine={})
     for key in ("schema_version", "tool", "started_at", "mode", "target_rate_rps", "users", "duration_s", "warmup_s",
                 "completed", "failed", "achieved_rate_rps", "offered_rate_rps", "items_per_s", "latency_ms",
-                "latency_insufficient", "errors", "delayed_fraction", "dropped", "schedule_lag_ms", "server_timing_ms",
+                "latency_insufficient", "latency_ucb_ms", "confidence", "errors", "delayed_fraction", "dropped", "schedule_lag_ms", "server_timing_ms",
                 "decomposition_ms", "batch_size", "percentiles", "histogram_b64", "timeseries", "generator_cpu_percent",
                 "valid", "invalid_reasons", "warnings", "notes", "scenario", "server", "machine"):
         assert key in res, key
-    assert res["schema_version"] == 1 and res["tool"] == "inferload"
+    assert res["schema_version"] == 2 and res["tool"] == "inferload"
     assert res["completed"] == 294 and res["errors"] == {"503": 6}
     assert res["users"] == 4 and res["target_rate_rps"] is None
     assert res["batch_size"] == {"4": 294}
-    assert res["slo"] == {"p99_ms": 100, "met": True}
+    # 300 requests, 6 failed (over the bound): not enough to show p99 <= 100 ms with 99% confidence
+    assert res["slo"]["verdict"] == "undecided" and res["slo"]["met"] is False and res["slo"]["p99_ms"] == 100
+    assert res["slo"]["over"] == 6 and res["slo"]["samples"] == 300
     assert any("coordinated omission" in n for n in res["notes"])
-    assert "too few samples for p99:" in res["invalid_reasons"][0]
+    assert res["valid"] and res["latency_insufficient"] == ["p99", "p999"]
+    assert res["latency_ucb_ms"]["p50"] >= res["latency_ms"]["p50"] and res["latency_ucb_ms"]["p99"] is None
     h = decode_histogram(res["histogram_b64"])
     assert h.get_total_count() == 294
     json.dumps(res)  # serialisable
@@ -231,16 +304,3 @@ def test_late_threshold_is_configurable():
             r.record(i * 0.1, i * 0.1 + 0.0015, i * 0.1 + 0.02, True, None, None)  # 1.5 ms late
     assert strict.data.phases["measure"].delayed == 4
     assert default.data.phases["measure"].delayed == 0
-
-
-def test_generator_limited_only_when_every_reason_is_the_generators():
-    late = "3.3% of requests were sent more than 2 ms after their scheduled instant (> 1%): the generator fell behind its schedule; add --workers or lower the rate"
-    cpu = "generator CPU reached 97% (>= 90%) of a core in a generating process: its timing cannot be trusted"
-    slow = "achieved rate 50.0 req/s for a 60 req/s target"
-    assert analysis.generator_limited({"valid": False, "invalid_reasons": [late, cpu]})
-    assert not analysis.generator_limited({"valid": False, "invalid_reasons": [late, slow]})
-    assert not analysis.generator_limited({"valid": True, "invalid_reasons": []})
-    assert not analysis.generator_limited({"valid": False, "invalid_reasons": []})
-    # the markers must match the reasons validity() really writes
-    _, reasons, _ = _validity(delayed_fraction=0.05, cpu_max_percent=95.0)
-    assert analysis.generator_limited({"valid": False, "invalid_reasons": reasons})
