@@ -6,7 +6,8 @@ Per configuration, three measurements (each a full load test with warm-up and va
      configuration puts on a lone request (e.g. max_queue_delay_ms);
   2. max throughput: closed loop with enough users to fill every batch on every instance twice over
      (users = max(4, ceil(2 × max_batch_size × instances / items_per_request)), capped) — items/s achieved;
-  3. peak under the SLO: open-loop peak search (loadgen.peak) starting at half the closed-loop rate.
+  3. peak under the SLO: the open-loop peak search of `inferload peak` (loadgen.peaksearch: sized probes, retries,
+     bracket / bisect / confirm), with the closed-loop rate of (2) as its capacity.
 
 The server runs as a subprocess on 127.0.0.1 and a free port, configured only through the environment
 (INFERLOAD_MODEL_NAMES, INFERLOAD_OVERRIDES — see server/settings.py) by loadgen.serverproc.ServerProcess,
@@ -19,9 +20,8 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-from loadgen.analysis import generator_limited
-from loadgen.peak import find_peak
-from loadgen.sweep import percentile_of, summarize_point, write_json
+from loadgen.peaksearch import PeakOptions, run_peak_search
+from loadgen.sweep import summarize_point, write_json
 
 RunFn = Callable[[Any], dict]
 MAX_THROUGHPUT_USERS_CAP = 64
@@ -45,18 +45,6 @@ def overrides_for(cfg: dict) -> dict:
     }
 
 
-def min_valid_rate(duration_s: float, percentile: float = 99) -> float:
-    """Lowest open-loop rate whose run can be VALID: the analysis gates on p99 (and the chosen percentile)
-    needing >= 10 samples beyond it, so rate x duration must reach that many successes."""
-    try:
-        from loadgen.analysis import required_samples
-    except ImportError:  # pragma: no cover - engine not installed
-        def required_samples(p: float) -> int:
-            return math.ceil(round(10 / (1 - p / 100), 6))
-    need = max(required_samples(99.0), required_samples(float(percentile)))
-    return need / float(duration_s)
-
-
 def throughput_users(cfg: dict, items_per_request: int = 1, cap: int = MAX_THROUGHPUT_USERS_CAP) -> int:
     need = math.ceil(2 * cfg["max_batch_size"] * cfg["instances"] / max(1, items_per_request))
     return int(min(cap, max(4, need)))
@@ -72,7 +60,9 @@ def measure_config(
     slo_ms: float,
     percentile: float = 99,
     precision: float = 0.1,
-    max_probes: int = 8,
+    max_probes: int = 10,
+    confirm: int = 3,
+    max_probe_s: float = 60.0,
     low_load: bool = True,
     on_event: Callable[[str], None] | None = None,
 ) -> dict:
@@ -102,53 +92,18 @@ def measure_config(
     row["max_throughput_users"] = users
     row["max_items_per_s"] = mt.get("items_per_s") or (mt.get("achieved_rps") or 0) * items_per_req
 
-    probe_rows: list[dict] = []
-
-    def measure(rate: float) -> tuple[bool, dict]:
-        i = len(probe_rows)
-        say(f"{label}: peak probe {i + 1} at {rate:.1f} req/s")
-        res = one(f"probe-{i:03d}", {"mode": "open", "rate_rps": rate, "users": None})
-        if generator_limited(res):  # says nothing about the server: measure once more
-            say(f"{label}: probe {i + 1} INCONCLUSIVE (the generator fell short); measuring again")
-            res = one(f"probe-{i:03d}-retry", {"mode": "open", "rate_rps": rate, "users": None,
-                                               "seed": base.seed + 1})
-            name = f"probe-{i:03d}-retry"
-        else:
-            name = f"probe-{i:03d}"
-        pr = summarize_point(res, f"{cell_dir.name}/{name}.json", i)
-        probe_rows.append(pr)
-        return probe_passes(pr, slo_ms, percentile)
-
-    floor = min_valid_rate(base.duration_s, percentile)
-    start = max(1.0, floor, 0.5 * (mt.get("achieved_rps") or 2.0))
-    if floor > (mt.get("achieved_rps") or 0):
-        say(f"{label}: note: a VALID run at {base.duration_s:g}s needs >= {floor:.0f} req/s (sample count), above "
-            f"the closed-loop max; run longer (--duration) for a peak")
-    peak = find_peak(measure, start_rps=start, precision=precision, growth=1.5, max_probes=max_probes,
-                     min_rps=min(floor, start) if floor > 0 else None)
-    row["peak"] = peak.to_dict()  # each probe's info = its summary row + the pass/fail reason
-    row["peak_rps"] = peak.peak_rps
-    row["peak_items_per_s"] = None if peak.peak_rps is None else peak.peak_rps * items_per_req
-    at_peak = next((pr for pr in probe_rows if peak.peak_rps is not None and pr["offered_rps"] == peak.peak_rps), None)
-    row["p99_at_peak_ms"] = None if at_peak is None else at_peak.get("p99_ms")
+    cap = mt.get("achieved_rps") if mt.get("valid") else None
+    opts = PeakOptions(slo_ms=slo_ms, percentile=percentile, precision=precision, max_probes=max_probes,
+                       confirm=confirm, max_probe_s=max_probe_s, capacity_rps=cap or None)
+    if cap is None:
+        say(f"{label}: the max-throughput run was INVALID; the peak search probes capacity itself")
+    doc = run_peak_search(base, run, cell_dir / "peak", opts, say=lambda m: say(f"{label}: {m}"))
+    row["peak"] = doc
+    row["peak_rps"] = doc["peak_rps"]
+    row["peak_items_per_s"] = None if doc["peak_rps"] is None else doc["peak_rps"] * items_per_req
+    spread = ((doc.get("confirmation") or {}).get("percentile_ms") or {})
+    row["p99_at_peak_ms"] = spread.get("max")
     return row
-
-
-def probe_passes(row: dict, slo_ms: float, percentile: float = 99) -> tuple[bool, dict]:
-    """A probe passes on a VALID run whose chosen percentile meets the SLO."""
-    lat = percentile_of(row, percentile)
-    info = dict(row)
-    if not row.get("valid"):
-        info["reason"] = "INVALID run: " + "; ".join(row.get("invalid_reasons") or ["no reason given"])
-        return False, info
-    if lat is None:
-        info["reason"] = f"no p{percentile:g} measured"
-        return False, info
-    if lat > slo_ms:
-        info["reason"] = f"p{percentile:g} {lat:.1f} ms > SLO {slo_ms:g} ms"
-        return False, info
-    info["reason"] = f"p{percentile:g} {lat:.1f} ms <= SLO {slo_ms:g} ms"
-    return True, info
 
 
 def choose_best(rows: list[dict]) -> dict:

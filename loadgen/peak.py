@@ -1,47 +1,69 @@
-"""Peak search: the highest open-loop rate that meets a latency SLO (pure; no I/O, no clocks).
+"""Peak search: the highest open-loop rate whose latency percentile meets an SLO (pure; no I/O, no clocks).
 
 The reference is MLPerf LoadGen's FindPeakPerformance (Server scenario): first *bracket* the answer — start
-at a rate, multiply it up while runs pass (or divide it down while they fail) until one rate passes and a
-higher one fails — then *bisect* between the two until the bracket is narrower than the requested relative
-precision. The answer is the lower end of the final bracket: a rate that was actually measured and passed.
+at a rate, multiply it up while probes pass (or divide it down while they fail) until one rate passes and a
+higher one does not — then *bisect* between the two until the bracket is narrower than the requested relative
+precision. Then *confirm* it: measure the found rate again until `confirm` runs have been made there; the
+majority must pass, otherwise the rate counts as failed and the search goes on below it. The answer is always a
+rate that was measured and confirmed.
 
-`measure(rate_rps) -> (passed, info)` does the work: the caller runs a full load test at that rate and says
-whether it passed (a VALID run whose chosen percentile met the SLO). `info` is any JSON-able dict; it is kept
-in the probe log so a report can show every run the search made.
+`measure(rate_rps) -> (outcome, info)`, where outcome is
+  - "pass": the run was VALID and its percentile meets the SLO with the stated confidence;
+  - "fail": it exceeds the SLO, or the run was INVALID for a reason that lies with the server;
+  - "undecided": VALID, but too few queries to decide (after any extension the caller made): not a pass;
+  - "generator_limited": the load generator, not the server, fell short (measured again already by the
+    caller): the search learns nothing about the server there and never reports it as a server failure.
+`info` is any JSON-able dict, kept in the probe log.
 
-Noise: a real server's p99 is noisy near the SLO, so a rate can pass once and fail later. Bisection keeps the
-invariant "lower passed, upper failed" from the probes it made, so the result is always a rate that passed,
-within `precision` of the point where the last bracket flipped.
+Noise and non-monotone curves: bisection keeps "lower passed, upper did not" from its own probes. Latency need not
+be monotone in load (VMs: idle CPUs wake slowly, so low rates can show worse tails): when nothing passes from
+the start down to the floor, the search looks up to LOOK_ABOVE_STEPS rates above the start before it concludes
+`never_passed`. A rate *below* the answer that did not pass is reported in `non_monotone`, never smoothed away.
+
+Statuses a user can act on: found; capped (passed at the highest rate allowed); generator_limited (the bracket's
+top is a rate the generator could not offer: add workers or another machine); never_passed (no rate passed down
+to the floor: the lowest rate tried and why); probe_limit (the run budget ran out: the best bracket so far).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Literal
 
-Measure = Callable[[float], tuple[bool, dict[str, Any]]]
-
-Status = Literal["found", "never_passed", "capped", "probe_limit"]
+Outcome = Literal["pass", "fail", "undecided", "generator_limited"]
+Phase = Literal["bracket", "bisect", "confirm"]
+Status = Literal["found", "never_passed", "capped", "probe_limit", "generator_limited"]
+Measure = Callable[[float], tuple[Any, dict[str, Any]]]
+OUTCOMES = ("pass", "fail", "undecided", "generator_limited")
+LOOK_ABOVE_STEPS = 3
 
 
 @dataclass
 class Probe:
     rate_rps: float
-    passed: bool
-    phase: Literal["bracket", "bisect"]
+    outcome: Outcome
+    phase: Phase
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "pass"
 
 
 @dataclass
 class PeakResult:
-    """Outcome of a search. `peak_rps` is None when no probed rate passed."""
+    """Outcome of a search. `peak_rps` is None when no rate was confirmed to pass."""
 
     peak_rps: float | None
     status: Status
     reason: str
-    lower_rps: float | None  # highest rate that passed (== peak_rps)
-    upper_rps: float | None  # lowest rate above it that failed (None if never failed)
+    lower_rps: float | None  # highest confirmed passing rate (== peak_rps)
+    upper_rps: float | None  # lowest rate above it that did not pass (None if none did)
     precision: float
     probes: list[Probe]
+    confirm: int = 3
+    confirmations: list[Probe] = field(default_factory=list)  # every run at the answer, the first included
+    non_monotone: list[dict[str, Any]] = field(default_factory=list)
+    generator_ceiling_rps: float | None = None  # lowest rate the generator could not offer
 
     @property
     def capped(self) -> bool:
@@ -49,6 +71,10 @@ class PeakResult:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        for p, src in zip(d["probes"], self.probes):
+            p["passed"] = src.passed
+        d["confirmations"] = [{"rate_rps": c.rate_rps, "outcome": c.outcome} for c in self.confirmations]
+        d["confirmed_passes"] = sum(c.passed for c in self.confirmations)
         d["capped"] = self.capped
         d["relative_gap"] = (
             None
@@ -56,6 +82,10 @@ class PeakResult:
             else (self.upper_rps - self.lower_rps) / self.upper_rps
         )
         return d
+
+
+class _Budget(Exception):
+    pass
 
 
 def find_peak(
@@ -67,15 +97,16 @@ def find_peak(
     max_rps: float | None = None,
     min_rps: float | None = None,
     max_probes: int = 30,
+    confirm: int = 3,
 ) -> PeakResult:
-    """Bracket then bisect. See the module docstring.
+    """Bracket, bisect, confirm. See the module docstring.
 
-    precision: stop when (upper - lower) / upper <= precision (relative width of the bracket).
-    growth: factor for the bracketing steps (> 1); MLPerf doubles.
-    max_rps: never probe above this; if it passes there the result is the cap, flagged `capped`.
-    min_rps: never probe below this (default start_rps / 64); if it still fails → `never_passed`.
-    max_probes: hard limit on measurements (each is a full load test); reaching it → `probe_limit`
-        with the best bracket so far.
+    precision: stop bisecting when (upper - lower) / upper <= precision.
+    growth: factor of the bracketing steps (> 1); MLPerf doubles.
+    max_rps: never probe above this; a confirmed pass there is reported `capped`.
+    min_rps: never probe below this (default start_rps / 64); nothing passing down to it -> `never_passed`.
+    max_probes: hard limit on measurements (each a full load test), confirmations included -> `probe_limit`.
+    confirm: runs at the answer (the first included); a majority must pass. 1 = no confirmation.
     """
     if start_rps <= 0:
         raise ValueError("start_rps must be > 0")
@@ -83,6 +114,8 @@ def find_peak(
         raise ValueError("precision must be in (0, 1), e.g. 0.05 for 5%")
     if growth <= 1:
         raise ValueError("growth must be > 1")
+    if confirm < 1:
+        raise ValueError("confirm must be >= 1")
     if max_rps is not None:
         if max_rps <= 0:
             raise ValueError("max_rps must be > 0")
@@ -92,76 +125,160 @@ def find_peak(
         raise ValueError("min_rps must be > 0 and <= start_rps")
 
     probes: list[Probe] = []
-    last_fail_info: dict[str, Any] = {}
+    refuted: set[float] = set()  # rates that passed once but failed their confirmation
 
-    def probe(rate: float, phase: Literal["bracket", "bisect"]) -> bool:
-        nonlocal last_fail_info
-        passed, info = measure(rate)
-        info = dict(info or {})
-        probes.append(Probe(rate_rps=rate, passed=bool(passed), phase=phase, info=info))
-        if not passed:
-            last_fail_info = info
-        return bool(passed)
+    def probe(rate: float, phase: Phase) -> Outcome:
+        if len(probes) >= max_probes:
+            raise _Budget
+        outcome, info = measure(rate)
+        if outcome is True or outcome is False:  # a plain pass/fail measure
+            outcome = "pass" if outcome else "fail"
+        if outcome not in OUTCOMES:
+            raise ValueError(f"measure returned {outcome!r}; expected one of {OUTCOMES}")
+        probes.append(Probe(rate_rps=rate, outcome=outcome, phase=phase, info=dict(info or {})))
+        return outcome
 
-    def result(status: Status, lower: float | None, upper: float | None, reason: str) -> PeakResult:
-        return PeakResult(lower, status, reason, lower, upper, precision, probes)
+    def at(rate: float) -> list[Probe]:
+        return [p for p in probes if p.rate_rps == rate]
 
-    # --- bracket -------------------------------------------------------------------------------------------
+    def gen_ceiling() -> float | None:
+        g = [p.rate_rps for p in probes if p.outcome == "generator_limited"]
+        return min(g) if g else None
+
+    def done(status: Status, lower: float | None, upper: float | None, reason: str) -> PeakResult:
+        conf = at(lower) if lower is not None else []
+        res = PeakResult(lower, status, reason, lower, upper, precision, probes, confirm, conf,
+                         generator_ceiling_rps=gen_ceiling())
+        if lower is not None:
+            res.non_monotone = [
+                {"rate_rps": p.rate_rps, "outcome": p.outcome, "reason": _reason(p.info)}
+                for p in probes if p.rate_rps < lower and p.outcome in ("fail", "undecided")
+            ]
+        return res
+
     lower: float | None = None
     upper: float | None = None
-    rate = start_rps
-    if probe(rate, "bracket"):
-        lower = rate
-        while True:
-            if max_rps is not None and lower >= max_rps:
-                return result("capped", lower, None,
-                              f"passed at the max rate cap {max_rps:g} req/s; the real peak may be higher "
-                              "(raise --max-rate)")
-            if len(probes) >= max_probes:
-                return result("probe_limit", lower, None,
-                              f"probe limit ({max_probes}) reached while still passing at {lower:g} req/s")
-            nxt = lower * growth
-            if max_rps is not None:
-                nxt = min(nxt, max_rps)
-            if probe(nxt, "bracket"):
-                lower = nxt
-            else:
-                upper = nxt
-                break
-    else:
-        upper = rate
-        while True:
-            if upper <= floor * (1 + 1e-9):
-                return result("never_passed", None, upper,
-                              f"no probed rate passed, down to {upper:g} req/s; last failure: "
-                              f"{_reason(last_fail_info)}")
-            if len(probes) >= max_probes:
-                return result("probe_limit", None, upper,
-                              f"probe limit ({max_probes}) reached before any rate passed")
-            nxt = max(upper / growth, floor)
-            if probe(nxt, "bracket"):
-                lower = nxt
-                break
-            upper = nxt
-
-    # --- bisect --------------------------------------------------------------------------------------------
-    assert lower is not None and upper is not None
-    while (upper - lower) / upper > precision:
-        if len(probes) >= max_probes:
-            return result("probe_limit", lower, upper,
-                          f"probe limit ({max_probes}) reached; bracket [{lower:g}, {upper:g}] req/s is "
-                          f"wider than {precision:.0%}")
-        mid = (lower + upper) / 2.0
-        if probe(mid, "bisect"):
-            lower = mid
+    try:
+        # --- bracket ---------------------------------------------------------------------------------------
+        rate = start_rps
+        if probe(rate, "bracket") == "pass":
+            lower, upper = _bracket_up(probe, rate, growth, max_rps)
         else:
-            upper = mid
-    upper_info = next((p.info for p in reversed(probes) if not p.passed and p.rate_rps == upper), last_fail_info)
-    return result("found", lower, upper,
-                  f"highest passing rate {lower:.4g} req/s; {upper:.4g} req/s failed "
-                  f"({_reason(upper_info)})")
+            lower = _bracket_down(probe, rate, floor, growth)
+            if lower is None:
+                # Nothing passed from the start down to the floor. Latency need not be monotone in load (idle
+                # CPUs wake slowly, so low rates can have worse tails): look above the start before concluding.
+                lower = _look_above(probe, rate, growth, max_rps)
+                if lower is None:
+                    return _never_passed(probes, floor, gen_ceiling(), precision)
+                lower, upper = _bracket_up(probe, lower, growth, max_rps)
+            else:
+                upper = min(p.rate_rps for p in probes if p.rate_rps > lower and not p.passed)
+
+        while True:
+            # --- bisect ------------------------------------------------------------------------------------
+            while upper is not None and (upper - lower) / upper > precision:
+                mid = (lower + upper) / 2.0
+                if probe(mid, "bisect") == "pass":
+                    lower = mid
+                else:
+                    upper = mid
+            # --- confirm -----------------------------------------------------------------------------------
+            runs = at(lower)
+            while len(runs) < confirm and _undecided_majority(runs, confirm):
+                probe(lower, "confirm")
+                runs = at(lower)
+            if 2 * sum(p.passed for p in runs) > len(runs):
+                break
+            refuted.add(lower)
+            upper = lower
+            below = [p.rate_rps for p in probes if p.passed and p.rate_rps < upper and p.rate_rps not in refuted]
+            if below:
+                lower = max(below)
+                continue
+            lower = _bracket_down(probe, upper, floor, growth)
+            if lower is None:
+                return _never_passed(probes, floor, gen_ceiling(), precision)
+    except _Budget:
+        best = max((p.rate_rps for p in probes if p.passed and p.rate_rps not in refuted), default=None)
+        return done("probe_limit", best, upper,
+                    f"probe limit ({max_probes}) reached; "
+                    + (f"best passing rate {best:.4g} req/s" if best is not None else "no rate passed")
+                    + ("" if upper is None or best is None else f", bracket [{best:.4g}, {upper:.4g}] req/s")
+                    + " (not confirmed: raise --max-probes)")
+
+    n_ok = sum(p.passed for p in at(lower))
+    confirmed = f"confirmed by {n_ok} of {len(at(lower))} runs there"
+    if upper is None:
+        return done("capped", lower, None,
+                    f"passed at the highest rate allowed (the max rate cap), {lower:.4g} req/s ({confirmed}); the real "
+                    "peak may be higher (raise --max-rate)")
+    top = at(upper)
+    if top and all(p.outcome == "generator_limited" for p in top):
+        return done("generator_limited", lower, upper,
+                    f"highest passing rate {lower:.4g} req/s ({confirmed}); the generator could not offer "
+                    f"{upper:.4g} req/s, so the server's peak may be higher: add --workers or run the generator on "
+                    "another machine")
+    return done("found", lower, upper,
+                f"highest passing rate {lower:.4g} req/s ({confirmed}); {upper:.4g} req/s did not pass "
+                f"({_reason(top[-1].info if top else {})})")
+
+
+def _bracket_up(probe: Callable[[float, Phase], Outcome], lower: float, growth: float,
+                max_rps: float | None) -> tuple[float, float | None]:
+    """Multiply a passing rate by growth until a rate does not pass (or max_rps passes: upper None)."""
+    while max_rps is None or lower < max_rps:
+        nxt = lower * growth if max_rps is None else min(lower * growth, max_rps)
+        if probe(nxt, "bracket") != "pass":
+            return lower, nxt
+        lower = nxt
+    return lower, None
+
+
+def _look_above(probe: Callable[[float, Phase], Outcome], start: float, growth: float, max_rps: float | None,
+                steps: int = LOOK_ABOVE_STEPS) -> float | None:
+    """Up to `steps` rates above a failed start (never above max_rps); the first that passes, or None."""
+    rate = start
+    for _ in range(steps):
+        if max_rps is not None and rate >= max_rps:
+            return None
+        rate = rate * growth if max_rps is None else min(rate * growth, max_rps)
+        if probe(rate, "bracket") == "pass":
+            return rate
+    return None
+
+
+def _bracket_down(probe: Callable[[float, Phase], Outcome], upper: float, floor: float, growth: float) -> float | None:
+    """Divide by growth from `upper` until a rate passes; None if none does down to `floor`."""
+    while upper > floor * (1 + 1e-9):
+        nxt = max(upper / growth, floor)
+        if probe(nxt, "bracket") == "pass":
+            return nxt
+        upper = nxt
+    return None
+
+
+def _undecided_majority(runs: list[Probe], confirm: int) -> bool:
+    """More runs are needed while neither passes nor non-passes already hold a majority of `confirm`."""
+    ok = sum(p.passed for p in runs)
+    return 2 * ok <= confirm and 2 * (len(runs) - ok) <= confirm
+
+
+def _never_passed(probes: list[Probe], floor: float, ceiling: float | None, precision: float) -> PeakResult:
+    lowest = min(probes, key=lambda p: p.rate_rps)
+    if probes and all(p.outcome == "generator_limited" for p in probes):
+        return PeakResult(None, "generator_limited",
+                          f"the generator could not offer any probed rate, down to {lowest.rate_rps:g} req/s "
+                          f"({_reason(lowest.info)}): add --workers or run the generator on another machine",
+                          None, lowest.rate_rps, precision, probes, generator_ceiling_rps=ceiling)
+    return PeakResult(None, "never_passed",
+                      f"no probed rate passed, down to {lowest.rate_rps:g} req/s (floor {floor:.4g}); at the lowest: "
+                      f"{_reason(lowest.info)}",
+                      None, lowest.rate_rps, precision, probes, generator_ceiling_rps=ceiling)
 
 
 def _reason(info: dict[str, Any]) -> str:
     r = info.get("reason") if info else None
+    if isinstance(r, dict):
+        return str(r.get("message") or r.get("code"))
     return str(r) if r else "no reason recorded"

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 
 import orjson
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SATURATION_RATIO = 0.95
 
 RunFn = Callable[[Any], dict]
@@ -63,6 +63,10 @@ def summarize_point(result: dict, file: str | None = None, index: int | None = N
         "failed": result.get("failed") or 0,
         "errors": result.get("errors") or {},
         "mean_server_batch": mean_batch,
+        "p99_ucb_ms": (result.get("latency_ucb_ms") or {}).get("p99"),
+        "slo_verdict": (result.get("slo") or {}).get("verdict"),
+        "slo_bound_ms": (result.get("slo") or {}).get("bound_ms"),
+        "slo_percentile": (result.get("slo") or {}).get("percentile"),
         "valid": bool(result.get("valid")),
         "invalid_reasons": list(result.get("invalid_reasons") or []),
         "file": file,
@@ -117,10 +121,18 @@ def auto_rates(start_rps: float, factor: float, max_rps: float | None, max_point
 
 
 def peak_from_points(points: list[dict], slo_ms: float | None, percentile: float = 99) -> dict | None:
-    """Highest *measured* point that was VALID and met the SLO (conservative: no interpolation), or None."""
+    """Highest *measured* point that was VALID and met the SLO (conservative: no interpolation), or None. A point
+    with an SLO verdict (schema 2) must have passed it with confidence; older points compare the estimate."""
     if slo_ms is None:
         return None
-    ok = [p for p in points if p.get("valid") and (lat := percentile_of(p, percentile)) is not None and lat <= slo_ms]
+
+    def meets(p: dict) -> bool:
+        if p.get("slo_verdict") is not None and p.get("slo_bound_ms") == slo_ms and p.get("slo_percentile") == percentile:
+            return p["slo_verdict"] == "pass"
+        lat = percentile_of(p, percentile)
+        return lat is not None and lat <= slo_ms
+
+    ok = [p for p in points if p.get("valid") and meets(p)]
     if not ok:
         return {"rate_rps": None, "reason": f"no valid point met p{percentile:g} <= {slo_ms:g} ms"}
     best = max(ok, key=lambda p: p.get("achieved_rps") or 0)
@@ -131,7 +143,7 @@ def peak_from_points(points: list[dict], slo_ms: float | None, percentile: float
         "latency_ms": percentile_of(best, percentile),
         "percentile": percentile,
         "index": best.get("index"),
-        "method": "highest measured valid point meeting the SLO (no interpolation)",
+        "method": "highest measured valid point whose SLO verdict passed (no interpolation)",
     }
 
 

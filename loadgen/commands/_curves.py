@@ -140,3 +140,54 @@ def curve_table(rows: list[dict], title: str):
     from rich.text import Text
 
     return Group(t, Text("INVALID because:\n" + "\n".join("  " + x for x in reasons), style="red"))
+
+
+OUTCOME_STYLE = {"pass": "[green]PASS[/green]", "fail": "[red]FAIL[/red]", "undecided": "[yellow]UNDECIDED[/yellow]",
+                 "generator_limited": "[yellow]GENERATOR-LIMITED[/yellow]"}
+
+
+def probe_line(entry: dict) -> str:
+    """One peak-search probe: the run's figures, the outcome and why."""
+    info = entry.get("info") or {}
+    v = info.get("verdict") or {}
+    ucb = "" if not v else (f", p{v.get('percentile', 99):g} ≤ {v['ucb_ms']:.1f} ms at {v.get('confidence', 0.99):.0%}"
+                            if v.get("ucb_ms") is not None else ", no upper bound yet")
+    why = (info.get("reason") or {}).get("message", "") if isinstance(info.get("reason"), dict) else str(info.get("reason") or "")
+    runs = f" [{len(info.get('files') or [])} runs]" if len(info.get("files") or []) > 1 else ""
+    p = lambda k: "–" if info.get(k) is None else f"{info[k]:.1f}"  # noqa: E731
+    return (f"  {entry['rate_rps']:>9.2f} req/s: achieved {info.get('achieved_rps') or 0:8.1f}, p50 {p('p50_ms')} ms, "
+            f"p99 {p('p99_ms')} ms{ucb}{runs}  {OUTCOME_STYLE.get(entry['outcome'], entry['outcome'])} — {why}")
+
+
+def finish_peak_doc(doc: dict, out: Path, target_rps: Optional[float], headroom: float) -> None:
+    """Add the sizing line (replicas for --target-rps) from the peak's achieved rate; rewrite peak.json."""
+    from loadgen.sweep import write_json
+
+    peak_rate = doc.get("peak_rps")
+    at_peak = [p["info"] for p in doc.get("probes") or [] if p["rate_rps"] == peak_rate]
+    achieved = [i.get("achieved_rps") for i in at_peak if i.get("achieved_rps")]
+    per_replica = min(achieved) if achieved else peak_rate
+    doc["sizing"] = sizing_for(target_rps, headroom, per_replica, [p["info"] for p in doc.get("probes") or []],
+                               doc.get("slo_ms"))
+    write_json(Path(out) / "peak.json", doc)
+
+
+def print_peak(console: Any, doc: dict, out: Path) -> None:
+    status = doc["status"]
+    style = {"found": "green", "capped": "yellow", "probe_limit": "yellow", "generator_limited": "yellow"}.get(status, "red")
+    conf = doc.get("confirmation") or {}
+    if doc["peak_rps"] is not None:
+        spread = (conf.get("percentile_ms") or {})
+        extra = (f"; p{doc['percentile']:g} over {conf.get('runs')} runs there: {spread['min']:.1f}-{spread['max']:.1f} ms"
+                 if spread.get("min") is not None else "")
+        console.print(f"[bold {style}]peak: {doc['peak_rps']:.4g} req/s[/bold {style}] ({status}) — {doc['reason']}{extra}")
+    else:
+        console.print(f"[bold red]no peak[/bold red] ({status}) — {doc['reason']}")
+    for nm in doc.get("non_monotone") or []:
+        console.print(f"  [yellow]non-monotone:[/yellow] {nm['rate_rps']:.4g} req/s, below the peak, did not pass "
+                      f"({nm['outcome']}: {nm['reason']})")
+    if doc.get("advice"):
+        console.print(f"[bold]advice[/bold]: {doc['advice']}")
+    if doc.get("sizing"):
+        console.print(f"[bold]sizing[/bold]: {doc['sizing']['note']}")
+    console.print(f"wrote {Path(out) / 'peak.json'}")

@@ -37,7 +37,10 @@ def matrix(
     slo_p99_ms: float = typer.Option(..., "--slo-p99-ms", min=0.001, help="Latency bound (ms) for the peak search."),
     percentile: float = typer.Option(99.0, "--percentile", min=1.0, max=99.999),
     precision: float = typer.Option(0.1, "--precision", min=0.001, max=0.9, help="Peak-search relative precision."),
-    max_probes: int = typer.Option(8, "--max-probes", min=1, help="Peak-search runs per configuration."),
+    max_probes: int = typer.Option(10, "--max-probes", min=1, help="Peak-search runs per configuration (confirmations included)."),
+    confirm: int = typer.Option(3, "--confirm", min=1, help="Runs at each configuration's peak; a majority must pass."),
+    max_probe_duration: float = typer.Option(60.0, "--max-probe-duration", min=1.0,
+                                             help="Longest measured window of one peak probe (s)."),
     low_load: bool = typer.Option(True, "--low-load/--no-low-load", help="Measure p99 with 1 closed-loop user."),
     baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also run the in-process baseline."),
     out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default: results/matrix-<time>)."),
@@ -77,14 +80,16 @@ def matrix(
     out = out or C.default_out("matrix")
     out.mkdir(parents=True, exist_ok=True)
     doc: dict = {
-        "schema_version": 1, "kind": "matrix", "model": model, "models_dir": str(models),
+        "schema_version": 2, "kind": "matrix", "model": model, "models_dir": str(models),
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "slo_ms": slo_p99_ms, "percentile": percentile, "precision": precision,
         "scenario": base.model_dump(mode="json"), "configs": [], "best": {}, "baseline": None, "notes": [
             "low load = closed loop, 1 user (MLPerf SingleStream-like)",
             "max throughput = closed loop with users = max(4, 2 x max_batch_size x instances / items per request), "
             "capped at 64: enough to fill every batch on every instance",
-            "peak = open-loop peak search (bracket x1.5 from half the closed-loop rate, then bisect)",
+            "peak = the open-loop peak search of `inferload peak` (probes sized to a confident p99 verdict, retried "
+            "when the generator fell short; bracket x1.25 from 60% of the closed-loop rate, bisect, confirm by "
+            "majority of 3 runs)",
         ],
     }
     if baseline:
@@ -110,7 +115,8 @@ def matrix(
             with ServerProcess(models, model_names=[model], overrides=overrides_for(cfg), log_path=log,
                                ready_timeout_s=300, nice=server_nice) as srv:
                 row = measure_config(base, run, cfg, srv.url, out, slo_ms=slo_p99_ms, percentile=percentile,
-                                     precision=precision, max_probes=max_probes, low_load=low_load,
+                                     precision=precision, max_probes=max_probes, confirm=confirm,
+                                     max_probe_s=max_probe_duration, low_load=low_load,
                                      on_event=lambda m: console.print(f"  {m}"))
         except Exception as e:  # noqa: BLE001 - one bad configuration must not lose the others
             row = {**cfg, "label": label, "error": f"{type(e).__name__}: {e}", "server_log": log.name}
@@ -138,9 +144,13 @@ def matrix(
         run = run or {}
         return f(run.get(key)) + ("" if run.get("valid") or run.get(key) is None else "*")
     t = Table(title=f"Matrix: {model}, SLO p{percentile:g} <= {slo_p99_ms:g} ms", title_justify="left")
+    width = max([len(r["label"]) for r in doc["configs"]] + [6])
     for c in ("config", "p99 low load ms", "max items/s", "raw items/s", "peak req/s", "peak items/s",
               "p99 at peak ms", "status"):
-        t.add_column(c, justify="left" if c in ("config", "status") else "right")
+        if c == "config":  # never cut a configuration's name (an 80-column terminal wraps the other columns)
+            t.add_column(c, justify="left", no_wrap=True, min_width=width)
+        else:
+            t.add_column(c, justify="left" if c == "status" else "right")
     if doc.get("baseline"):
         lim = max(doc["baseline"]["results"], key=lambda r: r["throughput_items_per_s"])
         t.add_row(f"in-process baseline (b{lim['batch_size']}·i{lim['instances']})", "–",

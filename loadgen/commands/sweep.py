@@ -66,15 +66,17 @@ def sweep(
             f"auto rates from {start_rate:g} req/s × {factor:g}")
     console.print(f"[bold]sweep[/bold] {base.model} at {base.target}: {what}; {base.duration_s:g}s per point "
                   f"(+{base.warmup_s:g}s warm-up)" + (f"; SLO p99 {slo:g} ms" if slo else "") + f" → {out}")
-    if rate_list or auto:
-        from loadgen.matrix import min_valid_rate
+    if (rate_list or auto) and slo:
+        from loadgen.confidence import min_queries
 
-        floor = min_valid_rate(base.duration_s)
+        need = min_queries(base.slo_percentile / 100.0, base.confidence) or 0
+        floor = need / base.duration_s
         low = [r for r in (rate_list or [start_rate]) if r < floor]
         if low:
-            console.print(f"[yellow]note: a VALID run needs >= {floor * base.duration_s:.0f} successes (p99 gating); "
-                          f"with {base.duration_s:g}s measured, points below {floor:.4g} req/s "
-                          f"({', '.join(f'{r:g}' for r in low)}) will be INVALID — raise --duration to fix[/yellow]")
+            console.print(f"[yellow]note: a {base.confidence:.0%}-confident p{base.slo_percentile:g} verdict needs "
+                          f">= {need} queries; with {base.duration_s:g}s measured, points below {floor:.4g} req/s "
+                          f"({', '.join(f'{r:g}' for r in low)}) can only be undecided — raise --duration, or use "
+                          "`inferload peak`, which sizes each probe[/yellow]")
     run = C.runner(progress=True)
     doc = run_sweep(base, run, out, rates=rate_list, users=user_list, auto=auto, slo_ms=slo, raw_limit=lim,
                     on_point=lambda row, _res: console.print(C.point_line(row)))

@@ -1,75 +1,67 @@
 """Realistic synthetic results, sweeps, peaks and matrices for report tests (no server, no locust).
 
 A toy server: service time ~6 ms per batch, 1 instance, dynamic batching up to 8; latency grows as the rate
-nears the capacity (~400 req/s). Figures follow the result schema (schema_version 1) of loadgen.runner.
+nears the capacity (~400 req/s). Every result is built by the real `build_result` from simulated requests fed
+through the real `Recorder`, so a renamed or reshaped field fails the tests that use these fakes.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 
+from loadgen.recorder import Recorder
+from loadgen.report.json_report import build_result
 from loadgen.sweep import raw_limit_from_bench, summarize_point, write_json
 
 CAPACITY_RPS = 400.0
-PCTS = [50, 75, 90, 95, 99, 99.9, 99.99, 100]
+SUSTAINED_SHARE = 0.97  # above 97% of capacity the open loop drops what it cannot keep in flight
 
 
 def fake_result(rate_rps: float, *, seed: int = 0, duration_s: float = 10.0, mode: str = "open",
                 users: int | None = None, slo_ms: float | None = 50.0, errors: int = 0,
-                invalid: list[str] | None = None, batch: int = 1) -> dict:
+                overload: bool | None = None, batch: int = 1, warmup_s: float = 2.0,
+                cpu_percent: float = 35.0) -> dict:
+    """A result of the toy server at `rate_rps` (closed loop: the rate its `users` achieve). `overload` forces
+    client-side drops (INVALID: client_drops, schedule_short); by default they happen above 97% of capacity."""
+    from loadgen.scenario import Scenario
+
     rng = np.random.default_rng(seed + int(rate_rps * 10))
     rho = min(rate_rps / CAPACITY_RPS, 0.995)
     base = 4.0
     wait = base * rho / (1 - rho)  # M/M/1-ish queueing delay
-    n = max(50, int(rate_rps * duration_s))
-    lat = base + rng.gamma(2.0, 0.5, n) + rng.exponential(wait + 0.1, n)
-    pct = [[float(p), float(np.percentile(lat, p))] for p in PCTS]
-    achieved = min(rate_rps, CAPACITY_RPS * 0.97) * (1 - 0.002 * rng.random())
-    comp = achieved * duration_s
-    lat_ms = {k: float(np.percentile(lat, q)) for k, q in
-              (("p50", 50), ("p90", 90), ("p95", 95), ("p99", 99), ("p999", 99.9))}
-    lat_ms.update(max=float(lat.max()), min=float(lat.min()), mean=float(lat.mean()), stdev=float(lat.std()))
+    scheduled = max(20, int(round(rate_rps * duration_s)))
+    overload = (mode == "open" and rate_rps > CAPACITY_RPS * SUSTAINED_SHARE) if overload is None else overload
+    n = int(scheduled * (0.93 if overload else 1.0))
+    sc = Scenario(target="http://127.0.0.1:8000", model="tiny_classifier", mode=mode,
+                  rate_rps=rate_rps if mode == "open" else None, users=users if mode == "closed" else None,
+                  duration_s=duration_s, warmup_s=warmup_s, slo_p99_ms=slo_ms, batch=batch, seed=seed,
+                  max_in_flight=10000)
+    rec = Recorder(warmup_s, duration_s)
+    lat_ms = base + rng.gamma(2.0, 0.5, n) + rng.exponential(wait + 0.1, n)
+    lag_ms = rng.exponential(0.15, n)
+    fail = set(rng.choice(n, size=min(errors, n), replace=False).tolist()) if errors else set()
     mean_batch = 1 + 6 * rho ** 2
-    sizes = {str(b): int(comp / mean_batch * w) for b, w in
-             zip((1, 2, 4, 8), (max(0.05, 1 - rho), rho * 0.4, rho * 0.4, rho ** 3)) if w > 0}
-    ts = []
-    for t in range(int(duration_s)):
-        jitter = 1 + 0.05 * rng.standard_normal()
-        ts.append({"t_s": float(t + 1), "offered": rate_rps * (1 + 0.03 * rng.standard_normal()),
-                   "completed": achieved * jitter, "errors": float(errors / duration_s),
-                   "in_flight": rate_rps * lat_ms["mean"] / 1000 * jitter,
-                   "p50_ms": lat_ms["p50"] * jitter, "p99_ms": lat_ms["p99"] * (1 + 0.2 * rng.random())})
-    valid = not invalid
-    return {
-        "schema_version": 1, "mode": mode, "target_rate_rps": rate_rps if mode == "open" else None,
-        "users": users, "duration_s": duration_s, "completed": int(comp), "failed": errors,
-        "achieved_rate_rps": achieved, "offered_rate_rps": rate_rps, "items_per_s": achieved * batch,
-        "latency_ms": lat_ms, "latency_insufficient": ["p999"] if n < 10000 else [],
-        "errors": {"503": errors} if errors else {}, "delayed_fraction": 0.001, "dropped": 0,
-        "schedule_lag_ms": {"p50": 0.2, "p99": 1.1, "max": 3.0},
-        "server_timing_ms": {
-            "queue": {"p50": wait * 0.5, "p99": wait * 4, "mean": wait},
-            "compute": {"p50": base, "p99": base * 1.5, "mean": base * 1.1},
-            "preprocess": {"p50": 0.0, "p99": 0.0, "mean": 0.0},
-            "total": {"p50": base + wait * 0.5, "p99": base * 1.5 + wait * 4, "mean": base * 1.1 + wait}},
-        "decomposition_ms": {
-            "client_lag": {"p50": 0.2, "mean": 0.3}, "network_http": {"p50": 0.9, "mean": 1.1},
-            "queue": {"p50": wait * 0.5, "mean": wait}, "compute": {"p50": base, "mean": base * 1.1},
-            "preprocess": {"p50": 0.0, "mean": 0.0}},
-        "batch_size": sizes, "percentiles": pct, "histogram_b64": "",
-        "timeseries": ts, "generator_cpu_percent": {"max": 35.0, "mean": 20.0},
-        "valid": valid, "invalid_reasons": list(invalid or []), "warnings": [],
-        "notes": ["latency measured from the scheduled instant (open loop)"] if mode == "open" else
-                 ["closed loop: latency hides server stalls"],
-        "scenario": {"target": "http://127.0.0.1:8000", "model": "tiny_classifier", "mode": mode,
-                     "rate_rps": rate_rps, "arrival": "poisson", "users": users, "duration_s": duration_s,
-                     "warmup_s": 2.0, "payload": "binary", "batch": batch, "seed": seed,
-                     "slo_p99_ms": slo_ms, "workers": 1, "timeout_ms": 10000},
-        "server": {"name": "inferload", "version": "0.1.0", "model": {"max_batch_size": 8, "instances": 1}},
-        "machine": {"cpu_model": "Fake CPU @ 2.0GHz", "cpus_available": 2, "python": "3.11.2"},
-        "started_at": "2024-11-25T03:30:00+00:00",
-    }
+    for i in range(scheduled):
+        t = warmup_s + i * duration_s / scheduled
+        if i >= n:
+            rec.on_drop(t)
+            continue
+        rec.on_send(t)
+        q = float(rng.exponential(wait + 0.01))
+        st = (f"queue;dur={q:.3f}, compute;dur={base:.3f}, batch;desc=\"{min(8, int(mean_batch + rng.random()))}\", "
+              f"total;dur={q + base:.3f}")
+        ok = i not in fail
+        rec.record(t, t + lag_ms[i] / 1e3, t + lat_ms[i] / 1e3, ok, None if ok else "503", st if ok else None)
+    for k in range(int(duration_s)):
+        rec.on_cpu(warmup_s + k + 0.5, cpu_percent)
+    res = build_result(rec.take(), sc, started_at="2024-11-25T03:30:00+00:00",
+                       server={"server": {"name": "inferload", "version": "0.1.0"},
+                               "model": {"name": "tiny_classifier"},
+                               "model_config": {"max_batch_size": 8, "instances": 1}},
+                       machine={"cpu_model": "Fake CPU @ 2.0GHz", "cpus": 2, "python": "3.11.2"})
+    return res
 
 
 def fake_bench() -> dict:
@@ -83,14 +75,14 @@ def write_fake_sweep(out_dir: Path, rates=(50, 100, 200, 300, 360, 390), slo_ms:
     out_dir = Path(out_dir)
     points = []
     for i, r in enumerate(rates):
-        inv = ["achieved/target 0.93 < 0.99"] if r > CAPACITY_RPS * 0.95 else None
-        res = fake_result(r, seed=i, slo_ms=slo_ms, invalid=inv, errors=3 if inv else 0)
+        inv = r > CAPACITY_RPS * 0.95
+        res = fake_result(r, seed=i, slo_ms=slo_ms, overload=inv, errors=3 if inv else 0)
         name = f"point-{i:03d}.json"
         write_json(out_dir / name, res)
         points.append(summarize_point(res, name, i))
     ok = [p for p in points if p["valid"] and p["p99_ms"] <= slo_ms]
     peak = max(ok, key=lambda p: p["achieved_rps"]) if ok else None
-    doc = {"schema_version": 1, "kind": "sweep", "sweep": "rates",
+    doc = {"schema_version": 2, "kind": "sweep", "sweep": "rates",
            "scenario": fake_result(rates[0])["scenario"], "slo_p99_ms": slo_ms, "percentile": 99,
            "points": points,
            "peak": {"rate_rps": peak["offered_rps"], "achieved_rps": peak["achieved_rps"],
@@ -102,8 +94,8 @@ def write_fake_sweep(out_dir: Path, rates=(50, 100, 200, 300, 360, 390), slo_ms:
 
 def fake_measure(threshold: float):
     def measure(rate: float):
-        r = fake_result(rate)
-        return (r["latency_ms"]["p99"] <= threshold and r["valid"]), {"p99_ms": r["latency_ms"]["p99"]}
+        r = fake_result(rate, slo_ms=threshold, duration_s=max(10.0, math.ceil(838 / rate)))
+        return r["slo"]["verdict"], {"p99_ms": r["latency_ms"]["p99"], "reason": r["slo"]["message"]}
     return measure
 
 
@@ -111,9 +103,10 @@ def fake_run(scenario) -> dict:
     """Stands in for loadgen.runner.run_scenario: a simulated server (see fake_result)."""
     if scenario.mode == "closed":
         r = fake_result(min(390.0, 45.0 * scenario.users), mode="closed", users=scenario.users,
-                        duration_s=scenario.duration_s, slo_ms=scenario.slo_p99_ms)
+                        duration_s=scenario.duration_s, slo_ms=scenario.slo_p99_ms, seed=scenario.seed)
     else:
-        r = fake_result(scenario.rate_rps, duration_s=scenario.duration_s, slo_ms=scenario.slo_p99_ms)
+        r = fake_result(scenario.rate_rps, duration_s=scenario.duration_s, slo_ms=scenario.slo_p99_ms,
+                        seed=scenario.seed)
     r["scenario"] = scenario.model_dump(mode="json")
     return r
 

@@ -42,7 +42,7 @@ def _console_lines(stderr: str) -> list[str]:
 def report(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("report")
     sweep = write_fake_sweep(tmp / "sweep")
-    write_json(tmp / "run.json", fake_result(300, invalid=["generator CPU 95% > 90%"], errors=2))
+    write_json(tmp / "run.json", fake_result(300, overload=True, errors=2))
     return write_html(load_all([sweep.parent, tmp / "run.json"]), tmp / "report.html")
 
 

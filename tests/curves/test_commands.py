@@ -1,7 +1,10 @@
 """The sweep / peak / report / compare commands, wired through Typer with a simulated runner (no locust)."""
 from __future__ import annotations
 
+import math
+
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from loadgen.cli import app
@@ -54,9 +57,29 @@ def test_peak_command_writes_every_probe(tmp_path, monkeypatch):
     doc = orjson.loads((out / "peak.json").read_bytes())
     assert doc["kind"] == "peak" and doc["status"] == "found"
     assert 200 < doc["peak_rps"] < 360
-    assert all((out / p["file"]).is_file() and p["phase"] in ("bracket", "bisect") for p in doc["probes"])
+    assert all((out / p["file"]).is_file() and p["phase"] in ("bracket", "bisect", "confirm") for p in doc["probes"])
+    conf = doc["confirmation"]
+    assert conf["rate_rps"] == doc["peak_rps"] and conf["runs"] >= 2 and 2 * conf["passes"] > conf["runs"]
+    assert [p["phase"] for p in doc["probes"]].count("confirm") == conf["runs"] - 1
     assert doc["sizing"]["replicas"] >= 4
-    assert "peak:" in r.output
+    assert "peak:" in r.output and "sizing" in r.output
+
+
+def test_peak_command_without_start_rate_probes_capacity_first(tmp_path, monkeypatch):
+    _fake_runner(monkeypatch)
+    out = tmp_path / "pk"
+    r = cli.invoke(app, ["peak", "--model", "m", "--slo-p99-ms", "50", "--out", str(out), "--duration", "5"])
+    assert r.exit_code == 0, r.output
+    doc = orjson.loads((out / "peak.json").read_bytes())
+    cap = doc["capacity_probe"]
+    assert cap["mode"] == "closed" and (out / "capacity.json").is_file()
+    assert doc["start_rps"] == pytest.approx(0.6 * cap["rps"]) and doc["max_rps"] == pytest.approx(1.2 * cap["rps"])
+    assert doc["probes"][0]["rate_rps"] == pytest.approx(doc["start_rps"])
+    assert doc["status"] == "found" and 200 < doc["peak_rps"] < 360
+    # every probe collected the queries its verdict is sized for (838 for p99 at 99%), at least --duration
+    for p in doc["probes"]:
+        run = orjson.loads((out / p["info"]["files"][0]).read_bytes())
+        assert run["duration_s"] == max(5, math.ceil(838 / p["rate_rps"]))
 
 
 def test_peak_command_never_passing_exits_1(tmp_path, monkeypatch):

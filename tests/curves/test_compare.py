@@ -16,7 +16,7 @@ def _rows_by_metric(rows):
 
 def test_two_results(tmp_path):
     write_json(tmp_path / "a.json", fake_result(100))
-    write_json(tmp_path / "b.json", fake_result(300, invalid=["dropped 4"]))
+    write_json(tmp_path / "b.json", fake_result(300, overload=True))
     a, b = load_doc(tmp_path / "a.json"), load_doc(tmp_path / "b.json")
     rows = _rows_by_metric(compare_rows(a, b))
     p99 = rows["p99 ms"]

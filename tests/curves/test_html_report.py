@@ -38,18 +38,19 @@ def test_sweep_report_has_every_section(fake_sweep, tmp_path):
                  "raw in-process limit", "peak under SLO"):
         assert text in page, text
     assert 'class="badge valid">VALID' in page and 'class="badge invalid">INVALID' in page
-    assert "achieved/target 0.93 &lt; 0.99" in page  # every invalid reason is shown
+    assert "requests dropped client-side at the in-flight cap" in page  # every invalid reason is shown
+    assert "did not carry out its schedule" in page
     imgs = _images(page)
     assert len(imgs) >= 4 + 6  # curve, percentiles, decomposition, batches + one timeline per point
     assert all(i.startswith(b"\x89PNG\r\n\x1a\n") and len(i) > 5000 for i in imgs)
 
 
 def test_single_result_report(tmp_path):
-    write_json(tmp_path / "run.json", fake_result(300, invalid=["generator CPU 95% > 90%"], errors=2))
+    write_json(tmp_path / "run.json", fake_result(300, overload=True, errors=2))
     out = write_html(load_all([tmp_path / "run.json"]), tmp_path / "r.html")
     page = out.read_text()
     assert_self_contained(page)
-    assert "INVALID because" in page and "generator CPU 95% &gt; 90%" in page
+    assert "INVALID because" in page and "dropped client-side" in page and "client_drops" in page
     assert "errors by status: 503: 2" in page
     for alt in ("latency percentile distribution", "timeline", "latency decomposition", "realised batch sizes"):
         assert f'alt="{alt}"' in page
@@ -98,7 +99,9 @@ def test_bad_inputs(tmp_path):
 
 
 def test_html_escapes_untrusted_strings(tmp_path):
-    r = fake_result(100, invalid=["<script>alert(1)</script>"])
+    r = fake_result(100)
+    r["valid"] = False
+    r["invalid_reasons"] = [{"code": "x<b>", "message": "<script>alert(1)</script>"}]
     r["scenario"]["model"] = '"><img src=x>'
     write_json(tmp_path / "r.json", r)
     page = render_html(load_all([tmp_path / "r.json"]))

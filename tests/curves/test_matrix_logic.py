@@ -1,8 +1,7 @@
 """Matrix helpers (loadgen.matrix) without a server: configurations, overrides, one cell with a fake runner."""
 from __future__ import annotations
 
-from loadgen.matrix import (choose_best, config_label, matrix_configs, measure_config, overrides_for,
-                            probe_passes, throughput_users)
+from loadgen.matrix import choose_best, config_label, matrix_configs, measure_config, overrides_for, throughput_users
 from tests.curves.fakes import fake_run
 
 
@@ -22,24 +21,20 @@ def test_throughput_users():
     assert throughput_users({"max_batch_size": 8, "instances": 1}, items_per_request=4) == 4
 
 
-def test_probe_passes_needs_valid_and_slo():
-    assert probe_passes({"valid": True, "p99_ms": 10}, 50)[0]
-    ok, info = probe_passes({"valid": False, "p99_ms": 10, "invalid_reasons": ["dropped 3"]}, 50)
-    assert not ok and "INVALID" in info["reason"] and "dropped 3" in info["reason"]
-    ok, info = probe_passes({"valid": True, "p99_ms": 60}, 50)
-    assert not ok and "> SLO" in info["reason"]
-
-
 def test_measure_config_with_fake_runner(tmp_path, base_scenario):
     cfg = {"max_batch_size": 8, "instances": 1, "max_queue_delay_ms": 0.0}
-    row = measure_config(base_scenario, fake_run, cfg, "http://127.0.0.1:1234", tmp_path, slo_ms=50, max_probes=6)
+    row = measure_config(base_scenario, fake_run, cfg, "http://127.0.0.1:1234", tmp_path, slo_ms=50, max_probes=10)
     assert row["low_load"]["users"] == 1
     assert row["max_throughput_users"] == 16
     assert row["max_items_per_s"] > 300
     assert row["peak_rps"] and 100 < row["peak_rps"] < 360
     assert (tmp_path / "b8_i1_d0ms" / "max-throughput.json").is_file()
-    assert (tmp_path / "b8_i1_d0ms" / "probe-000.json").is_file()
-    assert len(row["peak"]["probes"]) <= 6
+    assert (tmp_path / "b8_i1_d0ms" / "peak" / "probe-000.json").is_file()
+    assert len(row["peak"]["probes"]) <= 10
+    # the peak search started from the closed-loop rate just measured: no second capacity probe
+    assert row["peak"]["capacity_probe"]["rps"] == row["max_throughput"]["achieved_rps"]
+    assert not (tmp_path / "b8_i1_d0ms" / "peak" / "capacity.json").exists()
+    assert row["peak"]["status"] == "found" and row["peak"]["confirmation"]["passes"] >= 2
 
 
 def test_choose_best():
@@ -50,11 +45,3 @@ def test_choose_best():
          "error": "server died"},
     ]
     assert choose_best(rows) == {"latency": "a", "peak": "b", "throughput": "a"}
-
-
-def test_min_valid_rate_follows_the_sample_rule():
-    from loadgen.matrix import min_valid_rate
-
-    assert min_valid_rate(10) == 100  # p99 needs 1000 successes
-    assert min_valid_rate(10, 99.9) == 1000
-    assert min_valid_rate(10, 95) == 100  # p99 gates every run anyway

@@ -112,3 +112,88 @@ def test_probe_info_is_kept():
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         find_peak(lambda r: (True, {}), **kwargs)
+
+
+def scripted(table):
+    """measure() from {rate: [outcome, outcome, ...]} consumed in order (the last one repeats)."""
+    seen: dict[float, int] = {}
+
+    def measure(rate: float):
+        outs = table(rate) if callable(table) else table[rate]
+        k = seen.get(rate, 0)
+        seen[rate] = k + 1
+        return outs[min(k, len(outs) - 1)], {"reason": f"scripted {rate:g}"}
+    return measure
+
+
+def test_confirmation_majority_refutes_a_lucky_pass():
+    # 100 passes once by luck, then fails twice: the answer falls back to the next rate below that passed
+    def table(rate):
+        if rate <= 90:
+            return ["pass"]
+        if rate == 100:
+            return ["pass", "fail", "fail"]
+        return ["fail"]
+    res = find_peak(scripted(table), start_rps=50, growth=2, precision=0.1, max_probes=30)
+    assert res.status == "found" and res.peak_rps is not None and res.peak_rps <= 90
+    assert 100 not in [c.rate_rps for c in res.confirmations]
+    runs = [p for p in res.probes if p.rate_rps == res.peak_rps]
+    assert len(runs) >= 2 and sum(p.passed for p in runs) * 2 > len(runs)
+    assert res.to_dict()["confirmed_passes"] == sum(p.passed for p in runs)
+
+
+def test_no_confirmation_needed_with_confirm_1():
+    calls: list[float] = []
+    res = find_peak(threshold_measure(100.0, calls), start_rps=10, precision=0.1, growth=2, confirm=1)
+    assert len(calls) == len(set(calls)) and res.status == "found"
+
+
+def test_low_rates_worse_than_mid_rates_the_search_looks_above_before_concluding():
+    # low rates fail (idle CPUs wake slowly), mid rates pass, high rates fail
+    def table(rate):
+        return ["fail"] if rate < 20 or rate > 200 else ["pass"]
+    res = find_peak(scripted(table), start_rps=10, growth=2, precision=0.05, min_rps=2, max_probes=40)
+    assert res.status == "found" and 190 <= res.peak_rps <= 200
+    assert sorted(n["rate_rps"] for n in res.non_monotone) == [2, 2.5, 5, 10]
+    # still nothing anywhere: never_passed, naming the lowest rate tried
+    res = find_peak(scripted(lambda r: ["fail"]), start_rps=10, growth=2, min_rps=2, max_rps=100)
+    assert res.status == "never_passed" and "down to 2 req/s" in res.reason
+    assert max(p.rate_rps for p in res.probes) == 80  # looked 3 steps above the start
+    # a monotone curve pays nothing for this
+    calls: list[float] = []
+    find_peak(threshold_measure(30.0, calls), start_rps=100, precision=0.05)
+    assert max(calls) == 100
+
+
+def test_generator_limited_top_is_reported_as_such_never_as_a_server_failure():
+    # the server would pass up to 300, but the generator cannot offer more than 120
+    def table(rate):
+        if rate > 120:
+            return ["generator_limited"]
+        return ["pass"]
+    res = find_peak(scripted(table), start_rps=50, growth=2, precision=0.05, max_probes=30)
+    assert res.status == "generator_limited" and res.peak_rps is not None and 114 <= res.peak_rps <= 120
+    assert res.generator_ceiling_rps is not None and res.generator_ceiling_rps > 120
+    assert "generator" in res.reason and "--workers" in res.reason
+    everything = find_peak(scripted(lambda r: ["generator_limited"]), start_rps=50, min_rps=10)
+    assert everything.status == "generator_limited" and everything.peak_rps is None
+
+
+def test_undecided_is_not_a_pass():
+    def table(rate):
+        return ["pass"] if rate <= 50 else (["undecided"] if rate <= 80 else ["fail"])
+    res = find_peak(scripted(table), start_rps=40, growth=2, precision=0.05, max_probes=30)
+    assert res.status == "found" and 47.5 <= res.peak_rps <= 50
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_noisy_verdicts_with_confirmation_stay_close(seed):
+    rng = random.Random(seed)
+    threshold = 250.0
+
+    def measure(rate: float):
+        return rate * (1 + rng.gauss(0, 0.04)) <= threshold, {}
+
+    res = find_peak(measure, start_rps=150, growth=1.25, precision=0.05, max_probes=30)
+    assert res.status in ("found", "probe_limit")
+    assert res.peak_rps is not None and abs(res.peak_rps - threshold) / threshold <= 0.15

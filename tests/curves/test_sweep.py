@@ -15,7 +15,7 @@ def test_rate_sweep_writes_points_and_summary(tmp_path, base_scenario):
                     on_point=lambda row, res: seen.append(row["offered_rps"]))
     assert seen == [50, 100, 300]
     on_disk = orjson.loads((tmp_path / "sweep.json").read_bytes())
-    assert on_disk["kind"] == "sweep" and on_disk["schema_version"] == 1
+    assert on_disk["kind"] == "sweep" and on_disk["schema_version"] == 2
     assert [p["file"] for p in on_disk["points"]] == ["point-000.json", "point-001.json", "point-002.json"]
     for p in on_disk["points"]:
         res = orjson.loads((tmp_path / p["file"]).read_bytes())
@@ -63,7 +63,7 @@ def test_auto_rates_geometric():
 
 
 def test_peak_from_points_ignores_invalid():
-    pts = [summarize_point(fake_result(r, invalid=["x"] if r == 200 else None), None, i)
+    pts = [summarize_point(fake_result(r, overload=r == 200), None, i)
            for i, r in enumerate([50, 100, 200])]
     assert peak_from_points(pts, 1000)["rate_rps"] == 100
     assert peak_from_points(pts, 0.001)["rate_rps"] is None

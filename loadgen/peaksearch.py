@@ -1,0 +1,203 @@
+"""The peak search as a procedure: capacity probe, sized probes with retries, bracket/bisect/confirm, the
+peak document. Used by `inferload peak`, `matrix` and `demo`; the load test itself is the injected
+`run(scenario) -> result` (loadgen.runner.run_scenario in the CLI, a simulation in tests), so this module never
+imports locust.
+
+1. **Start.** Without a start rate, a short closed-loop throughput probe (`probe_users` users, as guidellm and
+   HF's inference-benchmarker do) measures what the server completes back to back; the peak under an SLO lies
+   below it. The search starts at 60% of it, steps by x1.25 and never probes above 120% of it.
+2. **Probes** (loadgen.probe): each sized to the samples its verdict needs, retried once when only the
+   generator fell short, extended once when undecided.
+3. **Search** (loadgen.peak): bracket, bisect to `precision`, confirm the answer by majority of `confirm` runs.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from loadgen.peak import find_peak
+from loadgen.probe import ProbePlan, probe_with_retry
+from loadgen.sweep import summarize_point, write_json
+
+RunFn = Callable[[Any], dict]
+Say = Callable[[str], None]
+SCHEMA_VERSION = 2
+AUTO_START_SHARE = 0.6
+AUTO_GROWTH = 1.25
+AUTO_MAX_SHARE = 1.2
+
+
+@dataclass
+class PeakOptions:
+    slo_ms: float
+    percentile: float = 99.0
+    confidence: float = 0.99
+    precision: float = 0.05
+    start_rps: float | None = None  # None: from the closed-loop capacity probe
+    growth: float | None = None  # None: 2 from an explicit start, 1.25 from the capacity probe
+    max_rps: float | None = None
+    min_rps: float | None = None
+    max_probes: int = 16
+    confirm: int = 3
+    max_probe_s: float = 60.0
+    probe_users: int = 8
+    capacity_s: float = 5.0
+    capacity_rps: float | None = None  # known already (matrix: its max-throughput run): no capacity probe
+    target_samples: int | None = None
+
+
+def capacity_probe(base: Any, run: RunFn, out_dir: Path, opts: PeakOptions, say: Say) -> dict[str, Any]:
+    """Closed loop, `probe_users` users, `capacity_s` seconds: what the server completes back to back."""
+    sc = base.model_copy(update={"mode": "closed", "users": opts.probe_users, "rate_rps": None, "think_time_ms": 0,
+                                 "duration_s": opts.capacity_s, "slo_p99_ms": None})
+    say(f"capacity probe: closed loop, {opts.probe_users} users, {opts.capacity_s:g} s")
+    res = run(sc)
+    write_json(out_dir / "capacity.json", res)
+    row = summarize_point(res, "capacity.json")
+    row["rps"] = row.get("achieved_rps")
+    return row
+
+
+def run_peak_search(base: Any, run: RunFn, out_dir: Path, opts: PeakOptions, *, say: Say = lambda _m: None,
+                    on_probe: Callable[[dict], None] | None = None, raw_limit: dict | None = None) -> dict[str, Any]:
+    """Search and write `peak.json` (rewritten after every probe) plus one JSON per run; return the document."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plan = ProbePlan(slo_ms=opts.slo_ms, percentile=opts.percentile, confidence=opts.confidence,
+                     min_duration_s=base.duration_s, max_duration_s=max(opts.max_probe_s, base.duration_s),
+                     target_samples=opts.target_samples)
+    notes: list[str] = []
+    capacity = None
+    start, growth, max_rps = opts.start_rps, opts.growth, opts.max_rps
+    if start is None:
+        if opts.capacity_rps is not None:
+            capacity = {"rps": opts.capacity_rps, "source": "given"}
+        else:
+            capacity = capacity_probe(base, run, out_dir, opts, say)
+        cap_rps = capacity.get("rps") or 0.0
+        if cap_rps > 0:
+            start = AUTO_START_SHARE * cap_rps
+            growth = growth or AUTO_GROWTH
+            if max_rps is None:
+                max_rps = AUTO_MAX_SHARE * cap_rps
+            notes.append(f"closed-loop capacity: {cap_rps:.4g} req/s; the search starts "
+                         f"at {AUTO_START_SHARE:.0%} of it and probes at most {max_rps:.4g} req/s")
+        else:
+            start = 10.0
+            notes.append("the closed-loop capacity probe completed nothing; the search starts at 10 req/s")
+        say(notes[-1])
+    growth = growth or 2.0
+    if max_rps is not None:
+        start = min(start, max_rps)
+    floor = opts.min_rps if opts.min_rps is not None else max(start / 16.0, plan.lowest_rate())
+    floor = min(floor, start)
+    if plan.shortfall(floor):
+        notes.append(f"lowest rate the search may probe: {floor:.4g} req/s; " + plan.shortfall(floor))  # type: ignore[operator]
+
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "peak",
+        "written_at": None,
+        "scenario": base.model_dump(mode="json"),
+        "slo_ms": opts.slo_ms,
+        "percentile": opts.percentile,
+        "confidence": opts.confidence,
+        "precision": opts.precision,
+        "growth": growth,
+        "start_rps": start,
+        "max_rps": max_rps,
+        "min_rps": floor,
+        "plan": {**asdict(plan), "samples": plan.samples()},
+        "method": ("bracket (x growth up while passing / down while not) then bisect until (upper - lower) / upper "
+                   "<= precision, then confirm: a majority of `confirm` runs at the answer must pass. A probe passes "
+                   "when its run is VALID and its percentile meets the SLO with the stated confidence; each probe is "
+                   "sized to the queries that verdict needs"),
+        "capacity_probe": capacity,
+        "probes": [],
+        "raw_limit": raw_limit,
+        "status": "running",
+        "notes": notes,
+    }
+
+    def save() -> None:
+        doc["written_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        write_json(out_dir / "peak.json", doc)
+
+    def run_one(rate: float, duration_s: float, seed: int, tag: str) -> tuple[dict, str]:
+        i = len(doc["probes"])
+        fname = f"probe-{i:03d}" + (f"-{tag}" if tag else "") + ".json"
+        sc = base.model_copy(update={"mode": "open", "rate_rps": rate, "users": None, "duration_s": duration_s,
+                                     "seed": seed, "slo_p99_ms": opts.slo_ms, "slo_percentile": opts.percentile,
+                                     "confidence": opts.confidence})
+        res = run(sc)
+        write_json(out_dir / fname, res)
+        return res, fname
+
+    def measure(rate: float) -> tuple[str, dict]:
+        i = len(doc["probes"])
+        say(f"probe {i + 1}: {rate:.4g} req/s for {plan.duration_for(rate):g} s")
+        outcome, info = probe_with_retry(run_one, rate, plan, seed=base.seed + 10 * i)
+        entry = {"rate_rps": rate, "outcome": outcome, "passed": outcome == "pass", "phase": None,
+                 "file": info["files"][-1], "info": info}
+        doc["probes"].append(entry)
+        save()
+        if on_probe is not None:
+            on_probe(entry)
+        return outcome, info
+
+    save()
+    res = find_peak(measure, start_rps=start, precision=opts.precision, growth=growth, max_rps=max_rps,
+                    min_rps=floor, max_probes=opts.max_probes, confirm=opts.confirm).to_dict()
+    for p, rp in zip(doc["probes"], res["probes"]):
+        p["phase"] = rp["phase"]
+    doc.update({k: res[k] for k in ("peak_rps", "status", "reason", "lower_rps", "upper_rps", "capped",
+                                    "relative_gap", "non_monotone", "generator_ceiling_rps", "confirmed_passes")})
+    doc["confirmation"] = confirmation_summary(doc["probes"], res["peak_rps"])
+    doc["generator_rps"] = max((p["info"].get("generator_rps") or 0 for p in doc["probes"]
+                                if p["outcome"] == "generator_limited"), default=None)
+    doc["advice"] = advice(doc)
+    save()
+    return doc
+
+
+def confirmation_summary(probes: list[dict], peak_rps: float | None) -> dict[str, Any] | None:
+    """Every run at the answer: how many passed and how far their figures spread."""
+    if peak_rps is None:
+        return None
+    runs = [p for p in probes if p["rate_rps"] == peak_rps]
+    p99 = [p["info"].get("p99_ms") for p in runs if p["info"].get("p99_ms") is not None]
+    ucb = [(p["info"].get("verdict") or {}).get("ucb_ms") for p in runs]
+    ach = [p["info"].get("achieved_rps") for p in runs if p["info"].get("achieved_rps") is not None]
+
+    def spread(v: list[float]) -> dict[str, float | None]:
+        if not v:
+            return {"min": None, "max": None, "median": None, "relative": None}
+        med = statistics.median(v)
+        return {"min": min(v), "max": max(v), "median": med, "relative": (max(v) - min(v)) / med if med else None}
+
+    return {"rate_rps": peak_rps, "runs": len(runs), "passes": sum(p["passed"] for p in runs),
+            "outcomes": [p["outcome"] for p in runs], "percentile_ms": spread(p99),
+            "ucb_ms": [u for u in ucb], "achieved_rps": spread(ach)}
+
+
+def advice(doc: dict[str, Any]) -> str:
+    """One actionable sentence per status."""
+    st = doc.get("status")
+    if st == "found":
+        return (f"the server sustains {doc['peak_rps']:.4g} req/s at p{doc['percentile']:g} <= {doc['slo_ms']:g} ms "
+                f"({doc['confidence']:.0%} confidence); size replicas with --target-rps")
+    if st == "capped":
+        return "passed at the highest rate allowed: raise --max-rate (or --probe-users if the capacity probe understated it)"
+    if st == "generator_limited":
+        g = doc.get("generator_rps")
+        return ("the load generator is the bottleneck" + (f" (it reached ~{g:.4g} req/s)" if g else "")
+                + ": add --workers N, run the generator on another machine, or lower the server's CPU priority")
+    if st == "never_passed":
+        return ("no rate passed: check the SLO against the latency at low load (the probes' p50), the server's "
+                "errors, or run longer probes (--max-probe-duration) for low rates")
+    if st == "probe_limit":
+        return "the run budget ran out before the answer was confirmed: raise --max-probes or --precision"
+    return ""
