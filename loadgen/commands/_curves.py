@@ -169,6 +169,9 @@ def finish_peak_doc(doc: dict, out: Path, target_rps: Optional[float], headroom:
     per_replica = min(achieved) if achieved else peak_rate
     doc["sizing"] = sizing_for(target_rps, headroom, per_replica, [p["info"] for p in doc.get("probes") or []],
                                doc.get("slo_ms"))
+    if doc["sizing"] and doc["sizing"].get("replicas") and doc.get("status") == "found":
+        doc["advice"] = (f"deploy {doc['sizing']['replicas']} replicas for {target_rps:g} req/s "
+                         f"({headroom:.0%} headroom per replica)")
     write_json(Path(out) / "peak.json", doc)
 
 

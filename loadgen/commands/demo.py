@@ -38,9 +38,11 @@ def demo(
     duration: float = typer.Option(8.0, "--duration", min=1.0, help="Measured seconds per run."),
     warmup: float = typer.Option(2.0, "--warmup", min=0.0, help="Warm-up seconds per run."),
     slo_p99_ms: float = typer.Option(100.0, "--slo-p99-ms", min=0.01, help="p99 bound for the peak search."),
-    peak_start: float = typer.Option(80.0, "--peak-start", min=0.1, help="First rate the peak search probes."),
-    peak_duration: float = typer.Option(15.0, "--peak-duration", min=1.0,
-                                        help="Measured seconds per peak probe (a p99 verdict needs >= 1000 samples)."),
+    peak_duration: float = typer.Option(8.0, "--peak-duration", min=1.0,
+                                        help="Shortest measured window of a peak probe (s); each probe runs as long as "
+                                             "its verdict needs (838 queries for p99 at 99% confidence)."),
+    target_rps: float = typer.Option(1000.0, "--target-rps", min=0.001,
+                                     help="Sizing example: replicas needed to serve this many req/s under the SLO."),
     server_nice: int = typer.Option(19, "--server-nice", min=0, max=19,
                                     help="CPU niceness of the server process, so the co-located generator keeps its schedule."),
 ) -> None:
@@ -79,16 +81,39 @@ def demo(
                     "--out", str(run_dir / f"{heavy_model}-open.json")], console)
         peak_common = ["--target", srv.url, "--duration", f"{peak_duration:g}", "--warmup", f"{warmup:g}"]
         peak_dir = run_dir / f"peak-{model}"
-        _inferload(["peak", *peak_common, "--model", model, "--slo-p99-ms", f"{slo_p99_ms:g}", "--start-rate",
-                    f"{peak_start:g}", "--precision", "0.1", "--max-probes", "8", "--raw-limit", str(bench),
-                    "--out", str(peak_dir)], console, may_fail=True)
+        _inferload(["peak", *peak_common, "--model", model, "--slo-p99-ms", f"{slo_p99_ms:g}",
+                    "--precision", "0.1", "--max-probes", "12", "--max-probe-duration", "30",
+                    "--target-rps", f"{target_rps:g}", "--raw-limit", str(bench), "--out", str(peak_dir)],
+                   console, may_fail=True)
     console.print("server stopped")
     html = run_dir / "report.html"
     _inferload(["report", str(run_dir / f"{model}-latency.json"), str(run_dir / f"{model}-throughput.json"),
                 str(run_dir / f"{heavy_model}-open.json"), str(peak_dir), str(bench), "--html", str(html)], console)
     console.rule("[bold green]demo done")
+    console.print(answer_lines(peak_dir / "peak.json", model))
     console.print(f"results: {run_dir}/")
     console.print(f"HTML report: [bold]{html.resolve()}[/bold]")
+
+
+def answer_lines(peak_json: Path, model: str) -> str:
+    """The demo's answer: the peak under the SLO and the sizing line, or why there is none and what to do."""
+    import orjson
+
+    try:
+        doc = orjson.loads(peak_json.read_bytes())
+    except (OSError, ValueError):
+        return f"[red]no peak search result ({peak_json} missing)[/red]"
+    pct, slo = doc.get("percentile", 99), doc.get("slo_ms")
+    if doc.get("peak_rps") is None:
+        return f"[red]no peak ({doc.get('status')})[/red]: {doc.get('reason')}\nadvice: {doc.get('advice')}"
+    lines = [f"[bold green]answer:[/bold green] {model} on this machine sustains [bold]{doc['peak_rps']:.4g} req/s[/bold] "
+             f"at p{pct:g} <= {slo:g} ms ({doc.get('confidence', 0.99):.0%} confidence, {doc.get('status')})"]
+    s = doc.get("sizing") or {}
+    if s.get("replicas"):
+        p99 = f", expected p99 ~{s['expected_p99_ms']:.0f} ms" if s.get("expected_p99_ms") is not None else ""
+        lines.append(f"[bold]sizing:[/bold] {s['replicas']} replicas for {s['target_rps']:g} req/s at p{pct:g} <= "
+                     f"{slo:g} ms ({s['headroom']:.0%} headroom{p99})")
+    return "\n".join(lines)
 
 
 def register(app: typer.Typer) -> None:

@@ -47,6 +47,8 @@ ul.reasons li { margin: 2px 0; }
            margin: 10px 0; }
 .callout.note { border-left-color: var(--accent); background: #eef5fe; }
 .callout.ok { border-left-color: var(--ok); background: var(--okbg); }
+.callout.answer { font-size: 16px; }
+.muted { color: var(--muted); }
 figure { margin: 14px 0 6px; }
 figure img { width: 100%; max-width: 1060px; height: auto; display:block; border:1px solid var(--line); border-radius:6px; }
 figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }

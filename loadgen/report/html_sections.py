@@ -69,9 +69,25 @@ def result_section(doc: Doc, raw_limit: dict | None) -> str:
         ("max", lat.get("max"), "ms"), ("completed", r.get("completed"), ""), ("failed", r.get("failed"), ""),
         ("delayed", None if r.get("delayed_fraction") is None else 100 * r["delayed_fraction"], "%"),
     ]))
+    ucb = r.get("latency_ucb_ms") or {}
+    if ucb:
+        conf = float(r.get("confidence") or 0.99)
+        names = [k for k in ("p50", "p90", "p95", "p99", "p999") if k in lat]
+        out.append(f"<h3>Percentiles with {conf:.0%} upper confidence bounds</h3>"
+                   + table(["", *names], [["measured", *[lat.get(k) for k in names]],
+                                          [f"true value ≤ (at {conf:.0%})", *[ucb.get(k) for k in names]]],
+                           num_cols=set(range(1, len(names) + 1)))
+                   + '<div class="sub">Order-statistic bounds: with this confidence the true percentile is at or '
+                     'below the bound; "–": too few samples to bound it.</div>')
+    slo_v = r.get("slo") or {}
+    if slo_v.get("verdict"):
+        cls = {"pass": "ok", "fail": ""}.get(slo_v["verdict"], "note")
+        out.append(f'<div class="callout {cls}"><strong>SLO p{float(slo_v.get("percentile") or 99):g} &le; '
+                   f'{fmt(slo_v.get("bound_ms"))} ms: {esc(slo_v["verdict"].upper())}</strong> — '
+                   f'{esc(slo_v.get("message"))}</div>')
     notes = list(r.get("notes") or [])
     if r.get("latency_insufficient"):
-        notes.append("too few samples beyond these percentiles to trust them: "
+        notes.append("too few samples to bound these percentiles with confidence (indicative only): "
                      + ", ".join(map(str, r["latency_insufficient"])))
     if r.get("errors"):
         notes.append("errors by status: " + ", ".join(f"{k}: {v}" for k, v in r["errors"].items()))
@@ -196,8 +212,22 @@ def peak_section(doc: Doc, raw_limit: dict | None) -> str:
         ("probes", len(probes), ""), ("bracket upper", d.get("upper_rps"), "req/s"),
         ("raw in-process limit", raw, "req/s"),
     ]))
-    cls = "ok" if status == "found" else ("note" if status in ("capped", "probe_limit") else "")
-    out.append(f'<div class="callout {cls}"><strong>{esc(status)}:</strong> {esc(d.get("reason"))}</div>')
+    cls = "ok" if status == "found" else ("note" if status in ("capped", "probe_limit", "generator_limited") else "")
+    adv = f"<br><strong>advice:</strong> {esc(d.get('advice'))}" if d.get("advice") else ""
+    out.append(f'<div class="callout {cls}"><strong>{esc(status)}:</strong> {esc(d.get("reason"))}{adv}</div>')
+    conf = d.get("confirmation") or {}
+    if conf:
+        sp, ach = conf.get("percentile_ms") or {}, conf.get("achieved_rps") or {}
+        out.append(f'<div class="callout note"><strong>Confirmation at {fmt(conf.get("rate_rps"))} req/s:</strong> '
+                   f'{conf.get("passes")} of {conf.get("runs")} runs passed ({esc(", ".join(conf.get("outcomes") or []))}); '
+                   f'p{pct:g} {fmt(sp.get("min"))}–{fmt(sp.get("max"))} ms, achieved {fmt(ach.get("min"))}–'
+                   f'{fmt(ach.get("max"))} req/s</div>')
+    nm = d.get("non_monotone") or []
+    if nm:
+        items = "".join(f"<li>{fmt(x.get('rate_rps'))} req/s: {esc(x.get('outcome'))} — {esc(x.get('reason'))}</li>"
+                        for x in nm)
+        out.append('<div class="callout note"><strong>Non-monotone:</strong> rates below the peak that did not pass '
+                   f'(idle CPUs wake slowly, so low rates can show worse tails)<ul class="reasons">{items}</ul></div>')
     out.append(reasons_block(None, [], None, list(d.get("notes") or [])))
     out.append(_sizing_block(d.get("sizing")))
     peak_ach = next((r.get("achieved_rps") for p, r in zip(probes, rows)
@@ -210,12 +240,15 @@ def peak_section(doc: Doc, raw_limit: dict | None) -> str:
                       heading="Latency vs throughput (peak-search probes)"))
     trows = []
     for i, (p, r) in enumerate(zip(probes, rows)):
+        outcome = p.get("outcome") or ("pass" if p.get("passed") else "fail")
+        why = r.get("reason")
+        why = why.get("message") if isinstance(why, dict) else why
         trows.append([i, p.get("phase"), p.get("rate_rps"), r.get("achieved_rps"), r.get("p99_ms"),
-                      badge(r.get("valid")) if r else "–",
-                      '<span class="badge valid">PASS</span>' if p.get("passed") else '<span class="badge invalid">FAIL</span>',
-                      esc(r.get("reason") or "")])
-    out.append("<h3>Probes</h3>" + table(["#", "phase", "rate req/s", "achieved req/s", "p99 ms", "run", "SLO",
-                                           "why"], trows, num_cols={0, 2, 3, 4}, raw_cols={5, 6, 7}))
+                      (r.get("verdict") or {}).get("ucb_ms"), len(r.get("files") or []) or 1,
+                      badge(r.get("valid")) if r else "–", _outcome_badge(outcome), esc(why or "")])
+    out.append("<h3>Probes</h3>" + table(["#", "phase", "rate req/s", "achieved req/s", "p99 ms",
+                                           f"p99 ≤ at {float(d.get('confidence') or 0.99):.0%}", "runs", "run", "SLO",
+                                           "why"], trows, num_cols={0, 2, 3, 4, 5, 6}, raw_cols={7, 8, 9}))
     series = [(f"{fmt(p.get('rate_rps'))} req/s", c.get("percentiles") or [])
               for p, c in sorted(zip(probes, doc.children), key=lambda pc: pc[0].get("rate_rps") or 0) if c]
     out.append(figure(plots.percentile_distribution(series, slo_ms=d.get("slo_ms"), title=""),
@@ -224,6 +257,11 @@ def peak_section(doc: Doc, raw_limit: dict | None) -> str:
     first = next((c for c in doc.children if c), {})
     out.append(config_block(sc, first.get("server"), first.get("machine")))
     return "".join(out)
+
+
+def _outcome_badge(outcome: str) -> str:
+    cls = {"pass": "valid", "fail": "invalid"}.get(outcome, "warn")
+    return f'<span class="badge {cls}">{esc(outcome.replace("_", " ").upper())}</span>'
 
 
 # ------------------------------------------------------------------------------------------------- matrix --
@@ -296,9 +334,36 @@ def bench_section(doc: Doc, raw_limit: dict | None) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- overview --
+def answer_block(docs: list[Doc]) -> str:
+    """The answer users come for, at the top: each peak search's peak under the SLO and its sizing line."""
+    items = []
+    for d in docs:
+        if d.kind != "peak":
+            continue
+        x = d.data
+        pct, conf = float(x.get("percentile") or 99), float(x.get("confidence") or 0.99)
+        if x.get("peak_rps") is not None:
+            head = (f"<strong>{esc(x.get('scenario', {}).get('model', d.title))}</strong> sustains "
+                    f"<strong>{fmt(x['peak_rps'])} req/s</strong> at p{pct:g} &le; {fmt(x.get('slo_ms'))} ms "
+                    f"({conf:.0%} confidence; {esc(str(x.get('status')).replace('_', ' '))})")
+        else:
+            head = (f"<strong>no peak</strong> for {esc(x.get('scenario', {}).get('model', d.title))} "
+                    f"({esc(str(x.get('status')).replace('_', ' '))}): {esc(x.get('reason'))}")
+        s = x.get("sizing") or {}
+        size = (f"<br><strong>{s['replicas']} replicas</strong> for {fmt(s.get('target_rps'))} req/s at p{pct:g} &le; "
+                f"{fmt(x.get('slo_ms'))} ms ({s.get('headroom', 0):.0%} headroom"
+                + (f", expected p99 ~{fmt(s['expected_p99_ms'])} ms" if s.get("expected_p99_ms") is not None else "")
+                + ")") if s.get("replicas") else ""
+        adv = f'<br><span class="muted">{esc(x.get("advice"))}</span>' if x.get("advice") else ""
+        cls = "ok" if x.get("peak_rps") is not None and x.get("status") == "found" else "note"
+        items.append(f'<div class="callout {cls} answer">{head}{size}{adv}</div>')
+    return "".join(items)
+
+
 def overview_section(docs: list[Doc], raw_limit: dict | None) -> str:
+    answer = answer_block(docs)
     if len(docs) < 2:
-        return ""
+        return f'<section class="doc" id="overview"><h2>Answer</h2>{answer}</section>' if answer else ""
     curves: list[dict[str, Any]] = []
     rows = []
     for d in docs:
@@ -312,7 +377,7 @@ def overview_section(docs: list[Doc], raw_limit: dict | None) -> str:
             rows.append([d.kind, d.title, None, 1])
         else:
             rows.append([d.kind, d.title, None, None])
-    out = ['<section class="doc" id="overview"><h2>Overview</h2>',
+    out = ['<section class="doc" id="overview"><h2>Overview</h2>', answer,
            table(["kind", "name", "peak under SLO (req/s)", "runs"], rows, num_cols={2, 3})]
     if len(curves) > 1:
         out.append(figure(plots.latency_throughput(curves, title=""), "latency-throughput overlay",

@@ -103,3 +103,22 @@ def test_report_and_compare_commands(tmp_path, fake_sweep):
     assert "p99 ms" in r.output and "Δ%" in r.output
     r = cli.invoke(app, ["report", str(tmp_path / "nope.json")])
     assert r.exit_code == 2 and "not found" in r.output
+
+
+def test_peak_html_puts_the_answer_and_sizing_on_top(tmp_path, monkeypatch):
+    from loadgen.report.html import render_html
+    from loadgen.report.load import load_doc
+
+    _fake_runner(monkeypatch)
+    out = tmp_path / "pk"
+    r = cli.invoke(app, ["peak", "--model", "m", "--slo-p99-ms", "50", "--out", str(out), "--target-rps", "1000"])
+    assert r.exit_code == 0, r.output
+    doc = orjson.loads((out / "peak.json").read_bytes())
+    page = render_html([load_doc(out)])
+    top = page.index('id="overview"')
+    assert top < page.index('id="doc-0"')
+    answer = page[top:page.index('id="doc-0"')]
+    assert f"{doc['sizing']['replicas']} replicas</strong> for 1,000 req/s" in answer
+    assert "--target-rps" not in answer  # the advice names the sizing already given, not the flag
+    assert "99% confidence" in answer and "req/s</strong> at p99 &le; 50 ms" in answer
+    assert "Confirmation at" in page and "p99 ≤ at 99%" in page
