@@ -21,6 +21,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--override", action="append", default=[], metavar="[MODEL:]KEY=VALUE",
                    help="config override, e.g. batching.max_queue_delay_ms=2 or resnet50:instances.count=2 (repeatable)")
     p.add_argument("--max-body-bytes", type=int, help="largest request body (default 64 MiB)")
+    p.add_argument("--max-header-bytes", type=int,
+                   help="largest request head: request line + header fields (default 16 KiB); larger gets 431")
     p.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--drain-timeout", dest="drain_timeout_s", type=float, help="SIGTERM: wait this long for in-flight requests")
     p.add_argument("--shutdown-delay", dest="shutdown_delay_s", type=float,

@@ -16,12 +16,14 @@ import sys
 import threading
 from contextlib import asynccontextmanager
 from types import FrameType
+from typing import Any
 
 import prometheus_client
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
 from server.cpus import available_cpus
+from server.headlimit import HeadLimitMiddleware, head_limited_httptools_protocol
 from server.labels import load_labels
 from server.metrics import ModelMetrics, ServerMetrics
 from server.repository import ConfigError, ModelConfig, deep_merge, ensure_built, load_model_config, load_repository
@@ -166,6 +168,7 @@ def create_app(settings: ServerSettings | None = None, registry: CollectorRegist
     app.state.startup_error = None
     app.state.loop = None
     install(app)
+    app.add_middleware(HeadLimitMiddleware, max_bytes=settings.max_header_bytes)  # outermost of ours: before routing
     return app
 
 
@@ -197,6 +200,10 @@ def serve(settings: ServerSettings) -> int:
         print(f"inferload server failed to start: {e}", file=sys.stderr)
         return 1
     app = create_app(settings)
+    try:  # httptools buffers a request head of any size: cap it while it arrives (431); see server/headlimit.py
+        http: Any = head_limited_httptools_protocol(settings.max_header_bytes)
+    except ImportError:  # h11 instead: HeadLimitMiddleware answers 431, h11's own cap (400) only beyond 4× the limit
+        http = "auto"
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -207,7 +214,8 @@ def serve(settings: ServerSettings) -> int:
         timeout_graceful_shutdown=settings.drain_timeout_s,
         server_header=False,
         loop="auto",  # uvloop if installed
-        http="auto",  # httptools if installed
+        http=http,
+        h11_max_incomplete_event_size=4 * settings.max_header_bytes,
     )
     server = DrainingServer(config, app, settings.shutdown_delay_s)
     try:

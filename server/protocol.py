@@ -8,10 +8,20 @@ length followed by the bytes. JSON `data` may be flat or nested (row-major).
 Everything a client controls is validated here with a clear `BadRequest` (→ 400): header length inside the
 body, sizes summing exactly to the remaining bytes, shape × itemsize == byte count (Python ints, so no
 overflow), element count == shape product, known datatypes, non-negative integer dims.
+
+Non-finite floats, as Triton: its JSON parser (RapidJSON with kParseNanAndInfFlag) accepts the literals `NaN`,
+`Infinity`, `-Infinity` (and RapidJSON's `-NaN`, `Inf`, `-Inf`; never `+Infinity`), and its writer emits
+`NaN`, `Infinity`, `-Infinity` for non-finite FP16/FP32/FP64 outputs. Triton's clients rely on both: perf_analyzer
+`--input-tensor-format json` sends random bit patterns (some are NaN/Inf) and tritonclient.http reads and writes
+the literals. Strict RFC 8259 has no such tokens, so orjson parses first (the fast path) and only a body it
+rejects that holds such a literal is parsed again by the stdlib `json` module. Such a value is only valid for
+FP16/FP32/FP64 data: for an integer or BOOL input it is a 400, never a cast.
 """
 from __future__ import annotations
 
+import json
 import math
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +35,91 @@ from server.errors import BadRequest, InferError
 MAX_DIMS = 16
 _INT_LIMITS = {k: np.iinfo(v) for k, v in OIP_TO_NUMPY.items() if v.kind in "iu"}
 _JSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
+
+
+# ---------------------------------------------------------------------------------------------- JSON
+
+
+# RapidJSON's forms that the stdlib parser lacks (it knows NaN, Infinity, -Infinity), outside JSON strings.
+_RAPIDJSON_ONLY = re.compile(r'"(?:[^"\\]|\\.)*"|-NaN|Inf(?!inity)')
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _rapidjson_token(m: re.Match) -> str:
+    tok = m.group(0)
+    if tok[0] == '"':
+        return tok
+    return "NaN" if tok == "-NaN" else "Infinity"  # Inf → Infinity (a leading '-' stays in place)
+
+
+def _check_strings(value: Any) -> None:
+    """The stdlib parser lets a lone surrogate escape (\\ud800) through as a str that cannot be encoded."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            v.encode("utf-8")
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                k.encode("utf-8")
+                if isinstance(item, (str, list, dict)):
+                    stack.append(item)
+        elif isinstance(v, list):
+            stack.extend(item for item in v if isinstance(item, (str, list, dict)))
+
+
+def loads_json(raw: bytes | memoryview) -> Any:
+    """Parse JSON like Triton: strict JSON plus the NaN/Infinity literals (see the module docstring).
+
+    The fast path is orjson alone. Only if orjson fails and the text holds such a literal is it parsed again
+    with the stdlib parser. Raises ValueError (orjson.JSONDecodeError or json.JSONDecodeError) with a message.
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        strict_error = e
+    data = bytes(raw)
+    if b"NaN" not in data and b"Inf" not in data:
+        raise strict_error
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise strict_error from None
+    if "-NaN" in text or text.count("Inf") != text.count("Infinity"):
+        text = _RAPIDJSON_ONLY.sub(_rapidjson_token, text)
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            _check_strings(value)
+        except UnicodeEncodeError:
+            raise ValueError("a JSON string holds a lone UTF-16 surrogate escape") from None
+    return value
+
+
+def _nonfinite_literal(v: float) -> bytes:
+    if math.isnan(v):
+        return b"NaN"
+    return b"Infinity" if v > 0 else b"-Infinity"
+
+
+def _float_json(flat: np.ndarray) -> Any:
+    """A flat float array for orjson; with NaN/±inf (which orjson writes as null) the JSON text with Triton's
+    literals NaN, Infinity, -Infinity in their places, as a pre-serialised orjson.Fragment."""
+    finite = np.isfinite(flat)
+    if finite.all():
+        return flat
+    parts = orjson.dumps(flat, option=_JSON_OPTS).split(b"null")  # a number array: 'null' only where non-finite
+    literals = [_nonfinite_literal(float(v)) for v in flat[~finite]]
+    if len(parts) != len(literals) + 1:  # pragma: no cover - orjson changed how it writes non-finite numbers
+        raise InferError("cannot encode non-finite output values as JSON")
+    out = [parts[0]]
+    for lit, part in zip(literals, parts[1:]):
+        out.append(lit)
+        out.append(part)
+    return orjson.Fragment(b"".join(out))
 
 
 @dataclass
@@ -183,6 +278,12 @@ def _json_tensor(name: str, datatype: str, shape: list[int], data: Any) -> np.nd
             flat = []
             _flatten(data, flat)
             if not all(type(v) is int for v in flat):
+                bad = next(v for v in flat if type(v) is not int)
+                if isinstance(bad, float) and not math.isfinite(bad):
+                    raise BadRequest(
+                        f"input '{name}': {datatype} data must be integers (got {bad}; NaN and Infinity are "
+                        "only valid in FP16/FP32/FP64 data)"
+                    )
                 raise BadRequest(f"input '{name}': {datatype} data must be integers (got {_kind_name(kind)})")
             if min(flat) < lim.min or max(flat) > lim.max:
                 raise BadRequest(f"input '{name}': a value is outside the {datatype} range [{lim.min}, {lim.max}]")
@@ -207,8 +308,8 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferReques
     elif header_length < 0 or header_length > total:
         raise BadRequest(f"Inference-Header-Content-Length {header_length} is outside the body of {total} bytes")
     try:
-        header = orjson.loads(memoryview(body)[:header_length])
-    except orjson.JSONDecodeError as e:
+        header = loads_json(memoryview(body)[:header_length])
+    except ValueError as e:  # orjson.JSONDecodeError and json.JSONDecodeError are ValueErrors
         raise BadRequest(f"request header is not valid JSON: {e}") from None
     if not isinstance(header, dict):
         raise BadRequest("request must be a JSON object with an 'inputs' list")
@@ -297,7 +398,10 @@ def _json_data(out: OutputTensor) -> Any:
             return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in arr.reshape(-1)]
         except UnicodeDecodeError:
             raise InferError(f"output '{out.name}' holds non-UTF-8 BYTES; request it with parameters.binary_data=true") from None
-    return np.ascontiguousarray(arr).reshape(-1)
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    if flat.dtype.kind == "f":
+        return _float_json(flat)
+    return flat
 
 
 def _binary_data(out: OutputTensor) -> bytes:
@@ -375,7 +479,7 @@ def decode_response(body: bytes, header_length: int | None = None) -> dict[str, 
     """Client-side decoder (tests, loadgen validity checks): output name → array."""
     total = len(body)
     hl = total if header_length is None else header_length
-    header = orjson.loads(body[:hl])
+    header = loads_json(body[:hl])
     pos = hl
     result: dict[str, np.ndarray] = {}
     for item in header["outputs"]:

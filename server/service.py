@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -91,9 +92,12 @@ def _timeout_s(cfg: ModelConfig, params: dict[str, Any]) -> float | None:
     t = params.get("timeout")
     if t is None:
         return default
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
+    try:
+        t_s = None if isinstance(t, bool) or not isinstance(t, (int, float)) else t / 1e6
+    except OverflowError:  # an int too large for a float
+        t_s = None
+    if t_s is None or not math.isfinite(t_s) or t_s <= 0:  # NaN/Infinity literals parse as floats
         raise BadRequest("parameters.timeout must be a positive number of microseconds")
-    t_s = t / 1e6
     return t_s if default is None else min(default, t_s)
 
 

@@ -25,6 +25,10 @@ class ServerSettings(BaseSettings):
         None, description="Serve only these models (comma-separated or JSON list in the environment); default: all."
     )
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger → 413.")
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, le=64 * 1024 * 1024,
+        description="Largest request head (request line + header fields, as sent) accepted; larger → 431.",
+    )
     auth_token: SecretStr | None = Field(
         None, description="If set, inference requests need 'Authorization: Bearer <token>' (401 otherwise). Never logged."
     )

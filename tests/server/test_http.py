@@ -194,6 +194,52 @@ def test_expired_deadline_is_504(client):
     assert r.status_code == 400
 
 
+def _json_body(inputs: list[dict], **extra) -> bytes:
+    import json  # the stdlib writes NaN/Infinity/-Infinity for non-finite floats, as Triton's clients do
+
+    return json.dumps({"inputs": inputs, **extra}).encode()
+
+
+def test_nan_and_infinity_literals_reach_the_model(client):
+    """Triton's perf_analyzer --input-tensor-format json sends random FP32 bit patterns as JSON: NaN/Infinity too."""
+    x = X.copy()
+    x[0, 0, 0, :3] = [np.nan, np.inf, -np.inf]  # item 0 non-finite, item 1 finite
+    body = _json_body([{"name": "input", "shape": list(x.shape), "datatype": "FP32",
+                        "data": [float(v) for v in x.reshape(-1)]}])
+    assert b"NaN" in body and b"-Infinity" in body
+    r = client.post("/v2/models/tiny_classifier/infer", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    out = r.json()["outputs"][0]  # httpx's json() is the stdlib's: it reads the NaN literals back
+    assert out["shape"] == [2, 10]
+    got = outputs(r)["logits"]
+    assert not np.isfinite(got[0]).all()  # the NaN reached the model and propagated
+    assert b"NaN" in r.content  # written as Triton writes it (RapidJSON kWriteNanAndInfFlag), not as null
+    ref = outputs(infer(client, "tiny_classifier", [("input", "FP32", x)], binary=True,
+                        parameters={"binary_data_output": True}))["logits"]
+    np.testing.assert_array_equal(got, ref)  # same values (and NaN positions) as the binary path
+    np.testing.assert_array_equal(got[1], outputs(infer(client, "tiny_classifier", [("input", "FP32", X)]))["logits"][1])
+
+
+def test_nan_for_an_integer_input_is_400(client):
+    body = _json_body([{"name": "input", "shape": [2], "datatype": "INT64", "data": [1, float("nan")]}])
+    r = client.post("/v2/models/tiny_classifier/infer", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "INT64 data must be integers" in r.json()["error"]
+
+
+@pytest.mark.parametrize("body", [b"{oops", b'{"inputs": [NaN', b'{"inputs": [{"data": [+Infinity]}]}', b"\xff NaN"])
+def test_malformed_json_is_400_with_error(client, body):
+    r = client.post("/v2/models/tiny_classifier/infer", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+
+
+def test_non_finite_timeout_parameter_is_400(client):
+    for literal in (b"NaN", b"Infinity"):
+        body = (b'{"parameters": {"timeout": %s}, "inputs": [{"name": "input", "shape": [1, 3, 32, 32], '
+                b'"datatype": "FP32", "data": [%s]}]}' % (literal, b",".join([b"0"] * 3072)))
+        r = client.post("/v2/models/tiny_classifier/infer", content=body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 400 and "timeout" in r.json()["error"]
+
+
 async def _burst(url: str, bodies: list[tuple[str, bytes]]) -> list[tuple[int, dict, bytes]]:
     async with aiohttp.ClientSession() as s:
         async def one(model, body):

@@ -194,3 +194,94 @@ def test_classification_strings():
     assert [s.decode() for s in out[1]] == ["3.000000:0", "2.000000:2"]
     labelled = classify(scores[0], 5, ["cat", "dog", "eel"])  # k clamps to the class count; 1-D → [k]
     assert [s.decode() for s in labelled] == ["0.700000:1:dog", "0.200000:2:eel", "0.100000:0:cat"]
+
+
+# ------------------------------------------------------------------ NaN / Infinity literals (Triton interop)
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("[NaN, Infinity, -Infinity]", [np.nan, np.inf, -np.inf]),  # what Triton's writer and tritonclient send
+        ("[-NaN, Inf, -Inf, 1.5]", [np.nan, np.inf, -np.inf, 1.5]),  # RapidJSON's other accepted forms
+        ("[[NaN, 2], [-Infinity, 4]]", [np.nan, 2, -np.inf, 4]),
+    ],
+)
+def test_nan_and_infinity_literals_are_accepted_in_float_data(text, expected):
+    for datatype in ("FP16", "FP32", "FP64"):
+        body = b'{"id": "NaN Inf -NaN", "inputs": [{"name": "x", "datatype": "%s", "shape": [%d], "data": %s}]}' % (
+            datatype.encode(), len(expected), text.encode())
+        req = decode_request(body)
+        assert req.id == "NaN Inf -NaN"  # literals inside strings are left alone
+        x = req.inputs[0].data
+        assert x.dtype == OIP_TO_NUMPY[datatype]
+        np.testing.assert_array_equal(x, np.array(expected, dtype=x.dtype))
+
+
+def test_perf_analyzer_style_random_bits_in_json():
+    # perf_analyzer --input-tensor-format json sends random bytes as FP32 values: some are NaN or ±inf
+    bits = np.random.default_rng(5).integers(0, 2**32, 3 * 32 * 32, dtype=np.uint64).astype(np.uint32)
+    x = bits.view(np.float32).reshape(1, 3, 32, 32)
+    x.flat[:3] = [np.nan, np.inf, -np.inf]
+    import json
+
+    body = json.dumps({"inputs": [{"name": "input", "shape": [1, 3, 32, 32], "datatype": "FP32",
+                                   "data": [float(v) for v in x.reshape(-1)]}]}).encode()
+    got = decode_request(body).inputs[0].data
+    np.testing.assert_array_equal(got, x)
+
+
+@pytest.mark.parametrize(
+    "data,fragment",
+    [
+        ("[+Infinity]", "not valid JSON"),  # RapidJSON rejects a plus sign too
+        ("[nan]", "not valid JSON"),
+        ("[Infinit]", "not valid JSON"),
+        ("[NaN", "not valid JSON"),
+        ('[NaN], "x": }', "not valid JSON"),
+    ],
+)
+def test_malformed_json_with_nan_is_400(data, fragment):
+    body = b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": %s}]}' % data.encode()
+    with pytest.raises(BadRequest) as e:
+        decode_request(body)
+    assert e.value.status == 400 and fragment in e.value.message
+
+
+def test_lone_surrogate_in_the_nan_fallback_is_400():
+    body = b'{"id": "\\ud800", "inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [NaN]}]}'
+    with pytest.raises(BadRequest, match="surrogate"):
+        decode_request(body)
+    body = b'{"id": "\\ud83d\\ude00", "inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [NaN]}]}'
+    assert decode_request(body).id == "\U0001f600"  # a valid pair is fine
+
+
+@pytest.mark.parametrize("datatype", ["INT64", "INT32", "UINT8", "UINT64", "BOOL"])
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_nan_in_integer_or_bool_data_is_400_not_a_cast(datatype, literal):
+    body = b'{"inputs": [{"name": "x", "datatype": "%s", "shape": [2], "data": [1, %s]}]}' % (
+        datatype.encode(), literal.encode())
+    with pytest.raises(BadRequest) as e:
+        decode_request(body)
+    assert e.value.status == 400
+    assert ("must be integers" if datatype != "BOOL" else "true/false") in e.value.message
+
+
+@pytest.mark.parametrize("datatype", ["FP16", "FP32", "FP64"])
+def test_non_finite_outputs_are_written_as_triton_literals(datatype):
+    x = np.array([[1.5, np.nan, np.inf], [-np.inf, 0.0, -2.0]], dtype=OIP_TO_NUMPY[datatype])
+    body, hl = encode_response("m", None, [OutputTensor("y", datatype, x)])
+    assert hl is None
+    assert b'"data":[1.5,NaN,Infinity,-Infinity,0.0,-2.0]' in body
+    import json
+
+    assert json.loads(body)["outputs"][0]["data"][2] == float("inf")  # what tritonclient (RapidJSON) reads too
+    assert_same(decode_response(body)["y"], x)
+    body, hl = encode_response("m", None, [OutputTensor("y", datatype, x, binary=True)])  # binary: raw bytes
+    assert_same(decode_response(body, hl)["y"], x)
+
+
+def test_finite_outputs_keep_the_fast_encoding():
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    body, _ = encode_response("m", None, [OutputTensor("y", "FP32", x)])
+    assert orjson.loads(body)["outputs"][0]["data"] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]

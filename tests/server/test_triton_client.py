@@ -37,6 +37,13 @@ for binary in (False, True):
     r = c.infer("tiny_classifier", [inp], outputs=[out], request_id="t1", timeout=5_000_000)
     arrays["binary" if binary else "json"] = r.as_numpy("logits")
     res["id"] = r.get_response()["id"]
+xn = x.copy()
+xn[0, 0, 0, :3] = [np.nan, np.inf, -np.inf]  # JSON: tritonclient writes (and reads) NaN/Infinity literals
+for binary in (False, True):
+    inp = http.InferInput("input", list(xn.shape), "FP32")
+    inp.set_data_from_numpy(xn, binary_data=binary)
+    r = c.infer("tiny_classifier", [inp], outputs=[http.InferRequestedOutput("logits", binary_data=binary)])
+    arrays["nan_binary" if binary else "nan_json"] = r.as_numpy("logits")
 inp = http.InferInput("input", list(x.shape), "FP32")
 inp.set_data_from_numpy(x, binary_data=True)
 r = c.infer("tiny_classifier", [inp], outputs=[http.InferRequestedOutput("logits", binary_data=False, class_count=3)])
@@ -95,6 +102,13 @@ def test_json_binary_and_onnxruntime_agree(triton_run, server):
     ref = sess.run(["logits"], {"input": arrays["x"]})[0]
     np.testing.assert_array_equal(arrays["json"], arrays["binary"])
     np.testing.assert_allclose(arrays["binary"], ref, rtol=1e-5, atol=1e-5)
+
+
+def test_nan_and_infinity_in_json_via_triton_client(triton_run):
+    _, arrays, _ = triton_run
+    np.testing.assert_array_equal(arrays["nan_json"], arrays["nan_binary"])  # same values, same NaN positions
+    assert not np.isfinite(arrays["nan_json"][0]).all()  # the non-finite input reached the model
+    np.testing.assert_array_equal(arrays["nan_json"][1:], arrays["binary"][1:])  # batch-mates unaffected
 
 
 def test_classification_via_triton_client(triton_run):
