@@ -8,7 +8,8 @@ the user's --duration and at most `max_duration_s` (then the shortfall is said, 
 
 Outcome (see loadgen.peak): "pass" / "fail" / "undecided" from the SLO verdict with confidence (loadgen.confidence)
 over every VALID run made at this rate (an extension's samples are pooled with the first run's: same rate, same
-server); "fail" for a run INVALID because of the server; "generator_limited" when the run was INVALID only for
+server; only when one more run of at most `max_duration_s` can reach the queries the verdict needs); "fail" for a
+run INVALID because of the server; "generator_limited" when the run was INVALID only for
 the generator's reasons twice in a row (measured again with another seed first).
 """
 from __future__ import annotations
@@ -112,8 +113,9 @@ def probe_with_retry(run: RunProbe, rate_rps: float, plan: ProbePlan, seed: int 
         return "fail", info
     valid_runs = [res]
     verdict = judge_runs(valid_runs, plan)
-    if verdict["verdict"] == "undecided" and plan.extend and verdict.get("queries_needed"):
-        more = max(0, int(verdict["queries_needed"]) - int(verdict["samples"]))
+    more = max(0, int(verdict.get("queries_needed") or 0) - int(verdict["samples"]))
+    if verdict["verdict"] == "undecided" and plan.extend and 0 < more <= rate_rps * plan.max_duration_s:
+        # one more run can reach the queries that would decide it (if the over-rate holds): pool its samples
         d2 = float(min(plan.max_duration_s, max(plan.min_duration_s, math.ceil(1.1 * more / rate_rps))))
         ext = attempt(d2, seed + 2, "more")
         if ext.get("valid"):
