@@ -29,6 +29,7 @@ from gevent.event import Event
 from geventhttpclient import HTTPClient
 from locust import User, task
 
+from loadgen.gcpacer import GcPacer
 from loadgen.payloads import SAMPLE_CHECK_EVERY, PayloadPool
 from loadgen.recorder import Recorder
 from loadgen.scenario import Scenario
@@ -93,6 +94,7 @@ class LoadContext:
         self.checked = 0
         self.events: Any = None
         self._cpu_glet: Any = None
+        self.gc = GcPacer()
 
     # ---- wiring -------------------------------------------------------------------------------------
     def attach(self, environment: Any) -> None:
@@ -116,10 +118,12 @@ class LoadContext:
     def start_clock(self) -> float:
         if self.t0 is None:
             self.t0 = perf()
+            self.gc.start()
             self._cpu_glet = gevent.spawn(self._sample_cpu)
         return self.t0
 
     def _sample_cpu(self) -> None:
+        """Every CPU_SAMPLE_INTERVAL_S: the process's CPU share, then the paced garbage collection (GcPacer)."""
         proc = psutil.Process(os.getpid())
         proc.cpu_percent(None)
         assert self.t0 is not None
@@ -129,17 +133,20 @@ class LoadContext:
             gevent.sleep(max(0.0, target - perf()))
             k += 1
             self.recorder.on_cpu(perf() - self.t0 - CPU_SAMPLE_INTERVAL_S / 2, proc.cpu_percent(None))
+            self.gc.tick()
 
     def stop(self) -> None:
         self.stopping = True
         if self._cpu_glet is not None:
             self._cpu_glet.kill(block=False)
+        self.gc.stop()
 
     def mark_finished(self) -> None:
         if not self.finished.is_set():
             self.finished.set()
             if self._cpu_glet is not None:
                 self._cpu_glet.kill(block=False)
+            self.gc.stop()
 
     # ---- one request --------------------------------------------------------------------------------
     def do_request(self, client: HTTPClient, scheduled: float) -> None:

@@ -304,3 +304,34 @@ def test_late_threshold_is_configurable():
             r.record(i * 0.1, i * 0.1 + 0.0015, i * 0.1 + 0.02, True, None, None)  # 1.5 ms late
     assert strict.data.phases["measure"].delayed == 4
     assert default.data.phases["measure"].delayed == 0
+
+
+def test_gc_pacer_disables_automatic_collection_and_restores_it():
+    import gc
+
+    from loadgen.gcpacer import GcPacer
+
+    assert gc.isenabled()
+    p = GcPacer()
+    p.start()
+    try:
+        assert not gc.isenabled()
+        before = [s["collections"] for s in gc.get_stats()]
+        for _ in range(GcPacer.GEN1_EVERY):
+            p.tick()
+        after = [s["collections"] for s in gc.get_stats()]
+        # every tick collects the young generation; every GEN1_EVERY-th tick generation 1 as well; never gen 2
+        assert after[0] - before[0] >= GcPacer.GEN1_EVERY - 1 and after[1] - before[1] >= 1 and after[2] == before[2]
+    finally:
+        p.stop()
+    assert gc.isenabled()
+    p.stop()  # idempotent
+    assert gc.isenabled()
+    gc.disable()
+    try:  # a caller that had it off keeps it off
+        q = GcPacer()
+        q.start()
+        q.stop()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
