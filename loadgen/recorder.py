@@ -33,6 +33,9 @@ DELAYED_THRESHOLD_S = 0.002
 `late_threshold_ms`). The dispatcher wakes with ~0.1-0.3 ms precision (gevent on libev's `select` backend,
 whose timeouts have microsecond resolution; the default epoll backend rounds sleeps up to whole milliseconds),
 so a lag above the threshold means the generator was busy or starved of CPU, not that the timer is coarse."""
+FLUSH_EVERY = 2048
+"""Pending samples of a phase go into its histograms in chunks of this many requests (~0.1 ms each), so memory
+stays bounded and no hand-over has a large backlog to record."""
 SERVER_STAGES = ("queue", "preprocess", "compute", "total")
 HIST_NAMES = ("success", "failure", "lag", "service", "network") + SERVER_STAGES
 
@@ -248,7 +251,7 @@ class Recorder:
         self.source = source
         self.data = RecordData()
         self.in_flight = 0
-        self.totals = {"sent": 0, "done": 0}
+        self.totals = {"sent": 0, "done": 0, "success": 0, "failure": 0, "dropped": 0}  # live, never reset
 
     def phase_of(self, t: float) -> str:
         return "warmup" if t < self.m0 else ("measure" if t < self.m1 else "drain")
@@ -271,6 +274,7 @@ class Recorder:
             b.in_flight = self.in_flight
 
     def on_drop(self, scheduled: float) -> None:
+        self.totals["dropped"] += 1
         self.data.phases[self.phase_of(scheduled)].dropped += 1
 
     def on_cpu(self, t: float, percent: float) -> None:
@@ -294,16 +298,21 @@ class Recorder:
         pend = ph.pending
         lat_us = to_us(done - scheduled)
         lag = sent - scheduled
-        pend["lag"].append(to_us(lag))
+        lags = pend["lag"]
+        if len(lags) >= FLUSH_EVERY:  # a small, bounded histogram update now, never a big one later
+            ph.flush()
+        lags.append(to_us(lag))
         if lag > self.late_threshold_s:
             ph.delayed += 1
         if not ok:
+            self.totals["failure"] += 1
             ph.failure += 1
             pend["failure"].append(lat_us)
             key = error_key or "Unknown"
             ph.errors[key] = ph.errors.get(key, 0) + 1
             data.second(int(done)).errors += 1
             return
+        self.totals["success"] += 1
         ph.success += 1
         pend["success"].append(lat_us)
         service_s = done - sent

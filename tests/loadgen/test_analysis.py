@@ -335,3 +335,21 @@ def test_gc_pacer_disables_automatic_collection_and_restores_it():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_recorder_flushes_in_bounded_chunks_without_losing_a_sample():
+    from loadgen.recorder import FLUSH_EVERY
+
+    r = Recorder(0, 100)
+    n = 3 * FLUSH_EVERY + 17
+    longest = 0
+    for i in range(n):
+        t = i * 0.01
+        r.on_send(t)
+        r.record(t, t + 0.0001, t + 0.002 + (i % 7) / 1000, True, None, None)
+        longest = max(longest, len(r.data.phases["measure"].pending["success"]))
+    assert longest <= FLUSH_EVERY
+    assert r.totals == {"sent": n, "done": n, "success": n, "failure": 0, "dropped": 0}
+    m = r.take().phases["measure"]
+    assert m.hists["success"].get_total_count() == n and m.hists["lag"].get_total_count() == n
+    assert m.hists["success"].get_max_value() >= 8000  # 2 ms + 6 ms, in us
