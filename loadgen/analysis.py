@@ -11,7 +11,8 @@ A run is INVALID only for a reason that can change its answer; every reason is a
   (successes + failures): the offered load was not the load asked for;
 - `lag_material` (open loop): the generator's lateness could change the answer — with an SLO, the verdict from
   the same requests timed from their actual send differs from the verdict from the schedule; without one, the
-  judged percentile (p99) from the schedule exceeds the one from the actual send by more than 10%;
+  judged percentile (p99) from the schedule exceeds the one from the actual send by more than 10% and more than
+  the late threshold (2 ms; smaller differences are within any client's own overhead);
 - `generator_cpu`: a generating process reached 90% of a core (its timing cannot be trusted);
 - `client_drops`: requests were dropped at the open-loop in-flight cap (the server could not keep up).
 `schedule_short`, `lag_material` and `generator_cpu` are the generator's (GENERATOR_CODES): such a run says
@@ -265,12 +266,15 @@ def lag_effect(
     slo: dict[str, Any] | None,
     percentile: float = 99.0,
     confidence: float = DEFAULT_CONFIDENCE,
+    floor_ms: float = 2.0,
 ) -> dict[str, Any]:
     """Could the generator's lateness change the answer? Latency runs from the scheduled instant, so a late
     send only makes a result pessimistic; the same requests timed from their actual send ('lag-free') are the
     optimistic side. The lateness is *material* when:
       - with an SLO: the verdict from the lag-free latencies differs from the one from the schedule;
-      - without one: the judged percentile from the schedule exceeds the lag-free one by > 10%.
+      - without one: the judged percentile from the schedule exceeds the lag-free one by more than 10% *and* by
+        more than `floor_ms` (the late threshold, 2 ms): below that, the difference is within what any client's
+        own wake-ups and network stack add on a VM, so it cannot be told from client overhead.
     Closed loop: no schedule, never material."""
     out: dict[str, Any] = {"material": False, "message": None}
     if mode != "open" or lag is None or lag.get_total_count() == 0 or succ is None or not succ.get_total_count():
@@ -290,10 +294,10 @@ def lag_effect(
     sched = values_at_percentiles(succ, [percentile])[percentile]
     free_v = values_at_percentiles(lag_free, [percentile])[percentile] if lag_free is not None else sched
     out["lag_free_ms"] = us_to_ms(free_v)
-    if sched > (1.0 + LAG_MATERIAL_SHARE) * free_v:
+    if sched > (1.0 + LAG_MATERIAL_SHARE) * free_v and sched - free_v > floor_ms * 1000.0:
         out["material"] = True
         out["message"] = (f"{name} from the schedule ({us_to_ms(sched):g} ms) exceeds {name} from the actual send "
-                          f"instants ({us_to_ms(free_v):g} ms) by more than {LAG_MATERIAL_SHARE:.0%} (lag p99 "
+                          f"instants ({us_to_ms(free_v):g} ms) by more than {LAG_MATERIAL_SHARE:.0%} and {floor_ms:g} ms (lag p99 "
                           f"{lag_p99:g} ms): the generator's lateness is a material share of the latency")
     return out
 

@@ -73,7 +73,8 @@ def build_result(
     if scenario.slo_p99_ms is not None:
         slo = analysis.judge_slo(succ, failed, scenario.slo_p99_ms, scenario.slo_percentile, conf)
     lag = analysis.lag_effect(scenario.mode, lag=h.get("lag"), succ=succ, lag_free=h.get("service"), failed=failed,
-                              slo=slo, percentile=scenario.slo_percentile if slo else 99.0, confidence=conf)
+                              slo=slo, percentile=scenario.slo_percentile if slo else 99.0, confidence=conf,
+                              floor_ms=scenario.late_threshold_ms)
     valid, reasons, warnings = analysis.validity(
         mode=scenario.mode,
         duration_s=T,

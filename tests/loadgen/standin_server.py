@@ -5,13 +5,29 @@ behaviour (fixed service time, a stall, injected errors). Raw asyncio HTTP/1.1 o
     python tests/loadgen/standin_server.py --port 0 --service-ms 20   # prints "PORT <n>" when listening
 
 Endpoints: GET /v2, GET /v2/models/{m}, GET /v2/models/{m}/config, POST /v2/models/{m}/infer
-(binary extension or JSON; answers a [batch, 10] FP32 output "logits" with a Server-Timing header).
+(binary extension or JSON; answers a [batch, 10] FP32 output "logits" with a Server-Timing header),
+GET /stats (what the server measured of its own inferences, below), POST /stats/reset.
+
+Servers. By default every connection has its own worker: requests on different connections never wait for
+each other (infinitely many servers; a connection's own requests are answered in order). With
+--single-server, one global FIFO server serves every inference of every connection, one at a time, each
+for --service-ms: Poisson arrivals then make an M/D/1 queue (tests/loadgen/queueing.py computes its truth).
+Each connection still answers its own requests in order.
+
+GET /stats: {"count", "service_ms": {...}, "wait_ms": {...}, "sojourn_ms": {...}, "single_server", ...} over
+the inferences served since start (or the last POST /stats/reset), each summary {"mean", "min", "p50", "p90",
+"p99", "max"}: service = start of service to its end (what this machine realised of --service-ms), wait =
+arrival (request fully read) to start of service, sojourn = wait + service (+ a stall, if one hit it).
+GET /stats?samples=1 adds the per-request lists "service_samples_ms", "wait_samples_ms" (arrival order of
+service), so a test can compute the queueing truth from the service times actually realised here.
+Injected errors are answered at once and are not inferences here (not queued, not in /stats).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import math
 import selectors
 import struct
 import sys
@@ -25,7 +41,46 @@ class State:
         self.a = a
         self.first_infer: float | None = None
         self.count = 0
-        self.fast = a.service_ms == 0 and a.stall_s == 0
+        self.fast = a.service_ms == 0 and a.stall_s == 0 and not a.single_server
+        self.service_s: list[float] = []   # per inference: start of service -> end of service
+        self.wait_s: list[float] = []      # per inference: arrival -> start of service
+        self.sojourn_s: list[float] = []   # per inference: arrival -> done (wait + service + stall)
+        self.fifo: asyncio.Queue | None = None  # --single-server: the one global queue ...
+        self.fifo_task: asyncio.Task | None = None  # ... and its server (a reference keeps the task alive)
+
+    def record(self, arrived: float, started: float, computed: float, done: float) -> None:
+        self.service_s.append(computed - started)
+        self.wait_s.append(started - arrived)
+        self.sojourn_s.append(done - arrived)
+
+    def reset_stats(self) -> None:
+        self.service_s, self.wait_s, self.sojourn_s = [], [], []
+
+    def stats(self, samples: bool) -> dict:
+        out: dict = {"count": len(self.service_s), "single_server": bool(self.a.single_server),
+                     "service_ms_configured": self.a.service_ms, "precise": bool(self.a.precise),
+                     "spin_ms": self.a.spin_ms,
+                     "service_ms": summary_ms(self.service_s), "wait_ms": summary_ms(self.wait_s),
+                     "sojourn_ms": summary_ms(self.sojourn_s)}
+        if samples:
+            out["service_samples_ms"] = [round(x * 1e3, 6) for x in self.service_s]
+            out["wait_samples_ms"] = [round(x * 1e3, 6) for x in self.wait_s]
+        return out
+
+
+def summary_ms(xs: list[float]) -> dict:
+    """mean, min, p50, p90, p99, max in ms (nearest-rank percentiles); all None when empty."""
+    keys = ("mean", "min", "p50", "p90", "p99", "max")
+    if not xs:
+        return dict.fromkeys(keys)
+    v = sorted(xs)
+    n = len(v)
+
+    def pct(q: float) -> float:  # nearest rank: the ceil(q n)-th smallest
+        return v[min(n - 1, max(0, math.ceil(q * n - 1e-9) - 1))]
+
+    vals = (sum(v) / n, v[0], pct(0.50), pct(0.90), pct(0.99), v[-1])
+    return {k: round(x * 1e3, 6) for k, x in zip(keys, vals)}
 
 
 def metadata(a: argparse.Namespace) -> dict:
@@ -109,8 +164,9 @@ async def psleep(a: argparse.Namespace, until: float) -> None:
     if d <= 0:
         return
     if a.precise:
-        if d > 0.0004:
-            await asyncio.sleep(d - 0.0004)
+        spin = a.spin_ms / 1000.0
+        if d > spin:
+            await asyncio.sleep(d - spin)
         while perf() < until:
             pass
     else:
@@ -129,6 +185,12 @@ def route(st: State, arrived: float, method: str, path: str, hdrs: dict, body: b
         return response(200, json.dumps(config(a)).encode(), js)
     if method == "GET" and path in ("/v2/health/ready", "/v2/health/live"):
         return response(200, b"", js)
+    if method == "GET" and path.split("?", 1)[0] == "/stats":
+        query = path.partition("?")[2]
+        return response(200, json.dumps(st.stats(samples="samples=1" in query.split("&"))).encode(), js)
+    if method == "POST" and path == "/stats/reset":
+        st.reset_stats()
+        return response(200, b"{}", js)
     if not (method == "POST" and path == f"/v2/models/{a.model}/infer"):
         return response(404, b'{"error": "not found"}', js)
     if st.first_infer is None:
@@ -167,19 +229,48 @@ def infer_response(st: State, header: dict, batch: int, arrived: float, computed
     return response(200, json.dumps(out).encode(), h)
 
 
-async def handle(st: State, arrived: float, method: str, path: str, hdrs: dict, body: bytes) -> bytes:
-    pre = route(st, arrived, method, path, hdrs, body)
-    if isinstance(pre, bytes):
-        return pre
-    header, batch = pre
+async def infer(st: State, header: dict, batch: int, arrived: float) -> bytes:
+    """One inference: service from now (or from arrival, per-connection mode), then a stall if one is due."""
     a = st.a
-    await psleep(a, arrived + a.service_ms / 1000.0)
+    # single server: service starts when the server takes the request; per-connection servers keep their
+    # historical timing: the service time runs from arrival (no wait by construction)
+    started = perf() if a.single_server else arrived
+    await psleep(a, started + a.service_ms / 1000.0)
     computed = perf()
     if a.stall_s:
         s0 = st.first_infer + a.stall_after_s
         if s0 <= perf() < s0 + a.stall_s:
             await psleep(a, s0 + a.stall_s)
-    return infer_response(st, header, batch, arrived, computed, perf())
+    done = perf()
+    st.record(arrived, started, computed, done)
+    return infer_response(st, header, batch, arrived, computed, done)
+
+
+async def fifo_server(st: State) -> None:
+    """--single-server: the one server. Takes inferences in arrival order, serves one at a time."""
+    assert st.fifo is not None
+    while True:
+        header, batch, arrived, fut = await st.fifo.get()
+        if fut.cancelled():  # its connection went away
+            continue
+        try:
+            out = await infer(st, header, batch, arrived)
+        except Exception as e:  # noqa: BLE001 - answer it, keep serving the others
+            out = response(500, json.dumps({"error": f"stand-in failure: {e}"}).encode())
+        if not fut.cancelled():
+            fut.set_result(out)
+
+
+async def handle(st: State, arrived: float, method: str, path: str, hdrs: dict, body: bytes) -> bytes:
+    pre = route(st, arrived, method, path, hdrs, body)
+    if isinstance(pre, bytes):
+        return pre
+    header, batch = pre
+    if st.fifo is not None:
+        fut = asyncio.get_event_loop().create_future()
+        st.fifo.put_nowait((header, batch, arrived, fut))
+        return await fut
+    return await infer(st, header, batch, arrived)
 
 
 def handle_now(st: State, arrived: float, method: str, path: str, hdrs: dict, body: bytes) -> bytes:
@@ -196,7 +287,10 @@ def main() -> None:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--model", default="m")
     p.add_argument("--service-ms", type=float, default=0.0)
-    p.add_argument("--precise", action="store_true", help="spin the last 0.4 ms of each service time")
+    p.add_argument("--precise", action="store_true", help="spin the last --spin-ms of each service time")
+    p.add_argument("--spin-ms", type=float, default=0.4, help="with --precise: sleep, then spin this long (ms)")
+    p.add_argument("--single-server", action="store_true",
+                   help="one global FIFO server for all connections (M/D/1 with Poisson arrivals)")
     p.add_argument("--stall-after-s", type=float, default=0.0, help="stall starts this long after the first infer")
     p.add_argument("--stall-s", type=float, default=0.0)
     p.add_argument("--error-every", type=int, default=0)
@@ -212,6 +306,9 @@ def main() -> None:
     loop = asyncio.SelectorEventLoop(sel)
     asyncio.set_event_loop(loop)
     st = State(a)
+    if a.single_server:
+        st.fifo = asyncio.Queue()
+        st.fifo_task = loop.create_task(fifo_server(st))
     server = loop.run_until_complete(loop.create_server(lambda: Proto(st), "127.0.0.1", a.port, backlog=1024))
     port = server.sockets[0].getsockname()[1]
     print(f"PORT {port}", flush=True)

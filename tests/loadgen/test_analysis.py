@@ -218,6 +218,11 @@ def test_lag_effect_judged_by_its_effect_on_the_answer():
     assert not analysis.lag_effect("open", lag=lag, succ=sched, lag_free=free, failed=0, slo=None)["material"]
     assert analysis.lag_effect("open", lag=lag, succ=_hist([23.0] * 990 + [98.0] * 10), lag_free=free,
                                failed=0, slo=None)["material"]
+    # ... and by more than the late threshold: 0.3 ms on a 2 ms latency is within any client's own overhead
+    small_free, small = _hist([2.0] * 1000), _hist([2.3] * 1000)
+    assert not analysis.lag_effect("open", lag=lag, succ=small, lag_free=small_free, failed=0, slo=None)["material"]
+    assert analysis.lag_effect("open", lag=lag, succ=small, lag_free=small_free, failed=0, slo=None,
+                               floor_ms=0.1)["material"]
     assert not analysis.lag_effect("closed", lag=lag, succ=worse, lag_free=free, failed=0, slo=None)["material"]
 
 
