@@ -222,8 +222,10 @@ def render_html(docs: list[Doc], *, title: str | None = None) -> str:
 {overview}
 {''.join(sections)}
 <footer>Latency in open-loop runs is measured from each request's <em>scheduled</em> instant (no coordinated
-omission). A run is VALID only if it measured long enough, kept up with its target rate, did not drop requests
-and its load generator stayed under 90% CPU; every reason a run is INVALID is listed with it.</footer>
+omission), so a late send can only make a result pessimistic. A run is INVALID only for a reason that can change its
+answer (too short, nothing succeeded, the schedule not carried out, lateness that would change the verdict, a
+saturated generator, client-side drops); every reason is listed with its code. Percentile bounds and SLO verdicts
+are order-statistic (binomial) confidence statements.</footer>
 </main></body></html>
 """
 
