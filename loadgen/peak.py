@@ -3,9 +3,11 @@
 The reference is MLPerf LoadGen's FindPeakPerformance (Server scenario): first *bracket* the answer — start
 at a rate, multiply it up while probes pass (or divide it down while they fail) until one rate passes and a
 higher one does not — then *bisect* between the two until the bracket is narrower than the requested relative
-precision. Then *confirm* it: measure the found rate again until `confirm` runs have been made there; the
-majority must pass, otherwise the rate counts as failed and the search goes on below it. The answer is always a
-rate that was measured and confirmed.
+precision. Then *confirm* both ends: measure the found rate again until a majority of `confirm` runs agrees; it
+must pass, otherwise the rate counts as failed and the search goes on below it. Likewise the rate just above it
+must not pass by majority, otherwise it becomes the answer's candidate and the search goes on above it (near the
+bound a single run is a coin flip; judging both ends by majority keeps the answer from drifting only downwards).
+The answer is always a rate that was measured and confirmed.
 
 `measure(rate_rps) -> (outcome, info)`, where outcome is
   - "pass": the run was VALID and its percentile meets the SLO with the stated confidence;
@@ -98,6 +100,7 @@ def find_peak(
     min_rps: float | None = None,
     max_probes: int = 30,
     confirm: int = 3,
+    confirm_upper: bool = True,
 ) -> PeakResult:
     """Bracket, bisect, confirm. See the module docstring.
 
@@ -107,6 +110,8 @@ def find_peak(
     min_rps: never probe below this (default start_rps / 64); nothing passing down to it -> `never_passed`.
     max_probes: hard limit on measurements (each a full load test), confirmations included -> `probe_limit`.
     confirm: runs at the answer (the first included); a majority must pass. 1 = no confirmation.
+    confirm_upper: also measure the rate above the answer until a majority agrees it does not pass (when it does
+        pass, the search goes on above it): noise near the bound then moves the answer both ways, not only down.
     """
     if start_rps <= 0:
         raise ValueError("start_rps must be > 0")
@@ -140,6 +145,18 @@ def find_peak(
 
     def at(rate: float) -> list[Probe]:
         return [p for p in probes if p.rate_rps == rate]
+
+    def majority_known_pass(rate: float) -> bool:
+        runs = at(rate)
+        return 2 * sum(p.passed for p in runs) > len(runs)
+
+    def majority_passes(rate: float) -> bool:
+        """Measure `rate` until a majority of `confirm` runs there agrees; True if that majority passed."""
+        runs = at(rate)
+        while len(runs) < confirm and _undecided_majority(runs, confirm):
+            probe(rate, "confirm")
+            runs = at(rate)
+        return 2 * sum(p.passed for p in runs) > len(runs)
 
     def gen_ceiling() -> float | None:
         g = [p.rate_rps for p in probes if p.outcome == "generator_limited"]
@@ -183,13 +200,20 @@ def find_peak(
                     lower = mid
                 else:
                     upper = mid
-            # --- confirm -----------------------------------------------------------------------------------
-            runs = at(lower)
-            while len(runs) < confirm and _undecided_majority(runs, confirm):
-                probe(lower, "confirm")
-                runs = at(lower)
-            if 2 * sum(p.passed for p in runs) > len(runs):
-                break
+            # --- confirm both ends: the answer must pass by majority, the rate above it must not -----------
+            if majority_passes(lower):
+                if upper is None or not confirm_upper or all(p.outcome == "generator_limited" for p in at(upper)):
+                    break
+                if not majority_passes(upper):
+                    break
+                # the rate above passed on re-measurement: it is the new lower end, look above it again
+                lower = upper
+                above = [p.rate_rps for p in probes if p.rate_rps > lower and not majority_known_pass(p.rate_rps)]
+                if above:
+                    upper = min(above)
+                else:
+                    lower, upper = _bracket_up(probe, lower, growth, max_rps)
+                continue
             refuted.add(lower)
             upper = lower
             below = [p.rate_rps for p in probes if p.passed and p.rate_rps < upper and p.rate_rps not in refuted]

@@ -197,3 +197,20 @@ def test_noisy_verdicts_with_confirmation_stay_close(seed):
     res = find_peak(measure, start_rps=150, growth=1.25, precision=0.05, max_probes=30)
     assert res.status in ("found", "probe_limit")
     assert res.peak_rps is not None and abs(res.peak_rps - threshold) / threshold <= 0.15
+
+
+def test_a_rate_above_the_answer_that_passes_by_majority_moves_the_answer_up():
+    # 100 fails its first run by bad luck, then passes twice: it is judged by majority, like the answer
+    def table(rate):
+        if rate <= 100:
+            return ["fail", "pass", "pass"] if rate == 100 else ["pass"]
+        return ["fail"]
+    res = find_peak(scripted(table), start_rps=50, growth=2, precision=0.05, max_probes=40)
+    assert res.status == "found" and 95 <= res.peak_rps <= 100
+    assert res.peak_rps == 100 or any(p.rate_rps == 100 and p.phase == "confirm" for p in res.probes)
+    # the upper end of the final bracket failed by majority
+    top = [p for p in res.probes if p.rate_rps == res.upper_rps]
+    assert 2 * sum(p.passed for p in top) < len(top) or len(top) == 1 and not top[0].passed
+    # without upper confirmation the unlucky first run at 100 would have capped the answer below it
+    lone = find_peak(scripted(table), start_rps=50, growth=2, precision=0.05, max_probes=40, confirm_upper=False)
+    assert lone.peak_rps < 100
