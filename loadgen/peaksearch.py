@@ -49,11 +49,11 @@ class PeakOptions:
     target_samples: int | None = None
 
 
-def capacity_probe(base: Any, run: RunFn, out_dir: Path, opts: PeakOptions, say: Say) -> dict[str, Any]:
-    """Closed loop, `probe_users` users, `capacity_s` seconds: what the server completes back to back."""
-    sc = base.model_copy(update={"mode": "closed", "users": opts.probe_users, "rate_rps": None, "think_time_ms": 0,
-                                 "duration_s": opts.capacity_s, "slo_p99_ms": None})
-    say(f"capacity probe: closed loop, {opts.probe_users} users, {opts.capacity_s:g} s")
+def capacity_probe(base: Any, run: RunFn, out_dir: Path, users: int, seconds: float, say: Say) -> dict[str, Any]:
+    """Closed loop, `users` users, `seconds` measured: what the server completes back to back."""
+    sc = base.model_copy(update={"mode": "closed", "users": users, "rate_rps": None, "think_time_ms": 0,
+                                 "duration_s": seconds, "slo_p99_ms": None})
+    say(f"capacity probe: closed loop, {users} users, {seconds:g} s")
     res = run(sc)
     write_json(out_dir / "capacity.json", res)
     row = summarize_point(res, "capacity.json")
@@ -76,7 +76,7 @@ def run_peak_search(base: Any, run: RunFn, out_dir: Path, opts: PeakOptions, *, 
         if opts.capacity_rps is not None:
             capacity = {"rps": opts.capacity_rps, "source": "given"}
         else:
-            capacity = capacity_probe(base, run, out_dir, opts, say)
+            capacity = capacity_probe(base, run, out_dir, opts.probe_users, opts.capacity_s, say)
         cap_rps = capacity.get("rps") or 0.0
         if cap_rps > 0:
             start = AUTO_START_SHARE * cap_rps

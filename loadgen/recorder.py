@@ -36,8 +36,14 @@ so a lag above the threshold means the generator was busy or starved of CPU, not
 FLUSH_EVERY = 2048
 """Pending samples of a phase go into its histograms in chunks of this many requests (~0.1 ms each), so memory
 stays bounded and no hand-over has a large backlog to record."""
-SERVER_STAGES = ("queue", "preprocess", "compute", "total")
-HIST_NAMES = ("success", "failure", "lag", "service", "network") + SERVER_STAGES
+SERVER_STAGES = ("read", "queue", "preprocess", "compute", "total")
+REFUSAL_STATUSES = frozenset({429, 503})
+HIST_NAMES = ("success", "failure", "lag", "service", "network", "refusal", "refusal_server") + SERVER_STAGES
+"""refusal: client-side latency of 429/503 answers (from the scheduled instant); refusal_server: the server's own
+time to refuse them (Server-Timing total), i.e. how fast overload is turned away."""
+
+
+REFUSAL_KEYS = frozenset(str(s) for s in REFUSAL_STATUSES)
 
 
 def new_histogram(significant_digits: int = SIGNIFICANT_DIGITS) -> HdrHistogram:
@@ -308,6 +314,12 @@ class Recorder:
             self.totals["failure"] += 1
             ph.failure += 1
             pend["failure"].append(lat_us)
+            if error_key in REFUSAL_KEYS:
+                pend["refusal"].append(lat_us)
+                if st_header:
+                    total = parse_server_timing(st_header).durations_ms.get("total")
+                    if total is not None:
+                        pend["refusal_server"].append(to_us(total / 1e3))
             key = error_key or "Unknown"
             ph.errors[key] = ph.errors.get(key, 0) + 1
             data.second(int(done)).errors += 1

@@ -31,7 +31,7 @@ from locust import User, task
 
 from loadgen.gcpacer import GcPacer
 from loadgen.payloads import SAMPLE_CHECK_EVERY, PayloadPool
-from loadgen.recorder import Recorder
+from loadgen.recorder import REFUSAL_STATUSES, Recorder
 from loadgen.scenario import Scenario
 from loadgen.schedule import arrival_offsets, derive_seed
 
@@ -177,6 +177,10 @@ class LoadContext:
                 err, exc = "EmptyBody", InvalidResponse("HTTP 200 with an empty body")
             else:
                 err, exc = str(status), HTTPStatusError(status, data)
+                if status in REFUSAL_STATUSES:  # how long the server took to refuse (its own Server-Timing)
+                    st = resp.get("server-timing")
+                    if isinstance(st, list):
+                        st = ", ".join(st)
         except gevent.Timeout as e:
             err, exc = "Timeout", TimeoutError(f"no answer within {self.scenario.timeout_ms:g} ms ({e})")
         except Exception as e:  # noqa: BLE001 - every failure is counted by kind

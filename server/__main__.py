@@ -23,6 +23,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=int, help="largest request body (default 64 MiB)")
     p.add_argument("--max-header-bytes", type=int,
                    help="largest request head: request line + header fields (default 16 KiB); larger gets 431")
+    p.add_argument("--max-connections", type=int,
+                   help="open connections at once (default 1024); beyond it: 503 at once")
     p.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument("--drain-timeout", dest="drain_timeout_s", type=float, help="SIGTERM: wait this long for in-flight requests")
     p.add_argument("--shutdown-delay", dest="shutdown_delay_s", type=float,

@@ -22,6 +22,7 @@ import prometheus_client
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
+from server.admission import Admission, default_limit
 from server.cpus import available_cpus
 from server.headlimit import HeadLimitMiddleware, head_limited_httptools_protocol
 from server.labels import load_labels
@@ -66,8 +67,12 @@ def _load_model(cfg: ModelConfig, metrics: ServerMetrics) -> LoadedModel:
         max_queue_size=cfg.batching.max_queue_size,
         observer=metrics.observer(cfg.name),
     )
+    limit = cfg.batching.max_admitted or default_limit(cfg.batching.max_queue_size, cfg.instances.count,
+                                                       cfg.max_batch_size)
+    metrics.admission_limit.labels(cfg.name).set(limit)
     lm = LoadedModel(
         cfg=cfg,
+        admission=Admission(limit, on_change=metrics.inflight.labels(cfg.name).set),
         batcher=batcher,
         inputs=inputs,
         outputs=list(first.outputs),
@@ -212,6 +217,7 @@ def serve(settings: ServerSettings) -> int:
         log_level=settings.log_level,
         lifespan="on",
         timeout_graceful_shutdown=settings.drain_timeout_s,
+        limit_concurrency=settings.max_connections,
         server_header=False,
         loop="auto",  # uvloop if installed
         http=http,

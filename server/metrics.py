@@ -51,7 +51,12 @@ class ServerMetrics:
         self.queue_depth = Gauge(
             "inferload_queue_depth", "Requests waiting in the batcher queue.", ["model"], registry=r)
         self.inflight = Gauge(
-            "inferload_inflight_requests", "Inference requests being handled (queued or running).", ["model"], registry=r)
+            "inferload_inflight_requests",
+            "Inference requests admitted: being read, decoded, queued or running (capped by the admission limit).",
+            ["model"], registry=r)
+        self.admission_limit = Gauge(
+            "inferload_admission_limit", "Most inference requests a model admits at once (see inferload_inflight_requests).",
+            ["model"], registry=r)
         self.busy = Counter(
             "inferload_instance_busy_seconds", "Seconds a model instance spent executing (utilisation = rate).",
             ["model", "instance"], registry=r)

@@ -31,6 +31,10 @@ class BatchingConfig(_Strict):
     preferred_batch_sizes: list[int] = Field(default_factory=list, description="Batch sizes (items) to prefer when more are queued.")
     max_queue_size: int = Field(128, ge=1, le=1_000_000, description="Queued requests before new ones get 503 + Retry-After.")
     default_timeout_ms: float | None = Field(30_000.0, gt=0, description="Deadline for a request that sets none; expired → 504 before compute.")
+    max_admitted: int | None = Field(
+        None, ge=1, le=1_000_000,
+        description="Requests held at once (being read, decoded, queued or running), checked before the body is read; "
+                    "beyond it → 503 + Retry-After without reading the body. Default: max_queue_size + instances × max_batch_size.")
 
     @field_validator("preferred_batch_sizes")
     @classmethod
@@ -44,6 +48,9 @@ class InstancesConfig(_Strict):
     count: int = Field(1, ge=1, le=64, description="Model instances: worker threads, each with its own InferenceSession.")
     intra_op_threads: int | None = Field(None, ge=1, le=256, description="ORT intra-op threads per instance (default: usable CPUs / count).")
     inter_op_threads: int = Field(1, ge=1, le=64)
+    allow_spinning: bool = Field(
+        False, description="Let ONNX Runtime's intra-op threads spin between calls: lower latency after short idle "
+                           "gaps, at the price of CPU burnt while waiting (see README, 'The latency path').")
 
 
 class ImageConfig(_Strict):

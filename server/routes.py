@@ -46,10 +46,13 @@ def error_response(exc: InferError, timing: str | None = None) -> Response:
 
 
 def server_timing(t: Timings | None) -> str | None:
-    """`preprocess;dur=1.310, queue;dur=4.020, compute;dur=38.100, batch;desc="8", total;dur=43.900` (ms)."""
+    """`read;dur=0.210, preprocess;dur=0.050, queue;dur=4.020, compute;dur=38.100, batch;desc="8", total;dur=43.900`
+    (ms). read: headers arrived → body read; preprocess: body → tensors; total: headers arrived → response built."""
     if t is None:
         return None
     parts = []
+    if t.read_s is not None:
+        parts.append(f"read;dur={t.read_s * 1e3:.3f}")
     if t.preprocess_s is not None:
         parts.append(f"preprocess;dur={t.preprocess_s * 1e3:.3f}")
     if t.queue_s is not None:
@@ -70,7 +73,7 @@ def _service(request: Request) -> InferenceService:
     return service
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+def _check_content_length(request: Request, limit: int) -> None:
     cl = request.headers.get("content-length")
     if cl is not None:
         try:
@@ -79,6 +82,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise BadRequest("Content-Length is not an integer") from None
         if n > limit:
             raise PayloadTooLarge(f"request body of {n} bytes exceeds the limit of {limit} bytes")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -145,30 +151,16 @@ async def infer(request: Request) -> Response:
                     f"Content-Type {ctype!r} not supported: use application/json (OIP v2), application/octet-stream "
                     "(OIP v2 binary extension) or image/jpeg|image/png (one raw image for image models)"
                 )
-            body = await _read_body(request, settings.max_body_bytes)
-            hl = None
-            if not is_image:
-                raw_hl = request.headers.get("inference-header-content-length")
-                if raw_hl is not None:
-                    try:
-                        hl = int(raw_hl)
-                    except ValueError:
-                        raise BadRequest("Inference-Header-Content-Length is not an integer") from None
-            top_k = None
-            if is_image and "top_k" in request.query_params:
-                try:
-                    top_k = int(request.query_params["top_k"])
-                except ValueError:
-                    top_k = 0
-                if not 1 <= top_k <= 1000:
-                    raise BadRequest("query parameter top_k must be an integer in 1..1000")
+            _check_content_length(request, settings.max_body_bytes)
         except InferError as e:
             service.count_rejected(model, e)
             raise
-        if is_image:
-            result = await _until_done_or_disconnect(request, service.infer_image(model, version, body, started, top_k))
-        else:
-            result = await _until_done_or_disconnect(request, service.infer(model, version, body, hl, started))
+        # Admission before ingestion: refuse (404 / 503 + Retry-After) before a byte of the body is read.
+        lm = service.admit(model, version)
+        try:
+            result = await _admitted(request, service, model, version, is_image, started, settings.max_body_bytes)
+        finally:
+            lm.admission.leave()
     except ClientDisconnected as e:
         return Response(status_code=e.status)  # nobody is listening
     except ClientDisconnect:  # gone while sending the body
@@ -187,6 +179,37 @@ async def infer(request: Request) -> Response:
         headers["Inference-Header-Content-Length"] = str(result.header_length)
         return Response(result.body, headers=headers, media_type="application/octet-stream")
     return Response(result.body, headers=headers, media_type=JSON)
+
+
+async def _admitted(request: Request, service: InferenceService, model: str, version: str | None, is_image: bool,
+                    started: float, max_body_bytes: int):
+    """An admitted request: read the body, check the request headers, run it."""
+    try:
+        body = await _read_body(request, max_body_bytes)
+        read_done = time.perf_counter()
+        hl = None
+        if not is_image:
+            raw_hl = request.headers.get("inference-header-content-length")
+            if raw_hl is not None:
+                try:
+                    hl = int(raw_hl)
+                except ValueError:
+                    raise BadRequest("Inference-Header-Content-Length is not an integer") from None
+        top_k = None
+        if is_image and "top_k" in request.query_params:
+            try:
+                top_k = int(request.query_params["top_k"])
+            except ValueError:
+                top_k = 0
+            if not 1 <= top_k <= 1000:
+                raise BadRequest("query parameter top_k must be an integer in 1..1000")
+    except InferError as e:
+        service.count_rejected(model, e)
+        raise
+    if is_image:
+        return await _until_done_or_disconnect(
+            request, service.infer_image(model, version, body, started, top_k, read_done))
+    return await _until_done_or_disconnect(request, service.infer(model, version, body, hl, started, read_done))
 
 
 def install(app: FastAPI) -> None:

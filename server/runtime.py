@@ -42,14 +42,15 @@ def _spec(arg: ort.NodeArg) -> TensorSpec:
     return TensorSpec(arg.name, ORT_TO_OIP.get(arg.type, arg.type), shape)
 
 
-def session_options(intra_op_threads: int, inter_op_threads: int = 1) -> ort.SessionOptions:
+def session_options(intra_op_threads: int, inter_op_threads: int = 1, allow_spinning: bool = False) -> ort.SessionOptions:
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.intra_op_num_threads = intra_op_threads
     so.inter_op_num_threads = inter_op_threads
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # Threads of several instances must not spin against each other on a small box.
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Off by default: threads of several instances must not spin against each other (or the event loop) on a
+    # small box. On: a latency path kept warm between calls, for CPU.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
     so.log_severity_level = 3
     return so
 
@@ -57,12 +58,12 @@ def session_options(intra_op_threads: int, inter_op_threads: int = 1) -> ort.Ses
 class OnnxInstance:
     """One InferenceSession (CPU). Thread-safe to call `run` from one worker thread at a time."""
 
-    def __init__(self, path: Path, intra_op_threads: int, inter_op_threads: int = 1) -> None:
+    def __init__(self, path: Path, intra_op_threads: int, inter_op_threads: int = 1, allow_spinning: bool = False) -> None:
         self.path = Path(path)
         self.intra_op_threads = intra_op_threads
         self.session = ort.InferenceSession(
             str(self.path),
-            sess_options=session_options(intra_op_threads, inter_op_threads),
+            sess_options=session_options(intra_op_threads, inter_op_threads, allow_spinning),
             providers=["CPUExecutionProvider"],
         )
         self.inputs = [_spec(a) for a in self.session.get_inputs()]
@@ -78,7 +79,7 @@ def load_instances(cfg: ModelConfig, cpus: int | None = None) -> list[OnnxInstan
     """`cfg.instances.count` independent sessions, threads from the config (default: usable CPUs / count)."""
     threads = cfg.threads_per_instance(cpus)
     return [
-        OnnxInstance(cfg.model_path, threads, cfg.instances.inter_op_threads)
+        OnnxInstance(cfg.model_path, threads, cfg.instances.inter_op_threads, cfg.instances.allow_spinning)
         for _ in range(cfg.instances.count)
     ]
 

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 
 from server import protocol
-from server.errors import BadRequest, DeadlineExceeded, InferError, NotFound, Unavailable, UnsupportedMediaType
+from server.admission import Admission
+from server.errors import (BadRequest, DeadlineExceeded, InferError, NotFound, QueueFull, Unavailable,
+                           UnsupportedMediaType)
 from server.labels import classify
 from server.metrics import ModelMetrics, ServerMetrics
 from server.preprocess import output_shape, preprocess_image
@@ -31,7 +33,8 @@ log = logging.getLogger("server.service")
 
 @dataclass
 class Timings:
-    preprocess_s: float | None = None
+    read_s: float | None = None  # request arrival (headers) → body read
+    preprocess_s: float | None = None  # body read → tensors ready (decode, validate, image preprocessing)
     queue_s: float | None = None
     compute_s: float | None = None
     batch_size: int | None = None
@@ -59,6 +62,7 @@ class LoadedModel:
     output_names: set[str] = field(default_factory=set)
     image_tensor: str | None = None  # ONNX input fed with preprocessed pixels (image models)
     instances: list = field(default_factory=list)  # the OnnxInstances behind the batcher (warm-up)
+    admission: Admission = field(default_factory=lambda: Admission(1_000_000))  # set by the app from the config
 
     def __post_init__(self) -> None:
         self.input_by_name = {s.name: s for s in self.inputs}
@@ -188,18 +192,40 @@ class InferenceService:
     # ------------------------------------------------------------------ inference
 
     async def infer(
-        self, name: str, version: str | None, body: bytes, header_length: int | None, started: float
+        self, name: str, version: str | None, body: bytes, header_length: int | None, started: float,
+        read_done: float | None = None,
     ) -> InferResult:
-        """OIP v2 request bytes → response bytes. `started` is `time.perf_counter()` at request arrival."""
+        """OIP v2 request bytes → response bytes. `started` is `time.perf_counter()` at request arrival,
+        `read_done` when its body had been read (Server-Timing `read`; default: `started`)."""
         lm = self.get(name, version, inference=True)
-        return await self._guarded(lm, started, lambda t: self._infer_oip(lm, body, header_length, started, t))
+        return await self._guarded(lm, started, read_done,
+                                   lambda t: self._infer_oip(lm, body, header_length, started, t))
 
     async def infer_image(
-        self, name: str, version: str | None, data: bytes, started: float, top_k: int | None = None
+        self, name: str, version: str | None, data: bytes, started: float, top_k: int | None = None,
+        read_done: float | None = None,
     ) -> InferResult:
         """One raw encoded image (curl-friendly path). Classifiers answer top-k classification strings."""
         lm = self.get(name, version, inference=True)
-        return await self._guarded(lm, started, lambda t: self._infer_raw_image(lm, data, started, top_k, t))
+        return await self._guarded(lm, started, read_done,
+                                   lambda t: self._infer_raw_image(lm, data, started, top_k, t))
+
+    def admit(self, name: str, version: str | None = None) -> LoadedModel:
+        """Admission before ingestion (server/admission.py): called when a request's headers have arrived, before
+        its body is read. Returns the model with the request counted in; the caller must `lm.admission.leave()`.
+        Refusals (404, 503) are counted here and cost no body read."""
+        lm = self.get(name, version, inference=True)
+        if not self.accepting:
+            err: InferError = Unavailable("server is shutting down")
+        elif not lm.ready:
+            err = Unavailable(f"model '{lm.name}' is not ready")
+        elif lm.admission.try_enter():
+            return lm
+        else:
+            err = QueueFull(f"model '{lm.name}' is at its limit of {lm.admission.limit} requests in progress "
+                            "(being read, queued or running): retry later")
+        lm.metrics.outcome[err.outcome].inc()
+        raise err
 
     def count_rejected(self, name: str, exc: InferError) -> None:
         """Count an error the transport raised before the service ran (413, 415, 401), if the model is known."""
@@ -209,15 +235,12 @@ class InferenceService:
         else:
             self.metrics.unknown_model.inc()
 
-    async def _guarded(self, lm: LoadedModel, started: float, work) -> InferResult:
+    async def _guarded(self, lm: LoadedModel, started: float, read_done: float | None, work) -> InferResult:
         mm = lm.metrics
         timings = Timings()
-        mm.inflight.inc()
-        try:
-            if not self.accepting:
-                raise Unavailable("server is shutting down")
-            if not lm.ready:
-                raise Unavailable(f"model '{lm.name}' is not ready")
+        if read_done is not None:
+            timings.read_s = read_done - started
+        try:  # admitted already (admit): a request whose headers arrived before a drain began is served
             result = await work(timings)
         except InferError as e:
             mm.outcome[e.outcome].inc()
@@ -236,7 +259,6 @@ class InferenceService:
             mm.outcome["success"].inc()
             return result
         finally:
-            mm.inflight.dec()
             timings.total_s = time.perf_counter() - started
             mm.request_duration.observe(timings.total_s)
             if timings.preprocess_s is not None:
@@ -253,7 +275,7 @@ class InferenceService:
             tensors = {lm.image_tensor: await self._preprocess_images(lm, images)}
         else:
             tensors = self._validate(lm, req)
-        t.preprocess_s = time.perf_counter() - started
+        t.preprocess_s = time.perf_counter() - started - (t.read_s or 0.0)
         outputs = await self._submit(lm, tensors, deadline, t)
         return self._encode(lm, req, outputs, t)
 
@@ -265,7 +287,7 @@ class InferenceService:
             )
         deadline = _deadline(lm.cfg, {}, started)
         tensors = {lm.image_tensor: await self._preprocess_images(lm, [data])}
-        t.preprocess_s = time.perf_counter() - started
+        t.preprocess_s = time.perf_counter() - started - (t.read_s or 0.0)
         outputs = await self._submit(lm, tensors, deadline, t)
         if lm.cfg.kind == "classification":
             k = top_k or self.default_top_k

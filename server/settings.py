@@ -29,6 +29,11 @@ class ServerSettings(BaseSettings):
         16 * 1024, ge=1024, le=64 * 1024 * 1024,
         description="Largest request head (request line + header fields, as sent) accepted; larger → 431.",
     )
+    max_connections: int = Field(
+        1024, ge=1, le=1_000_000,
+        description="Open connections (and requests in progress) at once; beyond it uvicorn answers 503 at once "
+                    "(limit_concurrency). Each connection buffers at most 64 KiB of a body it is not reading.",
+    )
     auth_token: SecretStr | None = Field(
         None, description="If set, inference requests need 'Authorization: Bearer <token>' (401 otherwise). Never logged."
     )

@@ -194,3 +194,22 @@ def print_peak(console: Any, doc: dict, out: Path) -> None:
     if doc.get("sizing"):
         console.print(f"[bold]sizing[/bold]: {doc['sizing']['note']}")
     console.print(f"wrote {Path(out) / 'peak.json'}")
+
+
+def overload_table(doc: dict) -> Any:
+    """The overload steps as a Rich table (shared by the terminal and the command)."""
+    from rich.table import Table
+
+    f = lambda v, d=1: "–" if v is None else (f"{v:.{d}f}" if isinstance(v, float) else str(v))  # noqa: E731
+    t = Table(title=f"Overload: {doc['scenario'].get('model')}, capacity {doc['capacity_rps']:.1f} req/s",
+              title_justify="left")
+    for c in ("step", "offered", "goodput", "of cap.", "within SLO", "refused/s", "504/s", "refuse p99 ms (server)",
+              "queue max/cap", "admitted max/limit", "RSS +MB"):
+        t.add_column(c, justify="right")
+    for r in doc["steps"]:
+        t.add_row(f"{r['multiple']:g}x", f(r.get("offered_rps")), f(r.get("goodput_rps")),
+                  "–" if r.get("goodput_share") is None else f"{r['goodput_share']:.0%}", f(r.get("goodput_slo_rps")),
+                  f(r.get("refused_rps")), f(r.get("timeout_rps")), f((r.get("refusal_server_ms") or {}).get("p99"), 2),
+                  f"{f(r.get('queue_depth_max'), 0)}/{f(r.get('queue_cap'))}",
+                  f"{f(r.get('inflight_max'), 0)}/{f(r.get('admission_limit'), 0)}", f(r.get("rss_growth_mb")))
+    return t

@@ -385,3 +385,39 @@ def overview_section(docs: list[Doc], raw_limit: dict | None) -> str:
                           heading="Latency vs throughput: all inputs"))
     out.append("</section>")
     return "".join(out)
+
+
+# ----------------------------------------------------------------------------------------------- overload --
+def overload_section(doc: Doc, raw_limit: dict | None) -> str:
+    d = doc.data
+    sc = d.get("scenario") or {}
+    steps = d.get("steps") or []
+    cap = float(d.get("capacity_rps") or 0)
+    sub = (f"{sc.get('model', '?')} at {sc.get('target', '?')} · capacity {fmt(cap)} req/s (closed-loop probe) · "
+           f"{fmt(sc.get('duration_s'))} s per step")
+    out = [_header("overload", doc.title, "", sub)]
+    worst = steps[-1] if steps else {}
+    out.append(cards([
+        ("capacity", cap, "req/s"), (f"goodput at {fmt(worst.get('multiple'))}x", worst.get("goodput_rps"), "req/s"),
+        ("of capacity", None if worst.get("goodput_share") is None else 100 * worst["goodput_share"], "%"),
+        ("refusal p99 (server)", (worst.get("refusal_server_ms") or {}).get("p99"), "ms"),
+        ("RSS growth", max((s.get("rss_growth_mb") or 0 for s in steps), default=None), "MB"),
+    ]))
+    out.append(figure(plots.overload_goodput(steps, cap), "goodput under overload",
+                      "Successes per second (and within the SLO) and refusals against offered load.",
+                      heading="Goodput under overload"))
+    rows = []
+    for s in steps:
+        rows.append([f"{fmt(s.get('multiple'))}x", s.get("offered_rps"), s.get("goodput_rps"),
+                     None if s.get("goodput_share") is None else 100 * s["goodput_share"], s.get("goodput_slo_rps"),
+                     s.get("refused_rps"), s.get("timeout_rps"), (s.get("refusal_server_ms") or {}).get("p99"),
+                     (s.get("refusal_client_ms") or {}).get("p99"), s.get("p99_ms"),
+                     f"{fmt(s.get('queue_depth_max'))} / {fmt(s.get('queue_cap'))}",
+                     f"{fmt(s.get('inflight_max'))} / {fmt(s.get('admission_limit'))}", s.get("rss_growth_mb"),
+                     badge(s.get("valid"))])
+    out.append("<h3>Steps</h3>" + table(
+        ["step", "offered req/s", "goodput req/s", "% of capacity", "within SLO req/s", "refused/s", "504/s",
+         "refusal p99 ms (server)", "refusal p99 ms (client)", "p99 ms (successes)", "queue max / cap",
+         "admitted max / limit", "RSS growth MB", "run"], rows, num_cols=set(range(1, 13)), raw_cols={13}))
+    out.append(reasons_block(None, [], None, [d.get("method") or ""]))
+    return "".join(out)

@@ -131,9 +131,12 @@ def build_result(
         "schedule_lag_ms": analysis.p50_p99_max_ms(h.get("lag")),
         "lag_effect": lag,
         "server_timing_ms": {k: analysis.p50_p99_mean_ms(h.get(k)) for k in SERVER_STAGES},
+        "refusal_ms": {"client": analysis.p50_p99_max_ms(h.get("refusal")),
+                       "server": analysis.p50_p99_max_ms(h.get("refusal_server"))},
         "decomposition_ms": {
             "client_lag": analysis.p50_mean_ms(h.get("lag")),
             "network_http": analysis.p50_mean_ms(h.get("network")),
+            "body_read": analysis.p50_mean_ms(h.get("read")),
             "queue": analysis.p50_mean_ms(h.get("queue")),
             "compute": analysis.p50_mean_ms(h.get("compute")),
             "preprocess": analysis.p50_mean_ms(h.get("preprocess")),

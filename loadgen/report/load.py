@@ -17,7 +17,7 @@ class ReportInputError(ValueError):
 
 @dataclass
 class Doc:
-    kind: str  # "result" | "sweep" | "peak" | "matrix" | "bench"
+    kind: str  # "result" | "sweep" | "peak" | "matrix" | "bench" | "overload"
     path: Path
     data: dict[str, Any]
     children: list[dict[str, Any]] = field(default_factory=list)  # point / probe results, in order
@@ -25,7 +25,8 @@ class Doc:
 
     @property
     def title(self) -> str:
-        return self.path.parent.name if self.path.name in ("sweep.json", "peak.json", "matrix.json") else self.path.stem
+        return (self.path.parent.name if self.path.name in ("sweep.json", "peak.json", "matrix.json", "overload.json")
+                else self.path.stem)
 
 
 def read_json(path: Path) -> dict:
@@ -42,7 +43,7 @@ def read_json(path: Path) -> dict:
 
 def detect_kind(data: dict) -> str:
     kind = data.get("kind")
-    if kind in ("sweep", "peak", "matrix", "bench"):
+    if kind in ("sweep", "peak", "matrix", "bench", "overload"):
         return kind
     if "latency_ms" in data and ("achieved_rate_rps" in data or "completed" in data):
         return "result"
@@ -55,12 +56,12 @@ def detect_kind(data: dict) -> str:
 def load_doc(path: Path) -> Doc:
     path = Path(path)
     if path.is_dir():
-        for name in ("sweep.json", "peak.json", "matrix.json"):
+        for name in ("sweep.json", "peak.json", "matrix.json", "overload.json"):
             if (path / name).is_file():
                 path = path / name
                 break
         else:
-            raise ReportInputError(f"{path}: directory holds no sweep.json, peak.json or matrix.json")
+            raise ReportInputError(f"{path}: directory holds no sweep.json, peak.json, matrix.json or overload.json")
     data = read_json(path)
     try:
         kind = detect_kind(data)

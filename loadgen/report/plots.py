@@ -21,9 +21,9 @@ GRID = "#e4e7eb"
 P50, P95, P99 = "#2f80ed", "#f2994a", "#d64545"
 OFFERED, ACHIEVED, ERR = "#9aa5b1", "#2f80ed", "#d64545"
 SLO_C, PEAK_C, RAW_C = "#d64545", "#27ae60", "#52606d"
-STACK = {"client_lag": "#9aa5b1", "network_http": "#56ccf2", "queue": "#f2c94c", "preprocess": "#bb6bd9",
-         "compute": "#2f80ed"}
-STACK_LABEL = {"client_lag": "client lag", "network_http": "network + HTTP", "queue": "server queue",
+STACK = {"client_lag": "#9aa5b1", "network_http": "#56ccf2", "body_read": "#a0d995", "queue": "#f2c94c",
+         "preprocess": "#bb6bd9", "compute": "#2f80ed"}
+STACK_LABEL = {"client_lag": "client lag", "network_http": "network + HTTP", "body_read": "body read", "queue": "server queue",
                "preprocess": "preprocess", "compute": "compute"}
 SERIES = ["#2f80ed", "#f2994a", "#27ae60", "#d64545", "#9b51e0", "#56ccf2", "#f2c94c", "#52606d", "#eb5757"]
 
@@ -322,4 +322,26 @@ def matrix_bars(rows: list[dict], *, baseline_items_per_s: float | None = None,
     if title:
         ax.set_title(title, loc="left")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
+    return to_b64(fig)
+
+
+def overload_goodput(steps: list[dict], capacity_rps: float, *, title: str = "") -> str | None:
+    """Goodput, goodput within the SLO and refusals against offered load; the capacity as a reference line."""
+    pts = [s for s in steps if _num(s.get("offered_rps")) is not None]
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(9.5, 4.6))
+    xs = [s["offered_rps"] for s in pts]
+    ax.plot(xs, [s.get("goodput_rps") or 0 for s in pts], "o-", color=ACHIEVED, label="goodput (successes/s)")
+    if any(s.get("goodput_slo_rps") is not None for s in pts):
+        ax.plot(xs, [s.get("goodput_slo_rps") or 0 for s in pts], "s--", color=PEAK_C, label="goodput within the SLO")
+    ax.plot(xs, [s.get("refused_rps") or 0 for s in pts], "^:", color=ERR, label="refused (429/503) per s")
+    ax.axhline(capacity_rps, color=RAW_C, lw=1, ls="--", label=f"capacity {capacity_rps:.4g} req/s")
+    ax.plot(xs, xs, color=OFFERED, lw=0.8, label="offered")
+    ax.set_xlabel("offered load (req/s)")
+    ax.set_ylabel("req/s")
+    ax.grid(True, color=GRID)
+    ax.legend(loc="upper left", fontsize=9, frameon=False)
+    if title:
+        ax.set_title(title)
     return to_b64(fig)

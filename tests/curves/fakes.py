@@ -22,7 +22,7 @@ SUSTAINED_SHARE = 0.97  # above 97% of capacity the open loop drops what it cann
 def fake_result(rate_rps: float, *, seed: int = 0, duration_s: float = 10.0, mode: str = "open",
                 users: int | None = None, slo_ms: float | None = 50.0, errors: int = 0,
                 overload: bool | None = None, batch: int = 1, warmup_s: float = 2.0,
-                cpu_percent: float = 35.0) -> dict:
+                cpu_percent: float = 35.0, refusal_server_ms: float | None = None) -> dict:
     """A result of the toy server at `rate_rps` (closed loop: the rate its `users` achieve). `overload` forces
     client-side drops (INVALID: client_drops, schedule_short); by default they happen above 97% of capacity."""
     from loadgen.scenario import Scenario
@@ -53,6 +53,10 @@ def fake_result(rate_rps: float, *, seed: int = 0, duration_s: float = 10.0, mod
         st = (f"queue;dur={q:.3f}, compute;dur={base:.3f}, batch;desc=\"{min(8, int(mean_batch + rng.random()))}\", "
               f"total;dur={q + base:.3f}")
         ok = i not in fail
+        if not ok and refusal_server_ms is not None:  # refused at once: the server's time and a quick answer
+            rec.record(t, t + lag_ms[i] / 1e3, t + (lag_ms[i] + 2 * refusal_server_ms) / 1e3, False, "503",
+                       f"total;dur={refusal_server_ms:.3f}")
+            continue
         rec.record(t, t + lag_ms[i] / 1e3, t + lat_ms[i] / 1e3, ok, None if ok else "503", st if ok else None)
     for k in range(int(duration_s)):
         rec.on_cpu(warmup_s + k + 0.5, cpu_percent)

@@ -23,7 +23,8 @@ def test_bench_json_rows(tiny_repo, tmp_path):
     out = tmp_path / "b.json"
     proc = subprocess.run(
         [sys.executable, "-m", "loadgen.cli", "bench", "--model", "tiny_classifier", "--models", str(tiny_repo),
-         "--batch", "1,4", "--instances", "1,2", "--duration", "0.3", "--warmup", "0.1", "--out", str(out)],
+         "--batch", "1,4", "--instances", "1,2", "--duration", "0.3", "--warmup", "0.1", "--idle-gap-ms", "5",
+         "--idle-calls", "4", "--out", str(out)],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -37,6 +38,11 @@ def test_bench_json_rows(tiny_repo, tmp_path):
         lat = r["latency_ms"]
         assert 0 < lat["p50"] <= lat["p90"] <= lat["p95"] <= lat["p99"]
         assert r["items"] == r["calls"] * r["batch_size"]
+        idle = r["latency_after_idle_ms"]
+        if r["instances"] == 1:  # one call at a time after an idle gap: the lone camera's latency
+            assert r["idle_gap_ms"] == 5 and 0 < idle["p50"] <= idle["p99"]
+        else:
+            assert idle is None and r["idle_gap_ms"] is None
     m = data["machine"]
     assert m["cpus_available"] >= 1 and m["onnxruntime"] and m["cpu_model"]
     assert "In-process baseline" in proc.stdout
