@@ -198,18 +198,21 @@ def print_peak(console: Any, doc: dict, out: Path) -> None:
 
 def overload_table(doc: dict) -> Any:
     """The overload steps as a Rich table (shared by the terminal and the command)."""
+    from rich import box
     from rich.table import Table
 
     f = lambda v, d=1: "–" if v is None else (f"{v:.{d}f}" if isinstance(v, float) else str(v))  # noqa: E731
-    t = Table(title=f"Overload: {doc['scenario'].get('model')}, capacity {doc['capacity_rps']:.1f} req/s",
-              title_justify="left")
-    for c in ("step", "offered", "goodput", "of cap.", "within SLO", "refused/s", "504/s", "refuse p99 ms (server)",
-              "queue max/cap", "admitted max/limit", "RSS +MB"):
-        t.add_column(c, justify="right")
+    t = Table(title=f"Overload: {doc['scenario'].get('model')}, capacity {doc['capacity_rps']:.1f} req/s "
+                    "(req/s; ref ms: the server's p99 time to refuse)", title_justify="left",
+              box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
+    for c in ("step", "offer", "good", "%cap", "inSLO", "refus", "504", "ref ms", "queue", "admit", "+RSS"):
+        t.add_column(c, justify="right", no_wrap=True, min_width=len(c))
     for r in doc["steps"]:
         t.add_row(f"{r['multiple']:g}x", f(r.get("offered_rps")), f(r.get("goodput_rps")),
                   "–" if r.get("goodput_share") is None else f"{r['goodput_share']:.0%}", f(r.get("goodput_slo_rps")),
                   f(r.get("refused_rps")), f(r.get("timeout_rps")), f((r.get("refusal_server_ms") or {}).get("p99"), 2),
                   f"{f(r.get('queue_depth_max'), 0)}/{f(r.get('queue_cap'))}",
                   f"{f(r.get('inflight_max'), 0)}/{f(r.get('admission_limit'), 0)}", f(r.get("rss_growth_mb")))
+    t.caption = ("good: successes/s; inSLO: within the SLO; refus: 429+503/s; queue: max depth/max_queue_size; "
+                 "admit: max admitted/limit; +RSS: server memory growth, MB (from its /metrics)")
     return t
