@@ -40,7 +40,7 @@ class PeakOptions:
     growth: float | None = None  # None: 2 from an explicit start, 1.25 from the capacity probe
     max_rps: float | None = None
     min_rps: float | None = None
-    max_probes: int = 16
+    max_probes: int = 20
     confirm: int = 3
     max_probe_s: float = 60.0
     probe_users: int = 8

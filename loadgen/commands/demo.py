@@ -82,7 +82,7 @@ def demo(
         peak_common = ["--target", srv.url, "--duration", f"{peak_duration:g}", "--warmup", f"{warmup:g}"]
         peak_dir = run_dir / f"peak-{model}"
         _inferload(["peak", *peak_common, "--model", model, "--slo-p99-ms", f"{slo_p99_ms:g}",
-                    "--precision", "0.05", "--max-probes", "16", "--max-probe-duration", "30",
+                    "--precision", "0.05", "--max-probes", "24", "--max-probe-duration", "30",
                     "--target-rps", f"{target_rps:g}", "--raw-limit", str(bench), "--out", str(peak_dir)],
                    console, may_fail=True)
     console.print("server stopped")

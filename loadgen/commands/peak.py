@@ -26,7 +26,7 @@ def peak(
                                              help="Never probe above this (default: 120% of the capacity probe); passing here is reported as capped."),
     min_rate: Optional[float] = typer.Option(None, "--min-rate", min=0.001,
                                              help="Never probe below this (default: start / 16, and no lower than a rate whose longest probe can decide)."),
-    max_probes: int = typer.Option(16, "--max-probes", min=1, help="At most this many runs (confirmations included)."),
+    max_probes: int = typer.Option(20, "--max-probes", min=1, help="At most this many runs (confirmations included)."),
     confirm: int = typer.Option(3, "--confirm", min=1, help="Runs at the answer; a majority must pass (1 = no confirmation)."),
     max_probe_duration: float = typer.Option(60.0, "--max-probe-duration", min=1.0,
                                              help="Longest measured window of one probe (s): low rates need longer probes to collect the queries a verdict needs."),

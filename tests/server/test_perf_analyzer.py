@@ -1,0 +1,46 @@
+"""Triton's own perf_analyzer against the server, when it can run here: concurrency mode with binary tensors and
+with `--input-tensor-format json` (its random data holds NaN/Infinity literals, which Triton accepts and so must we).
+
+perf_analyzer ships as a binary in the `perf-analyzer` / `tritonclient[all]` wheels, built against glibc 2.38 and
+GCC 13's libstdc++; Debian 12 has glibc 2.36, so on this project's machines it does not start. The test looks for
+it (PATH, then the installed wheels), runs `--help` to see whether it starts at all, and skips with the loader's
+own reason when it cannot."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+
+def _find_perf_analyzer() -> str | None:
+    exe = shutil.which("perf_analyzer")
+    if exe:
+        return exe
+    for base in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}:
+        for cand in Path(base).glob("*/bin/perf_analyzer"):
+            return str(cand)
+    return None
+
+
+@pytest.fixture(scope="module")
+def perf_analyzer() -> str:
+    exe = _find_perf_analyzer()
+    if exe is None:
+        pytest.skip("perf_analyzer is not installed (its wheel needs glibc >= 2.38; Debian 12 has 2.36)")
+    p = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=30)
+    if p.returncode not in (0, 1) or "GLIBC" in p.stderr or "error while loading" in p.stderr:
+        pytest.skip(f"perf_analyzer does not start here: {(p.stderr or p.stdout).strip()[:300]}")
+    return exe
+
+
+@pytest.mark.parametrize("fmt", ["binary", "json"])
+def test_perf_analyzer_concurrency_mode(perf_analyzer, server, fmt):
+    args = [perf_analyzer, "-m", "tiny_classifier", "-u", f"127.0.0.1:{server.port}", "-i", "http",
+            "--concurrency-range", "2", "--measurement-interval", "2000", "--input-tensor-format", fmt,
+            "--output-tensor-format", fmt]
+    p = subprocess.run(args, capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    assert "Throughput:" in p.stdout and "infer/sec" in p.stdout, p.stdout[-3000:]
