@@ -216,3 +216,14 @@ def overload_table(doc: dict) -> Any:
     t.caption = ("good: successes/s; inSLO: within the SLO; refus: 429+503/s; queue: max depth/max_queue_size; "
                  "admit: max admitted/limit; +RSS: server memory growth, MB (from its /metrics)")
     return t
+
+
+def write_html_of(console: Any, out: Path, html: Optional[Path]) -> None:
+    """`--html FILE`: the HTML report of the document a command just wrote to `out`."""
+    if html is None:
+        return
+    from loadgen.report.html import write_html
+    from loadgen.report.load import load_doc
+
+    write_html([load_doc(out)], html)
+    console.print(f"wrote {html}")

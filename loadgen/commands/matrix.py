@@ -172,12 +172,7 @@ def matrix(
     if doc.get("sizing"):
         console.print(f"[bold]sizing[/bold] ({doc['sizing'].get('configuration')}): {doc['sizing']['note']}")
     console.print(f"wrote {out / 'matrix.json'}")
-    if html is not None:
-        from loadgen.report.html import write_html
-        from loadgen.report.load import load_doc
-
-        write_html([load_doc(out)], html)
-        console.print(f"wrote {html}")
+    C.write_html_of(console, out, html)
 
 
 def register(app: typer.Typer) -> None:

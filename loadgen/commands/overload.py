@@ -52,12 +52,7 @@ def overload(
         raise typer.Exit(1)
     console.print(C.overload_table(doc))
     console.print(f"wrote {out / 'overload.json'}")
-    if html is not None:
-        from loadgen.report.html import write_html
-        from loadgen.report.load import load_doc
-
-        write_html([load_doc(out)], html)
-        console.print(f"wrote {html}")
+    C.write_html_of(console, out, html)
 
 
 def register(app: typer.Typer) -> None:

@@ -72,12 +72,7 @@ def peak(
                           raw_limit=C.load_raw_limit(raw_limit, base.batch))
     C.finish_peak_doc(doc, out, target_rps, headroom)
     C.print_peak(console, doc, out)
-    if html is not None:
-        from loadgen.report.html import write_html
-        from loadgen.report.load import load_doc
-
-        write_html([load_doc(out)], html)
-        console.print(f"wrote {html}")
+    C.write_html_of(console, out, html)
     if doc["peak_rps"] is None:
         raise typer.Exit(1)
 

@@ -97,12 +97,7 @@ def sweep(
         write_json(out / "sweep.json", doc)
         console.print(f"[bold]sizing[/bold]: {sizing['note']}")
     console.print(f"wrote {out / 'sweep.json'}")
-    if html is not None:
-        from loadgen.report.html import write_html
-        from loadgen.report.load import load_doc
-
-        write_html([load_doc(out)], html)
-        console.print(f"wrote {html}")
+    C.write_html_of(console, out, html)
 
 
 def register(app: typer.Typer) -> None:
