@@ -38,9 +38,11 @@ def demo(
     duration: float = typer.Option(8.0, "--duration", min=1.0, help="Measured seconds per run."),
     warmup: float = typer.Option(2.0, "--warmup", min=0.0, help="Warm-up seconds per run."),
     slo_p99_ms: float = typer.Option(100.0, "--slo-p99-ms", min=0.01, help="p99 bound for the peak search."),
-    peak_duration: float = typer.Option(8.0, "--peak-duration", min=1.0,
-                                        help="Shortest measured window of a peak probe (s); each probe runs as long as "
-                                             "its verdict needs (838 queries for p99 at 99% confidence)."),
+    peak_duration: float = typer.Option(20.0, "--peak-duration", min=1.0,
+                                        help="Shortest measured window of a peak probe (s), longer if its verdict needs "
+                                             "it (838 queries for p99 at 99% confidence). Server tails on a shared "
+                                             "VM come in bursts: longer windows average more of them, so repeated "
+                                             "demos agree better."),
     target_rps: float = typer.Option(1000.0, "--target-rps", min=0.001,
                                      help="Sizing example: replicas needed to serve this many req/s under the SLO."),
     server_nice: int = typer.Option(19, "--server-nice", min=0, max=19,
