@@ -155,8 +155,11 @@ def probe_line(entry: dict) -> str:
     why = (info.get("reason") or {}).get("message", "") if isinstance(info.get("reason"), dict) else str(info.get("reason") or "")
     runs = f" [{len(info.get('files') or [])} runs]" if len(info.get("files") or []) > 1 else ""
     p = lambda k: "–" if info.get(k) is None else f"{info[k]:.1f}"  # noqa: E731
+    # the verdict's estimate covers every run pooled at this rate (an extension included); the row, the last run
+    est = v.get("estimate_ms") if v and (info.get("pooled_runs") or 1) > 1 else info.get("p99_ms")
+    est_s = "–" if est is None else f"{est:.1f}"
     return (f"  {entry['rate_rps']:>9.2f} req/s: achieved {info.get('achieved_rps') or 0:8.1f}, p50 {p('p50_ms')} ms, "
-            f"p99 {p('p99_ms')} ms{ucb}{runs}  {OUTCOME_STYLE.get(entry['outcome'], entry['outcome'])} — {why}")
+            f"p99 {est_s} ms{ucb}{runs}  {OUTCOME_STYLE.get(entry['outcome'], entry['outcome'])} — {why}")
 
 
 def finish_peak_doc(doc: dict, out: Path, target_rps: Optional[float], headroom: float) -> None:
