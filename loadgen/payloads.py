@@ -261,10 +261,10 @@ class PayloadPool:
                 hl = int(header_length)
                 if not 0 < hl <= len(body):
                     return f"Inference-Header-Content-Length {hl} outside the body ({len(body)} bytes)"
-                head = orjson.loads(body[:hl])
+                head = _loads_oip(body[:hl])
                 binary_len = len(body) - hl
             else:
-                head = orjson.loads(body)
+                head = _loads_oip(body)
                 binary_len = 0
         except (ValueError, orjson.JSONDecodeError) as e:
             return f"response is not OIP JSON: {e}"
@@ -286,3 +286,16 @@ class PayloadPool:
         if total_bin != binary_len:
             return f"binary outputs declare {total_bin} bytes, body carries {binary_len}"
         return None
+
+
+def _loads_oip(raw: bytes) -> Any:
+    """OIP JSON as Triton writes it: strict JSON, or (only when orjson refuses it) the NaN / Infinity / -Infinity
+    literals Triton-compatible servers write for non-finite float outputs (the stdlib parser accepts those)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        if b"NaN" not in raw and b"Infinity" not in raw:
+            raise
+        import json
+
+        return json.loads(raw)

@@ -104,3 +104,14 @@ def test_scenario_toml_and_validation(tmp_path):
         Scenario.from_toml(f, batch=0)
     with pytest.raises(ScenarioError, match="rate_rps"):
         Scenario.build({"target": "http://x", "model": "m", "mode": "open"})
+
+
+def test_response_check_accepts_tritons_non_finite_literals():
+    from loadgen.payloads import _loads_oip
+
+    head = _loads_oip(b'{"outputs": [{"name": "logits", "shape": [1, 3], "datatype": "FP32", '
+                      b'"data": [NaN, Infinity, -Infinity]}]}')
+    d = head["outputs"][0]["data"]
+    assert d[0] != d[0] and d[1] == float("inf") and d[2] == float("-inf")
+    with pytest.raises(ValueError):
+        _loads_oip(b'{"outputs": [oops]}')
