@@ -146,17 +146,16 @@ def find_peak(
     def at(rate: float) -> list[Probe]:
         return [p for p in probes if p.rate_rps == rate]
 
-    def majority_known_pass(rate: float) -> bool:
+    def majority_passed(rate: float) -> bool:
+        """Did most of the runs made so far at `rate` pass?"""
         runs = at(rate)
         return 2 * sum(p.passed for p in runs) > len(runs)
 
     def majority_passes(rate: float) -> bool:
         """Measure `rate` until a majority of `confirm` runs there agrees; True if that majority passed."""
-        runs = at(rate)
-        while len(runs) < confirm and _undecided_majority(runs, confirm):
+        while len(at(rate)) < confirm and _undecided_majority(at(rate), confirm):
             probe(rate, "confirm")
-            runs = at(rate)
-        return 2 * sum(p.passed for p in runs) > len(runs)
+        return majority_passed(rate)
 
     def gen_ceiling() -> float | None:
         g = [p.rate_rps for p in probes if p.outcome == "generator_limited"]
@@ -208,7 +207,7 @@ def find_peak(
                     break
                 # the rate above passed on re-measurement: it is the new lower end, look above it again
                 lower = upper
-                above = [p.rate_rps for p in probes if p.rate_rps > lower and not majority_known_pass(p.rate_rps)]
+                above = [p.rate_rps for p in probes if p.rate_rps > lower and not majority_passed(p.rate_rps)]
                 if above:
                     upper = min(above)
                 else:

@@ -8,7 +8,7 @@ imports locust.
    below it. The search starts at 60% of it, steps by x1.25 and never probes above 120% of it.
 2. **Probes** (loadgen.probe): each sized to the samples its verdict needs, retried once when only the
    generator fell short, extended once when undecided.
-3. **Search** (loadgen.peak): bracket, bisect to `precision`, confirm the answer by majority of `confirm` runs.
+3. **Search** (loadgen.peak): bracket, bisect to `precision`, confirm both ends of the bracket by majority.
 """
 from __future__ import annotations
 
@@ -94,8 +94,9 @@ def run_peak_search(base: Any, run: RunFn, out_dir: Path, opts: PeakOptions, *, 
         start = min(start, max_rps)
     floor = opts.min_rps if opts.min_rps is not None else max(start / 16.0, plan.lowest_rate())
     floor = min(floor, start)
-    if plan.shortfall(floor):
-        notes.append(f"lowest rate the search may probe: {floor:.4g} req/s; " + plan.shortfall(floor))  # type: ignore[operator]
+    short = plan.shortfall(floor)
+    if short:
+        notes.append(f"lowest rate the search may probe: {floor:.4g} req/s; {short}")
 
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -112,7 +113,8 @@ def run_peak_search(base: Any, run: RunFn, out_dir: Path, opts: PeakOptions, *, 
         "min_rps": floor,
         "plan": {**asdict(plan), "samples": plan.samples()},
         "method": ("bracket (x growth up while passing / down while not) then bisect until (upper - lower) / upper "
-                   "<= precision, then confirm: a majority of `confirm` runs at the answer must pass. A probe passes "
+                   "<= precision, then confirm both ends: a majority of `confirm` runs at the answer must pass and a "
+                   "majority at the rate above it must not. A probe passes "
                    "when its run is VALID and its percentile meets the SLO with the stated confidence; each probe is "
                    "sized to the queries that verdict needs"),
         "capacity_probe": capacity,
@@ -180,7 +182,7 @@ def confirmation_summary(probes: list[dict], peak_rps: float | None) -> dict[str
 
     return {"rate_rps": peak_rps, "runs": len(runs), "passes": sum(p["passed"] for p in runs),
             "outcomes": [p["outcome"] for p in runs], "percentile_ms": spread(p99),
-            "ucb_ms": [u for u in ucb], "achieved_rps": spread(ach)}
+            "ucb_ms": ucb, "achieved_rps": spread(ach)}
 
 
 def advice(doc: dict[str, Any]) -> str:

@@ -57,6 +57,12 @@ class HTTPStatusError(Exception):
         self.status = status
 
 
+def _server_timing(resp: Any) -> str | None:
+    """The Server-Timing header as one string (repeated headers joined, as HTTP allows)."""
+    st = resp.get("server-timing")
+    return ", ".join(st) if isinstance(st, list) else st
+
+
 def error_key(exc: BaseException) -> str:
     if isinstance(exc, (gevent.Timeout, TimeoutError)):
         return "Timeout"
@@ -164,9 +170,7 @@ class LoadContext:
             status = resp.status_code
             if status == 200 and data:
                 ok = True
-                st = resp.get("server-timing")
-                if isinstance(st, list):
-                    st = ", ".join(st)
+                st = _server_timing(resp)
                 n = self.checked
                 self.checked = n + 1
                 if n < 3 or n % SAMPLE_CHECK_EVERY == 0:
@@ -178,9 +182,7 @@ class LoadContext:
             else:
                 err, exc = str(status), HTTPStatusError(status, data)
                 if status in REFUSAL_STATUSES:  # how long the server took to refuse (its own Server-Timing)
-                    st = resp.get("server-timing")
-                    if isinstance(st, list):
-                        st = ", ".join(st)
+                    st = _server_timing(resp)
         except gevent.Timeout as e:
             err, exc = "Timeout", TimeoutError(f"no answer within {self.scenario.timeout_ms:g} ms ({e})")
         except Exception as e:  # noqa: BLE001 - every failure is counted by kind
