@@ -85,6 +85,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def prepare_engine() -> list[str]:
+    """Import the load engine (gevent + locust, which monkey-patches threading) now.
+
+    Call before starting any thread in a command that will generate load: importing locust while another thread
+    runs (e.g. a /metrics watcher) deadlocks on the import lock."""
+    warnings = _prepare_gevent()
+    import locust  # noqa: F401
+
+    return warnings
+
+
 def _prepare_gevent() -> list[str]:
     os.environ.setdefault("GEVENT_BACKEND", "select")
     import gevent

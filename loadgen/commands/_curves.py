@@ -71,8 +71,9 @@ def build_scenario(scenario_file: Optional[Path], **fields: Any):
 
 def runner(progress: bool = True) -> Callable[[Any], dict]:
     """run_scenario bound with progress; imports locust (gevent) now, not before."""
-    from loadgen.runner import run_scenario
+    from loadgen.runner import prepare_engine, run_scenario
 
+    prepare_engine()
     return lambda scenario: run_scenario(scenario, progress=progress)
 
 
