@@ -26,7 +26,17 @@ class Scenario(BaseModel):
     mode: Literal["open", "closed"]
     rate_rps: float | None = None
     """Open loop: target arrival rate (requests/s, all workers together)."""
-    arrival: Literal["poisson", "constant"] = "poisson"
+    arrival: str = "poisson"
+    """Open loop: poisson | constant | burst (Poisson during on periods of `burst_on_s`, silent for `burst_off_s`;
+    rate_rps is the rate while on) | trace:FILE[:COLUMN] (replay recorded request instants; rate_rps, if given,
+    rescales the trace to that mean rate, or `speedup` divides its offsets). See loadgen.engine.arrivals."""
+    ramp: str | None = None
+    """Open loop: START:END:DURATION (e.g. "10:200:60s"): the rate rises linearly from START to END req/s over
+    DURATION after the warm-up (which runs at START), then holds END; arrival poisson or constant. Replaces rate_rps."""
+    speedup: float | None = None
+    """Trace replay: divide the trace's offsets by this (2 = twice as fast). Exclusive with rate_rps."""
+    burst_on_s: float = 1.0
+    burst_off_s: float = 4.0
     users: int | None = None
     """Closed loop: number of concurrent users (each sends, waits for the answer, thinks)."""
     think_time_ms: float = 0
@@ -59,7 +69,8 @@ class Scenario(BaseModel):
     def _infer_mode(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("mode") is None:
             data = dict(data)
-            if data.get("rate_rps") is not None:
+            arrival = str(data.get("arrival") or "")
+            if data.get("rate_rps") is not None or data.get("ramp") is not None or arrival.startswith("trace:"):
                 data["mode"] = "open"
             elif data.get("users") is not None:
                 data["mode"] = "closed"
@@ -69,8 +80,7 @@ class Scenario(BaseModel):
     def _check(self) -> "Scenario":
         if not self.target.startswith(("http://", "https://")):
             raise ValueError(f"target {self.target!r} must be an http:// or https:// URL")
-        if self.mode == "open" and (self.rate_rps is None or self.rate_rps <= 0):
-            raise ValueError("mode 'open' needs rate_rps > 0 (CLI: --rate R)")
+        self._check_arrival()
         if self.mode == "closed" and (self.users is None or self.users < 1):
             raise ValueError("mode 'closed' needs users >= 1 (CLI: --users N)")
         for name in ("duration_s", "timeout_ms", "late_threshold_ms"):
@@ -92,6 +102,32 @@ class Scenario(BaseModel):
         if self.images_dir is not None and self.payload != "image":
             raise ValueError("images_dir needs payload 'image'")
         return self
+
+    def _check_arrival(self) -> None:
+        from loadgen.engine.arrivals import ArrivalError, parse_ramp, parse_trace_spec
+
+        trace = self.arrival.startswith("trace:")
+        if self.arrival not in ("poisson", "constant", "burst") and not trace:
+            raise ValueError(f"arrival {self.arrival!r}: expected poisson | constant | burst | trace:FILE[:COLUMN]")
+        if self.mode == "closed" and (trace or self.ramp is not None or self.arrival == "burst"):
+            raise ValueError("arrival shapes (burst, trace, ramp) need mode 'open'")
+        if self.mode == "open" and self.ramp is None and not trace and (self.rate_rps is None or self.rate_rps <= 0):
+            raise ValueError("mode 'open' needs rate_rps > 0 (CLI: --rate R)")
+        try:
+            if self.ramp is not None:
+                parse_ramp(self.ramp)
+                if self.rate_rps is not None or self.arrival not in ("poisson", "constant"):
+                    raise ValueError("ramp sets the rate: drop rate_rps, and use arrival poisson or constant")
+            if trace:
+                spec = parse_trace_spec(self.arrival)
+                if not spec.path.is_file():
+                    raise ValueError(f"arrival {self.arrival!r}: trace file {spec.path} not found")
+        except ArrivalError as e:
+            raise ValueError(str(e)) from None
+        if self.speedup is not None and (not trace or self.speedup <= 0 or self.rate_rps is not None):
+            raise ValueError("speedup (> 0) applies to a trace replay only, and not together with rate_rps")
+        if self.burst_on_s <= 0 or self.burst_off_s < 0:
+            raise ValueError("burst_on_s must be > 0 and burst_off_s >= 0")
 
     @property
     def end_s(self) -> float:

@@ -11,6 +11,8 @@ With `streams` = W worker processes, stream k follows rate/W:
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -57,11 +59,31 @@ def poisson_offsets(
 
 
 def arrival_offsets(
-    arrival: str, rate_rps: float, duration_s: float, seed: int, *, stream: int = 0, streams: int = 1
+    arrival: str, rate_rps: float | None, duration_s: float, seed: int, *, stream: int = 0, streams: int = 1,
+    ramp: str | None = None, speedup: float | None = None, burst_on_s: float = 1.0, burst_off_s: float = 4.0,
+    ramp_hold_s: float = 0.0,
 ) -> list[float]:
-    """Dispatch on the arrival process name ("poisson" | "constant")."""
+    """Dispatch on the arrival process name: "poisson" | "constant" here; a `ramp`, "burst" and
+    "trace:FILE[:COLUMN]" in loadgen.engine.arrivals (see its docstring for their parameters)."""
+    if ramp is not None or arrival == "burst" or arrival.startswith("trace:"):
+        from loadgen.engine.arrivals import shaped_offsets
+
+        return shaped_offsets(arrival, rate_rps, duration_s, seed, stream=stream, streams=streams, ramp=ramp,
+                              speedup=speedup, burst_on_s=burst_on_s, burst_off_s=burst_off_s,
+                              ramp_hold_s=ramp_hold_s)
+    if rate_rps is None:
+        raise ValueError(f"{arrival} arrivals need rate_rps")
     if arrival == "constant":
         return constant_offsets(rate_rps, duration_s, stream=stream, streams=streams)
     if arrival == "poisson":
         return poisson_offsets(rate_rps, duration_s, seed, stream=stream, streams=streams)
-    raise ValueError(f"unknown arrival process {arrival!r} (poisson|constant)")
+    raise ValueError(f"unknown arrival process {arrival!r} (poisson|constant|burst|trace:FILE)")
+
+
+def scenario_offsets(scenario: Any, *, stream: int = 0, streams: int = 1) -> list[float]:
+    """The open-loop schedule of a Scenario over [0, end_s): its arrival, rate and shape fields (a ramp starts
+    after the warm-up, which runs at the ramp's start rate)."""
+    return arrival_offsets(scenario.arrival, scenario.rate_rps, scenario.end_s, scenario.seed, stream=stream,
+                           streams=streams, ramp=scenario.ramp, speedup=scenario.speedup,
+                           burst_on_s=scenario.burst_on_s, burst_off_s=scenario.burst_off_s,
+                           ramp_hold_s=scenario.warmup_s)
