@@ -28,8 +28,8 @@ STEADY_S = 4.0
 
 
 def child_inferload_open(target: str, rate: float, duration: float, workers: int, arrival: str) -> dict:
-    from loadgen.runner import run_scenario
-    from loadgen.scenario import Scenario
+    from loadgen.engine.runner import run_scenario
+    from loadgen.engine.scenario import Scenario
 
     sc = Scenario(target=target, model="m", mode="open", rate_rps=rate, arrival=arrival, duration_s=duration,
                   warmup_s=1.0, workers=workers)
@@ -40,8 +40,8 @@ def child_inferload_open(target: str, rate: float, duration: float, workers: int
 
 
 def child_inferload_closed(target: str) -> dict:
-    from loadgen.runner import run_scenario
-    from loadgen.scenario import Scenario
+    from loadgen.engine.runner import run_scenario
+    from loadgen.engine.scenario import Scenario
 
     sc = Scenario(target=target, model="m", mode="closed", users=USERS, duration_s=STEADY_S, warmup_s=1.0)
     r = run_scenario(sc)
@@ -55,8 +55,8 @@ def child_plain_locust(target: str) -> dict:
     from locust import FastHttpUser, constant, task
     from locust.env import Environment
 
-    from loadgen.payloads import PayloadPool, fetch_model_info
-    from loadgen.scenario import Scenario
+    from loadgen.engine.payloads import PayloadPool, fetch_model_info
+    from loadgen.engine.scenario import Scenario
 
     sc = Scenario(target=target, model="m", mode="closed", users=USERS)
     pool = PayloadPool(sc, fetch_model_info(target, "m"), seed=1)

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
-    from loadgen.serverproc import ServerProcess
+    from loadgen.baseline.serverproc import ServerProcess
 
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="mobilenet_v2")

@@ -3,7 +3,7 @@
 request costs in latency.
 
 In one run, for each model:
-  raw      in-process ONNX Runtime (loadgen.bench), 1 instance, the server's thread count; best batch size.
+  raw      in-process ONNX Runtime (loadgen.baseline.bench), 1 instance, the server's thread count; best batch size.
   served   `python -m server` on loopback, binary tensors (OIP binary extension), batch-1 requests from an
            aiohttp client keeping `--concurrency` requests in flight (saturating); the server's dynamic batcher
            forms the batches.
@@ -26,10 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loadgen.payloads import fetch_model_info, synthetic_images  # noqa: E402
-from loadgen.serverproc import ServerProcess  # noqa: E402
-from loadgen.servertiming import parse_server_timing  # noqa: E402
-from loadgen.bench import bench_point  # noqa: E402
+from loadgen.engine.payloads import fetch_model_info, synthetic_images  # noqa: E402
+from loadgen.baseline.serverproc import ServerProcess  # noqa: E402
+from loadgen.engine.servertiming import parse_server_timing  # noqa: E402
+from loadgen.baseline.bench import bench_point  # noqa: E402
 from server.cpus import available_cpus  # noqa: E402
 from server.protocol import encode_request  # noqa: E402
 from server.repository import ensure_built, load_repository  # noqa: E402

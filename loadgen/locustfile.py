@@ -28,9 +28,9 @@ from typing import Any
 
 import gevent
 from locust import events
-from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
-from loadgen.users import InferenceUser, LoadContext, install_worker_reporting, send_final_when_finished
+from loadgen.engine.users import InferenceUser, LoadContext, install_worker_reporting, send_final_when_finished
 
 __all__ = ["InferenceUser"]
 log = logging.getLogger("inferload")
@@ -52,8 +52,8 @@ def _add_arguments(parser: Any) -> None:
 
 
 def _scenario_and_info(environment: Any) -> tuple[Any, dict]:
-    from loadgen.payloads import fetch_model_info
-    from loadgen.scenario import Scenario
+    from loadgen.engine.payloads import fetch_model_info
+    from loadgen.engine.scenario import Scenario
 
     if os.environ.get("INFERLOAD_SCENARIO_JSON"):  # workers started by `inferload run --workers`
         sc = Scenario.model_validate_json(os.environ["INFERLOAD_SCENARIO_JSON"])
@@ -104,8 +104,8 @@ def _on_final(environment: Any = None, msg: Any = None, **kw: Any) -> None:
 
 @events.init.add_listener
 def _on_init(environment: Any, runner: Any = None, **_: Any) -> None:
-    from loadgen.payloads import PayloadError
-    from loadgen.scenario import ScenarioError
+    from loadgen.engine.payloads import PayloadError
+    from loadgen.engine.scenario import ScenarioError
 
     try:
         sc, info = _scenario_and_info(environment)
@@ -117,7 +117,7 @@ def _on_init(environment: Any, runner: Any = None, **_: Any) -> None:
         install_worker_reporting(environment, lambda: _STATE["ctx"])
         _STATE["ctx"] = _new_ctx(environment)  # build payloads now, not at test start
         return
-    from loadgen.exporter import LoadgenMetrics, MetricsServer
+    from loadgen.engine.exporter import LoadgenMetrics, MetricsServer
 
     port = os.environ.get("INFERLOAD_METRICS_PORT")
     _STATE["metrics"] = metrics = LoadgenMetrics() if port else None
@@ -132,7 +132,7 @@ def _on_init(environment: Any, runner: Any = None, **_: Any) -> None:
 
 @events.test_start.add_listener
 def _on_test_start(environment: Any, **_: Any) -> None:
-    from loadgen.runner import Collector
+    from loadgen.engine.runner import Collector
 
     runner = environment.runner
     _STATE["started_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -174,7 +174,8 @@ def _master_watch(environment: Any, coll: Any) -> None:
 
 
 def _finish(environment: Any, coll: Any) -> None:
-    from loadgen.report.json_report import build_result, write_json
+    from loadgen.results.build import build_result
+    from loadgen.results.io import write_json
     from loadgen.report.terminal import print_summary
 
     info = _STATE["info"]
@@ -183,7 +184,7 @@ def _finish(environment: Any, coll: Any) -> None:
     _STATE["result"] = result
     out = getattr(environment.parsed_options, "inferload_out", None)
     if out:
-        write_json(result, out)
+        write_json(out, result)
     print_summary(result)
     if _headless(environment):
         environment.runner.quit()

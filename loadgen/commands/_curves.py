@@ -1,7 +1,7 @@
 """Shared pieces of the curve commands (sweep, peak, matrix): common run flags, scenario building, the lazy
 runner, raw-limit loading and sizing output. The leading underscore keeps it out of subcommand discovery.
 
-Nothing here imports locust at module level: `runner()` imports loadgen.runner (and so locust/gevent) only
+Nothing here imports locust at module level: `runner()` imports loadgen.engine.runner (and so locust/gevent) only
 when a command actually generates load.
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ def parse_ints(text: str, what: str, minimum: int = 1) -> list[int]:
 
 def build_scenario(scenario_file: Optional[Path], **fields: Any):
     """Scenario from an optional TOML file plus flags (None = not given). Exits with a clear message on error."""
-    from loadgen.scenario import Scenario, ScenarioError
+    from loadgen.engine.scenario import Scenario, ScenarioError
 
     given = {k: v for k, v in fields.items() if v is not None}
     try:
@@ -71,7 +71,7 @@ def build_scenario(scenario_file: Optional[Path], **fields: Any):
 
 def runner(progress: bool = True) -> Callable[[Any], dict]:
     """run_scenario bound with progress; imports locust (gevent) now, not before."""
-    from loadgen.runner import prepare_engine, run_scenario
+    from loadgen.engine.runner import prepare_engine, run_scenario
 
     prepare_engine()
     return lambda scenario: run_scenario(scenario, progress=progress)
@@ -84,8 +84,8 @@ def default_out(kind: str) -> Path:
 def load_raw_limit(path: Optional[Path], items_per_request: int) -> dict | None:
     if path is None:
         return None
-    from loadgen.report.load import ReportInputError, read_json
-    from loadgen.sweep import raw_limit_from_bench
+    from loadgen.results.io import ReportInputError, read_json
+    from loadgen.results.points import raw_limit_from_bench
 
     try:
         lim = raw_limit_from_bench(read_json(path), items_per_request)
@@ -101,7 +101,7 @@ def sizing_for(target_rps: Optional[float], headroom: float, peak_rps: float | N
                curve_rows: list[dict], slo_ms: float | None) -> dict | None:
     if target_rps is None:
         return None
-    from loadgen.sizing import size_replicas
+    from loadgen.search.sizing import size_replicas
 
     curve = [(r.get("achieved_rps"), r.get("p99_ms")) for r in curve_rows if r.get("valid")]
     return size_replicas(target_rps, peak_rps or 0.0, headroom=headroom, curve=curve, slo_ms=slo_ms)
@@ -111,7 +111,7 @@ def point_line(row: dict) -> str:
     load = f"{row['users']} users" if row.get("mode") == "closed" else f"{row.get('offered_rps') or 0:.1f} req/s"
     verdict = "[green]VALID[/green]" if row.get("valid") else "[red]INVALID[/red]"
     p = lambda k: "–" if row.get(k) is None else f"{row[k]:.1f}"  # noqa: E731
-    from loadgen.analysis import reason_text
+    from loadgen.results.analysis import reason_text
 
     extra = "" if row.get("valid") else " — " + reason_text(row.get("invalid_reasons") or [])
     return (f"  {load:>14}: achieved {row.get('achieved_rps') or 0:8.1f} req/s, p50 {p('p50_ms')} ms, "
@@ -131,7 +131,7 @@ def curve_table(rows: list[dict], title: str):
                   f(r.get("achieved_rps")), f(r.get("items_per_s")), f(r.get("p50_ms")), f(r.get("p95_ms")),
                   f(r.get("p99_ms")), f(r.get("failed")),
                   "[green]VALID[/green]" if r.get("valid") else "[red]INVALID[/red]")
-    from loadgen.analysis import reason_text
+    from loadgen.results.analysis import reason_text
 
     reasons = [f"#{r.get('index')}: " + reason_text(r.get("invalid_reasons") or ["no reason recorded"])
                for r in rows if not r.get("valid")]
@@ -165,7 +165,7 @@ def probe_line(entry: dict) -> str:
 
 def finish_peak_doc(doc: dict, out: Path, target_rps: Optional[float], headroom: float) -> None:
     """Add the sizing line (replicas for --target-rps) from the peak's achieved rate; rewrite peak.json."""
-    from loadgen.sweep import write_json
+    from loadgen.results.io import write_json
 
     peak_rate = doc.get("peak_rps")
     at_peak = [p["info"] for p in doc.get("probes") or [] if p["rate_rps"] == peak_rate]
@@ -227,7 +227,7 @@ def write_html_of(console: Any, out: Path, html: Optional[Path]) -> None:
     if html is None:
         return
     from loadgen.report.html import write_html
-    from loadgen.report.load import load_doc
+    from loadgen.results.io import load_doc
 
     write_html([load_doc(out)], html)
     console.print(f"wrote {html}")

@@ -6,6 +6,9 @@ from typing import Optional
 
 import typer
 
+from loadgen.results.io import write_json
+from loadgen.results.machine import machine_cpus
+
 
 def _int_list(text: str) -> list[int]:
     try:
@@ -33,12 +36,11 @@ def bench(
     out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON result here."),
 ) -> None:
     """Raw ONNX Runtime throughput and latency for each (batch, instances) pair: the limit a server can reach."""
-    import json
-
+    
     from rich.console import Console
     from rich.table import Table
 
-    from loadgen.bench import run_bench
+    from loadgen.baseline.bench import run_bench
     from loadgen.commands._repo import repository_or_exit
 
     console = Console()
@@ -53,7 +55,7 @@ def bench(
             f"p50 {r['latency_ms']['p50']:.2f} ms"
         ),
     )
-    table = Table(title=f"In-process baseline: {model} ({result['machine']['cpu_model']}, {result['machine']['cpus_available']} CPUs)")
+    table = Table(title=f"In-process baseline: {model} ({result['machine']['cpu_model']}, {machine_cpus(result['machine'])} CPUs)")
     for col in ("batch", "instances", "threads/inst", "items/s", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "ms/item",
                 f"p50 after {idle_gap_ms:g} ms idle", "p99 after idle"):
         table.add_column(col, justify="right")
@@ -69,8 +71,7 @@ def bench(
     console.print("[dim]p50/p99: back to back; after idle: one call at a time after an idle gap (what a lone camera "
                   "sees; idle CPUs and parked ORT threads wake slowly). See README, 'The latency path'.[/dim]")
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2))
+        write_json(out, result)
         console.print(f"wrote {out}")
 
 

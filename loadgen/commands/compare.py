@@ -14,7 +14,7 @@ def compare(
     from rich.console import Console
 
     from loadgen.report.compare import print_compare
-    from loadgen.report.load import ReportInputError, load_doc
+    from loadgen.results.io import ReportInputError, load_doc
 
     console = Console()
     try:

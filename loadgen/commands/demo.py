@@ -52,7 +52,7 @@ def demo(
     from rich.console import Console
 
     from loadgen.commands._repo import repository_or_exit
-    from loadgen.serverproc import ServerProcess
+    from loadgen.baseline.serverproc import ServerProcess
     from server.cpus import available_cpus
 
     console = Console()

@@ -15,10 +15,10 @@ def _baseline(models: Path, model: str, batches: list[int], instances: list[int]
               warmup: float, console) -> tuple[dict | None, str | None]:
     """In-process run_bench over the same batch sizes × instances (before locust is imported)."""
     try:
-        from loadgen.bench import run_bench
+        from loadgen.baseline.bench import run_bench
         from server.repository import ensure_built, load_repository
     except ImportError as e:  # pragma: no cover - depends on the install
-        return None, f"in-process baseline skipped: loadgen.bench not importable ({e})"
+        return None, f"in-process baseline skipped: loadgen.baseline.bench not importable ({e})"
     try:
         cfg = load_repository(models, [model])[model]
         ensure_built(cfg)
@@ -65,9 +65,9 @@ def matrix(
     from rich.console import Console
     from rich.table import Table
 
-    from loadgen.matrix import choose_best, config_label, matrix_configs, measure_config, overrides_for
-    from loadgen.serverproc import ServerProcess
-    from loadgen.sweep import write_json
+    from loadgen.search.matrix import choose_best, config_label, matrix_configs, measure_config, overrides_for
+    from loadgen.baseline.serverproc import ServerProcess
+    from loadgen.results.io import write_json
 
     console = Console()
     batches = C.parse_ints(max_batch_size, "--max-batch-size")
@@ -100,7 +100,7 @@ def matrix(
             console.print(f"[yellow]{note}[/yellow]")
     else:
         doc["baseline_note"] = "in-process baseline not run (--no-baseline)"
-    from loadgen.machine import machine_info
+    from loadgen.results.machine import machine_info
 
     doc["machine"] = machine_info()
     run = C.runner(progress=False)  # imports locust now, after the in-process baseline

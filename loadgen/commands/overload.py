@@ -1,5 +1,5 @@
 """`inferload overload`: load past capacity in steps (1x, 1.5x, 2x, 3x): goodput, refusals, time to refuse, queue and
-memory against their caps (loadgen.overload). Writes step-NN-Mx.json + overload.json."""
+memory against their caps (loadgen.search.overload). Writes step-NN-Mx.json + overload.json."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,7 +34,7 @@ def overload(
     """How the server behaves past its capacity: does it keep serving at full speed and refuse the rest at once?"""
     from rich.console import Console
 
-    from loadgen.overload import run_overload
+    from loadgen.search.overload import run_overload
 
     console = Console()
     mults = tuple(C.parse_floats(steps, "--steps"))

@@ -1,5 +1,5 @@
 """`inferload peak`: the highest open-loop rate whose chosen percentile meets the SLO with stated confidence on a
-VALID run (capacity probe, then bracket, bisect and confirm; loadgen.peaksearch). Writes probe-NNN.json + peak.json."""
+VALID run (capacity probe, then bracket, bisect and confirm; loadgen.search.peaksearch). Writes probe-NNN.json + peak.json."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,7 +51,7 @@ def peak(
     """Find the peak rate under a latency SLO (open loop, Poisson arrivals by default), with stated confidence."""
     from rich.console import Console
 
-    from loadgen.peaksearch import PeakOptions, run_peak_search
+    from loadgen.search.peaksearch import PeakOptions, run_peak_search
 
     console = Console()
     base = C.build_scenario(scenario, target=target, model=model, duration_s=duration, warmup_s=warmup,

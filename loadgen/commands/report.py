@@ -16,7 +16,7 @@ def report(
     """Build the HTML report (plots inline, no network) or, without --html, print terminal summaries."""
     from rich.console import Console
 
-    from loadgen.report.load import ReportInputError, load_all
+    from loadgen.results.io import ReportInputError, load_all
 
     console = Console()
     try:

@@ -7,7 +7,7 @@ Presets:
               model's Triton config; 8 when unknown): two full server batches in flight, so the queue never
               runs dry and dynamic batches fill up, without queueing seconds of work; read items_per_s.
               (Closed loop on purpose: saturation, not latency, is the question.)
-Locust is imported only inside the command (via loadgen.runner.run_scenario), never at CLI start-up.
+Locust is imported only inside the command (via loadgen.engine.runner.run_scenario), never at CLI start-up.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class Preset(str, Enum):
 def _preset_values(preset: Preset, target: str, model: str, timeout_s: float) -> dict[str, Any]:
     if preset == Preset.latency:
         return {"mode": "closed", "users": 1, "batch": 1, "think_time_ms": 0.0, "rate_rps": None}
-    from loadgen.payloads import fetch_model_info
+    from loadgen.engine.payloads import fetch_model_info
 
     max_bs = 8
     try:
@@ -70,9 +70,9 @@ def run(
     from rich.console import Console
 
     from loadgen.report.csv_report import write_csv
-    from loadgen.report.json_report import write_json
+    from loadgen.results.io import write_json
     from loadgen.report.terminal import print_summary
-    from loadgen.scenario import Scenario, ScenarioError
+    from loadgen.engine.scenario import Scenario, ScenarioError
 
     console = Console(stderr=False)
     flags = {
@@ -105,8 +105,8 @@ def run(
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
 
-    from loadgen.payloads import PayloadError
-    from loadgen.runner import run_scenario
+    from loadgen.engine.payloads import PayloadError
+    from loadgen.engine.runner import run_scenario
 
     show = sys.stdout.isatty() if progress is None else progress
     try:
@@ -116,7 +116,7 @@ def run(
         raise typer.Exit(2) from None
     print_summary(result, console)
     if out:
-        write_json(result, out)
+        write_json(out, result)
         console.print(f"result JSON: {out}")
     if csv_path:
         write_csv(result, csv_path)

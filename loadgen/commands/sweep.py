@@ -41,7 +41,7 @@ def sweep(
     """
     from rich.console import Console
 
-    from loadgen.sweep import run_sweep
+    from loadgen.search.sweep import run_sweep
 
     console = Console()
     if (rates is None) == (users is None):
@@ -67,7 +67,7 @@ def sweep(
     console.print(f"[bold]sweep[/bold] {base.model} at {base.target}: {what}; {base.duration_s:g}s per point "
                   f"(+{base.warmup_s:g}s warm-up)" + (f"; SLO p99 {slo:g} ms" if slo else "") + f" → {out}")
     if (rate_list or auto) and slo:
-        from loadgen.confidence import min_queries
+        from loadgen.results.confidence import min_queries
 
         need = min_queries(base.slo_percentile / 100.0, base.confidence) or 0
         floor = need / base.duration_s
@@ -91,7 +91,7 @@ def sweep(
         console.print(f"[yellow]{peak.get('reason')}[/yellow]")
     sizing = C.sizing_for(target_rps, headroom, (peak or {}).get("achieved_rps"), doc["points"], slo)
     if sizing:
-        from loadgen.sweep import write_json
+        from loadgen.results.io import write_json
 
         doc["sizing"] = sizing
         write_json(out / "sweep.json", doc)

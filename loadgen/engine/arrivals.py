@@ -1,6 +1,6 @@
 """Real traffic shapes for the open loop, pure: trace replay, on/off bursts, linear ramps, per-second timelines.
 
-Every schedule is a list of absolute offsets (seconds from t0) in [0, duration_s), like loadgen.schedule's, and
+Every schedule is a list of absolute offsets (seconds from t0) in [0, duration_s), like loadgen.engine.schedule's, and
 splits across `streams` (worker processes) the same way: stream k of W gets its share, and the W streams
 together make the whole schedule.
 
@@ -37,7 +37,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from loadgen.schedule import derive_seed
+from loadgen.engine.schedule import derive_seed
 
 Process = Literal["constant", "poisson"]
 TRACE_COLUMNS = ("timestamp", "offset", "t", "time", "ts", "time_s", "offset_s")
@@ -293,7 +293,7 @@ def expected_per_second(profile: RateProfile, duration_s: float) -> list[float]:
 def shaped_offsets(arrival: str, rate_rps: float | None, duration_s: float, seed: int, *, stream: int = 0,
                    streams: int = 1, ramp: str | None = None, speedup: float | None = None, burst_on_s: float = 1.0,
                    burst_off_s: float = 4.0, ramp_hold_s: float = 0.0) -> list[float]:
-    """The schedule of a shaped arrival (called by loadgen.schedule.arrival_offsets):
+    """The schedule of a shaped arrival (called by loadgen.engine.schedule.arrival_offsets):
     - `ramp` given: `arrival` constant | poisson on ramp_profile(parse_ramp(ramp), hold = ramp_hold_s);
     - `burst`: Poisson on burst_profile(rate_rps, burst_on_s, burst_off_s);
     - `trace:FILE[:COLUMN]`: the trace scaled by `speedup` or to `rate_rps` (neither: as recorded)."""

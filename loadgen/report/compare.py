@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadgen.report.load import Doc
-from loadgen.sweep import mean_realised_batch, summarize_point
+from loadgen.results.io import Doc
+from loadgen.results.points import mean_realised_batch, summarize_point
 
 HIGHER, LOWER = "higher", "lower"
 

@@ -1,6 +1,6 @@
 """The self-contained HTML report: one file, no network (plots are inline base64 PNGs, CSS is inline, no JS).
 
-`render_html(docs)` takes loaded documents (loadgen.report.load) — run results, sweeps, peak searches,
+`render_html(docs)` takes loaded documents (loadgen.results.io) — run results, sweeps, peak searches,
 matrices, bench baselines, in any mix — and returns the page. Per-kind sections live in html_sections.py.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from loadgen.analysis import reason_list
-from loadgen.report.load import Doc
+from loadgen.results.analysis import reason_list
+from loadgen.results.io import Doc
 
 CSS = """
 :root { --ink:#1f2933; --muted:#616e7c; --line:#e4e7eb; --bg:#f5f7fa; --ok:#1e7b45; --okbg:#e3f6ea;

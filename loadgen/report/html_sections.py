@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadgen.analysis import reason_text
+from loadgen.results.analysis import reason_text
 from loadgen.report import plots
 from loadgen.report.html import (badge, cards, config_block, esc, figure, fmt, reasons_block, table)
-from loadgen.report.load import Doc
-from loadgen.sweep import raw_limit_from_bench, summarize_point
+from loadgen.results.io import Doc
+from loadgen.results.points import raw_limit_from_bench, summarize_point
 
 
 def global_raw_limit(docs: list[Doc]) -> dict | None:

@@ -2,7 +2,7 @@
 
 Each side's figure becomes an `Estimate`: a value and an interval that holds the true figure.
 - **Runs** (result documents): the p-th percentile of latency, interval [LCB, UCB] from the exact order-statistic
-  bounds of loadgen.confidence on the run's encoded histogram. Each bound is one-sided at (1 + c) / 2, so that
+  bounds of loadgen.results.confidence on the run's encoded histogram. Each bound is one-sided at (1 + c) / 2, so that
   both sides' intervals hold together with probability >= c (Bonferroni): "B's p99 is lower than A's with 99%
   confidence" is said only when B's UCB < A's LCB. A run without its histogram falls back to its reported UCB and
   a lower bound of 0 (so it can only be shown worse, never better).
@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from loadgen.confidence import lower_rank, upper_rank
+from loadgen.results.confidence import lower_rank, upper_rank
 from loadgen.results.thresholds import ThresholdError, document_kind, validity_of
 
 Better = Literal["A", "B", "neither", "undecidable"]
@@ -63,8 +63,8 @@ def run_latency_estimate(result: dict[str, Any], percentile: float = 99.0, confi
     side = (1.0 + confidence) / 2.0
     b64 = result.get("histogram_b64")
     if b64:
-        from loadgen.analysis import us_to_ms, value_at_rank
-        from loadgen.recorder import decode_histogram
+        from loadgen.results.analysis import us_to_ms, value_at_rank
+        from loadgen.results.recorded import decode_histogram
 
         h = decode_histogram(b64)
         n = int(h.get_total_count())

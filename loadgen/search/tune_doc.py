@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from loadgen.results.io import write_json
 from loadgen.search.tune import Evaluated, Measurement, TuneConfig, TuneResult
 
 TUNE_SCHEMA_VERSION = 1
@@ -60,11 +60,7 @@ class Checkpoint:
         self._data = data
         doc = {"kind": "tune-checkpoint", "meta": self.meta,
                "measurements": {k: [x.to_dict() for x in v] for k, v in data.items()}}
-        p = Path(self.path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=1))
-        os.replace(tmp, p)
+        write_json(self.path, doc)
 
 
 def _throughput(e: Evaluated, r: TuneResult) -> float | None:
@@ -170,9 +166,9 @@ def render_config_toml(base: dict[str, Any], cfg: TuneConfig, *, header: list[st
 
 
 def tune_sizing(result: TuneResult, target_rps: float, headroom: float = 0.2) -> dict[str, Any] | None:
-    """Replicas of the recommended configuration for `target_rps` (loadgen.sizing, from its pooled peak; without
+    """Replicas of the recommended configuration for `target_rps` (loadgen.search.sizing, from its pooled peak; without
     an SLO, from its max throughput)."""
-    from loadgen.sizing import size_replicas
+    from loadgen.search.sizing import size_replicas
 
     if result.recommended is None:
         return None

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from loadgen.recorder import Recorder
-from loadgen.report.json_report import build_result
-from loadgen.sweep import raw_limit_from_bench, summarize_point, write_json
+from loadgen.engine.recorder import Recorder
+from loadgen.results.build import build_result
+from loadgen.results.io import write_json
+from loadgen.results.points import raw_limit_from_bench, summarize_point
 
 CAPACITY_RPS = 400.0
 SUSTAINED_SHARE = 0.97  # above 97% of capacity the open loop drops what it cannot keep in flight
@@ -25,7 +26,7 @@ def fake_result(rate_rps: float, *, seed: int = 0, duration_s: float = 10.0, mod
                 cpu_percent: float = 35.0, refusal_server_ms: float | None = None) -> dict:
     """A result of the toy server at `rate_rps` (closed loop: the rate its `users` achieve). `overload` forces
     client-side drops (INVALID: client_drops, schedule_short); by default they happen above 97% of capacity."""
-    from loadgen.scenario import Scenario
+    from loadgen.engine.scenario import Scenario
 
     rng = np.random.default_rng(seed + int(rate_rps * 10))
     rho = min(rate_rps / CAPACITY_RPS, 0.995)
@@ -104,7 +105,7 @@ def fake_measure(threshold: float):
 
 
 def fake_run(scenario) -> dict:
-    """Stands in for loadgen.runner.run_scenario: a simulated server (see fake_result)."""
+    """Stands in for loadgen.engine.runner.run_scenario: a simulated server (see fake_result)."""
     if scenario.mode == "closed":
         r = fake_result(min(390.0, 45.0 * scenario.users), mode="closed", users=scenario.users,
                         duration_s=scenario.duration_s, slo_ms=scenario.slo_p99_ms, seed=scenario.seed)
@@ -116,14 +117,14 @@ def fake_run(scenario) -> dict:
 
 
 def _scenario():
-    from loadgen.scenario import Scenario
+    from loadgen.engine.scenario import Scenario
 
     return Scenario(target="http://127.0.0.1:9", model="tiny_classifier", mode="open", rate_rps=10,
                     duration_s=5, warmup_s=1, slo_p99_ms=50)
 
 
 def write_fake_matrix(out_dir: Path, slo_ms: float = 50.0) -> Path:
-    from loadgen.matrix import choose_best, matrix_configs, measure_config
+    from loadgen.search.matrix import choose_best, matrix_configs, measure_config
 
     out_dir = Path(out_dir)
     rows = []
@@ -138,6 +139,6 @@ def write_fake_matrix(out_dir: Path, slo_ms: float = 50.0) -> Path:
     doc = {"schema_version": 1, "kind": "matrix", "model": "tiny_classifier", "slo_ms": slo_ms, "percentile": 99,
            "scenario": _scenario().model_dump(mode="json"), "configs": rows, "best": choose_best(rows),
            "baseline": fake_bench(), "notes": ["max throughput = closed loop with enough users"],
-           "machine": {"cpu_model": "Fake CPU", "cpus_available": 2}}
+           "machine": {"cpu_model": "Fake CPU", "cpus": 2}}
     write_json(out_dir / "matrix.json", doc)
     return out_dir / "matrix.json"

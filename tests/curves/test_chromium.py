@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from loadgen.report.html import write_html
-from loadgen.report.load import load_all
-from loadgen.sweep import write_json
+from loadgen.results.io import load_all
+from loadgen.results.io import write_json
 from tests.curves.fakes import fake_result, write_fake_sweep
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)

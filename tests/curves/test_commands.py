@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from loadgen.cli import app
 from loadgen.commands import _curves
-from loadgen.sweep import write_json
+from loadgen.results.io import write_json
 from tests.curves.fakes import fake_run
 from tests.curves.fakes import fake_bench
 
@@ -108,7 +108,7 @@ def test_report_and_compare_commands(tmp_path, fake_sweep):
 
 def test_peak_html_puts_the_answer_and_sizing_on_top(tmp_path, monkeypatch):
     from loadgen.report.html import render_html
-    from loadgen.report.load import load_doc
+    from loadgen.results.io import load_doc
 
     _fake_runner(monkeypatch)
     out = tmp_path / "pk"

@@ -5,8 +5,8 @@ import pytest
 from rich.console import Console
 
 from loadgen.report.compare import compare_rows, print_compare
-from loadgen.report.load import load_doc
-from loadgen.sweep import write_json
+from loadgen.results.io import load_doc
+from loadgen.results.io import write_json
 from tests.curves.fakes import fake_result, write_fake_sweep
 
 

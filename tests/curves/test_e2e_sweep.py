@@ -11,16 +11,12 @@ import sys
 from pathlib import Path
 
 import orjson
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.skipif(
-    not ((ROOT / "loadgen" / "runner.py").is_file() and (ROOT / "server" / "app.py").is_file()),
-    reason="needs the load engine (loadgen/runner.py) and the server (server/app.py)")
 
 
 def test_two_point_sweep_against_a_real_server(tmp_path):
-    from loadgen.serverproc import ServerProcess
+    from loadgen.baseline.serverproc import ServerProcess
 
     out = tmp_path / "sweep"
     with ServerProcess(ROOT / "models", model_names=["tiny_classifier"], log_path=tmp_path / "server.log",

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from loadgen.report.html import render_html, write_html
-from loadgen.report.load import ReportInputError, load_all, load_doc
-from loadgen.sweep import write_json
+from loadgen.results.io import ReportInputError, load_all, load_doc
+from loadgen.results.io import write_json
 from tests.curves.fakes import fake_bench, fake_result, write_fake_matrix
 
 IMG_RE = re.compile(r'<img[^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"')

@@ -1,7 +1,7 @@
-"""Matrix helpers (loadgen.matrix) without a server: configurations, overrides, one cell with a fake runner."""
+"""Matrix helpers (loadgen.search.matrix) without a server: configurations, overrides, one cell with a fake runner."""
 from __future__ import annotations
 
-from loadgen.matrix import choose_best, config_label, matrix_configs, measure_config, overrides_for, throughput_users
+from loadgen.search.matrix import choose_best, config_label, matrix_configs, measure_config, overrides_for, throughput_users
 from tests.curves.fakes import fake_run
 
 

@@ -1,4 +1,4 @@
-"""The overload benchmark (loadgen.overload) without sockets: a simulated server that refuses what exceeds its
+"""The overload benchmark (loadgen.search.overload) without sockets: a simulated server that refuses what exceeds its
 capacity, a scripted /metrics, the real build_result / step rows / document / terminal table / HTML section."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from rich.console import Console
 
 from loadgen.commands._curves import overload_table
-from loadgen.overload import MetricsWatcher, parse_metrics, run_overload
+from loadgen.search.overload import MetricsWatcher, parse_metrics, run_overload
 from loadgen.report.html import render_html
-from loadgen.report.load import load_doc
+from loadgen.results.io import load_doc
 from tests.curves.fakes import CAPACITY_RPS, fake_result
 
 METRICS = """# HELP inferload_queue_depth Requests waiting in the batcher queue.

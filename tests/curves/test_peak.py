@@ -1,11 +1,11 @@
-"""Peak search (loadgen.peak) on simulated latency curves: pure, no sockets, no sleeps."""
+"""Peak search (loadgen.search.peak) on simulated latency curves: pure, no sockets, no sleeps."""
 from __future__ import annotations
 
 import random
 
 import pytest
 
-from loadgen.peak import find_peak
+from loadgen.search.peak import find_peak
 from tests.curves.fakes import fake_measure
 
 

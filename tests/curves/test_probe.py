@@ -1,4 +1,4 @@
-"""One probe (loadgen.probe): sizing, the generator retry, the undecided extension, pooled verdicts. Pure: the
+"""One probe (loadgen.search.probe): sizing, the generator retry, the undecided extension, pooled verdicts. Pure: the
 load test is a simulation built through the real Recorder and build_result (tests.curves.fakes)."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from loadgen.probe import ProbePlan, judge_runs, probe_with_retry, sample_target
+from loadgen.search.probe import ProbePlan, judge_runs, probe_with_retry, sample_target
 from tests.curves.fakes import fake_result
 
 

@@ -1,11 +1,11 @@
-"""Sizing (loadgen.sizing): replica count with headroom, p99 expected per replica from the measured curve."""
+"""Sizing (loadgen.search.sizing): replica count with headroom, p99 expected per replica from the measured curve."""
 from __future__ import annotations
 
 import math
 
 import pytest
 
-from loadgen.sizing import expected_p99, monotone_interpolate, prepare_curve, size_replicas
+from loadgen.search.sizing import expected_p99, monotone_interpolate, prepare_curve, size_replicas
 
 CURVE = [(50, 8.0), (100, 12.0), (200, 23.0), (300, 63.0), (360, 163.0)]
 

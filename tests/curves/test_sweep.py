@@ -1,10 +1,11 @@
-"""Sweep orchestration (loadgen.sweep) with a simulated runner: files written, stop conditions, peak."""
+"""Sweep orchestration (loadgen.search.sweep) with a simulated runner: files written, stop conditions, peak."""
 from __future__ import annotations
 
 import orjson
 
-from loadgen.sweep import (auto_rates, peak_from_points, raw_limit_from_bench, run_sweep, stop_reason,
-                           summarize_point)
+from loadgen.search.sweep import auto_rates, peak_from_points, run_sweep, stop_reason
+
+from loadgen.results.points import raw_limit_from_bench, summarize_point
 from tests.curves.fakes import fake_run
 from tests.curves.fakes import fake_bench, fake_result
 

@@ -94,7 +94,7 @@ def _inferload_cmd() -> list[str]:
 def _missing_parts() -> str | None:
     if PROMETHEUS is None:
         return "prometheus binary not installed (Debian package 'prometheus': apt-get install prometheus)"
-    for mod in ("server/app.py", "server/__main__.py", "loadgen/runner.py"):
+    for mod in ("server/app.py", "server/__main__.py", "loadgen/engine/runner.py"):
         if not (ROOT / mod).exists():
             return f"{mod} does not exist yet (server/load generator under construction)"
     return None

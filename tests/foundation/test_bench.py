@@ -44,7 +44,7 @@ def test_bench_json_rows(tiny_repo, tmp_path):
         else:
             assert idle is None and r["idle_gap_ms"] is None
     m = data["machine"]
-    assert m["cpus_available"] >= 1 and m["onnxruntime"] and m["cpu_model"]
+    assert m["cpus"] >= 1 and m["onnxruntime"] and m["cpu_model"]
     assert "In-process baseline" in proc.stdout
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from loadgen.serverproc import ServerProcess
+from loadgen.baseline.serverproc import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2] / "models"
 

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 from prometheus_client import generate_latest
 
-from loadgen import analysis
-from loadgen.exporter import LoadgenMetrics
-from loadgen.recorder import RecordData, Recorder, decode_histogram, encode_histogram, new_histogram
+from loadgen.results import analysis
+from loadgen.engine.exporter import LoadgenMetrics
+from loadgen.engine.recorder import Recorder
+from loadgen.results.recorded import RecordData, decode_histogram, encode_histogram, new_histogram
 from loadgen.report.csv_report import write_csv
-from loadgen.report.json_report import build_result
-from loadgen.scenario import Scenario
+from loadgen.results.build import build_result
+from loadgen.engine.scenario import Scenario
 
 ST = 'queue;dur=2.0, compute;dur=5.0, batch;desc="4", total;dur=7.5'
 
@@ -285,7 +286,7 @@ def test_exporter_pinned_names():
 
 
 def test_vectorised_recording_equals_record_value():
-    from loadgen.recorder import HIGHEST_US, record_many
+    from loadgen.results.recorded import HIGHEST_US, record_many
 
     rng = np.random.default_rng(5)
     vals = [0, 1, 2, 1023, 1024, 2047, 2048, 4095, 4096, 65535, 65536, HIGHEST_US, HIGHEST_US - 1]
@@ -314,7 +315,7 @@ def test_late_threshold_is_configurable():
 def test_gc_pacer_disables_automatic_collection_and_restores_it():
     import gc
 
-    from loadgen.gcpacer import GcPacer
+    from loadgen.engine.gcpacer import GcPacer
 
     assert gc.isenabled()
     p = GcPacer()
@@ -343,7 +344,7 @@ def test_gc_pacer_disables_automatic_collection_and_restores_it():
 
 
 def test_recorder_flushes_in_bounded_chunks_without_losing_a_sample():
-    from loadgen.recorder import FLUSH_EVERY
+    from loadgen.engine.recorder import FLUSH_EVERY
 
     r = Recorder(0, 100)
     n = 3 * FLUSH_EVERY + 17

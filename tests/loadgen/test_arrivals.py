@@ -11,8 +11,8 @@ from loadgen.engine.arrivals import (
     ArrivalError, RateProfile, burst_profile, expected_per_second, offered_per_second, parse_ramp, parse_trace,
     parse_trace_spec, profile_offsets, ramp_profile, read_trace, scale_trace, trace_offsets, trace_rate,
 )
-from loadgen.scenario import Scenario, ScenarioError
-from loadgen.schedule import arrival_offsets, constant_offsets, scenario_offsets
+from loadgen.engine.scenario import Scenario, ScenarioError
+from loadgen.engine.schedule import arrival_offsets, constant_offsets, scenario_offsets
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "traces" / "bursty.txt"

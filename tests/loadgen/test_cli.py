@@ -14,7 +14,7 @@ def _py(code: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_import_does_not_import_locust_or_gevent():
-    p = _py("import sys, loadgen.cli, loadgen.runner, loadgen.report.json_report, loadgen.report.terminal\n"
+    p = _py("import sys, loadgen.cli, loadgen.engine.runner, loadgen.results.build, loadgen.report.terminal\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('gevent', 'locust', 'geventhttpclient')]\n"
             "assert not bad, bad\n"
             "assert 'run' in [c.name for c in loadgen.cli.app.registered_commands]\n")

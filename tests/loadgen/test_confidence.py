@@ -1,4 +1,4 @@
-"""loadgen.confidence against exact binomial arithmetic (fractions) and MLPerf LoadGen's published figure."""
+"""loadgen.results.confidence against exact binomial arithmetic (fractions) and MLPerf LoadGen's published figure."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from loadgen import confidence as C
+from loadgen.results import confidence as C
 
 
 def exact_cdf(t: int, n: int, q: Fraction) -> Fraction:

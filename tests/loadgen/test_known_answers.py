@@ -15,7 +15,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from loadgen import analysis
+from loadgen.results import analysis
 
 from tests.loadgen import queueing
 from tests.loadgen import reference_client

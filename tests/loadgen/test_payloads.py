@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from loadgen.payloads import PayloadError, PayloadPool, input_specs, synthetic_images
-from loadgen.scenario import Scenario, ScenarioError
+from loadgen.engine.payloads import PayloadError, PayloadPool, input_specs, synthetic_images
+from loadgen.engine.scenario import Scenario, ScenarioError
 
 INFO = {
     "server": {"name": "x"},
@@ -107,7 +107,7 @@ def test_scenario_toml_and_validation(tmp_path):
 
 
 def test_response_check_accepts_tritons_non_finite_literals():
-    from loadgen.payloads import _loads_oip
+    from loadgen.engine.payloads import _loads_oip
 
     head = _loads_oip(b'{"outputs": [{"name": "logits", "shape": [1, 3], "datatype": "FP32", '
                       b'"data": [NaN, Infinity, -Infinity]}]}')

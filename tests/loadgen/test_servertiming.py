@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from loadgen.servertiming import parse_server_timing
+from loadgen.engine.servertiming import parse_server_timing
 
 
 def test_design_example():
@@ -38,6 +38,6 @@ def test_joined_headers_and_escapes():
     'a;dur="5", b;desc="q"x, c;dur=1;dur=2',
 ])
 def test_fast_path_agrees_with_the_general_parser(header):
-    from loadgen.servertiming import _parse_general
+    from loadgen.engine.servertiming import _parse_general
 
     assert parse_server_timing(header) == _parse_general(header)

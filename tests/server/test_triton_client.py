@@ -2,7 +2,6 @@
 in a subprocess: this test process must never import gevent."""
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys

@@ -1,14 +1,14 @@
 """The peak search as a procedure: capacity probe, sized probes with retries, bracket/bisect/confirm, the
 peak document. Used by `inferload peak`, `matrix` and `demo`; the load test itself is the injected
-`run(scenario) -> result` (loadgen.runner.run_scenario in the CLI, a simulation in tests), so this module never
+`run(scenario) -> result` (loadgen.engine.runner.run_scenario in the CLI, a simulation in tests), so this module never
 imports locust.
 
 1. **Start.** Without a start rate, a short closed-loop throughput probe (`probe_users` users, as guidellm and
    HF's inference-benchmarker do) measures what the server completes back to back; the peak under an SLO lies
    below it. The search starts at 60% of it, steps by x1.25 and never probes above 120% of it.
-2. **Probes** (loadgen.probe): each sized to the samples its verdict needs, retried once when only the
+2. **Probes** (loadgen.search.probe): each sized to the samples its verdict needs, retried once when only the
    generator fell short, extended once when undecided.
-3. **Search** (loadgen.peak): bracket, bisect to `precision`, confirm both ends of the bracket by majority.
+3. **Search** (loadgen.search.peak): bracket, bisect to `precision`, confirm both ends of the bracket by majority.
 """
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from loadgen.peak import find_peak
-from loadgen.probe import ProbePlan, probe_with_retry
-from loadgen.sweep import summarize_point, write_json
+from loadgen.search.peak import find_peak
+from loadgen.search.probe import ProbePlan, probe_with_retry
+from loadgen.results.io import write_json
+from loadgen.results.points import summarize_point
 
 RunFn = Callable[[Any], dict]
 Say = Callable[[str], None]

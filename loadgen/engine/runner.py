@@ -28,10 +28,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from loadgen.exporter import LoadgenMetrics, MetricsServer
-from loadgen.recorder import RecordData
-from loadgen.report.json_report import build_result, machine_info
-from loadgen.scenario import Scenario
+from loadgen.engine.exporter import LoadgenMetrics, MetricsServer
+from loadgen.results.recorded import RecordData
+from loadgen.results.build import build_result
+from loadgen.results.machine import machine_info
+from loadgen.engine.scenario import Scenario
 
 LOCUSTFILE = str(Path(__file__).with_name("locustfile.py"))
 WORKER_START_TIMEOUT_S = 60.0
@@ -134,8 +135,8 @@ class _Progress:
 
 
 def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: int | None = None) -> dict:
-    """Run one scenario headless; return the result dict (schema_version 2, see report/json_report.py)."""
-    from loadgen.payloads import fetch_model_info
+    """Run one scenario headless; return the result dict (schema_version 2, see results/build.py)."""
+    from loadgen.engine.payloads import fetch_model_info
 
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     warnings = _prepare_gevent()
@@ -145,7 +146,7 @@ def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: in
     from locust.env import Environment
     from locust.event import Events
 
-    from loadgen.users import InferenceUser, LoadContext
+    from loadgen.engine.users import InferenceUser, LoadContext
 
     logging.getLogger("locust.runners").addFilter(_quiet_spawn_rate)
     metrics = LoadgenMetrics() if metrics_port is not None else None

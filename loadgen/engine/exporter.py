@@ -20,8 +20,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from loadgen.analysis import recorded_values
-from loadgen.recorder import PHASES, RecordData
+from loadgen.results.analysis import recorded_values
+from loadgen.results.recorded import PHASES, RecordData
 
 LATENCY_BUCKETS_S = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3,

@@ -1,4 +1,4 @@
-"""Load result files for reports: a run result, a sweep (directory or sweep.json), a peak.json, a matrix.json,
+"""Documents on disk: `write_json` (atomic) and loading for reports: a run result, a sweep (directory or sweep.json), a peak.json, a matrix.json,
 or a bench JSON (in-process baseline). Each becomes a `Doc` with its kind, path and the documents it refers to
 (sweep points, peak probes), loaded from beside it when present.
 """
@@ -9,6 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+
+def write_json(path: str | Path, doc: Any) -> None:
+    """The one way documents reach disk: orjson, 2-space indent, written to a temporary file and renamed (a
+    reader never sees half a document; an interrupted search leaves the previous one)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+                    + b"\n")
+    tmp.replace(path)
 
 
 class ReportInputError(ValueError):

@@ -1,7 +1,7 @@
 """Rate and concurrency sweeps: the latency–throughput curve, point by point.
 
 Each point is one full load test (warm-up, measurement, validity) made by an injected `run(scenario) -> result`
-callable — `loadgen.runner.run_scenario` in the CLI, a simulation in tests — so this module never imports
+callable — `loadgen.engine.runner.run_scenario` in the CLI, a simulation in tests — so this module never imports
 locust. Results are written as they arrive: `point-000.json`, ... and `sweep.json` (rewritten after every
 point, so an interrupted sweep still leaves a readable file).
 
@@ -13,87 +13,18 @@ point, so an interrupted sweep still leaves a readable file).
 """
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import orjson
+from loadgen.results.io import write_json
+from loadgen.results.points import percentile_of, summarize_point
 
 SCHEMA_VERSION = 2
 SATURATION_RATIO = 0.95
 
 RunFn = Callable[[Any], dict]
 PointCallback = Callable[[dict, dict], None]  # (summary row, full result)
-
-
-def write_json(path: Path, doc: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
-                                 | orjson.OPT_NON_STR_KEYS))
-    tmp.replace(path)
-
-
-def _lat(result: dict, key: str) -> float | None:
-    v = (result.get("latency_ms") or {}).get(key)
-    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-
-
-def summarize_point(result: dict, file: str | None = None, index: int | None = None) -> dict:
-    """One row of the curve (every figure with its unit in the key)."""
-    sc = result.get("scenario") or {}
-    batch = sc.get("batch") or 1
-    mean_batch = mean_realised_batch(result.get("batch_size") or {})
-    return {
-        "index": index,
-        "mode": result.get("mode"),
-        "offered_rps": result.get("target_rate_rps") if result.get("mode") == "open" else result.get("offered_rate_rps"),
-        "users": result.get("users"),
-        "achieved_rps": result.get("achieved_rate_rps"),
-        "items_per_s": result.get("items_per_s"),
-        "items_per_request": batch,
-        "p50_ms": _lat(result, "p50"),
-        "p90_ms": _lat(result, "p90"),
-        "p95_ms": _lat(result, "p95"),
-        "p99_ms": _lat(result, "p99"),
-        "p999_ms": _lat(result, "p999"),
-        "max_ms": _lat(result, "max"),
-        "completed": result.get("completed"),
-        "failed": result.get("failed") or 0,
-        "errors": result.get("errors") or {},
-        "mean_server_batch": mean_batch,
-        "p99_ucb_ms": (result.get("latency_ucb_ms") or {}).get("p99"),
-        "slo_verdict": (result.get("slo") or {}).get("verdict"),
-        "slo_bound_ms": (result.get("slo") or {}).get("bound_ms"),
-        "slo_percentile": (result.get("slo") or {}).get("percentile"),
-        "valid": bool(result.get("valid")),
-        "invalid_reasons": list(result.get("invalid_reasons") or []),
-        "file": file,
-    }
-
-
-def mean_realised_batch(hist: dict) -> float | None:
-    """Mean executed batch size from {"size": count} (counts are executions or requests; see result docs)."""
-    total = sum(float(n) for n in hist.values())
-    if total <= 0:
-        return None
-    return sum(float(k) * float(n) for k, n in hist.items()) / total
-
-
-def percentile_of(result_or_row: dict, percentile: float) -> float | None:
-    """The latency (ms) at a percentile, from a result (latency_ms / percentiles list) or a summary row."""
-    key = {50: "p50", 90: "p90", 95: "p95", 99: "p99", 99.9: "p999"}.get(percentile)
-    if "latency_ms" in result_or_row:
-        if key:
-            v = _lat(result_or_row, key)
-            if v is not None:
-                return v
-        for pct, ms in result_or_row.get("percentiles") or []:
-            if pct >= percentile:
-                return float(ms)
-        return None
-    return result_or_row.get(f"{key}_ms") if key else None
 
 
 def stop_reason(row: dict, slo_ms: float | None, percentile: float = 99) -> str | None:
@@ -144,24 +75,6 @@ def peak_from_points(points: list[dict], slo_ms: float | None, percentile: float
         "percentile": percentile,
         "index": best.get("index"),
         "method": "highest measured valid point whose SLO verdict passed (no interpolation)",
-    }
-
-
-def raw_limit_from_bench(bench: dict, items_per_request: int = 1) -> dict | None:
-    """The in-process limit: max throughput_items_per_s over the bench rows, also in req/s of this scenario."""
-    rows = [r for r in bench.get("results") or [] if r.get("throughput_items_per_s")]
-    if not rows:
-        return None
-    best = max(rows, key=lambda r: r["throughput_items_per_s"])
-    items = float(best["throughput_items_per_s"])
-    n = max(1, int(items_per_request or 1))
-    return {
-        "items_per_s": items,
-        "rps": items / n,
-        "items_per_request": n,
-        "batch_size": best.get("batch_size"),
-        "instances": best.get("instances"),
-        "source": "in-process ONNX Runtime baseline (loadgen.bench), max over its rows",
     }
 
 

@@ -20,7 +20,7 @@ nothing about the server. Everything else is reported as a warning (`{code, mess
 not matter (`late_sends`), failures (`failures`: the server's answer; excluded from latency, counted as over the
 bound in an SLO verdict), and percentiles too thin to bound (`percentile_unbounded`).
 
-Sufficiency is statistical (loadgen.confidence): every percentile gets an upper confidence bound (default 99%),
+Sufficiency is statistical (loadgen.results.confidence): every percentile gets an upper confidence bound (default 99%),
 and an SLO verdict is pass / fail / undecided with that confidence, with the queries needed when undecided.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any, Iterable
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from loadgen.confidence import DEFAULT_CONFIDENCE, judge, min_queries, upper_rank
+from loadgen.results.confidence import DEFAULT_CONFIDENCE, judge, min_queries, upper_rank
 
 PERCENTILES: dict[str, float] = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
 MIN_DURATION_S = 2.0
@@ -240,7 +240,7 @@ def judge_slo(
     confidence: float = DEFAULT_CONFIDENCE,
 ) -> dict[str, Any]:
     """The SLO verdict with `confidence`: failed requests count as over the bound (a failure never meets a
-    latency SLO). Returns the verdict dict of loadgen.confidence.judge plus the estimate and its UCB."""
+    latency SLO). Returns the verdict dict of loadgen.results.confidence.judge plus the estimate and its UCB."""
     n_ok = 0 if succ is None else succ.get_total_count()
     n = n_ok + failed
     over = count_over(succ, bound_ms * 1000.0) + failed
@@ -346,7 +346,7 @@ def validity(
         if ratio < MIN_ACHIEVED_RATIO:
             reasons.append(reason(
                 "schedule_short",
-                f"the generator did not carry out its schedule: "
+                "the generator did not carry out its schedule: "
                 + (f"{answered} of {scheduled} scheduled requests were answered " if scheduled else
                    f"achieved {achieved_rate_rps:.1f} req/s for a {target_rate_rps:g} req/s target ")
                 + f"({ratio:.1%} < {MIN_ACHIEVED_RATIO:.0%}; {dropped} dropped)"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loadgen.machine import machine_info
+from loadgen.results.machine import machine_info
 from server.cpus import available_cpus
 from server.runtime import OnnxInstance, random_inputs
 

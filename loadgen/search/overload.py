@@ -19,10 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from loadgen import analysis
-from loadgen.peaksearch import capacity_probe
-from loadgen.recorder import decode_histogram
-from loadgen.sweep import write_json
+from loadgen.results import analysis
+from loadgen.search.peaksearch import capacity_probe
+from loadgen.results.recorded import decode_histogram
+from loadgen.results.io import write_json
 
 DEFAULT_STEPS = (1.0, 1.5, 2.0, 3.0)
 SCHEMA_VERSION = 2

@@ -6,7 +6,7 @@ the bound). A probe collects `ProbePlan.samples()` of them — by default enough
 bound is 30% of what the percentile allows (838 for p99 at 99%) — so its duration is samples / rate, at least
 the user's --duration and at most `max_duration_s` (then the shortfall is said, never silently ignored).
 
-Outcome (see loadgen.peak): "pass" / "fail" / "undecided" from the SLO verdict with confidence (loadgen.confidence)
+Outcome (see loadgen.search.peak): "pass" / "fail" / "undecided" from the SLO verdict with confidence (loadgen.results.confidence)
 over every VALID run made at this rate (an extension's samples are pooled with the first run's: same rate, same
 server; only when one more run of at most `max_duration_s` can reach the queries the verdict needs); "fail" for a
 run INVALID because of the server; "generator_limited" when the run was INVALID only for
@@ -18,10 +18,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from loadgen.analysis import generator_limited, judge_slo, reason_list, reason_text
-from loadgen.confidence import DEFAULT_CONFIDENCE, min_queries
-from loadgen.recorder import decode_histogram, new_histogram
-from loadgen.sweep import summarize_point
+from loadgen.results.analysis import generator_limited, judge_slo, reason_list, reason_text
+from loadgen.results.confidence import DEFAULT_CONFIDENCE, min_queries
+from loadgen.results.recorded import decode_histogram, new_histogram
+from loadgen.results.points import summarize_point
 
 SAMPLE_SLACK = 0.3
 RunProbe = Callable[[float, float, int, str], tuple[dict, str]]

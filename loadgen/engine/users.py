@@ -29,11 +29,12 @@ from gevent.event import Event
 from geventhttpclient import HTTPClient
 from locust import User, task
 
-from loadgen.gcpacer import GcPacer
-from loadgen.payloads import SAMPLE_CHECK_EVERY, PayloadPool
-from loadgen.recorder import REFUSAL_STATUSES, Recorder
-from loadgen.scenario import Scenario
-from loadgen.schedule import arrival_offsets, derive_seed
+from loadgen.engine.gcpacer import GcPacer
+from loadgen.engine.payloads import SAMPLE_CHECK_EVERY, PayloadPool
+from loadgen.engine.recorder import Recorder
+from loadgen.results.recorded import REFUSAL_STATUSES
+from loadgen.engine.scenario import Scenario
+from loadgen.engine.schedule import arrival_offsets, derive_seed
 
 log = logging.getLogger("inferload")
 perf = time.perf_counter

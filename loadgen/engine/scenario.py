@@ -54,7 +54,7 @@ class Scenario(BaseModel):
     gets a pass / fail / undecided SLO verdict with `confidence`."""
     slo_percentile: float = 99.0
     confidence: float = 0.99
-    """Confidence of every upper bound on a percentile and of the SLO verdict (loadgen.confidence)."""
+    """Confidence of every upper bound on a percentile and of the SLO verdict (loadgen.results.confidence)."""
     workers: int = 0
     """0 = generate load in this process; N = N local Locust worker processes (master in-process)."""
     max_in_flight: int = 10000
@@ -62,7 +62,7 @@ class Scenario(BaseModel):
     late_threshold_ms: float = 2.0
     """Open loop: a request sent more than this after its scheduled instant counts as delayed (reported as
     `delayed_fraction`). Latency is measured from the scheduled instant either way, so lateness is never hidden;
-    it makes a run INVALID only when it could change the answer (see loadgen.analysis: `lag_material`)."""
+    it makes a run INVALID only when it could change the answer (see loadgen.results.analysis: `lag_material`)."""
 
     @model_validator(mode="before")
     @classmethod

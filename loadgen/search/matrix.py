@@ -6,11 +6,11 @@ Per configuration, three measurements (each a full load test with warm-up and va
      configuration puts on a lone request (e.g. max_queue_delay_ms);
   2. max throughput: closed loop with enough users to fill every batch on every instance twice over
      (users = max(4, ceil(2 × max_batch_size × instances / items_per_request)), capped) — items/s achieved;
-  3. peak under the SLO: the open-loop peak search of `inferload peak` (loadgen.peaksearch: sized probes, retries,
+  3. peak under the SLO: the open-loop peak search of `inferload peak` (loadgen.search.peaksearch: sized probes, retries,
      bracket / bisect / confirm), with the closed-loop rate of (2) as its capacity.
 
 The server runs as a subprocess on 127.0.0.1 and a free port, configured only through the environment
-(INFERLOAD_MODEL_NAMES, INFERLOAD_OVERRIDES — see server/settings.py) by loadgen.serverproc.ServerProcess,
+(INFERLOAD_MODEL_NAMES, INFERLOAD_OVERRIDES — see server/settings.py) by loadgen.baseline.serverproc.ServerProcess,
 and is always stopped.
 """
 from __future__ import annotations
@@ -20,8 +20,9 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-from loadgen.peaksearch import PeakOptions, run_peak_search
-from loadgen.sweep import summarize_point, write_json
+from loadgen.search.peaksearch import PeakOptions, run_peak_search
+from loadgen.results.io import write_json
+from loadgen.results.points import summarize_point
 
 RunFn = Callable[[Any], dict]
 MAX_THROUGHPUT_USERS_CAP = 64

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from loadgen.scenario import Scenario
+from loadgen.engine.scenario import Scenario
 
 POOL_SIZE = 64
 IMAGE_SIZES = [(224, 224), (256, 256), (320, 240), (400, 300)]

@@ -1,48 +1,20 @@
 """The result JSON (schema_version 2) — pinned: the sweep/report code reads these fields.
 
 Every duration is in milliseconds (`_ms`), rates in requests/s (`_rps`), `duration_s`/`warmup_s` in seconds.
-`build_result` is pure (recorded data in, dict out); `write_json`/`load_json` do the file I/O.
+`build_result` is pure (recorded data in, dict out); `loadgen.results.io.write_json` writes it.
 """
 from __future__ import annotations
 
-import json
-import os
-import platform
-from importlib import metadata
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from loadgen import analysis
-from loadgen.recorder import SERVER_STAGES, RecordData, encode_histogram, new_histogram
-from loadgen.scenario import Scenario
+from loadgen.results import analysis
+from loadgen.results.machine import machine_info
+from loadgen.results.recorded import SERVER_STAGES, RecordData, encode_histogram, new_histogram
+
+if TYPE_CHECKING:  # the engine builds results; results never import the engine at run time
+    from loadgen.engine.scenario import Scenario
 
 SCHEMA_VERSION = 2
-
-
-def machine_info() -> dict[str, Any]:
-    cpu_model = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    try:
-        locust_version = metadata.version("locust")
-    except metadata.PackageNotFoundError:
-        locust_version = None
-    return {
-        "cpu_model": cpu_model,
-        "cpus": cpus,
-        "python": platform.python_version(),
-        "locust": locust_version,
-        "platform": platform.platform(),
-    }
 
 
 def build_result(
@@ -160,17 +132,3 @@ def build_result(
         "server": server or {},
         "machine": machine if machine is not None else machine_info(),
     }
-
-
-def write_json(result: dict[str, Any], path: str | Path) -> None:
-    p = Path(path)
-    if p.parent and not p.parent.exists():
-        p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
-
-
-def load_json(path: str | Path) -> dict[str, Any]:
-    result = json.loads(Path(path).read_text())
-    if result.get("tool") != "inferload" or result.get("schema_version") not in (1, SCHEMA_VERSION):
-        raise ValueError(f"{path}: not an inferload result with schema_version {SCHEMA_VERSION}")
-    return result
