@@ -34,7 +34,7 @@ from loadgen.results.build import build_result
 from loadgen.results.machine import machine_info
 from loadgen.engine.scenario import Scenario
 
-LOCUSTFILE = str(Path(__file__).with_name("locustfile.py"))
+LOCUSTFILE = str(Path(__file__).resolve().parents[1] / "locustfile.py")
 WORKER_START_TIMEOUT_S = 60.0
 TICK_S = 0.25
 
@@ -224,7 +224,7 @@ def _run_distributed(env: Any, scenario: Scenario, info: dict, coll: Collector, 
         "INFERLOAD_SCENARIO_JSON": scenario.model_dump_json(),
         "INFERLOAD_MODEL_INFO_JSON": json.dumps(info),
         "INFERLOAD_STREAMS": str(workers),
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent), child_env.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), child_env.get("PYTHONPATH", "")]),
     })
     logdir = tempfile.mkdtemp(prefix="inferload-workers-")
     procs: list[subprocess.Popen] = []
