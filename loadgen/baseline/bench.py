@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from loadgen.results.machine import machine_info
+from loadgen.results.schema import SCHEMA_VERSION
 from server.cpus import available_cpus
 from server.runtime import OnnxInstance, random_inputs
 
@@ -138,7 +139,7 @@ def run_bench(
             if on_row is not None:
                 on_row(row)
     return {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "kind": "bench",
         "model": model_name or Path(model_path).parent.name,
         "model_path": str(model_path),

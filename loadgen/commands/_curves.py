@@ -97,16 +97,6 @@ def load_raw_limit(path: Optional[Path], items_per_request: int) -> dict | None:
     return lim
 
 
-def sizing_for(target_rps: Optional[float], headroom: float, peak_rps: float | None,
-               curve_rows: list[dict], slo_ms: float | None) -> dict | None:
-    if target_rps is None:
-        return None
-    from loadgen.search.sizing import size_replicas
-
-    curve = [(r.get("achieved_rps"), r.get("p99_ms")) for r in curve_rows if r.get("valid")]
-    return size_replicas(target_rps, peak_rps or 0.0, headroom=headroom, curve=curve, slo_ms=slo_ms)
-
-
 def point_line(row: dict) -> str:
     load = f"{row['users']} users" if row.get("mode") == "closed" else f"{row.get('offered_rps') or 0:.1f} req/s"
     verdict = "[green]VALID[/green]" if row.get("valid") else "[red]INVALID[/red]"
@@ -171,6 +161,8 @@ def finish_peak_doc(doc: dict, out: Path, target_rps: Optional[float], headroom:
     at_peak = [p["info"] for p in doc.get("probes") or [] if p["rate_rps"] == peak_rate]
     achieved = [i.get("achieved_rps") for i in at_peak if i.get("achieved_rps")]
     per_replica = min(achieved) if achieved else peak_rate
+    from loadgen.search.sizing import sizing_for
+
     doc["sizing"] = sizing_for(target_rps, headroom, per_replica, [p["info"] for p in doc.get("probes") or []],
                                doc.get("slo_ms"))
     if doc["sizing"] and doc["sizing"].get("replicas") and doc.get("status") == "found":

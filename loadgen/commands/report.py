@@ -36,7 +36,7 @@ def report(
     from loadgen.commands._curves import curve_table
 
     for d in docs:
-        if d.kind == "result":
+        if d.kind == "run":
             try:
                 from loadgen.report.terminal import print_summary
             except ImportError:

@@ -41,6 +41,7 @@ def sweep(
     """
     from rich.console import Console
 
+    from loadgen.search.sizing import sizing_for
     from loadgen.search.sweep import run_sweep
 
     console = Console()
@@ -89,7 +90,7 @@ def sweep(
                       f"(p{peak['percentile']:g} {peak['latency_ms']:.1f} ms)")
     elif peak:
         console.print(f"[yellow]{peak.get('reason')}[/yellow]")
-    sizing = C.sizing_for(target_rps, headroom, (peak or {}).get("achieved_rps"), doc["points"], slo)
+    sizing = sizing_for(target_rps, headroom, (peak or {}).get("achieved_rps"), doc["points"], slo)
     if sizing:
         from loadgen.results.io import write_json
 

@@ -37,7 +37,12 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from loadgen.engine.schedule import derive_seed
+
+def derive_seed(seed: int, stream: int) -> int:
+    """A distinct, deterministic 63-bit seed for stream `stream` of a run seeded with `seed`."""
+    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(stream) & 0xFFFFFFFF]).generate_state(2)
+    return int((int(state[0]) << 31) ^ int(state[1])) & 0x7FFFFFFFFFFFFFFF
+
 
 Process = Literal["constant", "poisson"]
 TRACE_COLUMNS = ("timestamp", "offset", "t", "time", "ts", "time_s", "offset_s")

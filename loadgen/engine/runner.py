@@ -135,7 +135,7 @@ class _Progress:
 
 
 def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: int | None = None) -> dict:
-    """Run one scenario headless; return the result dict (schema_version 2, see results/build.py)."""
+    """Run one scenario headless; return the result dict (kind "run": loadgen.results.schema.RunResult)."""
     from loadgen.engine.payloads import fetch_model_info
 
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")

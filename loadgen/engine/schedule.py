@@ -15,11 +15,7 @@ from typing import Any
 
 import numpy as np
 
-
-def derive_seed(seed: int, stream: int) -> int:
-    """A distinct, deterministic 63-bit seed for stream `stream` of a run seeded with `seed`."""
-    state = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(stream) & 0xFFFFFFFF]).generate_state(2)
-    return int((int(state[0]) << 31) ^ int(state[1])) & 0x7FFFFFFFFFFFFFFF
+from loadgen.engine.arrivals import derive_seed, shaped_offsets
 
 
 def _check(rate_rps: float, duration_s: float, stream: int, streams: int) -> None:
@@ -66,8 +62,6 @@ def arrival_offsets(
     """Dispatch on the arrival process name: "poisson" | "constant" here; a `ramp`, "burst" and
     "trace:FILE[:COLUMN]" in loadgen.engine.arrivals (see its docstring for their parameters)."""
     if ramp is not None or arrival == "burst" or arrival.startswith("trace:"):
-        from loadgen.engine.arrivals import shaped_offsets
-
         return shaped_offsets(arrival, rate_rps, duration_s, seed, stream=stream, streams=streams, ramp=ramp,
                               speedup=speedup, burst_on_s=burst_on_s, burst_off_s=burst_off_s,
                               ramp_hold_s=ramp_hold_s)

@@ -34,7 +34,8 @@ from loadgen.engine.payloads import SAMPLE_CHECK_EVERY, PayloadPool
 from loadgen.engine.recorder import Recorder
 from loadgen.results.recorded import REFUSAL_STATUSES
 from loadgen.engine.scenario import Scenario
-from loadgen.engine.schedule import arrival_offsets, derive_seed
+from loadgen.engine.schedule import arrival_offsets
+from loadgen.engine.arrivals import derive_seed
 
 log = logging.getLogger("inferload")
 perf = time.perf_counter

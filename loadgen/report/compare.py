@@ -109,7 +109,7 @@ def _peak_value(doc: Doc) -> float | None:
 
 
 def compare_rows(a: Doc, b: Doc) -> list[dict]:
-    if a.kind == "result" and b.kind == "result":
+    if a.kind == "run" and b.kind == "run":
         return _result_rows(a.data, b.data)
     if a.kind == "sweep" and b.kind == "sweep":
         return _sweep_rows(a, b)

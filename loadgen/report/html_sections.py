@@ -5,7 +5,7 @@ from typing import Any
 
 from loadgen.results.analysis import reason_text
 from loadgen.report import plots
-from loadgen.report.html import (badge, cards, config_block, esc, figure, fmt, reasons_block, table)
+from loadgen.report.html_parts import badge, cards, config_block, esc, figure, fmt, reasons_block, table
 from loadgen.results.io import Doc
 from loadgen.results.points import raw_limit_from_bench, summarize_point
 
@@ -373,7 +373,7 @@ def overview_section(docs: list[Doc], raw_limit: dict | None) -> str:
         elif d.kind == "peak":
             curves.append({"label": d.title, "points": [p.get("info") or {} for p in d.data.get("probes") or []]})
             rows.append([d.kind, d.title, d.data.get("peak_rps"), len(d.data.get("probes") or [])])
-        elif d.kind == "result":
+        elif d.kind == "run":
             rows.append([d.kind, d.title, None, 1])
         else:
             rows.append([d.kind, d.title, None, None])

@@ -1,4 +1,4 @@
-"""Rich terminal summary of one result dict (schema_version 2)."""
+"""Rich terminal summary of one run result (loadgen.results.schema.RunResult)."""
 from __future__ import annotations
 
 from typing import Any
@@ -106,3 +106,45 @@ def slo_line(slo: dict[str, Any]) -> str:
     ucb = "failures" if slo.get("ucb_is_failure") else ("unbounded" if slo.get("ucb_ms") is None else f"{slo['ucb_ms']:g} ms")
     return (f"SLO {name} <= {slo['bound_ms']:g} ms: {VERDICT_STYLE.get(slo['verdict'], slo['verdict'])} at "
             f"{slo['confidence']:.0%} confidence ({name} {est}, upper bound {ucb}) — {slo['message']}")
+
+
+def print_matrix(console: Any, doc: dict, out: Any) -> None:
+    """The matrix table (one row per configuration, the in-process baseline first) and the best cells."""
+    from rich.table import Table
+
+    f = lambda v: "–" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))  # noqa: E731
+
+    def fv(run: dict | None, key: str) -> str:  # a figure from a run, starred when the run was INVALID
+        run = run or {}
+        return f(run.get(key)) + ("" if run.get("valid") or run.get(key) is None else "*")
+
+    t = Table(title=f"Matrix: {doc['model']}, SLO p{doc['percentile']:g} <= {doc['slo_ms']:g} ms", title_justify="left")
+    width = max([len(r["label"]) for r in doc["configs"]] + [6])
+    for c in ("config", "p99 low load ms", "max items/s", "raw items/s", "peak req/s", "peak items/s",
+              "p99 at peak ms", "status"):
+        if c == "config":  # never cut a configuration's name (an 80-column terminal wraps the other columns)
+            t.add_column(c, justify="left", no_wrap=True, min_width=width)
+        else:
+            t.add_column(c, justify="left" if c == "status" else "right")
+    if doc.get("baseline"):
+        lim = max(doc["baseline"]["results"], key=lambda r: r["throughput_items_per_s"])
+        t.add_row(f"in-process baseline (b{lim['batch_size']}·i{lim['instances']})", "–",
+                  "–", f(lim["throughput_items_per_s"]), "–", "–", "–", "no HTTP", style="dim")
+    best_labels = set(doc["best"].values())
+    for r in doc["configs"]:
+        t.add_row(r["label"], fv(r.get("low_load"), "p99_ms"), f(r.get("max_items_per_s")),
+                  f(r.get("raw_items_per_s")), f(r.get("peak_rps")), f(r.get("peak_items_per_s")),
+                  f(r.get("p99_at_peak_ms")), r.get("error") or (r.get("peak") or {}).get("status", ""),
+                  style="bold green" if r["label"] in best_labels else None)
+    console.print(t)
+    console.print("[dim]* from an INVALID run (not used to pick the best); see matrix.json for the reasons[/dim]")
+    if doc.get("baseline_note"):
+        console.print(f"[dim]{doc['baseline_note']}[/dim]")
+    b = doc["best"]
+    console.print(f"best for latency (lowest p99 at low load): [bold]{b.get('latency') or '–'}[/bold]")
+    console.print(f"best peak under the SLO: [bold]{b.get('peak') or '–'}[/bold]")
+    console.print(f"best for throughput (max items/s): [bold]{b.get('throughput') or '–'}[/bold]")
+    if doc.get("sizing"):
+        console.print(f"[bold]sizing[/bold] ({doc['sizing'].get('configuration')}): {doc['sizing']['note']}")
+    console.print(f"wrote {out}")
+

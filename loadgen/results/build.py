@@ -1,4 +1,4 @@
-"""The result JSON (schema_version 2) — pinned: the sweep/report code reads these fields.
+"""The run result document (kind "run"; its typed model is loadgen.results.schema.RunResult).
 
 Every duration is in milliseconds (`_ms`), rates in requests/s (`_rps`), `duration_s`/`warmup_s` in seconds.
 `build_result` is pure (recorded data in, dict out); `loadgen.results.io.write_json` writes it.
@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from loadgen.results import analysis
 from loadgen.results.machine import machine_info
+from loadgen.results.schema import SCHEMA_VERSION
 from loadgen.results.recorded import SERVER_STAGES, RecordData, encode_histogram, new_histogram
 
 if TYPE_CHECKING:  # the engine builds results; results never import the engine at run time
     from loadgen.engine.scenario import Scenario
 
-SCHEMA_VERSION = 2
 
 
 def build_result(
@@ -79,6 +79,7 @@ def build_result(
         slo["met"] = slo["verdict"] == "pass"
     return {
         "schema_version": SCHEMA_VERSION,
+        "kind": "run",
         "tool": "inferload",
         "started_at": started_at,
         "mode": scenario.mode,

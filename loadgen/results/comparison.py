@@ -166,7 +166,7 @@ def compare_documents(a: dict[str, Any], b: dict[str, Any], *, percentile: float
         ok, why = validity_of(doc, kind)
         if not ok:
             notes.append(f"{name} is INVALID: {'; '.join(why)}")
-    if ka == kb == "result":
+    if ka == kb == "run":
         q = f"p{percentile:g} latency"
         if notes:
             return Comparison(ka, kb, (_undecidable(q, "ms", False, "; ".join(notes)),), tuple(notes))

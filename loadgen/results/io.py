@@ -10,10 +10,14 @@ from typing import Any
 
 import orjson
 
+from loadgen.results.schema import SCHEMA_VERSION, SchemaError, upgrade, validate_document
+
 
 def write_json(path: str | Path, doc: Any) -> None:
     """The one way documents reach disk: orjson, 2-space indent, written to a temporary file and renamed (a
     reader never sees half a document; an interrupted search leaves the previous one)."""
+    if isinstance(doc, dict) and doc.get("schema_version") == SCHEMA_VERSION:
+        validate_document(doc)  # a builder that renamed or forgot a field fails here, in tests and in use
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -28,7 +32,7 @@ class ReportInputError(ValueError):
 
 @dataclass
 class Doc:
-    kind: str  # "result" | "sweep" | "peak" | "matrix" | "bench" | "overload"
+    kind: str  # "run" | "sweep" | "peak" | "matrix" | "bench" | "overload"
     path: Path
     data: dict[str, Any]
     children: list[dict[str, Any]] = field(default_factory=list)  # point / probe results, in order
@@ -49,15 +53,19 @@ def read_json(path: Path) -> dict:
         raise ReportInputError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(data, dict):
         raise ReportInputError(f"{path}: expected a JSON object at the top level")
+    data = upgrade(data)
+    if data.get("schema_version") == SCHEMA_VERSION and data.get("kind") is not None:
+        try:
+            validate_document(data)
+        except SchemaError as e:
+            raise ReportInputError(f"{path}: {e}") from None
     return data
 
 
 def detect_kind(data: dict) -> str:
     kind = data.get("kind")
-    if kind in ("sweep", "peak", "matrix", "bench", "overload"):
-        return kind
-    if "latency_ms" in data and ("achieved_rate_rps" in data or "completed" in data):
-        return "result"
+    if kind in ("run", "sweep", "peak", "matrix", "bench", "overload", "tune"):
+        return str(kind)
     if isinstance(data.get("results"), list) and any("throughput_items_per_s" in r for r in data["results"]):
         return "bench"
     raise ReportInputError("not a recognised inferload file (expected a run result, sweep.json, peak.json, "

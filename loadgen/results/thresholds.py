@@ -30,6 +30,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
+from loadgen.results.schema import upgrade
+
 Op = Literal["<", "<=", ">", ">=", "=="]
 Status = Literal["pass", "fail"]
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INVALID = 0, 1, 2, 3
@@ -99,13 +101,13 @@ def _peak(d: dict[str, Any], k: str) -> float | None:
 def _metrics() -> dict[str, Metric]:
     out: dict[str, Metric] = {}
     for name, key in _PCT.items():
-        out[name] = Metric(name, "latency", ("result",), _lat("latency_ms", key), f"latency {name} estimate (ms)")
-        out[name + "_ucb"] = Metric(name + "_ucb", "latency", ("result",), _lat("latency_ucb_ms", key),
+        out[name] = Metric(name, "latency", ("run",), _lat("latency_ms", key), f"latency {name} estimate (ms)")
+        out[name + "_ucb"] = Metric(name + "_ucb", "latency", ("run",), _lat("latency_ucb_ms", key),
                                     f"upper confidence bound of latency {name} (ms)")
-    out["errors"] = Metric("errors", "fraction", ("result",), _errors, "failed / (completed + failed)")
-    out["throughput"] = Metric("throughput", "rate", ("result", "sweep"), _throughput, "successes per second")
-    out["goodput"] = Metric("goodput", "rate", ("result",), _goodput, "successes within the SLO per second")
-    out["items"] = Metric("items", "items", ("result",), lambda d, _k: _num(d.get("items_per_s")), "items per second")
+    out["errors"] = Metric("errors", "fraction", ("run",), _errors, "failed / (completed + failed)")
+    out["throughput"] = Metric("throughput", "rate", ("run", "sweep"), _throughput, "successes per second")
+    out["goodput"] = Metric("goodput", "rate", ("run",), _goodput, "successes within the SLO per second")
+    out["items"] = Metric("items", "items", ("run",), lambda d, _k: _num(d.get("items_per_s")), "items per second")
     out["peak"] = Metric("peak", "rate", ("peak", "sweep", "tune"), _peak, "peak rate under the SLO (req/s)")
     return out
 
@@ -184,17 +186,15 @@ class Evaluation:
 
 
 def document_kind(doc: dict[str, Any]) -> str:
-    kind = doc.get("kind")
-    if kind in ("peak", "sweep", "tune", "matrix", "overload", "bench"):
+    kind = upgrade(doc).get("kind")
+    if kind in ("run", "peak", "sweep", "tune", "matrix", "overload", "bench"):
         return str(kind)
-    if "latency_ms" in doc:
-        return "result"
     raise ThresholdError("not an inferload result, peak, sweep or tune document")
 
 
 def validity_of(doc: dict[str, Any], kind: str) -> tuple[bool, tuple[str, ...]]:
     """Is the measurement trustworthy? run: `valid`; peak: not generator-limited; sweep: some valid point."""
-    if kind == "result":
+    if kind == "run":
         reasons = tuple(r.get("message", str(r)) if isinstance(r, dict) else str(r)
                         for r in doc.get("invalid_reasons") or [])
         return bool(doc.get("valid")), reasons or (() if doc.get("valid") else ("run marked INVALID",))

@@ -15,14 +15,19 @@ and is always stopped.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 from loadgen.search.peaksearch import PeakOptions, run_peak_search
 from loadgen.results.io import write_json
 from loadgen.results.points import summarize_point
+from loadgen.results.schema import SCHEMA_VERSION
+from loadgen.search.sizing import sizing_for
 
 RunFn = Callable[[Any], dict]
 MAX_THROUGHPUT_USERS_CAP = 64
@@ -126,3 +131,101 @@ def choose_best(rows: list[dict]) -> dict:
     if cands:
         best["throughput"] = max(cands, key=lambda r: r["max_items_per_s"])["label"]
     return best
+
+
+NOTES = [
+    "low load = closed loop, 1 user (MLPerf SingleStream-like)",
+    "max throughput = closed loop with users = max(4, 2 x max_batch_size x instances / items per request), "
+    "capped at 64: enough to fill every batch on every instance",
+    "peak = the open-loop peak search of `inferload peak` (probes sized to a confident p99 verdict, retried "
+    "when the generator fell short; bracket x1.25 from 60% of the closed-loop rate, bisect, confirm by "
+    "majority of 3 runs)",
+]
+
+Serve = Callable[[dict, Path], ContextManager[Any]]
+"""serve(cfg, log_path) -> a context manager yielding a started server with `.url` (ServerProcess in the CLI)."""
+
+
+@dataclass(frozen=True)
+class MatrixOptions:
+    slo_ms: float
+    percentile: float = 99.0
+    precision: float = 0.1
+    max_probes: int = 10
+    confirm: int = 3
+    max_probe_s: float = 60.0
+    low_load: bool = True
+    target_rps: float | None = None
+    headroom: float = 0.2
+
+
+def new_matrix_doc(base_scenario: Any, model: str, models_dir: str, opts: MatrixOptions, *,
+                   baseline: dict | None, baseline_note: str | None, machine: dict) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION, "kind": "matrix", "model": model, "models_dir": models_dir,
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "slo_ms": opts.slo_ms, "percentile": opts.percentile, "precision": opts.precision,
+        "scenario": base_scenario.model_dump(mode="json"), "configs": [], "best": {}, "baseline": baseline,
+        "notes": list(NOTES), "machine": machine,
+    }
+    if baseline_note:
+        doc["baseline_note"] = baseline_note
+    return doc
+
+
+def raw_items_per_s(baseline: dict | None, cfg: dict) -> float | None:
+    raw = next((r for r in (baseline or {}).get("results") or []
+                if r.get("batch_size") == cfg["max_batch_size"] and r.get("instances") == cfg["instances"]), None)
+    return raw.get("throughput_items_per_s") if raw else None
+
+
+def run_matrix(doc: dict[str, Any], base_scenario: Any, run: RunFn, configs: list[dict], serve: Serve, out_dir: Path,
+               opts: MatrixOptions, on_event: Callable[[str], None] | None = None,
+               on_config: Callable[[int, str], None] | None = None) -> dict[str, Any]:
+    """Measure every configuration on its own server (one bad configuration never loses the others); rewrite
+    matrix.json after each; then choose the best cells and size for `opts.target_rps`."""
+    say = on_event or (lambda _m: None)
+    for i, cfg in enumerate(configs):
+        label = config_label(cfg)
+        if on_config is not None:
+            on_config(i, label)
+        if base_scenario.batch > cfg["max_batch_size"]:
+            doc["configs"].append({**cfg, "label": label, "error": f"--batch {base_scenario.batch} > max_batch_size"})
+            continue
+        log = out_dir / f"server-{label.replace('·', '_')}.log"
+        try:
+            with serve(cfg, log) as srv:
+                row = measure_config(base_scenario, run, cfg, srv.url, out_dir, slo_ms=opts.slo_ms,
+                                     percentile=opts.percentile, precision=opts.precision,
+                                     max_probes=opts.max_probes, confirm=opts.confirm, max_probe_s=opts.max_probe_s,
+                                     low_load=opts.low_load, on_event=say)
+        except Exception as e:  # noqa: BLE001 - one bad configuration must not lose the others
+            row = {**cfg, "label": label, "error": f"{type(e).__name__}: {e}", "server_log": log.name}
+            say(f"{label}: {row['error']}")
+        row["raw_items_per_s"] = raw_items_per_s(doc.get("baseline"), cfg)
+        doc["configs"].append(row)
+        doc["best"] = choose_best(doc["configs"])
+        write_json(out_dir / "matrix.json", doc)
+    doc["best"] = choose_best(doc["configs"])
+    best_peak = next((r for r in doc["configs"] if r.get("label") == doc["best"].get("peak")), None) or {}
+    if opts.target_rps is not None:
+        curve = [p["info"] for p in (best_peak.get("peak") or {}).get("probes") or []]
+        sizing = sizing_for(opts.target_rps, opts.headroom, best_peak.get("peak_rps"), curve, opts.slo_ms)
+        if sizing:
+            sizing["configuration"] = best_peak.get("label")
+        doc["sizing"] = sizing
+    doc["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    write_json(out_dir / "matrix.json", doc)
+    return doc
+
+
+def no_server(url: str = "http://127.0.0.1:1") -> Serve:
+    """A `serve` for simulations: nothing is started, runs go to `url`."""
+    class _S:
+        pass
+
+    def serve(_cfg: dict, _log: Path) -> ContextManager[Any]:
+        s = _S()
+        s.url = url  # type: ignore[attr-defined]
+        return contextlib.nullcontext(s)
+    return serve

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from loadgen.results import analysis
+from loadgen.results.schema import SCHEMA_VERSION
 from loadgen.search.peaksearch import capacity_probe
 from loadgen.results.recorded import decode_histogram
 from loadgen.results.io import write_json
 
 DEFAULT_STEPS = (1.0, 1.5, 2.0, 3.0)
-SCHEMA_VERSION = 2
 RunFn = Callable[[Any], dict]
 Fetch = Callable[[str], str]
 _SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)', re.M)

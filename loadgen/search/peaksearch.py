@@ -22,10 +22,10 @@ from loadgen.search.peak import find_peak
 from loadgen.search.probe import ProbePlan, probe_with_retry
 from loadgen.results.io import write_json
 from loadgen.results.points import summarize_point
+from loadgen.results.schema import SCHEMA_VERSION
 
 RunFn = Callable[[Any], dict]
 Say = Callable[[str], None]
-SCHEMA_VERSION = 2
 AUTO_START_SHARE = 0.6
 AUTO_GROWTH = 1.25
 AUTO_MAX_SHARE = 1.2
@@ -59,6 +59,7 @@ def capacity_probe(base: Any, run: RunFn, out_dir: Path, users: int, seconds: fl
     write_json(out_dir / "capacity.json", res)
     row = summarize_point(res, "capacity.json")
     row["rps"] = row.get("achieved_rps")
+    row["source"] = f"closed-loop probe, {users} users, {seconds:g} s"
     return row
 
 

@@ -142,3 +142,11 @@ def size_replicas(
 
 def format_sizing(s: dict[str, Any]) -> str:
     return s.get("note", "")
+
+
+def sizing_for(target_rps: float | None, headroom: float, peak_rps: float | None,
+               curve_rows: list[dict], slo_ms: float | None) -> dict | None:
+    if target_rps is None:
+        return None
+    curve = [(r.get("achieved_rps"), r.get("p99_ms")) for r in curve_rows if r.get("valid")]
+    return size_replicas(target_rps, peak_rps or 0.0, headroom=headroom, curve=curve, slo_ms=slo_ms)

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from loadgen.results.io import write_json
+from loadgen.results.schema import SCHEMA_VERSION
 from loadgen.results.points import percentile_of, summarize_point
 
-SCHEMA_VERSION = 2
 SATURATION_RATIO = 0.95
 
 RunFn = Callable[[Any], dict]

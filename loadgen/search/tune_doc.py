@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.results.io import write_json
+from loadgen.results.schema import SCHEMA_VERSION
 from loadgen.search.tune import Evaluated, Measurement, TuneConfig, TuneResult
 
-TUNE_SCHEMA_VERSION = 1
 
 
 class CheckpointError(ValueError):
@@ -95,7 +95,7 @@ def tune_document(result: TuneResult, *, model: str, sizing: dict[str, Any] | No
     rec = result.recommended
     o, c = result.objective, result.constraints
     return {
-        "schema_version": TUNE_SCHEMA_VERSION, "kind": "tune", "model": model, "method": result.method,
+        "schema_version": SCHEMA_VERSION, "kind": "tune", "model": model, "method": result.method,
         "objective": {"name": o.name, "throughput_weight": o.throughput, "latency_weight": o.latency,
                       "formula": "score = T^wt / L^wl (T: peak under the SLO, else max throughput, req/s; "
                                  "L: p99 at low load, ms); score_vs_start divides by the start's score"},

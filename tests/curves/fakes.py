@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from loadgen.engine.recorder import Recorder
+from loadgen.results.schema import BenchDoc, BenchRow
 from loadgen.results.build import build_result
-from loadgen.results.io import write_json
-from loadgen.results.points import raw_limit_from_bench, summarize_point
+from loadgen.results.points import raw_limit_from_bench
 
 CAPACITY_RPS = 400.0
 SUSTAINED_SHARE = 0.97  # above 97% of capacity the open loop drops what it cannot keep in flight
@@ -23,17 +23,19 @@ SUSTAINED_SHARE = 0.97  # above 97% of capacity the open loop drops what it cann
 def fake_result(rate_rps: float, *, seed: int = 0, duration_s: float = 10.0, mode: str = "open",
                 users: int | None = None, slo_ms: float | None = 50.0, errors: int = 0,
                 overload: bool | None = None, batch: int = 1, warmup_s: float = 2.0,
-                cpu_percent: float = 35.0, refusal_server_ms: float | None = None) -> dict:
+                cpu_percent: float = 35.0, refusal_server_ms: float | None = None,
+                capacity_rps: float | None = None) -> dict:
     """A result of the toy server at `rate_rps` (closed loop: the rate its `users` achieve). `overload` forces
     client-side drops (INVALID: client_drops, schedule_short); by default they happen above 97% of capacity."""
     from loadgen.engine.scenario import Scenario
 
     rng = np.random.default_rng(seed + int(rate_rps * 10))
-    rho = min(rate_rps / CAPACITY_RPS, 0.995)
+    capacity = capacity_rps or CAPACITY_RPS
+    rho = min(rate_rps / capacity, 0.995)
     base = 4.0
     wait = base * rho / (1 - rho)  # M/M/1-ish queueing delay
     scheduled = max(20, int(round(rate_rps * duration_s)))
-    overload = (mode == "open" and rate_rps > CAPACITY_RPS * SUSTAINED_SHARE) if overload is None else overload
+    overload = (mode == "open" and rate_rps > capacity * SUSTAINED_SHARE) if overload is None else overload
     n = int(scheduled * (0.93 if overload else 1.0))
     sc = Scenario(target="http://127.0.0.1:8000", model="tiny_classifier", mode=mode,
                   rate_rps=rate_rps if mode == "open" else None, users=users if mode == "closed" else None,
@@ -70,30 +72,24 @@ def fake_result(rate_rps: float, *, seed: int = 0, duration_s: float = 10.0, mod
 
 
 def fake_bench() -> dict:
-    return {"schema_version": 1, "kind": "bench", "model": "tiny_classifier", "results": [
-        {"batch_size": b, "instances": 1, "threads_per_instance": 2, "throughput_items_per_s": t,
-         "latency_ms": {"p50": 1.0, "p90": 1.2, "p95": 1.3, "p99": 1.6}}
-        for b, t in ((1, 450.0), (8, 520.0))]}
+    """A bench document built through its schema model (as `inferload bench` writes it)."""
+    lat = {"p50": 1.0, "p90": 1.2, "p95": 1.3, "p99": 1.6}
+    rows = [BenchRow(batch_size=b, instances=1, threads_per_instance=2, allow_spinning=False, calls=int(t / b * 5),
+                     items=int(t * 5), window_s=5.0, throughput_items_per_s=t, latency_ms=lat,
+                     per_item_latency_ms={k: v / b for k, v in lat.items()})
+            for b, t in ((1, 450.0), (8, 520.0))]
+    return BenchDoc(model="tiny_classifier", model_path="models/tiny_classifier/model.onnx", duration_s=5.0,
+                    warmup_s=1.0, started_at="2026-01-01T00:00:00+00:00",
+                    machine={"cpu_model": "Fake CPU", "cpus": 2}, results=rows).model_dump(mode="json")
 
 
 def write_fake_sweep(out_dir: Path, rates=(50, 100, 200, 300, 360, 390), slo_ms: float = 50.0) -> Path:
+    """A rate sweep made by the real loadgen.search.sweep.run_sweep on simulated runs (see fake_run)."""
+    from loadgen.search.sweep import run_sweep
+
     out_dir = Path(out_dir)
-    points = []
-    for i, r in enumerate(rates):
-        inv = r > CAPACITY_RPS * 0.95
-        res = fake_result(r, seed=i, slo_ms=slo_ms, overload=inv, errors=3 if inv else 0)
-        name = f"point-{i:03d}.json"
-        write_json(out_dir / name, res)
-        points.append(summarize_point(res, name, i))
-    ok = [p for p in points if p["valid"] and p["p99_ms"] <= slo_ms]
-    peak = max(ok, key=lambda p: p["achieved_rps"]) if ok else None
-    doc = {"schema_version": 2, "kind": "sweep", "sweep": "rates",
-           "scenario": fake_result(rates[0])["scenario"], "slo_p99_ms": slo_ms, "percentile": 99,
-           "points": points,
-           "peak": {"rate_rps": peak["offered_rps"], "achieved_rps": peak["achieved_rps"],
-                    "latency_ms": peak["p99_ms"], "percentile": 99} if peak else None,
-           "raw_limit": raw_limit_from_bench(fake_bench(), 1), "notes": []}
-    write_json(out_dir / "sweep.json", doc)
+    run_sweep(_scenario().model_copy(update={"slo_p99_ms": slo_ms}), fake_run, out_dir, rates=list(rates),
+              slo_ms=slo_ms, raw_limit=raw_limit_from_bench(fake_bench(), 1))
     return out_dir / "sweep.json"
 
 
@@ -104,14 +100,16 @@ def fake_measure(threshold: float):
     return measure
 
 
-def fake_run(scenario) -> dict:
+def fake_run(scenario, capacity_rps: float | None = None) -> dict:
     """Stands in for loadgen.engine.runner.run_scenario: a simulated server (see fake_result)."""
+    cap = capacity_rps or CAPACITY_RPS
     if scenario.mode == "closed":
-        r = fake_result(min(390.0, 45.0 * scenario.users), mode="closed", users=scenario.users,
-                        duration_s=scenario.duration_s, slo_ms=scenario.slo_p99_ms, seed=scenario.seed)
+        r = fake_result(min(cap * 0.975, 45.0 * scenario.users), mode="closed", users=scenario.users,
+                        duration_s=scenario.duration_s, slo_ms=scenario.slo_p99_ms, seed=scenario.seed,
+                        capacity_rps=cap)
     else:
         r = fake_result(scenario.rate_rps, duration_s=scenario.duration_s, slo_ms=scenario.slo_p99_ms,
-                        seed=scenario.seed)
+                        seed=scenario.seed, capacity_rps=cap)
     r["scenario"] = scenario.model_dump(mode="json")
     return r
 
@@ -124,21 +122,23 @@ def _scenario():
 
 
 def write_fake_matrix(out_dir: Path, slo_ms: float = 50.0) -> Path:
-    from loadgen.search.matrix import choose_best, matrix_configs, measure_config
+    """A matrix measured by the real search (loadgen.search.matrix.run_matrix) on simulated runs; cells made to
+    differ by scaling the simulated capacity with the configuration."""
+    from loadgen.search.matrix import MatrixOptions, matrix_configs, new_matrix_doc, no_server, run_matrix
 
     out_dir = Path(out_dir)
-    rows = []
-    for cfg in matrix_configs([1, 8], [1, 2], [0.0]):
-        row = measure_config(_scenario(), fake_run, cfg, "http://127.0.0.1:1", out_dir, slo_ms=slo_ms, max_probes=5)
-        scale = cfg["max_batch_size"] ** 0.3 * cfg["instances"] ** 0.2  # make cells differ
-        row["max_items_per_s"] *= scale
-        row["peak_rps"] = row["peak_rps"] * scale if row["peak_rps"] else None
-        row["peak_items_per_s"] = row["peak_rps"]
-        row["raw_items_per_s"] = 450.0 * scale
-        rows.append(row)
-    doc = {"schema_version": 1, "kind": "matrix", "model": "tiny_classifier", "slo_ms": slo_ms, "percentile": 99,
-           "scenario": _scenario().model_dump(mode="json"), "configs": rows, "best": choose_best(rows),
-           "baseline": fake_bench(), "notes": ["max throughput = closed loop with enough users"],
-           "machine": {"cpu_model": "Fake CPU", "cpus": 2}}
-    write_json(out_dir / "matrix.json", doc)
+    opts = MatrixOptions(slo_ms=slo_ms, max_probes=5)
+    doc = new_matrix_doc(_scenario(), "tiny_classifier", "models", opts, baseline=fake_bench(), baseline_note=None,
+                         machine={"cpu_model": "Fake CPU", "cpus": 2})
+
+    def scaled_run(scenario):
+        url = scenario.target  # no_server passes the configuration in the URL's port: b * 100 + instances
+        port = int(url.rsplit(":", 1)[1])
+        b, n = port // 100, port % 100
+        return fake_run(scenario, capacity_rps=CAPACITY_RPS * b ** 0.3 * n ** 0.2)
+
+    def serve(cfg, log):
+        return no_server(f"http://127.0.0.1:{cfg['max_batch_size'] * 100 + cfg['instances']}")(cfg, log)
+
+    run_matrix(doc, _scenario(), scaled_run, matrix_configs([1, 8], [1, 2], [0.0]), serve, out_dir, opts)
     return out_dir / "matrix.json"

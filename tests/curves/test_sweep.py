@@ -16,7 +16,7 @@ def test_rate_sweep_writes_points_and_summary(tmp_path, base_scenario):
                     on_point=lambda row, res: seen.append(row["offered_rps"]))
     assert seen == [50, 100, 300]
     on_disk = orjson.loads((tmp_path / "sweep.json").read_bytes())
-    assert on_disk["kind"] == "sweep" and on_disk["schema_version"] == 2
+    assert on_disk["kind"] == "sweep" and on_disk["schema_version"] == 3
     assert [p["file"] for p in on_disk["points"]] == ["point-000.json", "point-001.json", "point-002.json"]
     for p in on_disk["points"]:
         res = orjson.loads((tmp_path / p["file"]).read_bytes())

@@ -242,7 +242,7 @@ def test_build_result_schema_and_csv(tmp_path):
                 "decomposition_ms", "batch_size", "percentiles", "histogram_b64", "timeseries", "generator_cpu_percent",
                 "valid", "invalid_reasons", "warnings", "notes", "scenario", "server", "machine"):
         assert key in res, key
-    assert res["schema_version"] == 2 and res["tool"] == "inferload"
+    assert res["schema_version"] == 3 and res["kind"] == "run" and res["tool"] == "inferload"
     assert res["completed"] == 294 and res["errors"] == {"503": 6}
     assert res["users"] == 4 and res["target_rate_rps"] is None
     assert res["batch_size"] == {"4": 294}

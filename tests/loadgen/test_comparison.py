@@ -69,7 +69,7 @@ def test_sweep_bracket_and_mixed_kinds():
     assert (e.value, e.lo, e.hi) == (200.0, 200.0, 300.0)
     assert compare_documents(sweep, _peak(310, 330)).verdicts[0].better == "B"
     assert compare_documents(sweep, _peak(250, 330)).verdicts[0].better == "neither"
-    with pytest.raises(ThresholdError, match="cannot compare a result with a peak"):
+    with pytest.raises(ThresholdError, match="cannot compare a run with a peak"):
         compare_documents(fake_result(50, seed=1), _peak(1, 2))
 
 

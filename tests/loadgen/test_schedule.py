@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loadgen.engine.schedule import arrival_offsets, constant_offsets, derive_seed, poisson_offsets
+from loadgen.engine.schedule import arrival_offsets, constant_offsets, poisson_offsets
+
+from loadgen.engine.arrivals import derive_seed
 
 
 def test_constant_spacing_is_exact():

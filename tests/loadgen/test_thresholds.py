@@ -82,7 +82,7 @@ def test_missing_bound_fails_and_wrong_kind_is_a_usage_error(run):
     assert thin["latency_ucb_ms"]["p99"] is None
     o = evaluate(thin, [parse_threshold("p99_ucb<1000ms")]).outcomes[0]
     assert o.status == "fail" and "too few samples" in o.message
-    with pytest.raises(ThresholdError, match="result document has no peak"):
+    with pytest.raises(ThresholdError, match="run document has no peak"):
         evaluate(run, [parse_threshold("peak>=10")])
     with pytest.raises(ThresholdError, match="not an inferload"):
         evaluate({"hello": 1}, [])
@@ -126,7 +126,7 @@ def test_junit_xml_round_trips(tmp_path, run):
     fail = cases[2].find("failure")
     assert fail is not None and "errors = 0.2%" in (fail.get("message") or "")
     props = {p.get("name"): p.get("value") for p in suite.iter("property")}
-    assert props == {"document_kind": "result", "source": "run.json"}
+    assert props == {"document_kind": "run", "source": "run.json"}
 
     bad = fake_result(400, seed=3, slo_ms=50.0, overload=True)
     root = ET.fromstring(junit_xml(evaluate(bad, parse_thresholds(["p99<1s"]))).split("\n", 1)[1])
