@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test setup models bench clean
+.PHONY: demo test lint setup models bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ demo: models
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The architecture checks alone (also part of `make test`: tests/test_architecture.py).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check loadgen server tests benchmarks
+	$(VENV)/bin/ruff format --check loadgen server tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: models
 	$(PY) benchmarks/served_vs_raw.py

@@ -2,7 +2,7 @@
 # prepare-models.sh SRC DEST — fill a writable model repository DEST for a server that mounts it read-only.
 #
 # Copies SRC (config.toml files, labels, any user-supplied ONNX files) into DEST, then generates the missing
-# built-in model files with their deterministic builders (`inferload models build`; seeded weights, the same
+# built-in model files with their deterministic builders (`python -m server.build`; seeded weights, the same
 # bytes every time, nothing is downloaded). Used by the compose `models` init service (SRC = ./models mounted
 # read-only, DEST = the `models` volume) and by the Kubernetes initContainer (SRC = the configs baked into the
 # image, DEST = an emptyDir). Idempotent: files already built in DEST are kept.
@@ -16,6 +16,6 @@ cp -R "$SRC"/. "$DEST"/
 if [ -n "${INFERLOAD_MODEL_NAMES:-}" ]; then
   # shellcheck disable=SC2086  # word splitting intended: one argument per name
   set -- $(echo "$INFERLOAD_MODEL_NAMES" | tr ',' ' ')
-  exec inferload models build --models "$DEST" "$@"
+  exec python -m server.build --models "$DEST" "$@"
 fi
-exec inferload models build --models "$DEST"
+exec python -m server.build --models "$DEST"

@@ -101,7 +101,7 @@ def point_line(row: dict) -> str:
     load = f"{row['users']} users" if row.get("mode") == "closed" else f"{row.get('offered_rps') or 0:.1f} req/s"
     verdict = "[green]VALID[/green]" if row.get("valid") else "[red]INVALID[/red]"
     p = lambda k: "–" if row.get(k) is None else f"{row[k]:.1f}"  # noqa: E731
-    from loadgen.results.analysis import reason_text
+    from loadgen.results.validity import reason_text
 
     extra = "" if row.get("valid") else " — " + reason_text(row.get("invalid_reasons") or [])
     return (f"  {load:>14}: achieved {row.get('achieved_rps') or 0:8.1f} req/s, p50 {p('p50_ms')} ms, "
@@ -121,7 +121,7 @@ def curve_table(rows: list[dict], title: str):
                   f(r.get("achieved_rps")), f(r.get("items_per_s")), f(r.get("p50_ms")), f(r.get("p95_ms")),
                   f(r.get("p99_ms")), f(r.get("failed")),
                   "[green]VALID[/green]" if r.get("valid") else "[red]INVALID[/red]")
-    from loadgen.results.analysis import reason_text
+    from loadgen.results.validity import reason_text
 
     reasons = [f"#{r.get('index')}: " + reason_text(r.get("invalid_reasons") or ["no reason recorded"])
                for r in rows if not r.get("valid")]

@@ -20,64 +20,27 @@ def build(
 
     A name that is a built-in builder but not yet in the repository gets a folder and config.toml.
     """
-    import hashlib
-    import time
-
-    import onnx
     from rich.console import Console
     from rich.table import Table
 
-    from server.repository import ConfigError, ensure_built, load_repository, scaffold_builtin
-    from server.zoo import model_stats
+    from server.build import build_models, select_models
+    from server.repository import ConfigError
 
     console = Console(width=max(Console().width, 110))
-    if precision not in ("fp32", "int8"):
-        console.print(f"[red]error:[/red] --precision must be fp32 or int8, got {precision!r}")
-        raise typer.Exit(2)
     try:
-        models.mkdir(parents=True, exist_ok=True)
-        if names:
-            selected = []
-            for n in names:
-                base = n.removesuffix("_int8")
-                if precision == "int8" or not (models / n / "config.toml").exists():
-                    selected.append(scaffold_builtin(models, base, precision).name)
-                else:
-                    selected.append(n)
-            repo = load_repository(models, selected)
-        else:
-            repo = {k: c for k, c in load_repository(models).items() if c.builtin and c.precision == precision}
+        rows = build_models(select_models(models, names, precision), force=force)
     except ConfigError as e:
         console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     table = Table(title=f"Models in {models}")
     for col in ("model", "builder", "precision", "status", "params", "GFLOPs", "MB", "sha256"):
         table.add_column(col, justify="right" if col in ("params", "GFLOPs", "MB") else "left")
-    seen: dict[Path, tuple] = {}
-    for name, cfg in repo.items():
-        path = cfg.model_path
-        if path in seen:
-            status = f"= {seen[path][0]}"
-        elif cfg.builtin is None:
-            status = "user model" if path.exists() else "[red]missing[/red]"
-        else:
-            t0 = time.perf_counter()
-            try:
-                built = ensure_built(cfg, force=force)
-            except ConfigError as e:
-                console.print(f"[red]error:[/red] {e}")
-                raise typer.Exit(2)
-            status = f"built {time.perf_counter() - t0:.1f}s" if built else "present"
-        if path.exists() and path not in seen:
-            st = model_stats(onnx.load(str(path)))
-            seen[path] = (name, st, hashlib.sha256(path.read_bytes()).hexdigest()[:12])
-        _, st, digest = seen.get(path, (name, {}, "-"))
-        params, gflops = st.get("params"), st.get("gflops")
+    for r in rows:
         table.add_row(
-            name, cfg.builtin or "-", cfg.precision, status,
-            (f"{params / 1e6:.2f}M" if params >= 100_000 else f"{params:,}") if params else "-",
-            f"{gflops:.3f}" if gflops is not None else "-",
-            f"{path.stat().st_size / 1e6:.1f}" if path.exists() else "-", digest,
+            r.name, r.builtin or "-", r.precision, "[red]missing[/red]" if r.status == "missing" else r.status,
+            (f"{r.params / 1e6:.2f}M" if r.params >= 100_000 else f"{r.params:,}") if r.params else "-",
+            f"{r.gflops:.3f}" if r.gflops is not None else "-",
+            f"{r.size_mb:.1f}" if r.size_mb is not None else "-", r.sha256,
         )
     console.print(table)
 

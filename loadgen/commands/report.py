@@ -37,12 +37,9 @@ def report(
 
     for d in docs:
         if d.kind == "run":
-            try:
-                from loadgen.report.terminal import print_summary
-            except ImportError:
-                console.print(f"{d.path}: run result (terminal summary not available; use --html)")
-            else:
-                print_summary(d.data, console=console)
+            from loadgen.report.terminal import print_summary
+
+            print_summary(d.data, console=console)
         elif d.kind == "sweep":
             console.print(curve_table(d.data.get("points") or [], f"Sweep {d.path}"))
         elif d.kind == "peak":

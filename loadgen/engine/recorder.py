@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from loadgen.engine.servertiming import parse_server_timing
-from loadgen.results.recorded import SERVER_STAGES, REFUSAL_KEYS, to_us, RecordData
+from loadgen.results.recorded import REFUSAL_KEYS, SERVER_STAGES, RecordData, phase_of, to_us
 
 DELAYED_THRESHOLD_S = 0.002
 """Default: a request actually sent more than 2 ms after its scheduled instant is 'delayed' (Scenario
@@ -39,7 +39,7 @@ class Recorder:
         self.totals = {"sent": 0, "done": 0, "success": 0, "failure": 0, "dropped": 0}  # live, never reset
 
     def phase_of(self, t: float) -> str:
-        return "warmup" if t < self.m0 else ("measure" if t < self.m1 else "drain")
+        return phase_of(t, self.m0, self.m1)
 
     def take(self) -> RecordData:
         """Hand over everything recorded since the last take (a delta) and start afresh."""

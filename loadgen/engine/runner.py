@@ -19,7 +19,7 @@ import gc
 import json
 import logging
 import os
-import socket
+
 import subprocess
 import sys
 import tempfile
@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from loadgen.engine.exporter import LoadgenMetrics, MetricsServer
-from loadgen.results.recorded import RecordData
+from loadgen.results.recorded import RecordData, phase_of
 from loadgen.results.build import build_result
+from loadgen.util.net import free_port
 from loadgen.results.machine import machine_info
 from loadgen.engine.scenario import Scenario
 
@@ -80,12 +81,6 @@ def _quiet_spawn_rate(record: logging.LogRecord) -> bool:
     return "spawn rate is very high" not in record.getMessage()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def prepare_engine() -> list[str]:
     """Import the load engine (gevent + locust, which monkey-patches threading) now.
 
@@ -124,7 +119,7 @@ class _Progress:
         if not self.enabled:
             return
         sc = self.scenario
-        phase = "warm-up" if elapsed < sc.warmup_s else ("measure" if elapsed < sc.end_s else "drain")
+        phase = phase_of(elapsed, sc.warmup_s, sc.end_s).replace("warmup", "warm-up")
         stats = f"ok {live['success']}  err {live['failure']}  drop {live['dropped']}  in-flight {in_flight}"
         self.prog.update(self.task, completed=min(elapsed, sc.end_s), description=phase, stats=stats)
         self.prog.refresh()
@@ -214,7 +209,7 @@ def _run_local(env: Any, scenario: Scenario, info: dict, coll: Collector, prog: 
 def _run_distributed(env: Any, scenario: Scenario, info: dict, coll: Collector, prog: _Progress, workers: int,
                      gevent: Any) -> list[str]:
     warnings: list[str] = []
-    port = _free_port()
+    port = free_port()
     master = env.create_master_runner(master_bind_host="127.0.0.1", master_bind_port=port)
     env.events.worker_report.add_listener(coll.on_worker_report)
     master.register_message("inferload_final", coll.on_final)

@@ -11,7 +11,7 @@ With `streams` = W worker processes, stream k follows rate/W:
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -32,7 +32,7 @@ def constant_offsets(rate_rps: float, duration_s: float, *, stream: int = 0, str
     _check(rate_rps, duration_s, stream, streams)
     n_total = int(np.ceil(duration_s * rate_rps - 1e-9))  # instants j/rate < duration
     idx = np.arange(stream, n_total, streams, dtype=np.float64)
-    return (idx / rate_rps).tolist()
+    return cast(list[float], (idx / rate_rps).tolist())
 
 
 def poisson_offsets(
@@ -51,7 +51,7 @@ def poisson_offsets(
         chunks.append(times)
         t = float(times[-1])
     allt = np.concatenate(chunks) if chunks else np.empty(0)
-    return allt[allt < duration_s].tolist()
+    return cast(list[float], allt[allt < duration_s].tolist())
 
 
 def arrival_offsets(

@@ -7,7 +7,7 @@ import html
 import math
 from typing import Any, Iterable
 
-from loadgen.results.analysis import reason_list
+from loadgen.results.validity import reason_list
 
 
 def esc(v: Any) -> str:

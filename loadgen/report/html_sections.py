@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loadgen.results.analysis import reason_text
+from loadgen.results.validity import reason_text
 from loadgen.report import plots
 from loadgen.report.html_parts import badge, cards, config_block, esc, figure, fmt, reasons_block, table
 from loadgen.results.io import Doc

@@ -6,7 +6,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from loadgen.results.analysis import reason_list
+from loadgen.results.validity import reason_list
 
 
 def _ms(v: float | None) -> str:

@@ -26,24 +26,21 @@ and an SLO verdict is pass / fail / undecided with that confidence, with the que
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from loadgen.results.confidence import DEFAULT_CONFIDENCE, judge, min_queries, upper_rank
+from loadgen.results.confidence import DEFAULT_CONFIDENCE, judge, upper_rank
+from loadgen.results.recorded import phase_of
 
 PERCENTILES: dict[str, float] = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
-MIN_DURATION_S = 2.0
-MIN_ACHIEVED_RATIO = 0.99
-MAX_DELAYED_FRACTION = 0.01
-MAX_CPU_PERCENT = 90.0
 # ---- fast HdrHistogram statistics -------------------------------------------------------------------
 # The hdrh package walks its counts array in Python (~17k entries per call: ~0.1 s for a mean). These
 # numpy versions read the same counts array and reproduce hdrh's definitions exactly: percentile = highest
 # equivalent value of the first index whose cumulative count reaches int(p * total / 100 + 0.5) (lowest
 # equivalent value for p = 0); mean/stdev over each bucket's median equivalent value.
-_TABLES: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_TABLES: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 
 def _tables(h: HdrHistogram) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -151,18 +148,18 @@ def distribution_points(ticks_per_half: int = 3, last: float = 99.999) -> list[f
     return pts + [last, 100.0]
 
 
-def percentile_distribution_ms(h: HdrHistogram | None) -> list[list[float]]:
+def percentile_distribution_ms(h: HdrHistogram | None) -> list[list[float | None]]:
     """[[percentile, ms], ...] (~50 points from p0 to p99.999 plus the max) for plotting."""
     if h is None or h.get_total_count() == 0:
         return []
     pts = distribution_points()
     vals = values_at_percentiles(h, pts[:-1])
-    out = [[p, us_to_ms(vals[p])] for p in pts[:-1]]
+    out: list[list[float | None]] = [[p, us_to_ms(vals[p])] for p in pts[:-1]]
     out.append([100.0, us_to_ms(h.get_max_value())])
     return out
 
 
-def cpu_summary(samples: Iterable[Iterable[Any]]) -> dict[str, float | None]:
+def cpu_summary(samples: Iterable[Sequence[Any]]) -> dict[str, float | None]:
     """samples: [source, t_s, percent]. max and mean over every sample of every process."""
     vals = [float(s[2]) for s in samples]
     if not vals:
@@ -170,33 +167,8 @@ def cpu_summary(samples: Iterable[Iterable[Any]]) -> dict[str, float | None]:
     return {"max": round(max(vals), 1), "mean": round(sum(vals) / len(vals), 1)}
 
 
-GENERATOR_CODES = frozenset({"schedule_short", "lag_material", "generator_cpu"})
 """INVALID reasons that lie with the load generator, not the server: such a run says nothing about the server
 (a search measures that point again, then reports it as generator-limited, never as a server failure)."""
-LAG_MATERIAL_SHARE = 0.10
-
-
-def reason(code: str, message: str) -> dict[str, str]:
-    return {"code": code, "message": message}
-
-
-def reason_list(items: Iterable[Any]) -> list[dict[str, str]]:
-    """Reasons as {code, message}; a bare string (a schema-1 result, a runner note) gets code 'note'."""
-    return [dict(x) if isinstance(x, dict) else reason("note", str(x)) for x in items or []]
-
-
-def reason_codes(result: dict[str, Any], key: str = "invalid_reasons") -> list[str]:
-    return [r["code"] for r in reason_list(result.get(key) or [])]
-
-
-def reason_text(reasons: Iterable[Any], sep: str = "; ") -> str:
-    return sep.join(r["message"] for r in reason_list(reasons))
-
-
-def generator_limited(result: dict[str, Any]) -> bool:
-    """An INVALID run whose every reason lies with the load generator (GENERATOR_CODES), not the server."""
-    codes = reason_codes(result)
-    return (not result.get("valid")) and bool(codes) and all(c in GENERATOR_CODES for c in codes)
 
 
 # ---- percentiles with confidence ---------------------------------------------------------------------
@@ -223,7 +195,7 @@ def percentile_ucb_ms(h: HdrHistogram | None, confidence: float = DEFAULT_CONFID
     out: dict[str, float | None] = {}
     for name, p in PERCENTILES.items():
         k = upper_rank(n, p / 100.0, confidence) if n else None
-        out[name] = None if k is None else us_to_ms(value_at_rank(h, k))  # type: ignore[arg-type]
+        out[name] = None if k is None else us_to_ms(value_at_rank(h, k))
     return out
 
 
@@ -247,140 +219,13 @@ def judge_slo(
     v = judge(n, over, percentile, confidence, bound_label=f"{bound_ms:g} ms").to_dict()
     est = ucb = None
     if n_ok:
-        est = us_to_ms(values_at_percentiles(succ, [percentile])[percentile])  # type: ignore[arg-type]
+        est = us_to_ms(values_at_percentiles(succ, [percentile])[percentile])
     k = upper_rank(n, percentile / 100.0, confidence) if n else None
     if k is not None:
-        ucb = us_to_ms(value_at_rank(succ, k)) if k <= n_ok else math.inf  # type: ignore[arg-type]
+        ucb = us_to_ms(value_at_rank(succ, k)) if k <= n_ok else math.inf
     v.update(bound_ms=bound_ms, estimate_ms=est, ucb_ms=None if ucb == math.inf else ucb,
              ucb_is_failure=ucb == math.inf, failures_counted_over=failed)
     return v
-
-
-def lag_effect(
-    mode: str,
-    *,
-    lag: HdrHistogram | None,
-    succ: HdrHistogram | None,
-    lag_free: HdrHistogram | None,
-    failed: int,
-    slo: dict[str, Any] | None,
-    percentile: float = 99.0,
-    confidence: float = DEFAULT_CONFIDENCE,
-    floor_ms: float = 2.0,
-) -> dict[str, Any]:
-    """Could the generator's lateness change the answer? Latency runs from the scheduled instant, so a late
-    send only makes a result pessimistic; the same requests timed from their actual send ('lag-free') are the
-    optimistic side. The lateness is *material* when:
-      - with an SLO: the verdict from the lag-free latencies differs from the one from the schedule;
-      - without one: the judged percentile from the schedule exceeds the lag-free one by more than 10% *and* by
-        more than `floor_ms` (the late threshold, 2 ms): below that, the difference is within what any client's
-        own wake-ups and network stack add on a VM, so it cannot be told from client overhead.
-    Closed loop: no schedule, never material."""
-    out: dict[str, Any] = {"material": False, "message": None}
-    if mode != "open" or lag is None or lag.get_total_count() == 0 or succ is None or not succ.get_total_count():
-        return out
-    lag_p99 = us_to_ms(values_at_percentiles(lag, [99.0])[99.0])
-    out["lag_p99_ms"] = lag_p99
-    name = f"p{percentile:g}"
-    if slo is not None:
-        free = judge_slo(lag_free, failed, slo["bound_ms"], percentile, confidence)
-        out["lag_free_verdict"] = free["verdict"]
-        if free["verdict"] != slo["verdict"]:
-            out["material"] = True
-            out["message"] = (f"judged from the actual send instants the {name} verdict would be "
-                              f"'{free['verdict']}' instead of '{slo['verdict']}' (lag p99 {lag_p99:g} ms): the "
-                              "generator's lateness could change the answer")
-        return out
-    sched = values_at_percentiles(succ, [percentile])[percentile]
-    free_v = values_at_percentiles(lag_free, [percentile])[percentile] if lag_free is not None else sched
-    out["lag_free_ms"] = us_to_ms(free_v)
-    if sched > (1.0 + LAG_MATERIAL_SHARE) * free_v and sched - free_v > floor_ms * 1000.0:
-        out["material"] = True
-        out["message"] = (f"{name} from the schedule ({us_to_ms(sched):g} ms) exceeds {name} from the actual send "
-                          f"instants ({us_to_ms(free_v):g} ms) by more than {LAG_MATERIAL_SHARE:.0%} and {floor_ms:g} ms (lag p99 "
-                          f"{lag_p99:g} ms): the generator's lateness is a material share of the latency")
-    return out
-
-
-def validity(
-    *,
-    mode: str,
-    duration_s: float,
-    completed: int,
-    failed: int,
-    errors: dict[str, int],
-    unbounded: list[str],
-    target_rate_rps: float | None,
-    achieved_rate_rps: float,
-    delayed_fraction: float,
-    dropped: int,
-    max_in_flight: int | None,
-    cpu_max_percent: float | None,
-    scheduled: int | None = None,
-    late_threshold_ms: float = 2.0,
-    lag: dict[str, Any] | None = None,
-    confidence: float = DEFAULT_CONFIDENCE,
-) -> tuple[bool, list[dict[str, str]], list[dict[str, str]]]:
-    """Return (valid, invalid_reasons, warnings) as {code, message} lists; every failing rule adds a reason.
-    A rule makes a run INVALID only when what it detects can change the answer (module docstring)."""
-    reasons: list[dict[str, str]] = []
-    warnings: list[dict[str, str]] = []
-    if duration_s < MIN_DURATION_S:
-        reasons.append(reason("window_too_short",
-                              f"measurement window {duration_s:g} s is shorter than the minimum {MIN_DURATION_S:g} s"))
-    if completed == 0:
-        reasons.append(reason("no_successes", "no successful requests in the measurement window"))
-    if unbounded and completed > 0:
-        k = len(unbounded)
-        need = {p: min_queries(PERCENTILES[p] / 100.0, confidence) for p in unbounded}
-        warnings.append(reason(
-            "percentile_unbounded",
-            f"{', '.join(unbounded)} {'has' if k == 1 else 'have'} no {confidence:.0%} upper confidence bound from "
-            f"{completed} successes (" + ", ".join(f"{p} needs >= {n}" for p, n in need.items())
-            + "): the estimate is indicative; run longer or faster"))
-    if mode == "open" and target_rate_rps:
-        # The schedule is known: compare answered requests (successes and failures: the server answered) with
-        # the arrivals it scheduled in the window (a Poisson schedule of rate λ has λT ± √(λT) of them).
-        answered = completed + failed
-        ratio = (answered / scheduled) if scheduled else (achieved_rate_rps / target_rate_rps)
-        if ratio < MIN_ACHIEVED_RATIO:
-            reasons.append(reason(
-                "schedule_short",
-                "the generator did not carry out its schedule: "
-                + (f"{answered} of {scheduled} scheduled requests were answered " if scheduled else
-                   f"achieved {achieved_rate_rps:.1f} req/s for a {target_rate_rps:g} req/s target ")
-                + f"({ratio:.1%} < {MIN_ACHIEVED_RATIO:.0%}; {dropped} dropped)"))
-        if lag is not None and lag.get("material"):
-            reasons.append(reason(
-                "lag_material",
-                f"{lag['message']}; {delayed_fraction:.1%} of requests were sent more than {late_threshold_ms:g} ms "
-                "late: add --workers, run the generator on another machine, or lower the server's CPU priority"))
-        elif delayed_fraction > MAX_DELAYED_FRACTION:
-            lp = (lag or {}).get("lag_p99_ms")
-            warnings.append(reason(
-                "late_sends",
-                f"{delayed_fraction:.1%} of requests were sent more than {late_threshold_ms:g} ms after their "
-                f"scheduled instant" + (f" (lag p99 {lp:g} ms)" if lp is not None else "")
-                + ": latency is measured from the schedule, so this can only make the result pessimistic, and "
-                "here not enough to change it"))
-    if cpu_max_percent is not None and cpu_max_percent >= MAX_CPU_PERCENT:
-        reasons.append(reason(
-            "generator_cpu",
-            f"generator CPU reached {cpu_max_percent:.0f}% (>= {MAX_CPU_PERCENT:.0f}%) of a core in a generating "
-            "process: its timing cannot be trusted; add --workers or lower the load"))
-    elif cpu_max_percent is None:
-        warnings.append(reason("cpu_unsampled",
-                               "generator CPU was not sampled (window shorter than the 1 s sampling interval?)"))
-    if dropped > 0:
-        reasons.append(reason(
-            "client_drops",
-            f"{dropped} requests dropped client-side at the in-flight cap (max_in_flight={max_in_flight}): "
-            "the server cannot keep up with this rate, or raise --max-in-flight"))
-    if failed > 0:
-        kinds = ", ".join(f"{k}: {v}" for k, v in sorted(errors.items(), key=lambda kv: -kv[1]))
-        warnings.append(reason("failures", f"{failed} requests failed ({kinds}); failures are excluded from "
-                                           "latency_ms and count as over the bound in an SLO verdict"))
-    return (not reasons), reasons, warnings
 
 
 def timeseries_rows(seconds: dict[int, Any], warmup_s: float, end_s: float) -> list[dict[str, Any]]:
@@ -390,7 +235,7 @@ def timeseries_rows(seconds: dict[int, Any], warmup_s: float, end_s: float) -> l
     rows = []
     for s in range(min(0, min(seconds)), max(seconds) + 1):
         b = seconds.get(s)
-        phase = "warmup" if s < warmup_s else ("measure" if s < end_s else "drain")
+        phase = phase_of(s, warmup_s, end_s)
         p50 = p99 = None
         if b is not None and b.hist is not None and b.hist.get_total_count():
             v = values_at_percentiles(b.hist, [50.0, 99.0])

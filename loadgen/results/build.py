@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from loadgen.results import analysis
+
+from loadgen.results import validity
 from loadgen.results.machine import machine_info
 from loadgen.results.schema import SCHEMA_VERSION
 from loadgen.results.recorded import SERVER_STAGES, RecordData, encode_histogram, new_histogram
@@ -44,10 +46,10 @@ def build_result(
     slo = None
     if scenario.slo_p99_ms is not None:
         slo = analysis.judge_slo(succ, failed, scenario.slo_p99_ms, scenario.slo_percentile, conf)
-    lag = analysis.lag_effect(scenario.mode, lag=h.get("lag"), succ=succ, lag_free=h.get("service"), failed=failed,
+    lag = validity.lag_effect(scenario.mode, lag=h.get("lag"), succ=succ, lag_free=h.get("service"), failed=failed,
                               slo=slo, percentile=scenario.slo_percentile if slo else 99.0, confidence=conf,
                               floor_ms=scenario.late_threshold_ms)
-    valid, reasons, warnings = analysis.validity(
+    valid, reasons, warnings = validity.validity(
         mode=scenario.mode,
         duration_s=T,
         completed=completed,
@@ -65,7 +67,7 @@ def build_result(
         lag=lag,
         confidence=conf,
     )
-    warnings += analysis.reason_list(extra_warnings or [])
+    warnings += validity.reason_list(extra_warnings or [])
     notes = [] if open_loop else [analysis.CLOSED_LOOP_NOTE]
     notes.append(
         "latency is measured from each request's scheduled instant"

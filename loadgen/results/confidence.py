@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Callable, Literal, cast
 
 import numpy as np
 
@@ -35,7 +35,7 @@ _SPAN_SD = 40.0
 def _log_pmf(n: int, q: float, k: np.ndarray) -> np.ndarray:
     """log P(Bin(n, q) = k) for an array of k (0 <= k <= n), 0 < q < 1."""
     lg = np.vectorize(math.lgamma, otypes=[float])
-    return (math.lgamma(n + 1) - lg(k + 1.0) - lg(n - k + 1.0)) + k * math.log(q) + (n - k) * math.log1p(-q)
+    return cast(np.ndarray, math.lgamma(n + 1) - lg(k + 1.0) - lg(n - k + 1.0)) + k * math.log(q) + (n - k) * math.log1p(-q)
 
 
 def binom_cdf(t: int, n: int, q: float) -> float:
@@ -158,7 +158,7 @@ def min_queries_to_fail(p: float, confidence: float = DEFAULT_CONFIDENCE, over_r
     return _first_n(lambda n: binom_sf(math.floor(over_rate * n + 1e-9), n, 1.0 - p) <= 1.0 - confidence, start)
 
 
-def _first_n(ok, start: int = 0) -> int | None:  # noqa: ANN001 - a predicate on n, monotone up to floor ripples
+def _first_n(ok: Callable[[int], bool], start: int = 0) -> int | None:  # a predicate on n, monotone up to ripples
     """Smallest n > start with ok(n) (bisection after doubling; the floor in the predicates makes it ripple
     slightly, so the answer is the first n found that satisfies it, never one that does not)."""
     lo, step = start, 1
@@ -191,7 +191,7 @@ class PercentileVerdict:
     queries_needed: int | None  # undecided: total queries that would decide it at the same over-rate
     message: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

@@ -24,6 +24,15 @@ HIGHEST_US = 60_000_000
 SIGNIFICANT_DIGITS = 3
 WINDOW_SIGNIFICANT_DIGITS = 2
 PHASES = ("warmup", "measure", "drain")
+
+
+def phase_of(t: float, warmup_s: float, end_s: float) -> str:
+    """The phase of instant `t` (seconds from t0): warmup [0, warmup_s), measure [warmup_s, end_s), drain after.
+    The one classifier: the recorder (per request, by its scheduled instant), the per-second time series and the
+    progress display all use it."""
+    return "warmup" if t < warmup_s else ("measure" if t < end_s else "drain")
+
+
 SERVER_STAGES = ("read", "queue", "preprocess", "compute", "total")
 REFUSAL_STATUSES = frozenset({429, 503})
 HIST_NAMES = ("success", "failure", "lag", "service", "network", "refusal", "refusal_server") + SERVER_STAGES

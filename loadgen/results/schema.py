@@ -4,7 +4,7 @@ Every document inferload writes goes through `validate_document` (in `loadgen.re
 that renames or forgets a field fails where it writes, and test fakes that write documents are held to the same
 models. Readers (`loadgen.results.io.load_doc`) upgrade older documents first (`upgrade`): schema 2 run results had
 no `kind`. JSON Schema files generated from these models are published in `schemas/` (`python -m
-loadgen.results.schema --write schemas`; a test keeps them current) so other tools can read results.
+loadgen.results.schema_files --write schemas`; a test keeps them current) so other tools can read results.
 
 Units are in the field names: `_ms` milliseconds, `_rps` requests/s, `_s` seconds, `_mb` megabytes.
 Top-level fields and table rows are strict (`extra="forbid"`); free-form blocks (scenario, server, machine,
@@ -12,12 +12,9 @@ percentile maps) are typed as mappings.
 """
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 3
 """3: every document has `kind` (run results: "run"); machine descriptions use `cpus`. 2: verdicts (reasons as
@@ -397,33 +394,3 @@ def validate_document(doc: dict[str, Any]) -> _Doc:
         return model.model_validate(doc)
     except Exception as e:  # pydantic.ValidationError: keep its field paths in the message
         raise SchemaError(f"{kind} document does not match schema {SCHEMA_VERSION}: {e}") from None
-
-
-def json_schemas() -> dict[str, dict[str, Any]]:
-    """JSON Schema (draft 2020-12) of every document kind, keyed by kind."""
-    out = {}
-    for kind, model in MODELS.items():
-        s = TypeAdapter(model).json_schema(mode="serialization")
-        s["$id"] = f"https://inferload.dev/schema/{SCHEMA_VERSION}/{kind}.schema.json"
-        s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        out[kind] = s
-    return out
-
-
-def write_schemas(folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for kind, s in json_schemas().items():
-        p = folder / f"{kind}.schema.json"
-        p.write_text(json.dumps(s, indent=2, sort_keys=True) + "\n")
-        paths.append(p)
-    return paths
-
-
-if __name__ == "__main__":  # python -m loadgen.results.schema --write schemas
-    if len(sys.argv) == 3 and sys.argv[1] == "--write":
-        for p in write_schemas(Path(sys.argv[2])):
-            print(p)
-    else:
-        print("usage: python -m loadgen.results.schema --write DIR", file=sys.stderr)
-        sys.exit(2)

@@ -29,7 +29,7 @@ to the floor: the lowest rate tried and why); probe_limit (the run budget ran ou
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, cast
 
 Outcome = Literal["pass", "fail", "undecided", "generator_limited"]
 Phase = Literal["bracket", "bisect", "confirm"]
@@ -141,7 +141,7 @@ def find_peak(
         if outcome not in OUTCOMES:
             raise ValueError(f"measure returned {outcome!r}; expected one of {OUTCOMES}")
         probes.append(Probe(rate_rps=rate, outcome=outcome, phase=phase, info=dict(info or {})))
-        return outcome
+        return cast(Outcome, outcome)
 
     def at(rate: float) -> list[Probe]:
         return [p for p in probes if p.rate_rps == rate]

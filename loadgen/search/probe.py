@@ -18,7 +18,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from loadgen.results.analysis import generator_limited, judge_slo, reason_list, reason_text
+from loadgen.results.analysis import judge_slo
+
+from loadgen.results.validity import generator_limited, reason_list, reason_text
 from loadgen.results.confidence import DEFAULT_CONFIDENCE, min_queries
 from loadgen.results.recorded import decode_histogram, new_histogram
 from loadgen.results.points import summarize_point

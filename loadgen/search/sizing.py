@@ -140,13 +140,13 @@ def size_replicas(
     return out
 
 
-def format_sizing(s: dict[str, Any]) -> str:
-    return s.get("note", "")
 
 
 def sizing_for(target_rps: float | None, headroom: float, peak_rps: float | None,
-               curve_rows: list[dict], slo_ms: float | None) -> dict | None:
+               curve_rows: list[dict[str, Any]], slo_ms: float | None) -> dict[str, Any] | None:
+    """Replicas for `target_rps` from a peak and the (rate, p99) curve of the valid runs (None without a target)."""
     if target_rps is None:
         return None
-    curve = [(r.get("achieved_rps"), r.get("p99_ms")) for r in curve_rows if r.get("valid")]
+    curve = [(float(r["achieved_rps"]), float(r["p99_ms"])) for r in curve_rows
+             if r.get("valid") and r.get("achieved_rps") is not None and r.get("p99_ms") is not None]
     return size_replicas(target_rps, peak_rps or 0.0, headroom=headroom, curve=curve, slo_ms=slo_ms)

@@ -101,17 +101,25 @@ def test_prometheus_and_grafana_wiring(compose):
     assert (ROOT / "dashboards" / env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"].rsplit("/", 1)[1]).exists()
 
 
-def test_dockerfiles_run_as_non_root_and_share_dependency_layers():
+def test_dockerfiles_run_as_non_root_and_install_only_their_own_dependencies():
+    import tomllib
+
     server = (ROOT / "deploy/Dockerfile.server").read_text()
     loadgen = (ROOT / "deploy/Dockerfile.loadgen").read_text()
     for text in (server, loadgen):
         assert "ARG BASE_IMAGE=inferload/base:bookworm" in text
         assert "USER 10001" in text
-    # identical instructions up to the package install → shared build cache (comments do not matter)
-    marker = "# --- "
 
-    def prefix(t: str) -> list[str]:
-        body = t[t.index("ARG BASE_IMAGE"): t.index(marker)]
+    def prefix(t: str) -> list[str]:  # identical base steps → shared build cache (comments do not matter)
+        body = t[t.index("ARG BASE_IMAGE"): t.index("COPY pyproject.toml")]
         return [ln for ln in body.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
 
     assert prefix(server) == prefix(loadgen)
+    assert "ARG EXTRA=server" in server and "COPY loadgen" not in server
+    assert "ARG EXTRA=loadgen" in loadgen and "COPY server" not in loadgen
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    server_deps = " ".join(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+                           + extras["server"]).lower()
+    for heavy in ("locust", "gevent", "matplotlib", "typer"):
+        assert heavy not in server_deps, f"the server image would install {heavy}"
+    assert "onnxruntime" not in " ".join(extras["loadgen"]).lower()

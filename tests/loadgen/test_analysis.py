@@ -8,6 +8,8 @@ import pytest
 from prometheus_client import generate_latest
 
 from loadgen.results import analysis
+
+from loadgen.results import validity
 from loadgen.engine.exporter import LoadgenMetrics
 from loadgen.engine.recorder import Recorder
 from loadgen.results.recorded import RecordData, decode_histogram, encode_histogram, new_histogram
@@ -105,7 +107,7 @@ def _validity(**kw):
                 target_rate_rps=500.0, achieved_rate_rps=500.0, delayed_fraction=0.0, dropped=0,
                 max_in_flight=100, cpu_max_percent=40.0, scheduled=5000)
     args.update(kw)
-    return analysis.validity(**args)
+    return validity.validity(**args)
 
 
 def _codes(reasons):
@@ -166,17 +168,17 @@ def test_schedule_judged_against_answered_requests():
 
 
 def test_generator_limited_only_when_every_reason_is_the_generators():
-    r = analysis.reason
+    r = validity.reason
     late, cpu = r("lag_material", "x"), r("generator_cpu", "y")
     drops, short = r("client_drops", "z"), r("schedule_short", "w")
-    assert analysis.generator_limited({"valid": False, "invalid_reasons": [late, cpu, short]})
-    assert not analysis.generator_limited({"valid": False, "invalid_reasons": [late, drops]})
-    assert not analysis.generator_limited({"valid": True, "invalid_reasons": []})
-    assert not analysis.generator_limited({"valid": False, "invalid_reasons": []})
+    assert validity.generator_limited({"valid": False, "invalid_reasons": [late, cpu, short]})
+    assert not validity.generator_limited({"valid": False, "invalid_reasons": [late, drops]})
+    assert not validity.generator_limited({"valid": True, "invalid_reasons": []})
+    assert not validity.generator_limited({"valid": False, "invalid_reasons": []})
     # a schema-1 string reason is never taken for the generator's
-    assert not analysis.generator_limited({"valid": False, "invalid_reasons": ["the generator fell behind"]})
+    assert not validity.generator_limited({"valid": False, "invalid_reasons": ["the generator fell behind"]})
     _, reasons, _ = _validity(cpu_max_percent=95.0, lag={"material": True, "message": "m"})
-    assert analysis.generator_limited({"valid": False, "invalid_reasons": reasons})
+    assert validity.generator_limited({"valid": False, "invalid_reasons": reasons})
 
 
 def _hist(values_ms):
@@ -209,22 +211,22 @@ def test_lag_effect_judged_by_its_effect_on_the_answer():
     free = _hist([20.0] * 990 + [95.0] * 10)  # lag-free p99 95 ms
     sched = _hist([21.0] * 990 + [98.0] * 10)  # +1-3 ms of lag: p99 21 ms (5% above), tail 98 ms < 100
     slo = analysis.judge_slo(sched, 0, 100.0)
-    e = analysis.lag_effect("open", lag=lag, succ=sched, lag_free=free, failed=0, slo=slo)
+    e = validity.lag_effect("open", lag=lag, succ=sched, lag_free=free, failed=0, slo=slo)
     assert not e["material"] and e["lag_free_verdict"] == slo["verdict"]
     worse = _hist([21.0] * 980 + [103.0] * 20)  # the lag pushes 20 requests over the bound
     slo = analysis.judge_slo(worse, 0, 100.0)
-    e = analysis.lag_effect("open", lag=lag, succ=worse, lag_free=free, failed=0, slo=slo)
+    e = validity.lag_effect("open", lag=lag, succ=worse, lag_free=free, failed=0, slo=slo)
     assert e["material"] and slo["verdict"] != e["lag_free_verdict"]
     # without an SLO: material when p99 from the schedule is > 10% above the lag-free p99
-    assert not analysis.lag_effect("open", lag=lag, succ=sched, lag_free=free, failed=0, slo=None)["material"]
-    assert analysis.lag_effect("open", lag=lag, succ=_hist([23.0] * 990 + [98.0] * 10), lag_free=free,
+    assert not validity.lag_effect("open", lag=lag, succ=sched, lag_free=free, failed=0, slo=None)["material"]
+    assert validity.lag_effect("open", lag=lag, succ=_hist([23.0] * 990 + [98.0] * 10), lag_free=free,
                                failed=0, slo=None)["material"]
     # ... and by more than the late threshold: 0.3 ms on a 2 ms latency is within any client's own overhead
     small_free, small = _hist([2.0] * 1000), _hist([2.3] * 1000)
-    assert not analysis.lag_effect("open", lag=lag, succ=small, lag_free=small_free, failed=0, slo=None)["material"]
-    assert analysis.lag_effect("open", lag=lag, succ=small, lag_free=small_free, failed=0, slo=None,
+    assert not validity.lag_effect("open", lag=lag, succ=small, lag_free=small_free, failed=0, slo=None)["material"]
+    assert validity.lag_effect("open", lag=lag, succ=small, lag_free=small_free, failed=0, slo=None,
                                floor_ms=0.1)["material"]
-    assert not analysis.lag_effect("closed", lag=lag, succ=worse, lag_free=free, failed=0, slo=None)["material"]
+    assert not validity.lag_effect("closed", lag=lag, succ=worse, lag_free=free, failed=0, slo=None)["material"]
 
 
 def test_build_result_schema_and_csv(tmp_path):

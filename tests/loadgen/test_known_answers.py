@@ -15,7 +15,8 @@ import urllib.request
 import numpy as np
 import pytest
 
-from loadgen.results import analysis
+
+from loadgen.results import validity
 
 from tests.loadgen import queueing
 from tests.loadgen import reference_client
@@ -132,7 +133,7 @@ def test_c_open_loop_achieves_target_rate(standin, generate):
             assert "late_sends" in codes or "lag_material" in codes, _summary(r)
         if r["valid"]:
             break
-        assert set(codes) & analysis.GENERATOR_CODES, _summary(r)  # INVALID only for the generator's reasons
+        assert set(codes) & validity.GENERATOR_CODES, _summary(r)  # INVALID only for the generator's reasons
     if not r["valid"] and _cpu_pressure() > 20:
         pytest.skip(f"CPU contended by other processes (PSI some avg10 = {_cpu_pressure():.0f}%): three runs were "
                     f"late and said so (INVALID); the on-time criterion needs an uncontended core")

@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from loadgen.results.io import load_doc, write_json
-from loadgen.results.schema import MODELS, SCHEMA_VERSION, SchemaError, json_schemas, validate_document
+from loadgen.results.schema import MODELS, SCHEMA_VERSION, SchemaError, validate_document
+from loadgen.results.schema_files import json_schemas
 from tests.curves.fakes import fake_bench, fake_result, write_fake_matrix, write_fake_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +56,6 @@ def test_published_json_schemas_are_current():
     assert set(current) == set(MODELS)
     for kind, schema in current.items():
         on_disk = json.loads((folder / f"{kind}.schema.json").read_text())
-        assert on_disk == schema, f"schemas/{kind}.schema.json is stale: python -m loadgen.results.schema --write schemas"
+        assert on_disk == schema, f"schemas/{kind}.schema.json is stale: python -m loadgen.results.schema_files --write schemas"
     run = current["run"]
     assert "achieved_rate_rps" in run["properties"] and "achieved_rate_rps" in run["required"]
