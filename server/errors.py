@@ -41,16 +41,6 @@ class UnsupportedMediaType(InferError):
     outcome = "invalid"
 
 
-class Unprocessable(InferError):
-    status = 422
-    outcome = "invalid"
-
-
-class TooManyRequests(InferError):
-    status = 429
-    outcome = "rejected"
-
-
 class QueueFull(InferError):
     """The model's queue is at max_queue_size: refuse at once, never block the caller."""
 

@@ -103,7 +103,6 @@ class ModelMetrics:
         self.preprocess_duration = m.preprocess_duration.labels(model)
         self.compute_duration = m.compute_duration.labels(model)
         self.inflight = m.inflight.labels(model)
-        self.ready = m.model_ready.labels(model)
 
 
 class BatcherObserver:

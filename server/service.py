@@ -19,7 +19,7 @@ import numpy as np
 
 from server import protocol
 from server.admission import Admission
-from server.errors import (BadRequest, DeadlineExceeded, InferError, NotFound, QueueFull, Unavailable,
+from server.errors import (BadRequest, InferError, NotFound, QueueFull, Unavailable,
                            UnsupportedMediaType)
 from server.labels import classify
 from server.metrics import ModelMetrics, ServerMetrics
@@ -298,9 +298,7 @@ class InferenceService:
         return self._encode(lm, req, outputs, t)
 
     async def _submit(self, lm: LoadedModel, tensors: dict[str, np.ndarray], deadline: float | None, t: Timings):
-        if deadline is not None and time.monotonic() >= deadline:
-            raise DeadlineExceeded(f"model '{lm.name}': request deadline passed before it was queued")
-        outcome = await lm.batcher.submit(tensors, deadline=deadline)
+        outcome = await lm.batcher.submit(tensors, deadline=deadline)  # the one deadline check (it counts the drop)
         t.queue_s = outcome.queue_s
         t.compute_s = outcome.compute_s
         t.batch_size = outcome.batch_size
@@ -311,7 +309,6 @@ class InferenceService:
     def _validate(self, lm: LoadedModel, req: InferRequest) -> dict[str, np.ndarray]:
         specs = lm.input_by_name
         tensors: dict[str, np.ndarray] = {}
-        batch: int | None = None
         for inp in req.inputs:
             spec = specs.get(inp.name)
             if spec is None:
@@ -321,16 +318,10 @@ class InferenceService:
                     f"input '{inp.name}': datatype {inp.datatype} does not match the model's {spec.datatype} (no implicit casts)"
                 )
             _check_shape(inp, spec)
-            n = inp.shape[0] if inp.shape else 1
-            if batch is None:
-                batch = n
-            elif n != batch:
-                raise BadRequest(f"inputs disagree on the batch size ({batch} vs {n} for '{inp.name}')")
-            tensors[inp.name] = inp.data
+            tensors[inp.name] = inp.data  # the batch dimension is checked once, by the batcher (collate.rows)
         missing = [s for s in specs if s not in tensors]
         if missing:
             raise BadRequest(f"model '{lm.name}': missing input(s) {', '.join(missing)}")
-        _check_batch(lm, batch or 0)
         return tensors
 
     def _image_elements(self, lm: LoadedModel, req: InferRequest) -> list[bytes]:
@@ -343,7 +334,7 @@ class InferenceService:
             raise BadRequest(f"input '{name}': datatype must be BYTES (encoded JPEG/PNG files), got {inp.datatype}")
         if len(inp.shape) not in (1, 2) or (len(inp.shape) == 2 and inp.shape[1] != 1):
             raise BadRequest(f"input '{name}': shape must be [n] (or [n, 1]), got {inp.shape}")
-        _check_batch(lm, inp.shape[0])
+        lm.batcher.check_items(inp.shape[0])  # before decoding: an oversized request costs nothing
         return list(inp.data.reshape(-1))
 
     async def _preprocess_images(self, lm: LoadedModel, images: list[bytes]) -> np.ndarray:
@@ -392,13 +383,6 @@ def _check_shape(inp: InputTensor, spec: TensorSpec) -> None:
     for got, want in zip(inp.shape, spec.shape):
         if want != -1 and got != want:
             raise BadRequest(f"input '{inp.name}': shape {inp.shape} does not match the model's {spec.shape}")
-
-
-def _check_batch(lm: LoadedModel, n: int) -> None:
-    if n < 1:
-        raise BadRequest(f"model '{lm.name}': a request needs at least one item (batch dimension is {n})")
-    if n > lm.cfg.max_batch_size:
-        raise BadRequest(f"model '{lm.name}': {n} items exceed max_batch_size {lm.cfg.max_batch_size}")
 
 
 def _deadline(cfg: ModelConfig, params: dict[str, Any], started: float) -> float | None:

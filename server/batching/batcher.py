@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from server.batching.collate import collate, signature, split
+from server.batching.collate import collate, rows, signature, split
 from server.batching.policy import Dispatch, Entry, Policy, decide
 from server.errors import BadRequest, DeadlineExceeded, InferError, QueueFull, Unavailable
 
@@ -229,21 +229,19 @@ class DynamicBatcher:
 
     # ------------------------------------------------------------------ internals
 
-    def _items(self, inputs: dict[str, np.ndarray]) -> int:
-        if not inputs:
-            raise BadRequest(f"model '{self.model_name}': a request needs at least one input")
-        n = None
-        for name, arr in inputs.items():
-            shape = getattr(arr, "shape", None)
-            if not shape:
-                raise BadRequest(f"model '{self.model_name}': input '{name}' needs a batch dimension (shape [n, ...])")
-            if n is None:
-                n = shape[0]
-            elif shape[0] != n:
-                raise BadRequest(f"model '{self.model_name}': inputs disagree on the batch dimension ('{name}' has {shape[0]} rows, expected {n})")
+    def check_items(self, n: int) -> int:
+        """The one check of a request's item count against 1..max_batch_size (BadRequest otherwise). Submission calls
+        it; the service calls it too for encoded images, to refuse an oversized request before decoding it."""
         if n < 1 or n > self.max_batch_size:
             raise BadRequest(f"model '{self.model_name}': batch of {n} items is outside 1..max_batch_size ({self.max_batch_size})")
         return n
+
+    def _items(self, inputs: dict[str, np.ndarray]) -> int:
+        try:
+            n = rows(inputs)
+        except ValueError as e:
+            raise BadRequest(f"model '{self.model_name}': {e}") from None
+        return self.check_items(n)
 
     def _take_all_queued(self) -> list[_Request]:
         """Under the lock: empty the queue, returning its live requests."""

@@ -25,9 +25,9 @@ def collate(requests: Sequence[Mapping[str, np.ndarray]]) -> tuple[dict[str, np.
     first = requests[0]
     if len(requests) == 1:
         arrays = dict(first)
-        return arrays, [_rows(arrays)]
+        return arrays, [rows(arrays)]
     names = first.keys()
-    sizes = [_rows(r) for r in requests]
+    sizes = [rows(r) for r in requests]
     batch: dict[str, np.ndarray] = {}
     for name in names:
         parts = []
@@ -62,7 +62,9 @@ def split(outputs: Mapping[str, np.ndarray], sizes: Sequence[int]) -> list[dict[
     return parts
 
 
-def _rows(inputs: Mapping[str, np.ndarray]) -> int:
+def rows(inputs: Mapping[str, np.ndarray]) -> int:
+    """The batch dimension of one request: every input's first axis, which must agree (ValueError otherwise).
+    The one definition: the batcher checks it (and max_batch_size) once at submission; collate relies on it."""
     n = None
     for name, arr in inputs.items():
         if arr.ndim == 0:
@@ -70,7 +72,7 @@ def _rows(inputs: Mapping[str, np.ndarray]) -> int:
         if n is None:
             n = arr.shape[0]
         elif arr.shape[0] != n:
-            raise ValueError(f"input '{name}' has {arr.shape[0]} rows, others have {n}")
+            raise ValueError(f"inputs disagree on the batch dimension ('{name}' has {arr.shape[0]} rows, others {n})")
     if n is None:
         raise ValueError("a request needs at least one input")
     return n
