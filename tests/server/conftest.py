@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.waiting import metric_value
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ("tiny_classifier", "tiny_classifier_jpeg", "tiny_detector")
 
@@ -101,6 +103,11 @@ def start_server(repo: Path, log_path: Path, *args: str, env: dict[str, str] | N
         time.sleep(0.1)
     stop_server(sp)
     raise RuntimeError(f"server not ready within {timeout_s} s:\n{sp.log()}")
+
+
+def server_metric(url: str, name: str, **labels: str) -> float | None:
+    """One sample of the server's own /metrics (None when that series is absent)."""
+    return metric_value(httpx.get(f"{url}/metrics", timeout=5).text, name, **labels)
 
 
 def stop_server(sp: ServerProc, timeout_s: float = 20.0) -> int:
