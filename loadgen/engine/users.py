@@ -7,10 +7,11 @@ Per generating process there is one `LoadContext` (attached as `environment.infe
 its payload pool, the precomputed schedule (open loop), the Recorder, and the end-of-run bookkeeping.
 
 Open loop: the first InferenceUser of a process becomes the dispatcher (further ones idle: with
-`locust -f`, run one user per worker process). It walks the precomputed schedule, sleeps (gevent) until
-each scheduled instant and spawns the request in its own greenlet without waiting for earlier ones. Latency
-runs from the scheduled instant. When `max_in_flight` (per process: cap / streams) requests are in flight,
-the next arrival is dropped and counted — never a silent wait.
+`locust -f`, run one user per worker process). It runs `loadgen.engine.dispatch.OpenLoopDispatcher` (the
+pure scheduling logic, unit-tested on a simulated clock) with gevent's clock (`GeventClock`): it walks the
+precomputed schedule, sleeps until each scheduled instant and spawns the request in its own greenlet without
+waiting for earlier ones. Latency runs from the scheduled instant. When `max_in_flight` (per process: cap /
+streams) requests are in flight, the next arrival is dropped and counted — never a silent wait.
 Closed loop: each InferenceUser sends, waits for the answer, thinks `think_time_ms`, repeats.
 Both fire Locust's `events.request` (so the web UI shows stats) with the exact timestamps in
 `context["inferload"]`; the Recorder listens to that event and is the source of truth.
@@ -29,6 +30,7 @@ from gevent.event import Event
 from geventhttpclient import HTTPClient
 from locust import User, task
 
+from loadgen.engine.dispatch import OpenLoopDispatcher
 from loadgen.engine.gcpacer import GcPacer
 from loadgen.engine.payloads import SAMPLE_CHECK_EVERY, PayloadPool
 from loadgen.engine.recorder import Recorder
@@ -45,8 +47,24 @@ SPIN_THRESHOLD_S = 0.002
 dispatcher's lag ~0.01 ms at low rates, where waking an idle CPU takes 0.2-0.5 ms on a VM, for <= 0.5 ms
 of CPU per arrival; at rates above 1/SPIN_THRESHOLD_S = 500/s the dispatcher never spins); shorter waits just sleep."""
 EARLY_WAKE_S = 0.0005
-BURST_YIELD = 32
 CPU_SAMPLE_INTERVAL_S = 1.0
+
+
+class GeventClock:
+    """loadgen.engine.dispatch.Clock on time.perf_counter and gevent: other greenlets run while it sleeps."""
+
+    now = staticmethod(perf)
+    sleep = staticmethod(gevent.sleep)
+
+    @staticmethod
+    def sleep_until(target: float) -> None:
+        wait = target - perf()
+        if wait > SPIN_THRESHOLD_S:
+            gevent.sleep(wait - EARLY_WAKE_S)
+            while perf() < target:
+                gevent.sleep(0)
+        elif wait > 0:
+            gevent.sleep(wait)
 
 
 class InvalidResponse(Exception):
@@ -201,39 +219,17 @@ class LoadContext:
 
     # ---- loops --------------------------------------------------------------------------------------
     def run_open(self) -> None:
+        """The open-loop dispatcher (loadgen.engine.dispatch) on gevent's clock, each request in its own greenlet."""
         client = self.make_client(self.cap)
         t0 = self.start_clock()
-        rec, cap, spawn, sleep = self.recorder, self.cap, gevent.spawn, gevent.sleep
-        due = 0
+        spawn, do_request = gevent.spawn, self.do_request
+        dispatcher = OpenLoopDispatcher(
+            self.schedule, GeventClock(), lambda off: spawn(do_request, client, off), self.recorder, self.cap,
+            stopping=lambda: self.stopping,
+        )
         try:
-            for off in self.schedule:
-                target = t0 + off
-                wait = target - perf()
-                if wait > SPIN_THRESHOLD_S:
-                    sleep(wait - EARLY_WAKE_S)
-                    while perf() < target:
-                        sleep(0)
-                    due = 0
-                elif wait > 0:
-                    sleep(wait)
-                    due = 0
-                else:
-                    # Already due (a burst, or behind): spawn without yielding so the burst's requests go out
-                    # back to back, ahead of response processing; yield every BURST_YIELD to stay fair.
-                    due += 1
-                    if due >= BURST_YIELD:
-                        sleep(0)
-                        due = 0
-                if self.stopping:
-                    break
-                if rec.in_flight >= cap:
-                    rec.on_drop(off)
-                    continue
-                rec.on_send(off)
-                spawn(self.do_request, client, off)
-            deadline = perf() + self.timeout_s + 1.0
-            while rec.in_flight > 0 and perf() < deadline and not self.stopping:
-                sleep(0.005)
+            dispatcher.run(t0)
+            dispatcher.drain(self.timeout_s)
         finally:
             self.mark_finished()
             client.close()

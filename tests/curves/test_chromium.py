@@ -3,6 +3,7 @@ and a screenshot is not blank. Skipped (with the reason) only when Chromium is n
 (Debian: apt-get install chromium)."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ from loadgen.report.html import write_html
 from loadgen.results.io import load_all
 from loadgen.results.io import write_json
 from tests.curves.fakes import fake_result, write_fake_sweep
+from tests.curves.htmlpage import num, parse, sections
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install chromium)")
@@ -54,7 +56,16 @@ def test_loads_without_console_errors_and_plots_decode(report: Path, tmp_path: P
     #    resource would be logged here)
     r = _chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", report.as_uri())
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "<h1>inferload report</h1>" in r.stdout
+    # the DOM the browser built holds the input documents' content, section by section
+    tmp = report.parent
+    sweep = json.loads((tmp / "sweep" / "sweep.json").read_text())
+    run = json.loads((tmp / "run.json").read_text())
+    secs = sections(parse(r.stdout))
+    assert [s.kind or s.title for s in secs] == ["Overview", "sweep", "run"]
+    assert [num(x) for x in secs[1].table("#").column("offered req/s")] == [p["offered_rps"] for p in sweep["points"]]
+    assert num(secs[2].cards()["p99"]) == pytest.approx(run["latency_ms"]["p99"], rel=2e-3)
+    assert [x.rsplit(" ", 1)[1] for x in secs[2].callout("INVALID because:")] == [
+        x["code"] for x in run["invalid_reasons"]]
     assert _console_lines(r.stderr) == [], _console_lines(r.stderr)
     # 2) the same page with a probe script: every <img> decoded into a real bitmap
     probe = tmp_path / "probe.html"

@@ -27,6 +27,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.waiting import wait_until
+
 from ._util import ROOT, family_of, load_dashboards, METRIC_RE, panel_targets, substitute
 
 PROMETHEUS = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
@@ -42,20 +44,20 @@ def _free_port() -> int:
 
 
 def _wait(url: str, timeout_s: float, proc: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    last = ""
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited with {proc.returncode} before {url} answered")
-        try:
-            r = httpx.get(url, timeout=1.0)
-            if r.status_code == 200:
-                return
-            last = f"HTTP {r.status_code}"
-        except httpx.HTTPError as e:
-            last = repr(e)
-        time.sleep(0.2)
-    raise RuntimeError(f"{what}: {url} not ready after {timeout_s}s ({last})")
+        return httpx.get(url, timeout=1.0).status_code == 200
+
+    wait_until(answers, timeout_s=timeout_s, interval_s=0.2, ignore=(httpx.HTTPError,), what=f"{what}: {url} answering 200")
+
+
+def _scraped_since(prom: str, t: float) -> dict[str, float]:
+    """job -> timestamp of Prometheus's latest scrape of it (`up` is written on every scrape, failed ones too)."""
+    r = httpx.get(f"{prom}/api/v1/query", params={"query": 'timestamp(up{job=~"inferload-.*"})'}, timeout=5)
+    body = r.json()
+    assert r.status_code == 200 and body.get("status") == "success", body
+    return {s["metric"].get("job", "?"): float(s["value"][1]) for s in body["data"]["result"]}
 
 
 def _stop(proc: subprocess.Popen | None, timeout_s: float = 15) -> None:
@@ -166,10 +168,16 @@ def live(tmp_path_factory):
                             exposed = {ln.split()[2] for ln in m.text.splitlines() if ln.startswith("# TYPE ")}
                     except httpx.HTTPError:
                         pass
-                time.sleep(0.3)
+                time.sleep(0.3)  # part of the scenario: side traffic paced at ~3 req/s, not a wait for a state
         rc = procs["loadgen"].wait(90)
         t_end = time.time()
-        time.sleep(2.5)  # let the last scrapes land
+        # the last scrapes have landed: Prometheus scraped both jobs after the run ended (the load generator's
+        # scrape then fails, up=0, which still means every scrape while it lived is stored)
+        jobs = ("inferload-server", "inferload-loadgen")
+        wait_until(lambda: all(_scraped_since(prom, t_end).get(j, 0.0) >= t_end for j in jobs), timeout_s=30,
+                   interval_s=0.2, ignore=(httpx.HTTPError,),
+                   what=f"a Prometheus scrape of {jobs} after the run ended",
+                   describe=lambda: f"latest scrapes: {_scraped_since(prom, t_end)}, run ended at {t_end:.3f}")
         yield {"prom": prom, "start": t_start, "end": t_end, "loadgen_rc": rc, "exposed": exposed,
                "side_errors": side_errors, "logs": logs, "tmp": tmp}
     finally:

@@ -9,12 +9,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.waiting import metric_value, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ("tiny_classifier", "tiny_classifier_jpeg", "tiny_detector")
@@ -89,18 +90,24 @@ def start_server(repo: Path, log_path: Path, *args: str, env: dict[str, str] | N
     )
     log.close()
     sp = ServerProc(proc, f"http://127.0.0.1:{port}", port, log_path)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode} during startup:\n{sp.log()}")
-        try:
-            if httpx.get(f"{sp.url}/v2/health/ready", timeout=1.0).status_code == 200:
-                return sp
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    stop_server(sp)
-    raise RuntimeError(f"server not ready within {timeout_s} s:\n{sp.log()}")
+        return httpx.get(f"{sp.url}/v2/health/ready", timeout=1.0).status_code == 200
+
+    try:
+        wait_until(ready, timeout_s=timeout_s, interval_s=0.1, ignore=(httpx.HTTPError,),
+                   what=f"server ready ({sp.url}/v2/health/ready answering 200)", describe=sp.log)
+    except BaseException:
+        stop_server(sp)
+        raise
+    return sp
+
+
+def server_metric(url: str, name: str, **labels: str) -> float | None:
+    """One sample of the server's own /metrics (None when that series is absent)."""
+    return metric_value(httpx.get(f"{url}/metrics", timeout=5).text, name, **labels)
 
 
 def stop_server(sp: ServerProc, timeout_s: float = 20.0) -> int:

@@ -13,6 +13,7 @@ import pytest
 
 from server.protocol import encode_request
 from tests.server.conftest import make_repository, start_server, stop_server
+from tests.waiting import wait_until
 
 ADMIT2 = """
 builtin = "tiny_classifier"
@@ -39,14 +40,6 @@ def _metric(url: str, name: str) -> float:
     m = re.search(rf'^{name}\{{model="tiny_admit2"\}} (\S+)$', text, re.M)
     assert m, f"{name} not exported"
     return float(m.group(1))
-
-
-def _wait_for(pred, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("state not reached in time")
-        time.sleep(0.02)
 
 
 def _read_response(sock: socket.socket, timeout_s: float = 10.0) -> tuple[int, bytes]:
@@ -82,7 +75,8 @@ def test_slow_bodies_hold_at_most_the_admission_limit(admit2):
             s = socket.create_connection(("127.0.0.1", sp.port))
             s.sendall(_head(sp.port, len(BODY)) + BODY[: len(BODY) // 2])
             slow.append(s)
-        _wait_for(lambda: _metric(sp.url, "inferload_inflight_requests") == 2)
+        wait_until(lambda: _metric(sp.url, "inferload_inflight_requests") == 2, timeout_s=10,
+                   what="both slow-body clients admitted (inflight_requests{tiny_admit2} == 2)", describe=sp.log)
 
         # a third client with a complete request: refused at once, with Retry-After, its body never needed
         t0 = time.perf_counter()
@@ -104,7 +98,8 @@ def test_slow_bodies_hold_at_most_the_admission_limit(admit2):
         for s in slow:
             status, raw = _read_response(s)
             assert status == 200, raw[:300]
-        _wait_for(lambda: _metric(sp.url, "inferload_inflight_requests") == 0)
+        wait_until(lambda: _metric(sp.url, "inferload_inflight_requests") == 0, timeout_s=10,
+                   what="every admitted request released (inflight_requests{tiny_admit2} == 0)", describe=sp.log)
         ok = httpx.post(f"{sp.url}/v2/models/tiny_admit2/infer", content=BODY, timeout=10,
                         headers={"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(HL)})
         assert ok.status_code == 200
@@ -125,7 +120,8 @@ def test_a_refused_request_leaves_the_connection_usable(admit2):
             s = socket.create_connection(("127.0.0.1", sp.port))
             s.sendall(_head(sp.port, len(BODY)) + BODY[:100])
             slow.append(s)
-        _wait_for(lambda: _metric(sp.url, "inferload_inflight_requests") == 2)
+        wait_until(lambda: _metric(sp.url, "inferload_inflight_requests") == 2, timeout_s=10,
+                   what="both slow-body clients admitted (inflight_requests{tiny_admit2} == 2)", describe=sp.log)
         with socket.create_connection(("127.0.0.1", sp.port)) as c:
             c.sendall(_head(sp.port, len(BODY)) + BODY)
             status, _ = _read_response(c)
@@ -134,7 +130,8 @@ def test_a_refused_request_leaves_the_connection_usable(admit2):
                 s.sendall(BODY[100:])
             for s in slow:
                 assert _read_response(s)[0] == 200
-            _wait_for(lambda: _metric(sp.url, "inferload_inflight_requests") == 0)
+            wait_until(lambda: _metric(sp.url, "inferload_inflight_requests") == 0, timeout_s=10,
+                       what="every admitted request released (inflight_requests{tiny_admit2} == 0)", describe=sp.log)
             c.sendall(_head(sp.port, len(BODY)) + BODY)  # same connection
             status, _ = _read_response(c)
             assert status == 200

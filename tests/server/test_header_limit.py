@@ -64,7 +64,7 @@ def test_streamed_head_over_a_raw_socket_gets_431_not_a_reset(server):
         s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n")
         for i in range(100):  # 100 KB of header lines, a little at a time
             s.sendall(b"X-H%d: %s\r\n" % (i, b"b" * 1000))
-            time.sleep(0.001)
+            time.sleep(0.001)  # part of the scenario: a client trickling its head, not a wait for a state
         s.sendall(b"\r\n")
         data = _read_response(s)
     assert data.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), data[:200]

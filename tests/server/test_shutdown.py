@@ -6,14 +6,14 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
 
 from server.protocol import encode_request
-from tests.server.conftest import ROOT, SLOW_CONFIG, make_repository, start_server, stop_server
+from tests.server.conftest import ROOT, SLOW_CONFIG, make_repository, server_metric, start_server, stop_server
+from tests.waiting import wait_until
 
 TOKEN = "s3cret-token"
 BODY, _ = encode_request([("input", "FP32", np.zeros((1, 3, 32, 32), np.float32))], binary=False)
@@ -40,11 +40,15 @@ def test_auth_then_sigterm_drain(tmp_path):
 
         with ThreadPoolExecutor(3) as pool:
             inflight = [pool.submit(post, sp.url, "tiny_slow") for _ in range(3)]
-            time.sleep(0.15)  # queued: tiny_slow waits 600 ms for batch-mates
+            # all three admitted and waiting in the queue (tiny_slow holds them 600 ms for batch-mates)
+            wait_until(lambda: server_metric(sp.url, "inferload_queue_depth", model="tiny_slow") == 3,
+                       timeout_s=10, interval_s=0.01, what="queue depth of tiny_slow == 3 before SIGTERM",
+                       describe=sp.log)
             sp.proc.send_signal(signal.SIGTERM)
-            time.sleep(0.05)
-            ready = httpx.get(f"{sp.url}/v2/health/ready", timeout=5)
-            assert ready.status_code == 503
+            wait_until(lambda: httpx.get(f"{sp.url}/v2/health/ready", timeout=5).status_code == 503, timeout_s=5,
+                       interval_s=0.01, what="readiness 503 after SIGTERM", describe=sp.log)
+            # still inside the drain: the queued requests have not been answered yet
+            assert not any(f.done() for f in inflight), "answered before the drain: the test did not test it"
             late = post(sp.url, "tiny_classifier")
             assert late.status_code == 503 and "shutting down" in late.json()["error"]
             statuses = [f.result(timeout=20).status_code for f in inflight]
