@@ -1,4 +1,5 @@
-"""Run the model server as a child process on a free loopback port (for `demo`, `matrix` and tests).
+"""Run the model server as a child process on a free loopback port: the one way `demo`, `matrix`, `tune`, the
+benchmarks and the tests start a server.
 
 The server always runs in its own process: the load generator imports locust, whose gevent monkey-patching
 must never reach the server.
@@ -13,9 +14,12 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 
 from loadgen.util.net import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class ServerProcess:
@@ -38,6 +42,8 @@ class ServerProcess:
         log_path: Path | None = None,
         env: dict | None = None,
         nice: int = 0,
+        args: Sequence[str] = (),
+        clean_env: bool = False,
     ) -> None:
         self.models_dir = Path(models_dir)
         self.host = host
@@ -45,7 +51,10 @@ class ServerProcess:
         self.url = f"http://{host}:{self.port}"
         self.ready_timeout_s = ready_timeout_s
         self.log_path = log_path
-        self.env = dict(os.environ, **(env or {}))
+        base = {k: v for k, v in os.environ.items() if not (clean_env and k.startswith("INFERLOAD_"))}
+        self.env = dict(base, **(env or {}))
+        self.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), self.env.get("PYTHONPATH", "")) if p)
+        self.args = list(args)
         self.env["INFERLOAD_LOG_LEVEL"] = self.env.get("INFERLOAD_LOG_LEVEL", "warning")
         if model_names:
             self.env["INFERLOAD_MODEL_NAMES"] = ",".join(model_names)
@@ -66,7 +75,8 @@ class ServerProcess:
         else:
             self._log = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "--models", str(self.models_dir), "--host", self.host, "--port", str(self.port)],
+            [sys.executable, "-m", "server", "--models", str(self.models_dir), "--host", self.host, "--port", str(self.port),
+             *self.args],
             env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
             text=True, preexec_fn=(lambda: os.nice(self.nice)) if self.nice else None,
         )
@@ -91,6 +101,15 @@ class ServerProcess:
                 self.stop()
                 raise RuntimeError(f"server at {self.url} not ready after {self.ready_timeout_s:.0f}s")
             time.sleep(0.1)
+
+    def log(self, tail: int = 4000) -> str:
+        """The end of the server's output so far (for failure messages)."""
+        if self._log is None:
+            return ""
+        fd = self._log.fileno()  # pread: the child shares this file's offset, which must not move
+        size = os.fstat(fd).st_size
+        start = max(0, size - tail)
+        return os.pread(fd, size - start, start).decode(errors="replace")
 
     def stop(self, timeout_s: float = 30.0) -> int | None:
         if self.proc is None:

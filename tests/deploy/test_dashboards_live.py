@@ -18,7 +18,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from loadgen.baseline.serverproc import ServerProcess
+from loadgen.util.net import free_port
 from tests.waiting import wait_until
 
 from ._util import ROOT, family_of, load_dashboards, METRIC_RE, panel_targets, substitute
@@ -35,12 +36,6 @@ PROMETHEUS = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/
 # Labelled by kind of failure: no series until that failure happens.
 EVENT_ONLY = {"inferload_loadgen_errors_total"}
 LOAD_S, WARMUP_S, RATE = 10, 2, 40
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(url: str, timeout_s: float, proc: subprocess.Popen, what: str) -> None:
@@ -111,15 +106,15 @@ def live(tmp_path_factory):
     models = tmp / "models"
     for name in ("tiny_classifier", "tiny_classifier_jpeg"):
         shutil.copytree(ROOT / "models" / name, models / name)
-    server_port, metrics_port, prom_port = _free_port(), _free_port(), _free_port()
+    metrics_port, prom_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFERLOAD_")}
     env.update(PYTHONUNBUFFERED="1", INFERLOAD_LOG_LEVEL="warning")
     procs: dict[str, subprocess.Popen] = {}
     logs = {n: tmp / f"{n}.log" for n in ("server", "prometheus", "loadgen")}
+    server = ServerProcess(models, log_path=logs["server"], clean_env=True, ready_timeout_s=120)
+    server_port = server.port
     try:
-        procs["server"] = subprocess.Popen(
-            [sys.executable, "-m", "server", "--models", str(models), "--host", "127.0.0.1", "--port", str(server_port)],
-            cwd=ROOT, env=env, stdout=logs["server"].open("wb"), stderr=subprocess.STDOUT)
+        server.start()
         prom_cfg = tmp / "prometheus.yml"
         prom_cfg.write_text(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n"
@@ -132,7 +127,6 @@ def live(tmp_path_factory):
             cwd=tmp, stdout=logs["prometheus"].open("wb"), stderr=subprocess.STDOUT)
         prom = f"http://127.0.0.1:{prom_port}"
         base = f"http://127.0.0.1:{server_port}"
-        _wait(f"{base}/v2/health/ready", 120, procs["server"], "server")
         _wait(f"{prom}/-/ready", 30, procs["prometheus"], "prometheus")
 
         t_start = time.time()
@@ -181,8 +175,9 @@ def live(tmp_path_factory):
         yield {"prom": prom, "start": t_start, "end": t_end, "loadgen_rc": rc, "exposed": exposed,
                "side_errors": side_errors, "logs": logs, "tmp": tmp}
     finally:
-        for name in ("loadgen", "server", "prometheus"):
-            _stop(procs.get(name))
+        _stop(procs.get("loadgen"))
+        server.stop()
+        _stop(procs.get("prometheus"))
 
 
 def _query_range(prom: str, expr: str, start: float, end: float) -> list[dict]:
