@@ -132,7 +132,7 @@ def _on_init(environment: Any, runner: Any = None, **_: Any) -> None:
 
 @events.test_start.add_listener
 def _on_test_start(environment: Any, **_: Any) -> None:
-    from loadgen.engine.runner import Collector
+    from loadgen.engine.merge import Collector
 
     runner = environment.runner
     _STATE["started_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
