@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from loadgen.commands import _curves as C
+from loadgen.report import terminal as T
 
 
 def overload(
@@ -50,7 +51,7 @@ def overload(
     except ValueError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(1)
-    console.print(C.overload_table(doc))
+    console.print(T.overload_table(doc))
     console.print(f"wrote {out / 'overload.json'}")
     C.write_html_of(console, out, html)
 

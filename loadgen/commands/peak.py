@@ -8,6 +8,8 @@ from typing import Optional
 import typer
 
 from loadgen.commands import _curves as C
+from loadgen.report import terminal as T
+from loadgen.search.peaksearch import finish_peak_doc
 
 
 def peak(
@@ -68,10 +70,10 @@ def peak(
                   f"{confidence:.0%} confidence, precision {precision:.0%}, confirm by {confirm} runs, probes of "
                   f"{base.duration_s:g}-{max_probe_duration:g} s (+{base.warmup_s:g} s warm-up) → {out}")
     doc = run_peak_search(base, C.runner(progress=True), out, opts, say=lambda m: console.print(f"[dim]{m}[/dim]"),
-                          on_probe=lambda e: console.print(C.probe_line(e)),
+                          on_probe=lambda e: console.print(T.probe_line(e)),
                           raw_limit=C.load_raw_limit(raw_limit, base.batch))
-    C.finish_peak_doc(doc, out, target_rps, headroom)
-    C.print_peak(console, doc, out)
+    finish_peak_doc(doc, out, target_rps, headroom)
+    T.print_peak(console, doc, out)
     C.write_html_of(console, out, html)
     if doc["peak_rps"] is None:
         raise typer.Exit(1)

@@ -33,7 +33,7 @@ def report(
         write_html(docs, html, title=title)
         console.print(f"wrote {html} ({html.stat().st_size / 1024:.0f} KiB, self-contained)")
         return
-    from loadgen.commands._curves import curve_table
+    from loadgen.report.terminal import curve_table
 
     for d in docs:
         if d.kind == "run":

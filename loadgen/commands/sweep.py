@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from loadgen.commands import _curves as C
+from loadgen.report import terminal as T
 
 
 def sweep(
@@ -80,8 +81,8 @@ def sweep(
                           "`inferload peak`, which sizes each probe[/yellow]")
     run = C.runner(progress=True)
     doc = run_sweep(base, run, out, rates=rate_list, users=user_list, auto=auto, slo_ms=slo, raw_limit=lim,
-                    on_point=lambda row, _res: console.print(C.point_line(row)))
-    console.print(C.curve_table(doc["points"], f"Sweep: {base.model}"))
+                    on_point=lambda row, _res: console.print(T.point_line(row)))
+    console.print(T.curve_table(doc["points"], f"Sweep: {base.model}"))
     if doc.get("stopped"):
         console.print(f"stopped: {doc['stopped']}")
     peak = doc.get("peak")

@@ -1,6 +1,7 @@
 """Rich terminal summary of one run result (loadgen.results.schema.RunResult)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -148,3 +149,101 @@ def print_matrix(console: Any, doc: dict, out: Any) -> None:
         console.print(f"[bold]sizing[/bold] ({doc['sizing'].get('configuration')}): {doc['sizing']['note']}")
     console.print(f"wrote {out}")
 
+
+def point_line(row: dict) -> str:
+    load = f"{row['users']} users" if row.get("mode") == "closed" else f"{row.get('offered_rps') or 0:.1f} req/s"
+    verdict = "[green]VALID[/green]" if row.get("valid") else "[red]INVALID[/red]"
+    p = lambda k: "–" if row.get(k) is None else f"{row[k]:.1f}"  # noqa: E731
+    from loadgen.results.validity import reason_text
+
+    extra = "" if row.get("valid") else " — " + reason_text(row.get("invalid_reasons") or [])
+    return (f"  {load:>14}: achieved {row.get('achieved_rps') or 0:8.1f} req/s, p50 {p('p50_ms')} ms, "
+            f"p95 {p('p95_ms')} ms, p99 {p('p99_ms')} ms, failed {row.get('failed') or 0} {verdict}{extra}")
+
+
+def curve_table(rows: list[dict], title: str):
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    for c in ("#", "offered req/s", "users", "achieved req/s", "items/s", "p50 ms", "p95 ms", "p99 ms", "failed",
+              "verdict"):
+        t.add_column(c, justify="right" if c != "verdict" else "left")
+    f = lambda v: "–" if v is None else (f"{v:.1f}" if isinstance(v, float) else str(v))  # noqa: E731
+    for r in rows:
+        t.add_row(f(r.get("index")), f(r.get("offered_rps") if r.get("mode") != "closed" else None), f(r.get("users")),
+                  f(r.get("achieved_rps")), f(r.get("items_per_s")), f(r.get("p50_ms")), f(r.get("p95_ms")),
+                  f(r.get("p99_ms")), f(r.get("failed")),
+                  "[green]VALID[/green]" if r.get("valid") else "[red]INVALID[/red]")
+    from loadgen.results.validity import reason_text
+
+    reasons = [f"#{r.get('index')}: " + reason_text(r.get("invalid_reasons") or ["no reason recorded"])
+               for r in rows if not r.get("valid")]
+    if not reasons:
+        return t
+    from rich.console import Group
+    from rich.text import Text
+
+    return Group(t, Text("INVALID because:\n" + "\n".join("  " + x for x in reasons), style="red"))
+
+
+OUTCOME_STYLE = {"pass": "[green]PASS[/green]", "fail": "[red]FAIL[/red]", "undecided": "[yellow]UNDECIDED[/yellow]",
+                 "generator_limited": "[yellow]GENERATOR-LIMITED[/yellow]"}
+
+
+def probe_line(entry: dict) -> str:
+    """One peak-search probe: the run's figures, the outcome and why."""
+    info = entry.get("info") or {}
+    v = info.get("verdict") or {}
+    ucb = "" if not v else (f", p{v.get('percentile', 99):g} ≤ {v['ucb_ms']:.1f} ms at {v.get('confidence', 0.99):.0%}"
+                            if v.get("ucb_ms") is not None else ", no upper bound yet")
+    why = (info.get("reason") or {}).get("message", "") if isinstance(info.get("reason"), dict) else str(info.get("reason") or "")
+    runs = f" [{len(info.get('files') or [])} runs]" if len(info.get("files") or []) > 1 else ""
+    p = lambda k: "–" if info.get(k) is None else f"{info[k]:.1f}"  # noqa: E731
+    # the verdict's estimate covers every run pooled at this rate (an extension included); the row, the last run
+    est = v.get("estimate_ms") if v and (info.get("pooled_runs") or 1) > 1 else info.get("p99_ms")
+    est_s = "–" if est is None else f"{est:.1f}"
+    return (f"  {entry['rate_rps']:>9.2f} req/s: achieved {info.get('achieved_rps') or 0:8.1f}, p50 {p('p50_ms')} ms, "
+            f"p99 {est_s} ms{ucb}{runs}  {OUTCOME_STYLE.get(entry['outcome'], entry['outcome'])} — {why}")
+
+
+def print_peak(console: Any, doc: dict, out: Path) -> None:
+    status = doc["status"]
+    style = {"found": "green", "capped": "yellow", "probe_limit": "yellow", "generator_limited": "yellow"}.get(status, "red")
+    conf = doc.get("confirmation") or {}
+    if doc["peak_rps"] is not None:
+        spread = (conf.get("percentile_ms") or {})
+        extra = (f"; p{doc['percentile']:g} over {conf.get('runs')} runs there: {spread['min']:.1f}-{spread['max']:.1f} ms"
+                 if spread.get("min") is not None else "")
+        console.print(f"[bold {style}]peak: {doc['peak_rps']:.4g} req/s[/bold {style}] ({status}) — {doc['reason']}{extra}")
+    else:
+        console.print(f"[bold red]no peak[/bold red] ({status}) — {doc['reason']}")
+    for nm in doc.get("non_monotone") or []:
+        console.print(f"  [yellow]non-monotone:[/yellow] {nm['rate_rps']:.4g} req/s, below the peak, did not pass "
+                      f"({nm['outcome']}: {nm['reason']})")
+    if doc.get("advice"):
+        console.print(f"[bold]advice[/bold]: {doc['advice']}")
+    if doc.get("sizing"):
+        console.print(f"[bold]sizing[/bold]: {doc['sizing']['note']}")
+    console.print(f"wrote {Path(out) / 'peak.json'}")
+
+
+def overload_table(doc: dict) -> Any:
+    """The overload steps as a Rich table (shared by the terminal and the command)."""
+    from rich import box
+    from rich.table import Table
+
+    f = lambda v, d=1: "–" if v is None else (f"{v:.{d}f}" if isinstance(v, float) else str(v))  # noqa: E731
+    t = Table(title=f"Overload: {doc['scenario'].get('model')}, capacity {doc['capacity_rps']:.1f} req/s "
+                    "(req/s; ref ms: the server's p99 time to refuse)", title_justify="left",
+              box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True)
+    for c in ("step", "offer", "good", "%cap", "inSLO", "refus", "504", "ref ms", "queue", "admit", "+RSS"):
+        t.add_column(c, justify="right", no_wrap=True, min_width=len(c))
+    for r in doc["steps"]:
+        t.add_row(f"{r['multiple']:g}x", f(r.get("offered_rps")), f(r.get("goodput_rps")),
+                  "–" if r.get("goodput_share") is None else f"{r['goodput_share']:.0%}", f(r.get("goodput_slo_rps")),
+                  f(r.get("refused_rps")), f(r.get("timeout_rps")), f((r.get("refusal_server_ms") or {}).get("p99"), 2),
+                  f"{f(r.get('queue_depth_max'), 0)}/{f(r.get('queue_cap'))}",
+                  f"{f(r.get('inflight_max'), 0)}/{f(r.get('admission_limit'), 0)}", f(r.get("rss_growth_mb")))
+    t.caption = ("good: successes/s; inSLO: within the SLO; refus: 429+503/s; queue: max depth/max_queue_size; "
+                 "admit: max admitted/limit; +RSS: server memory growth, MB (from its /metrics)")
+    return t

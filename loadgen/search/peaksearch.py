@@ -205,3 +205,21 @@ def advice(doc: dict[str, Any]) -> str:
     if st == "probe_limit":
         return "the run budget ran out before the answer was confirmed: raise --max-probes or --precision"
     return ""
+
+
+def finish_peak_doc(doc: dict, out: Path, target_rps: float | None, headroom: float) -> None:
+    """Add the sizing line (replicas for --target-rps) from the peak's achieved rate; rewrite peak.json."""
+    from loadgen.results.io import write_json
+
+    peak_rate = doc.get("peak_rps")
+    at_peak = [p["info"] for p in doc.get("probes") or [] if p["rate_rps"] == peak_rate]
+    achieved = [i.get("achieved_rps") for i in at_peak if i.get("achieved_rps")]
+    per_replica = min(achieved) if achieved else peak_rate
+    from loadgen.search.sizing import sizing_for
+
+    doc["sizing"] = sizing_for(target_rps, headroom, per_replica, [p["info"] for p in doc.get("probes") or []],
+                               doc.get("slo_ms"))
+    if doc["sizing"] and doc["sizing"].get("replicas") and doc.get("status") == "found":
+        doc["advice"] = (f"deploy {doc['sizing']['replicas']} replicas for {target_rps:g} req/s "
+                         f"({headroom:.0%} headroom per replica)")
+    write_json(Path(out) / "peak.json", doc)

@@ -8,7 +8,7 @@ import orjson
 import pytest
 from rich.console import Console
 
-from loadgen.commands._curves import overload_table
+from loadgen.report.terminal import overload_table
 from loadgen.search.overload import MetricsWatcher, parse_metrics, run_overload
 from loadgen.report.html import render_html
 from loadgen.results.io import load_doc
