@@ -65,7 +65,10 @@ def peak_from_points(points: list[dict], slo_ms: float | None, percentile: float
 
     ok = [p for p in points if p.get("valid") and meets(p)]
     if not ok:
-        return {"rate_rps": None, "reason": f"no valid point met p{percentile:g} <= {slo_ms:g} ms"}
+        undecided = sum(1 for p in points if p.get("valid") and p.get("slo_verdict") == "undecided")
+        why = (f" ({undecided} undecided: too few samples for a confident verdict; raise --duration or use "
+               "`inferload peak`, which sizes each probe)" if undecided else "")
+        return {"rate_rps": None, "reason": f"no valid point passed p{percentile:g} <= {slo_ms:g} ms{why}"}
     best = max(ok, key=lambda p: p.get("achieved_rps") or 0)
     return {
         "rate_rps": best.get("offered_rps") or best.get("achieved_rps"),

@@ -75,3 +75,14 @@ def test_raw_limit_in_requests():
     lim = raw_limit_from_bench(fake_bench(), 8)
     assert lim["items_per_s"] == 520 and lim["rps"] == 65 and lim["batch_size"] == 8
     assert raw_limit_from_bench({"results": []}) is None
+
+
+def test_no_peak_says_when_points_were_only_undecided():
+    from loadgen.search.sweep import peak_from_points
+
+    pts = [{"valid": True, "slo_verdict": "undecided", "slo_bound_ms": 50.0, "slo_percentile": 99, "p99_ms": 10.0,
+            "achieved_rps": 50.0, "offered_rps": 50.0}]
+    peak = peak_from_points(pts, 50.0, 99)
+    assert peak["rate_rps"] is None and "1 undecided" in peak["reason"] and "--duration" in peak["reason"]
+    pts[0]["slo_verdict"] = "fail"
+    assert "undecided" not in peak_from_points(pts, 50.0, 99)["reason"]
