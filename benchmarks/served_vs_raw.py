@@ -26,6 +26,7 @@ Usage: python benchmarks/served_vs_raw.py [--models resnet50,mobilenet_v2] [--du
 from __future__ import annotations
 
 import argparse
+import signal
 import asyncio
 import http.client
 import os
@@ -291,6 +292,7 @@ def report(r: dict, separate: bool, idle_gap_ms: float) -> list[bool]:
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers we started (finally blocks)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="resnet50,mobilenet_v2")
     ap.add_argument("--duration", type=float, default=12.0, help="seconds per measurement kind, split over the rounds")

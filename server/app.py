@@ -24,7 +24,8 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 
 from server.admission import Admission, default_limit
 from server.cpus import available_cpus
-from server.headlimit import HeadLimitMiddleware, head_limited_httptools_protocol, head_size
+from server.headlimit import HeadLimitMiddleware, head_size
+from server.httpproto import inferload_httptools_protocol
 from server.infer_http import match_infer
 from server.labels import load_labels
 from server.metrics import ModelMetrics, ServerMetrics
@@ -226,7 +227,7 @@ def serve(settings: ServerSettings) -> int:
         return 1
     app = create_app(settings)
     try:  # httptools buffers a request head of any size: cap it while it arrives (431); see server/headlimit.py
-        http: Any = head_limited_httptools_protocol(settings.max_header_bytes)
+        http: Any = inferload_httptools_protocol(settings.max_header_bytes)
     except ImportError:  # h11 instead: HeadLimitMiddleware answers 431, h11's own cap (400) only beyond 4× the limit
         http = "auto"
     config = uvicorn.Config(
