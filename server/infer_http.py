@@ -87,10 +87,12 @@ async def _send(send, status: int, body: bytes, ctype: bytes | None, extra: list
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_error(send, exc: InferError, timing: str | None) -> None:
+async def _send_error(send, exc: InferError, timing: str | None, close: bool = False) -> None:
     extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
     if timing:
         extra.append((b"server-timing", timing.encode("latin-1")))
+    if close:
+        extra.append((b"connection", b"close"))
     await _send(send, exc.status, orjson.dumps({"error": exc.message}), _JSON, extra)
 
 
@@ -186,6 +188,8 @@ class InferEndpoint:
         state = self.app.state
         settings = state.settings
         service: InferenceService | None = state.service
+        expect_continue = False  # the client holds its body back until we ask for it (Expect: 100-continue)
+        unread = True  # refused before the body was asked for
         try:
             if service is None:
                 raise Unavailable("server is starting")
@@ -200,6 +204,8 @@ class InferEndpoint:
                     hl_raw = value
                 elif name == b"authorization":
                     auth = value
+                elif name == b"expect":
+                    expect_continue = value.lower() == b"100-continue"
             try:
                 self._check_auth(settings, auth)
                 ct = ctype.decode("latin-1").split(";", 1)[0].strip().lower()
@@ -215,6 +221,7 @@ class InferEndpoint:
                 raise
             # Admission before ingestion: refuse (404 / 503 + Retry-After) before a byte of the body is read.
             lm = service.admit(model, version)
+            unread = False
             try:
                 result = await self._admitted(scope, receive, service, model, version, is_image, hl_raw, size,
                                               started, settings.max_body_bytes)
@@ -232,7 +239,9 @@ class InferEndpoint:
             t = getattr(e, "timings", None) or Timings()
             if t.total_s is None:
                 t.total_s = time.perf_counter() - started
-            await _send_error(send, e, server_timing(t))
+            # A client that sent `Expect: 100-continue` and is refused before its body was asked for never sends
+            # that body, while the HTTP layer would wait for it as the start of the next request: close instead.
+            await _send_error(send, e, server_timing(t), close=expect_continue and unread)
             return
         except Exception as e:  # a bug: never leak internals to the client
             log.exception("infer %s: unexpected error", model)
