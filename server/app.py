@@ -226,7 +226,7 @@ def serve(settings: ServerSettings) -> int:
         print(f"inferload server failed to start: {e}", file=sys.stderr)
         return 1
     app = create_app(settings)
-    try:  # httptools buffers a request head of any size: cap it while it arrives (431); see server/headlimit.py
+    try:  # httptools + the head cap while it arrives (431, server/headlimit.py) + whole infer bodies (server/httpproto.py)
         http: Any = inferload_httptools_protocol(settings.max_header_bytes)
     except ImportError:  # h11 instead: HeadLimitMiddleware answers 431, h11's own cap (400) only beyond 4× the limit
         http = "auto"
