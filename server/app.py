@@ -24,7 +24,9 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 
 from server.admission import Admission, default_limit
 from server.cpus import available_cpus
-from server.headlimit import HeadLimitMiddleware, head_limited_httptools_protocol
+from server.headlimit import HeadLimitMiddleware, head_size
+from server.httpproto import inferload_httptools_protocol
+from server.infer_http import match_infer
 from server.labels import load_labels
 from server.metrics import ModelMetrics, ServerMetrics
 from server.repository import ConfigError, ModelConfig, deep_merge, ensure_built, load_model_config, load_repository
@@ -115,6 +117,21 @@ def build_service(settings: ServerSettings, metrics: ServerMetrics) -> Inference
     )
 
 
+class InferloadApp(FastAPI):
+    """FastAPI, except that `POST /v2/models/{m}[/versions/{v}]/infer` goes straight to the plain ASGI infer endpoint
+    (server/infer_http.py), past the middleware stack and the router: at batch 1 those layers were a large part
+    of the server's own CPU per request. A request head over the limit still takes the normal path (its 431 comes
+    from HeadLimitMiddleware); every other route is FastAPI's."""
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = match_infer(scope["path"])
+            if match is not None and head_size(scope) <= self.state.settings.max_header_bytes:
+                await self.state.infer_endpoint.handle(scope, receive, send, *match)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: ServerSettings | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
     from server.routes import install
 
@@ -159,7 +176,7 @@ def create_app(settings: ServerSettings | None = None, registry: CollectorRegist
             service.close()
             log.info("stopped")
 
-    app = FastAPI(
+    app = InferloadApp(
         title="inferload model server",
         version=VERSION,
         lifespan=lifespan,
@@ -199,14 +216,18 @@ def serve(settings: ServerSettings) -> int:
     import uvicorn
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.malloc_tuning:
+        from server.malloc import tune_malloc
+
+        tune_malloc()
     try:
         load_configs(settings)  # fail fast with the reason only (no traceback) on a bad repository
     except ConfigError as e:
         print(f"inferload server failed to start: {e}", file=sys.stderr)
         return 1
     app = create_app(settings)
-    try:  # httptools buffers a request head of any size: cap it while it arrives (431); see server/headlimit.py
-        http: Any = head_limited_httptools_protocol(settings.max_header_bytes)
+    try:  # httptools + the head cap while it arrives (431, server/headlimit.py) + whole infer bodies (server/httpproto.py)
+        http: Any = inferload_httptools_protocol(settings.max_header_bytes)
     except ImportError:  # h11 instead: HeadLimitMiddleware answers 431, h11's own cap (400) only beyond 4× the limit
         http = "auto"
     config = uvicorn.Config(

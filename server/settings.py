@@ -55,6 +55,9 @@ class ServerSettings(BaseSettings):
     preprocess_threads: int | None = Field(
         None, ge=1, le=256, description="Threads decoding images (default: usable CPUs)."
     )
+    malloc_tuning: bool = Field(
+        True, description="glibc: keep large request buffers in the heap (no mmap/munmap and page faults per "
+        "request; freed memory up to 32 MiB per arena may stay resident). See server/malloc.py.")
     default_top_k: int = Field(5, ge=1, le=1000, description="Classes returned for a raw image POST (Content-Type image/*) to a classifier.")
 
     @field_validator("model_names", mode="before")

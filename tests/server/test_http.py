@@ -274,3 +274,74 @@ def test_no_gevent_in_this_process():
     import sys
 
     assert "gevent" not in sys.modules and "locust" not in sys.modules
+
+
+def test_top_k_query_forms(client):
+    img, h = jpeg(), {"Content-Type": "image/jpeg"}
+    r = client.post("/v2/models/tiny_classifier_jpeg/infer?top_k=1&top_k=3", content=img, headers=h)
+    assert r.json()["outputs"][0]["shape"] == [1, 3]  # the last value wins (as Starlette's query params)
+    for bad in ("top_k=", "top_k=x", "top_k=0", "top_k=1001"):
+        r = client.post(f"/v2/models/tiny_classifier_jpeg/infer?{bad}", content=img, headers=h)
+        assert r.status_code == 400 and "top_k" in r.json()["error"], bad
+    r = client.post("/v2/models/tiny_classifier_jpeg/infer?other=1", content=img, headers=h)
+    assert r.json()["outputs"][0]["shape"] == [1, 5]
+
+
+def test_versioned_infer_and_chunked_body(client):
+    body, hl = encode_request([("input", "FP32", X)], binary=True)
+    headers = {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(hl)}
+    r = client.post("/v2/models/tiny_classifier/versions/1/infer", content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    want = outputs(r)
+    r = client.post("/v2/models/tiny_classifier/versions/9/infer", content=body, headers=headers)
+    assert r.status_code == 404 and "version" in r.json()["error"]
+
+    def chunks():  # no Content-Length: Transfer-Encoding: chunked
+        for i in range(0, len(body), 1000):
+            yield body[i:i + 1000]
+
+    r = client.post("/v2/models/tiny_classifier/infer", content=chunks(), headers=headers)
+    assert r.status_code == 200, r.text
+    assert all(np.array_equal(outputs(r)[k], v) for k, v in want.items())
+
+
+def test_infer_lookalike_paths_are_not_infer(client):
+    body, hl = encode_request([("input", "FP32", X)])
+    assert client.post("/v2/models/tiny_classifier/infer/", content=body).status_code in (404, 405, 307)
+    assert client.get("/v2/models/tiny_classifier/infer").status_code in (404, 405)
+
+
+def _expect_request(port: int, path: str, body: bytes, send_body_after_continue: bool = True) -> tuple[bytes, bool]:
+    """One request with `Expect: 100-continue` on a raw socket: (everything the server sent, whether it closed)."""
+    import socket
+
+    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(head)
+        got = s.recv(65536)
+        if got.startswith(b"HTTP/1.1 100") and send_body_after_continue:
+            s.sendall(body)
+        closed = False
+        s.settimeout(1.0)
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    closed = True
+                    break
+                got += chunk
+        except TimeoutError:
+            pass
+    return got, closed
+
+
+def test_expect_100_continue(server):
+    body, _ = encode_request([("input", "FP32", X[:1])], binary=False)
+    got, closed = _expect_request(server.port, "/v2/models/tiny_classifier/infer", body)
+    assert got.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200"), got[:200]
+    assert not closed  # keep-alive as usual
+    # refused before the body was asked for: the client never sends it, so the server closes the connection
+    got, closed = _expect_request(server.port, "/v2/models/nope/infer", body)
+    assert got.startswith(b"HTTP/1.1 404") and b"connection: close" in got.lower(), got[:300]
+    assert closed
