@@ -18,12 +18,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from server.batching.collate import collate, rows, signature, split
-from server.batching.policy import Dispatch, Entry, Policy, decide
+from server.batching.policy import Dispatch, Entry, Policy, Wait, decide
 from server.errors import BadRequest, DeadlineExceeded, InferError, QueueFull, Unavailable
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,8 @@ _QUEUED, _RUNNING, _DONE = 0, 1, 2
 class _Request(Entry):
     __slots__ = ("inputs", "loop", "fut", "state")
 
-    def __init__(self, inputs, n, sig, enqueued, deadline, loop, fut) -> None:
+    def __init__(self, inputs: dict[str, np.ndarray], n: int, sig: tuple[Any, ...], enqueued: float,
+                 deadline: float | None, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[BatchOutcome]) -> None:
         super().__init__(n, sig, enqueued, deadline)
         self.inputs = inputs
         self.loop = loop
@@ -77,7 +78,7 @@ class _Request(Entry):
         self.state = _QUEUED
 
 
-def _settle(items: list) -> None:
+def _settle(items: list[tuple[asyncio.Future[Any], Any, bool]]) -> None:
     """Runs on the event loop: resolve futures whose awaiting task is still there."""
     for fut, value, is_error in items:
         if fut.done():
@@ -88,9 +89,9 @@ def _settle(items: list) -> None:
             fut.set_result(value)
 
 
-def _deliver(items: list) -> None:
+def _deliver(items: list[tuple[_Request, Any, bool]]) -> None:
     """From any thread: hand (request, value, is_error) triples to their loops, one wake-up per loop."""
-    by_loop: dict = {}
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, bool]]] = {}
     for req, value, is_error in items:
         req.state = _DONE
         by_loop.setdefault(req.loop, []).append((req.fut, value, is_error))
@@ -172,7 +173,7 @@ class DynamicBatcher:
         n = self._items(inputs)
         sig = signature(inputs)
         loop = asyncio.get_running_loop()
-        fut = loop.create_future()
+        fut: asyncio.Future[BatchOutcome] = loop.create_future()
         cond = self._cond
         with cond:
             if self._closing or not self._started:
@@ -305,6 +306,7 @@ class DynamicBatcher:
                     if self._closing:
                         exiting = True  # flush mode: a Wait means nothing live is queued
                         break
+                    assert isinstance(d, Wait)  # a Dispatch always carries a batch (handled above)
                     until = d.until
                     cond.wait(None if until is None else max(0.0, until - now))
             if expired or n_cancelled:

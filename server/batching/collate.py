@@ -5,11 +5,12 @@ No I/O, no threads: numpy only. The batcher only puts requests with equal `signa
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 
-def signature(inputs: Mapping[str, np.ndarray]) -> tuple:
+def signature(inputs: Mapping[str, np.ndarray]) -> tuple[Any, ...]:
     """(name, dtype, shape[1:]) per input, sorted by name. Requests batch together only if equal."""
     return tuple(sorted((name, arr.dtype.str, tuple(arr.shape[1:])) for name, arr in inputs.items()))
 
@@ -75,4 +76,4 @@ def rows(inputs: Mapping[str, np.ndarray]) -> int:
             raise ValueError(f"inputs disagree on the batch dimension ('{name}' has {arr.shape[0]} rows, others {n})")
     if n is None:
         raise ValueError("a request needs at least one input")
-    return n
+    return int(n)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class Entry:
@@ -31,7 +32,7 @@ class Entry:
 
     __slots__ = ("n", "sig", "enqueued", "deadline", "cancelled")
 
-    def __init__(self, n: int, sig: tuple, enqueued: float, deadline: float | None = None, cancelled: bool = False) -> None:
+    def __init__(self, n: int, sig: tuple[Any, ...], enqueued: float, deadline: float | None = None, cancelled: bool = False) -> None:
         self.n = n  # items (rows of dim 0)
         self.sig = sig  # collate.signature(inputs)
         self.enqueued = enqueued  # clock time of enqueue
