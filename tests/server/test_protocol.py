@@ -10,15 +10,7 @@ import pytest
 from server.dtypes import OIP_TO_NUMPY
 from server.errors import BadRequest
 from server.labels import classify
-from server.protocol import (
-    OutputTensor,
-    decode_request,
-    decode_response,
-    encode_request,
-    encode_response,
-    parse_bytes_elements,
-    serialize_bytes_elements,
-)
+from server.protocol import OutputTensor, decode_request, decode_response, encode_request, encode_response, parse_bytes_elements, serialize_bytes_elements
 
 NUMERIC = [t for t in OIP_TO_NUMPY if t != "BYTES"]
 
