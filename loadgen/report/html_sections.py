@@ -1,13 +1,18 @@
-"""Per-kind sections of the HTML report (result, sweep, peak, matrix, bench) and the overview."""
+"""Per-kind sections of the HTML report (result, sweep, peak, matrix, bench, overload, tune) and the overview.
+The tune section lives in html_tune (re-exported here)."""
 from __future__ import annotations
 
 from typing import Any
 
 from loadgen.results.analysis import reason_text
 from loadgen.report import plots
+from loadgen.report.html_tune import tune_section
 from loadgen.report.html_parts import badge, cards, config_block, esc, figure, fmt, reasons_block, table
 from loadgen.results.io import Doc
 from loadgen.results.points import raw_limit_from_bench, summarize_point
+
+__all__ = ["global_raw_limit", "result_section", "sweep_section", "peak_section", "matrix_section", "bench_section",
+           "overview_section", "overload_section", "tune_section"]
 
 
 def global_raw_limit(docs: list[Doc]) -> dict | None:
