@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
+from loadgen.commands import _assert as A
 from loadgen.commands import _curves as C
 
 
@@ -34,6 +35,8 @@ def sweep(
     seed: Optional[int] = C.SEED,
     workers: Optional[int] = C.WORKERS,
     timeout_ms: Optional[float] = C.TIMEOUT_MS,
+    asserts: Optional[List[str]] = A.ASSERT,
+    junit: Optional[Path] = A.JUNIT,
 ) -> None:
     """Run a rate (open loop) or concurrency (closed loop) sweep; writes point-NNN.json + sweep.json.
 
@@ -45,6 +48,7 @@ def sweep(
     from loadgen.search.sweep import run_sweep
 
     console = Console()
+    thresholds = A.parse(asserts, "sweep")
     if (rates is None) == (users is None):
         raise typer.BadParameter("give exactly one of --rates (open loop) or --users (closed loop)")
     rate_list = user_list = auto = None
@@ -99,6 +103,7 @@ def sweep(
         console.print(f"[bold]sizing[/bold]: {sizing['note']}")
     console.print(f"wrote {out / 'sweep.json'}")
     C.write_html_of(console, out, html)
+    A.check(console, doc, thresholds, junit, source=str(out / "sweep.json"))
 
 
 def register(app: typer.Typer) -> None:

@@ -77,15 +77,9 @@ def tune(
     """Which server configuration to deploy: measure configurations on a local server, recommend one (config.toml)."""
     from rich.console import Console
 
-    from loadgen.search.tune import Constraints, Objective
+    from loadgen.search.tune import Constraints
 
-    console, thresholds = Console(), A.parse(asserts, "tune")
-    if search not in ("quick", "grid"):
-        raise typer.BadParameter(f"--search {search!r}: expected quick | grid")
-    try:
-        obj = Objective.named(objective)
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
+    console, thresholds, obj = Console(), A.parse(asserts, "tune"), _objective(search, objective)
     base = C.build_scenario(None, target="http://127.0.0.1:1", model=model, duration_s=duration, warmup_s=warmup,
                             payload=payload, batch=batch, seed=seed, workers=workers, timeout_ms=timeout_ms,
                             slo_p99_ms=slo_p99_ms, mode="closed", users=1)
@@ -97,11 +91,26 @@ def tune(
     console.print(f"[bold]tune[/bold] {model}: {search} search over {len(space.grid())} configurations "
                   f"({space.cpus} CPUs), objective {obj.name}, SLO p99 <= {slo_p99_ms:g} ms → {req.out_dir}")
     doc = _measure(console, req, base, baseline, server_nice)
-    from loadgen.report.terminal import print_tune
-
-    print_tune(console, doc, req.out_dir / "tune.json")
+    _print_tune(console, doc, req.out_dir / "tune.json")
     C.write_html_of(console, req.out_dir, html)
     A.check(console, doc, thresholds, junit, source=str(req.out_dir / "tune.json"))
+
+
+def _objective(search: str, objective: str) -> Any:
+    from loadgen.search.tune import Objective
+
+    if search not in ("quick", "grid"):
+        raise typer.BadParameter(f"--search {search!r}: expected quick | grid")
+    try:
+        return Objective.named(objective)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+
+
+def _print_tune(console: Any, doc: dict, path: Path) -> None:
+    from loadgen.report.terminal import print_tune
+
+    print_tune(console, doc, path)
 
 
 def _options(slo_ms: float, precision: float, max_probes: int, confirm: int, duration: float) -> Any:
