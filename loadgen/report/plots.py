@@ -366,8 +366,8 @@ def pareto(configs: list[dict], *, frontier: list[str], recommended: str | None 
                    label="infeasible (a constraint not met)")
     front = sorted((p for p in pts if p[0] in set(frontier)), key=lambda p: p[1])
     if front:
-        ax.plot([p[1] for p in front], [p[2] for p in front], "-", color=PEAK_C, lw=2, zorder=2,
-                label="Pareto frontier")
+        ax.plot([p[1] for p in front], [p[2] for p in front], "o-", color=PEAK_C, lw=2, ms=13, mfc="none", mew=2,
+                zorder=2, label="Pareto frontier")
     rec = next((p for p in pts if p[0] == recommended), None)
     if rec is not None:
         ax.scatter([rec[1]], [rec[2]], s=260, marker="*", color=SLO_C, zorder=4, label=f"recommended: {rec[0]}")
