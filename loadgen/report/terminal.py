@@ -123,16 +123,21 @@ def print_thresholds(console: Any, ev: Any) -> None:
 
 def print_tune(console: Any, doc: dict, out: Any) -> None:
     """Every configuration measured (pooled figures), the Pareto frontier, the recommendation and sizing."""
-    f = lambda v, d=1: "–" if v is None else (f"{v:.{d}f}" if isinstance(v, float) else str(v))  # noqa: E731
+    f = lambda v, d=1: "–" if v is None else (f"{v:.{0 if abs(v) >= 100 else d}f}" if isinstance(v, float)  # noqa: E731
+                                              else str(v))
     c = doc.get("constraints") or {}
+    from rich import box
+
     t = Table(title=f"Tune: {doc['model']} ({doc.get('method')} search, objective "
                     f"{(doc.get('objective') or {}).get('name')}"
                     + (f", SLO p99 <= {c['slo_p99_ms']:g} ms" if c.get("slo_p99_ms") else "") + ")",
-              title_justify="left")
+              title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
     width = max([len(r["name"]) for r in doc["configs"]] + [6])
-    for col in ("config", "runs", "peak req/s", "max req/s", "raw req/s", "p99 low ms", "RSS MB", "score", "verdict"):
-        t.add_column(col, justify="left" if col in ("config", "verdict") else "right", no_wrap=col == "config",
-                     min_width=width if col == "config" else None)
+    for col in ("config", "n", "peak", "max", "raw", "p99 low", "RSS", "score", "verdict"):
+        t.add_column(col, justify="left" if col in ("config", "verdict") else "right", no_wrap=col != "verdict",
+                     min_width=width if col == "config" else 11 if col == "verdict" else None, overflow="fold")
+    t.caption = ("n: measurements; peak (under the SLO), max (throughput), raw (in-process limit): req/s; p99 low: "
+                 "p99 at low load, ms; RSS: server memory, MB; score: vs the start")
     rec = (doc.get("recommended") or {}).get("name")
     pareto = set(doc.get("pareto") or [])
     order = {n: i for i, n in enumerate(doc.get("ranking") or [])}
