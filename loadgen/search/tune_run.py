@@ -95,8 +95,9 @@ def make_measure(base: Any, run: RunFn, serve: TuneServe, out_dir: Path, opts: T
             return Measurement(None, f"error: {type(e).__name__}: {e}"[:300], None, None, None, raw_rps)
         rss = watch.summary().get("rss_max_mb") if watch is not None else None
         m = measurement_of(row, rss_mb=rss, raw_rps=raw_rps)
-        say(f"{cfg.name}: peak {m.peak_rps or 0:.4g} req/s ({m.peak_status}), max {m.max_throughput_rps or 0:.4g} "
-            f"req/s, p99 at low load {m.p99_low_load_ms or 0:.3g} ms" + (f", RSS {rss:.0f} MB" if rss else ""))
+        g = lambda v, d=4: "–" if v is None else f"{v:.{d}g}"  # noqa: E731
+        say(f"{cfg.name}: peak {g(m.peak_rps)} req/s ({m.peak_status}), max {g(m.max_throughput_rps)} req/s, p99 at "
+            f"low load {g(m.p99_low_load_ms, 3)} ms" + (f", RSS {rss:.0f} MB" if rss else ""))
         return m
     return measure
 
