@@ -149,3 +149,19 @@ def run_bench(
         "machine": machine_info(),
         "results": rows,
     }
+
+
+def model_baseline(models_dir: Path, model: str, batches: list[int], instances: list[int], duration_s: float,
+                   warmup_s: float, say=None) -> tuple[dict | None, str | None]:
+    """run_bench over batch sizes x instances for a repository model (`matrix`, `tune`): (bench document, None),
+    or (None, why not) — a failed baseline never stops the served measurements. Call it before locust is imported."""
+    from server.repository import ensure_built, load_repository
+
+    try:
+        cfg = load_repository(Path(models_dir), [model])[model]
+        ensure_built(cfg)
+        if say is not None:
+            say(f"baseline: in-process ONNX Runtime, batch {batches} × instances {instances}, {duration_s:g}s each")
+        return run_bench(cfg.model_path, batches, instances, None, duration_s, warmup_s, model_name=model), None
+    except Exception as e:  # noqa: BLE001 - report and carry on with the served measurements
+        return None, f"in-process baseline failed: {type(e).__name__}: {e}"

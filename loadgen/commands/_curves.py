@@ -20,7 +20,8 @@ DURATION = typer.Option(None, "--duration", min=0.1, help="Measured seconds per 
 WARMUP = typer.Option(None, "--warmup", min=0.0, help="Warm-up seconds per run, excluded (default: 2).")
 PAYLOAD = typer.Option(None, "--payload", help="binary | json | image (default: binary).")
 BATCH = typer.Option(None, "--batch", min=1, help="Items per request (client-side batch) (default: 1).")
-ARRIVAL = typer.Option(None, "--arrival", help="Open-loop arrivals: poisson | constant (default: poisson).")
+ARRIVAL = typer.Option(None, "--arrival", help="Open-loop arrivals: poisson | constant | burst (each rate is the "
+                       "on-period rate) | trace:FILE[:COLUMN] (each rate rescales the trace) (default: poisson).")
 SEED = typer.Option(None, "--seed", help="Seed of the arrival schedule and payloads.")
 WORKERS = typer.Option(None, "--workers", min=0, help="Local Locust worker processes (0 = in-process).")
 TIMEOUT_MS = typer.Option(None, "--timeout-ms", min=1.0, help="Per-request client timeout (ms).")
@@ -69,12 +70,12 @@ def build_scenario(scenario_file: Optional[Path], **fields: Any):
         raise typer.Exit(2)
 
 
-def runner(progress: bool = True) -> Callable[[Any], dict]:
-    """run_scenario bound with progress; imports locust (gevent) now, not before."""
+def runner(progress: bool = True, **kw: Any) -> Callable[[Any], dict]:
+    """run_scenario bound with progress (and run_scenario's other keywords); imports locust (gevent) now, not before."""
     from loadgen.engine.runner import prepare_engine, run_scenario
 
     prepare_engine()
-    return lambda scenario: run_scenario(scenario, progress=progress)
+    return lambda scenario: run_scenario(scenario, progress=progress, **kw)
 
 
 def default_out(kind: str) -> Path:

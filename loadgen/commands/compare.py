@@ -1,4 +1,5 @@
-"""`inferload compare A B`: deltas between two runs, two sweeps or two peak searches (Rich table)."""
+"""`inferload compare A B`: deltas between two runs, sweeps, peak searches or tune documents (Rich table), then
+which is better with confidence bounds."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,10 +8,10 @@ import typer
 
 
 def compare(
-    a: Path = typer.Argument(..., help="Baseline: result JSON, sweep dir/sweep.json or peak.json."),
+    a: Path = typer.Argument(..., help="Baseline: result JSON, sweep dir/sweep.json, peak.json or tune.json."),
     b: Path = typer.Argument(..., help="Candidate, of the same kind."),
 ) -> None:
-    """Print metric, A, B, Δ, Δ% (green: B better; red: B worse)."""
+    """Print metric, A, B, Δ, Δ% (green: B better; red: B worse), then the verdict: is B better, by how much."""
     from rich.console import Console
 
     from loadgen.report.compare import print_compare

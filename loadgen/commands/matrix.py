@@ -13,18 +13,9 @@ from loadgen.commands import _curves as C
 def _baseline(models: Path, model: str, batches: list[int], instances: list[int], duration: float,
               warmup: float, console) -> tuple[dict | None, str | None]:
     """In-process run_bench over the same batch sizes × instances (before locust is imported)."""
-    try:
-        from loadgen.baseline.bench import run_bench
-        from server.repository import ensure_built, load_repository
-    except ImportError as e:  # pragma: no cover - depends on the install
-        return None, f"in-process baseline skipped: loadgen.baseline.bench not importable ({e})"
-    try:
-        cfg = load_repository(models, [model])[model]
-        ensure_built(cfg)
-        console.print(f"baseline: in-process ONNX Runtime, batch {batches} × instances {instances}, {duration:g}s each")
-        return run_bench(cfg.model_path, batches, instances, None, duration, warmup, model_name=model), None
-    except Exception as e:  # noqa: BLE001 - report and carry on with the served matrix
-        return None, f"in-process baseline failed: {type(e).__name__}: {e}"
+    from loadgen.baseline.bench import model_baseline
+
+    return model_baseline(models, model, batches, instances, duration, warmup, say=console.print)
 
 
 def matrix(

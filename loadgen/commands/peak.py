@@ -3,10 +3,11 @@ VALID run (capacity probe, then bracket, bisect and confirm; loadgen.search.peak
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
+from loadgen.commands import _assert as A
 from loadgen.commands import _curves as C
 from loadgen.report import terminal as T
 from loadgen.search.peaksearch import finish_peak_doc
@@ -49,6 +50,8 @@ def peak(
     seed: Optional[int] = C.SEED,
     workers: Optional[int] = C.WORKERS,
     timeout_ms: Optional[float] = C.TIMEOUT_MS,
+    asserts: Optional[List[str]] = A.ASSERT,
+    junit: Optional[Path] = A.JUNIT,
 ) -> None:
     """Find the peak rate under a latency SLO (open loop, Poisson arrivals by default), with stated confidence."""
     from rich.console import Console
@@ -56,6 +59,7 @@ def peak(
     from loadgen.search.peaksearch import PeakOptions, run_peak_search
 
     console = Console()
+    thresholds = A.parse(asserts, "peak")
     base = C.build_scenario(scenario, target=target, model=model, duration_s=duration, warmup_s=warmup,
                             payload=payload, batch=batch, arrival=arrival, seed=seed, workers=workers,
                             timeout_ms=timeout_ms, slo_p99_ms=slo_p99_ms, mode="open", rate_rps=start_rate or 1.0)
@@ -75,6 +79,7 @@ def peak(
     finish_peak_doc(doc, out, target_rps, headroom)
     T.print_peak(console, doc, out)
     C.write_html_of(console, out, html)
+    A.check(console, doc, thresholds, junit, source=str(out / "peak.json"))
     if doc["peak_rps"] is None:
         raise typer.Exit(1)
 

@@ -9,7 +9,7 @@ import typer
 
 
 def report(
-    paths: List[Path] = typer.Argument(..., help="Result JSON, sweep dir or sweep.json, peak.json, matrix.json, bench JSON."),
+    paths: List[Path] = typer.Argument(..., help="Result JSON, sweep dir or sweep.json, peak.json, matrix.json, tune.json, bench JSON."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write the HTML report here (otherwise print a terminal summary)."),
     title: Optional[str] = typer.Option(None, "--title", help="Page title (default: inferload report)."),
 ) -> None:
@@ -46,6 +46,10 @@ def report(
             console.print(f"{d.path}: peak {d.data.get('peak_rps')} req/s ({d.data.get('status')}): {d.data.get('reason')}")
         elif d.kind == "matrix":
             console.print(f"{d.path}: matrix, best {d.data.get('best')}")
+        elif d.kind == "tune":
+            from loadgen.report.terminal import print_tune
+
+            print_tune(console, d.data, d.path)
         else:
             console.print(f"{d.path}: {d.kind}")
 

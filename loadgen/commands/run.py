@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import sys
 from enum import Enum
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, List, Optional
 
 import typer
+
+from loadgen.commands import _assert as A
 
 
 class Preset(str, Enum):
@@ -45,7 +48,11 @@ def run(
     model: Optional[str] = typer.Option(None, "--model", help="Model name"),
     mode: Optional[str] = typer.Option(None, "--mode", help="open | closed (inferred from --rate / --users)"),
     rate: Optional[float] = typer.Option(None, "--rate", help="Open loop: arrivals per second (all workers)"),
-    arrival: Optional[str] = typer.Option(None, "--arrival", help="poisson (default) | constant"),
+    arrival: Optional[str] = typer.Option(None, "--arrival", help="poisson (default) | constant | burst | trace:FILE[:COLUMN] (replay; --rate rescales it to that mean rate, --speedup divides its offsets)"),
+    ramp: Optional[str] = typer.Option(None, "--ramp", help="Open loop: START:END:DURATION, e.g. 10:200:60s (linear after the warm-up; replaces --rate)"),
+    speedup: Optional[float] = typer.Option(None, "--speedup", help="Trace replay: divide the trace's offsets by this"),
+    burst_on_s: Optional[float] = typer.Option(None, "--burst-on-s", help="--arrival burst: seconds at --rate (default 1)"),
+    burst_off_s: Optional[float] = typer.Option(None, "--burst-off-s", help="--arrival burst: silent seconds after each burst (default 4)"),
     users: Optional[int] = typer.Option(None, "--users", help="Closed loop: concurrent users"),
     think_time_ms: Optional[float] = typer.Option(None, "--think-time-ms", help="Closed loop think time"),
     duration: Optional[float] = typer.Option(None, "--duration", help="Measurement window, seconds (default 10)"),
@@ -65,26 +72,57 @@ def run(
     csv_path: Optional[str] = typer.Option(None, "--csv", help="Write the per-second time series CSV here"),
     metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on 127.0.0.1:PORT"),
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a TTY)"),
+    asserts: Optional[List[str]] = A.ASSERT,
+    junit: Optional[Path] = A.JUNIT,
 ) -> None:
     """Generate load (open or closed loop) and report latency, throughput and validity."""
     from rich.console import Console
 
     from loadgen.report.csv_report import write_csv
-    from loadgen.results.io import write_json
     from loadgen.report.terminal import print_summary
-    from loadgen.engine.scenario import Scenario, ScenarioError
+    from loadgen.results.io import write_json
 
     console = Console(stderr=False)
+    thresholds = A.parse(asserts, "run")
     flags = {
         "target": target, "model": model, "mode": mode, "rate_rps": rate, "arrival": arrival, "users": users,
         "think_time_ms": think_time_ms, "duration_s": duration, "warmup_s": warmup, "payload": payload,
         "batch": batch, "images_dir": images, "timeout_ms": timeout_ms, "seed": seed, "slo_p99_ms": slo_p99_ms,
-        "workers": workers, "max_in_flight": max_in_flight, "late_threshold_ms": late_threshold_ms,
+        "workers": workers, "max_in_flight": max_in_flight, "late_threshold_ms": late_threshold_ms, "ramp": ramp,
+        "speedup": speedup, "burst_on_s": burst_on_s, "burst_off_s": burst_off_s,
     }
-    flags = {k: v for k, v in flags.items() if v is not None}
-    if rate is not None and mode is None and users is None:
+    sc = _scenario({k: v for k, v in flags.items() if v is not None}, scenario_file, preset, console)
+
+    from loadgen.commands._curves import runner
+    from loadgen.engine.payloads import PayloadError
+
+    show = sys.stdout.isatty() if progress is None else progress
+    try:
+        result = runner(progress=show, metrics_port=metrics_port)(sc)
+    except PayloadError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    print_summary(result, console)
+    if out:
+        write_json(out, result)
+        console.print(f"result JSON: {out}")
+    if csv_path:
+        write_csv(result, csv_path)
+        console.print(f"time series CSV: {csv_path}")
+    A.check(console, result, thresholds, junit, source=out)
+
+
+def _scenario(flags: dict[str, Any], scenario_file: Optional[str], preset: Optional[Preset], console: Any) -> Any:
+    """Defaults < --scenario FILE < --preset < flags; the open-loop schedule is computed once here, so a trace that
+    cannot be read exits 2 before any load. Exits 2 with the problem named."""
+    from loadgen.engine.arrivals import ArrivalError
+    from loadgen.engine.scenario import Scenario, ScenarioError
+    from loadgen.engine.schedule import scenario_offsets
+
+    shaped = flags.get("ramp") is not None or str(flags.get("arrival") or "").startswith("trace:")
+    if (flags.get("rate_rps") is not None or shaped) and "mode" not in flags and "users" not in flags:
         flags["mode"] = "open"
-    elif users is not None and mode is None and rate is None:
+    elif "users" in flags and "mode" not in flags and "rate_rps" not in flags:
         flags["mode"] = "closed"
     try:
         base: dict[str, Any] = {}
@@ -101,26 +139,12 @@ def run(
         if data.get("mode") == "closed" and "rate_rps" not in flags:
             data["rate_rps"] = None
         sc = Scenario.build(data, source=scenario_file or "command line")
-    except ScenarioError as e:
+        if sc.mode == "open" and not scenario_offsets(sc):
+            raise ScenarioError("the arrival schedule has no request inside warm-up + duration")
+    except (ScenarioError, ArrivalError, ValueError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
-
-    from loadgen.engine.payloads import PayloadError
-    from loadgen.engine.runner import run_scenario
-
-    show = sys.stdout.isatty() if progress is None else progress
-    try:
-        result = run_scenario(sc, progress=show, metrics_port=metrics_port)
-    except PayloadError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
-    print_summary(result, console)
-    if out:
-        write_json(out, result)
-        console.print(f"result JSON: {out}")
-    if csv_path:
-        write_csv(result, csv_path)
-        console.print(f"time series CSV: {csv_path}")
+    return sc
 
 
 def register(app: typer.Typer) -> None:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
+from loadgen.commands import _assert as A
 from loadgen.commands import _curves as C
 from loadgen.report import terminal as T
 
@@ -35,6 +36,8 @@ def sweep(
     seed: Optional[int] = C.SEED,
     workers: Optional[int] = C.WORKERS,
     timeout_ms: Optional[float] = C.TIMEOUT_MS,
+    asserts: Optional[List[str]] = A.ASSERT,
+    junit: Optional[Path] = A.JUNIT,
 ) -> None:
     """Run a rate (open loop) or concurrency (closed loop) sweep; writes point-NNN.json + sweep.json.
 
@@ -46,6 +49,7 @@ def sweep(
     from loadgen.search.sweep import run_sweep
 
     console = Console()
+    thresholds = A.parse(asserts, "sweep")
     if (rates is None) == (users is None):
         raise typer.BadParameter("give exactly one of --rates (open loop) or --users (closed loop)")
     rate_list = user_list = auto = None
@@ -100,6 +104,7 @@ def sweep(
         console.print(f"[bold]sizing[/bold]: {sizing['note']}")
     console.print(f"wrote {out / 'sweep.json'}")
     C.write_html_of(console, out, html)
+    A.check(console, doc, thresholds, junit, source=str(out / "sweep.json"))
 
 
 def register(app: typer.Typer) -> None:

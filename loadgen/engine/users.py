@@ -36,7 +36,7 @@ from loadgen.engine.payloads import SAMPLE_CHECK_EVERY, PayloadPool
 from loadgen.engine.recorder import Recorder
 from loadgen.results.recorded import REFUSAL_STATUSES
 from loadgen.engine.scenario import Scenario
-from loadgen.engine.schedule import arrival_offsets
+from loadgen.engine.schedule import scenario_offsets
 from loadgen.engine.arrivals import derive_seed
 
 log = logging.getLogger("inferload")
@@ -102,11 +102,8 @@ class LoadContext:
         self.pool = PayloadPool(scenario, info, seed=derive_seed(scenario.seed, 1000 + stream))
         self.path = self.pool.path
         self.schedule: list[float] = []
-        if scenario.mode == "open":
-            assert scenario.rate_rps
-            self.schedule = arrival_offsets(
-                scenario.arrival, scenario.rate_rps, scenario.end_s, scenario.seed, stream=stream, streams=streams
-            )
+        if scenario.mode == "open":  # poisson / constant at rate_rps, or a shape: burst, ramp, trace replay
+            self.schedule = scenario_offsets(scenario, stream=stream, streams=streams)
         self.cap = max(1, scenario.max_in_flight // streams)
         u = urlparse(scenario.target)
         self.host, self.https = u.hostname or "127.0.0.1", u.scheme == "https"

@@ -1,7 +1,9 @@
-"""`inferload compare A B`: the deltas between two runs, two sweeps or two peak searches.
+"""`inferload compare A B`: the deltas between two runs, two sweeps, two peak searches or two tune documents (or a
+peak / sweep / tune against another of them), and the answer: which is better, with bounds.
 
 `compare_rows(a, b)` is pure (Doc in, rows out); `print_compare` renders a Rich table (metric, A, B, Δ, Δ%)
-with improvements in green and regressions in red (lower latency / higher throughput is better).
+with improvements in green and regressions in red (lower latency / higher throughput is better), then the verdict
+lines of loadgen.results.comparison (B better / worse / no significant difference, and by how much).
 """
 from __future__ import annotations
 
@@ -105,7 +107,24 @@ def _peak_value(doc: Doc) -> float | None:
         return doc.data.get("peak_rps")
     if doc.kind == "sweep":
         return (doc.data.get("peak") or {}).get("rate_rps")
+    if doc.kind == "tune":
+        return (doc.data.get("recommended_pooled") or {}).get("peak_rps")
     return None
+
+
+def _tune_rows(a: dict, b: dict) -> list[dict]:
+    pa, pb = a.get("recommended_pooled") or {}, b.get("recommended_pooled") or {}
+    rec = lambda d: (d.get("recommended") or {}).get("name")  # noqa: E731
+    return [
+        _row("recommended", rec(a), rec(b), None),
+        _row("peak under SLO req/s", pa.get("peak_rps"), pb.get("peak_rps"), HIGHER),
+        _row("max throughput req/s", pa.get("max_throughput_rps"), pb.get("max_throughput_rps"), HIGHER),
+        _row("p99 at low load ms", pa.get("p99_low_load_ms"), pb.get("p99_low_load_ms"), LOWER),
+        _row("server RSS MB", pa.get("rss_mb"), pb.get("rss_mb"), LOWER),
+        _row("SLO ms", (a.get("constraints") or {}).get("slo_p99_ms"), (b.get("constraints") or {}).get("slo_p99_ms"),
+             None),
+        _row("configurations measured", len(a.get("configs") or []), len(b.get("configs") or []), None),
+    ]
 
 
 def compare_rows(a: Doc, b: Doc) -> list[dict]:
@@ -113,14 +132,16 @@ def compare_rows(a: Doc, b: Doc) -> list[dict]:
         return _result_rows(a.data, b.data)
     if a.kind == "sweep" and b.kind == "sweep":
         return _sweep_rows(a, b)
-    if {a.kind, b.kind} <= {"sweep", "peak"}:
+    if a.kind == b.kind == "tune":
+        return _tune_rows(a.data, b.data)
+    if {a.kind, b.kind} <= {"sweep", "peak", "tune"}:
         rows = [_row("peak under SLO req/s", _peak_value(a), _peak_value(b), HIGHER)]
         if a.kind == b.kind == "peak":
             rows.append(_row("status", a.data.get("status"), b.data.get("status"), None))
             rows.append(_row("probes", len(a.data.get("probes") or []), len(b.data.get("probes") or []), None))
             rows.append(_row("SLO ms", a.data.get("slo_ms"), b.data.get("slo_ms"), None))
         return rows
-    raise ValueError(f"cannot compare a {a.kind} with a {b.kind}: give two run results, two sweeps or two peak files")
+    raise ValueError(f"cannot compare a {a.kind} with a {b.kind}: give two run results, or two of sweep / peak / tune")
 
 
 def _fmt(v: Any) -> str:
@@ -151,4 +172,17 @@ def print_compare(a: Doc, b: Doc, console=None) -> list[dict]:
                   f"[{style}]{dp}[/]" if style else dp)
     console.print(t)
     console.print("[dim]green = B better, red = B worse (lower latency, higher throughput are better)[/dim]")
+    for line in answer_lines(a, b):
+        console.print(line, markup=False, highlight=False)
     return rows
+
+
+def answer_lines(a: Doc, b: Doc) -> list[str]:
+    """Which is better, with bounds (loadgen.results.comparison), as lines; why not, when it cannot say."""
+    from loadgen.results.comparison import compare_documents, verdict_lines
+    from loadgen.results.thresholds import ThresholdError
+
+    try:
+        return verdict_lines(compare_documents(a.data, b.data))
+    except ThresholdError as e:
+        return [f"no verdict: {e}"]

@@ -77,7 +77,8 @@ def render_html(docs: list[Doc], *, title: str | None = None) -> str:
     sections = []
     for i, d in enumerate(docs):
         render = {"run": S.result_section, "sweep": S.sweep_section, "peak": S.peak_section,
-                  "matrix": S.matrix_section, "bench": S.bench_section, "overload": S.overload_section}[d.kind]
+                  "matrix": S.matrix_section, "bench": S.bench_section, "overload": S.overload_section,
+                  "tune": S.tune_section}[d.kind]
         sections.append(f'<section class="doc" id="doc-{i}">{render(d, raw_limit)}</section>')
     overview = S.overview_section(docs, raw_limit)
     toc = "".join(f'<a href="#doc-{i}">{esc(d.kind)}: {esc(d.title)}</a>' for i, d in enumerate(docs))

@@ -1,13 +1,19 @@
-"""Per-kind sections of the HTML report (result, sweep, peak, matrix, bench) and the overview."""
+"""Per-kind sections of the HTML report (result, sweep, peak, matrix, bench, overload, tune) and the overview.
+The tune section lives in html_tune (re-exported here)."""
 from __future__ import annotations
 
 from typing import Any
 
 from loadgen.results.validity import reason_text
 from loadgen.report import plots
+from loadgen.report.html_tune import tune_section
+from loadgen.report.terminal import shape_text
 from loadgen.report.html_parts import badge, cards, config_block, esc, figure, fmt, reasons_block, table
 from loadgen.results.io import Doc
 from loadgen.results.points import raw_limit_from_bench, summarize_point
+
+__all__ = ["global_raw_limit", "result_section", "sweep_section", "peak_section", "matrix_section", "bench_section",
+           "overview_section", "overload_section", "tune_section"]
 
 
 def global_raw_limit(docs: list[Doc]) -> dict | None:
@@ -56,8 +62,7 @@ def result_section(doc: Doc, raw_limit: dict | None) -> str:
     sc = r.get("scenario") or {}
     lat = r.get("latency_ms") or {}
     open_loop = r.get("mode") == "open"
-    load = (f"open loop, {fmt(r.get('target_rate_rps'))} req/s target ({sc.get('arrival', '?')})" if open_loop
-            else f"closed loop, {r.get('users')} users")
+    load = f"open loop, {shape_text(sc, sc.get('rate_rps'))}" if open_loop else f"closed loop, {r.get('users')} users"
     sub = (f"{sc.get('model', '?')} at {sc.get('target', '?')} · {load} · {fmt(r.get('duration_s'))} s measured"
            f" · payload {sc.get('payload', '?')} × {sc.get('batch', 1)} item(s) · started {r.get('started_at', '?')}")
     out = [_header("run", doc.title, badge(r.get("valid")), sub)]
@@ -97,9 +102,11 @@ def result_section(doc: Doc, raw_limit: dict | None) -> str:
                       "latency percentile distribution",
                       "Latency at each percentile (HDR style: the x axis stretches the tail).",
                       heading="Latency percentile distribution"))
+    shaped = bool(sc.get("ramp")) or sc.get("arrival") == "burst" or str(sc.get("arrival", "")).startswith("trace:")
     out.append(figure(plots.timeline(r, title=""), "timeline",
-                      "Offered vs completed rate (and errors) per second; p50 and p99 per second; shaded: warm-up / drain, not measured.",
-                      heading="Timeline"))
+                      "Offered (the scheduled instants in each second) vs completed rate (and errors) per second; p50 "
+                      "and p99 per second; shaded: warm-up / drain, not measured.",
+                      heading="Timeline: the traffic shape, offered vs achieved" if shaped else "Timeline"))
     out.append(figure(plots.decomposition([(doc.title, r.get("decomposition_ms") or {})], title=""),
                       "latency decomposition",
                       "Mean latency split by stage, from the server's Server-Timing header.",

@@ -345,3 +345,38 @@ def overload_goodput(steps: list[dict], capacity_rps: float, *, title: str = "")
     if title:
         ax.set_title(title)
     return to_b64(fig)
+
+
+def pareto(configs: list[dict], *, frontier: list[str], recommended: str | None = None,
+           title: str = "") -> str | None:
+    """p99 at low load against throughput, one point per configuration measured (hollow: infeasible), the
+    Pareto frontier as a line and the recommended configuration starred. Rows as in the tune document."""
+    pts = [(c["name"], _num(c.get("throughput_rps")), _num((c.get("pooled") or {}).get("p99_low_load_ms")),
+            bool(c.get("feasible"))) for c in configs]
+    pts = [p for p in pts if p[1] is not None and p[2] is not None]
+    if not pts:
+        return None
+    fig, ax = plt.subplots(figsize=(9.5, 4.8))
+    ok = [p for p in pts if p[3]]
+    bad = [p for p in pts if not p[3]]
+    if ok:
+        ax.scatter([p[1] for p in ok], [p[2] for p in ok], s=36, color=ACHIEVED, zorder=3, label="feasible")
+    if bad:
+        ax.scatter([p[1] for p in bad], [p[2] for p in bad], s=36, facecolors="none", edgecolors=OFFERED, zorder=3,
+                   label="infeasible (a constraint not met)")
+    front = sorted((p for p in pts if p[0] in set(frontier)), key=lambda p: p[1])
+    if front:
+        ax.plot([p[1] for p in front], [p[2] for p in front], "o-", color=PEAK_C, lw=2, ms=13, mfc="none", mew=2,
+                zorder=2, label="Pareto frontier")
+    rec = next((p for p in pts if p[0] == recommended), None)
+    if rec is not None:
+        ax.scatter([rec[1]], [rec[2]], s=260, marker="*", color=SLO_C, zorder=4, label=f"recommended: {rec[0]}")
+    for name, x, y, _f in pts:
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8, color=INK)
+    ax.set_xlabel("throughput (req/s): peak under the SLO, else max throughput")
+    ax.set_ylabel("p99 at low load (ms)")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
+    if title:
+        ax.set_title(title, loc="left")
+    return to_b64(fig)

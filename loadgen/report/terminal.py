@@ -20,7 +20,7 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
     console = console or Console()
     sc = result.get("scenario", {})
     if result["mode"] == "open":
-        load = f"open loop, {sc.get('arrival', '?')} arrivals at {result['target_rate_rps']:g} req/s"
+        load = f"open loop, {shape_text(sc, result.get('target_rate_rps'))}"
     else:
         load = f"closed loop, {result['users']} users, think {sc.get('think_time_ms', 0):g} ms"
     console.print(
@@ -96,6 +96,80 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
 
 
 VERDICT_STYLE = {"pass": "[green]PASS[/green]", "fail": "[red]FAIL[/red]", "undecided": "[yellow]UNDECIDED[/yellow]"}
+
+
+def shape_text(sc: dict[str, Any], rate: float | None) -> str:
+    """'poisson arrivals at 100 req/s', 'ramp 10:200:60s (poisson)', 'trace:FILE x2', 'burst 400 req/s, 1 s on / 4 s off'."""
+    arrival = str(sc.get("arrival", "?"))
+    if sc.get("ramp"):
+        return f"ramp {sc['ramp']} ({arrival} arrivals)"
+    if arrival == "burst":
+        return (f"burst arrivals: {rate or 0:g} req/s for {sc.get('burst_on_s', 1):g} s on, "
+                f"{sc.get('burst_off_s', 4):g} s off")
+    if arrival.startswith("trace:"):
+        scale = f" x{sc['speedup']:g}" if sc.get("speedup") else (f" rescaled to {rate:g} req/s" if rate else "")
+        return f"replay of {arrival}{scale}"
+    return f"{arrival} arrivals at {rate or 0:g} req/s"
+
+
+def print_thresholds(console: Any, ev: Any) -> None:
+    """Each --assert outcome (PASS / FAIL) and, first, whether the measurement is trustworthy."""
+    if not ev.valid:
+        console.print("[bold red]INVALID measurement[/bold red] (exit 3; thresholds are not trusted): "
+                      + "; ".join(ev.invalid_reasons))
+    for o in ev.outcomes:
+        tag = "[green]PASS[/green]" if o.status == "pass" else "[red]FAIL[/red]"
+        console.print(f"threshold {tag} {o.threshold.text}: {o.message}")
+
+
+def print_tune(console: Any, doc: dict, out: Any) -> None:
+    """Every configuration measured (pooled figures), the Pareto frontier, the recommendation and sizing."""
+    f = lambda v, d=1: "–" if v is None else (f"{v:.{0 if abs(v) >= 100 else d}f}" if isinstance(v, float)  # noqa: E731
+                                              else str(v))
+    c = doc.get("constraints") or {}
+    from rich import box
+
+    t = Table(title=f"Tune: {doc['model']} ({doc.get('method')} search, objective "
+                    f"{(doc.get('objective') or {}).get('name')}"
+                    + (f", SLO p99 <= {c['slo_p99_ms']:g} ms" if c.get("slo_p99_ms") else "") + ")",
+              title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    width = max([len(r["name"]) for r in doc["configs"]] + [6])
+    for col in ("config", "n", "peak", "max", "raw", "p99 low", "RSS", "score", "verdict"):
+        t.add_column(col, justify="left" if col in ("config", "verdict") else "right", no_wrap=col != "verdict",
+                     min_width=width if col == "config" else 11 if col == "verdict" else None, overflow="fold")
+    t.caption = ("n: measurements; peak (under the SLO), max (throughput), raw (in-process limit): req/s; p99 low: "
+                 "p99 at low load, ms; RSS: server memory, MB; score: vs the start")
+    rec = (doc.get("recommended") or {}).get("name")
+    pareto = set(doc.get("pareto") or [])
+    order = {n: i for i, n in enumerate(doc.get("ranking") or [])}
+    for r in sorted(doc["configs"], key=lambda r: order.get(r["name"], len(order))):
+        p = r.get("pooled") or {}
+        verdict = ("[bold green]recommended[/bold green]" if r["name"] == rec else
+                   "pareto" if r["name"] in pareto else "ok" if r.get("feasible") else
+                   "[red]" + ("; ".join(r.get("violations") or []) or "no score") + "[/red]")
+        t.add_row(r["name"], str(len(r.get("measurements") or [])), f(p.get("peak_rps")), f(p.get("max_throughput_rps")),
+                  f(p.get("raw_rps")), f(p.get("p99_low_load_ms"), 2), f(p.get("rss_mb"), 0),
+                  f(r.get("score_vs_start"), 3), verdict)
+    console.print(t)
+    console.print(f"[dim]score = T^wt / L^wl relative to the start ({doc.get('start')}); pooled = median over a "
+                  f"configuration's measurements; raw = in-process limit at the same batch × instances[/dim]")
+    console.print(f"measured {doc.get('configs_measured', len(doc['configs']))} of {doc.get('grid_size', '?')} "
+                  f"configurations in the grid ({doc.get('measure_calls')} measurement(s) taken now, "
+                  f"{doc.get('reused_from_checkpoint')} from the checkpoint)")
+    if doc.get("pareto"):
+        console.print("Pareto frontier (p99 at low load vs throughput): " + ", ".join(doc["pareto"]))
+    if rec:
+        p = doc.get("recommended_pooled") or {}
+        console.print(f"[bold green]recommended:[/bold green] [bold]{rec}[/bold] — peak {f(p.get('peak_rps'))} req/s "
+                      f"under the SLO, max {f(p.get('max_throughput_rps'))} req/s, p99 at low load "
+                      f"{f(p.get('p99_low_load_ms'), 2)} ms")
+        if doc.get("config_toml_path"):
+            console.print(f"config.toml: {out.parent / doc['config_toml_path']}")
+    else:
+        console.print("[bold red]no configuration met every constraint[/bold red]: nothing recommended")
+    if doc.get("sizing"):
+        console.print(f"[bold]sizing[/bold] ({doc['sizing'].get('configuration')}): {doc['sizing']['note']}")
+    console.print(f"wrote {out}")
 
 
 def slo_line(slo: dict[str, Any]) -> str:

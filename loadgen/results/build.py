@@ -56,7 +56,8 @@ def build_result(
         failed=failed,
         errors=m.errors,
         unbounded=unbounded,
-        target_rate_rps=scenario.rate_rps if open_loop else None,
+        # a shaped schedule (ramp, trace) has no single rate: judge it by the requests it scheduled
+        target_rate_rps=(scenario.rate_rps or (m.sent + m.dropped) / T or None) if open_loop else None,
         achieved_rate_rps=achieved,
         delayed_fraction=delayed_fraction,
         dropped=m.dropped,

@@ -32,7 +32,7 @@ class ReportInputError(ValueError):
 
 @dataclass
 class Doc:
-    kind: str  # "run" | "sweep" | "peak" | "matrix" | "bench" | "overload"
+    kind: str  # "run" | "sweep" | "peak" | "matrix" | "bench" | "overload" | "tune"
     path: Path
     data: dict[str, Any]
     children: list[dict[str, Any]] = field(default_factory=list)  # point / probe results, in order
@@ -40,7 +40,8 @@ class Doc:
 
     @property
     def title(self) -> str:
-        return (self.path.parent.name if self.path.name in ("sweep.json", "peak.json", "matrix.json", "overload.json")
+        return (self.path.parent.name if self.path.name in ("sweep.json", "peak.json", "matrix.json", "overload.json",
+                                                             "tune.json")
                 else self.path.stem)
 
 
@@ -69,18 +70,19 @@ def detect_kind(data: dict) -> str:
     if isinstance(data.get("results"), list) and any("throughput_items_per_s" in r for r in data["results"]):
         return "bench"
     raise ReportInputError("not a recognised inferload file (expected a run result, sweep.json, peak.json, "
-                           "matrix.json or a bench JSON)")
+                           "matrix.json, overload.json, tune.json or a bench JSON)")
 
 
 def load_doc(path: Path) -> Doc:
     path = Path(path)
     if path.is_dir():
-        for name in ("sweep.json", "peak.json", "matrix.json", "overload.json"):
+        for name in ("sweep.json", "peak.json", "matrix.json", "overload.json", "tune.json"):
             if (path / name).is_file():
                 path = path / name
                 break
         else:
-            raise ReportInputError(f"{path}: directory holds no sweep.json, peak.json, matrix.json or overload.json")
+            raise ReportInputError(f"{path}: directory holds no sweep.json, peak.json, matrix.json, overload.json "
+                                   "or tune.json")
     data = read_json(path)
     try:
         kind = detect_kind(data)

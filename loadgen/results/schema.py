@@ -357,6 +357,22 @@ class TuneDoc(_Doc):
     ranking: list[str]
     pareto: list[str]
     recommended: Json | None = None
+    method: Literal["quick", "grid"] | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    space: Json | None = None
+    """The values of each dimension searched and the CPUs split among instances."""
+    grid_size: int | None = None
+    """Configurations in the full grid of `space` (a quick search measures fewer)."""
+    configs_measured: int | None = None
+    scenario: Json | None = None
+    checkpoint: str | None = None
+    config_toml_path: str | None = None
+    """The recommended config.toml, relative to tune.json (None: nothing recommended)."""
+    baseline: BenchDoc | None = None
+    """The in-process limit (inferload bench) at each batch size x instances of the space."""
+    baseline_note: str | None = None
+    machine: Json | None = None
 
 
 class TuneCheckpoint(_Doc):

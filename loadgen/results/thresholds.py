@@ -7,7 +7,7 @@ Grammar (whitespace optional): `<metric> <op> <number>[unit]`, op one of `<  <= 
 | `p50` `p90` `p95` `p99` `p99.9` (`p999`) | run: `latency_ms.<p>`, the point estimate (successes, ms) | `ms`, `s`, `us` |
 | `p50_ucb` ... `p99_ucb`, `p99.9_ucb` | run: `latency_ucb_ms.<p>`, the upper confidence bound (`confidence`, 99%) | `ms`, `s`, `us` |
 | `errors` | run: failed / (completed + failed) | fraction, `%` |
-| `throughput` | run: `achieved_rate_rps` (successes/s); sweep: the highest achieved rate of a valid point | `rps` |
+| `throughput` | run: `achieved_rate_rps` (successes/s); sweep: the highest achieved rate of a valid point; tune: the recommended configuration's pooled max throughput | `rps` |
 | `goodput` | run: successes within the SLO per second (`slo.samples - slo.over` over `duration_s`); without an SLO, successes/s | `rps` |
 | `items` | run: `items_per_s` | `items/s` |
 | `peak` | peak: `peak_rps`; sweep: `peak.rate_rps`; tune: the recommended configuration's pooled peak | `rps` |
@@ -77,6 +77,8 @@ def _errors(d: dict[str, Any], _k: str) -> float | None:
 
 
 def _throughput(d: dict[str, Any], k: str) -> float | None:
+    if k == "tune":
+        return _num((d.get("recommended_pooled") or {}).get("max_throughput_rps"))
     if k == "sweep":
         vals = [_num(p.get("achieved_rps")) for p in d.get("points") or [] if p.get("valid")]
         return max((v for v in vals if v is not None), default=None)
@@ -105,7 +107,7 @@ def _metrics() -> dict[str, Metric]:
         out[name + "_ucb"] = Metric(name + "_ucb", "latency", ("run",), _lat("latency_ucb_ms", key),
                                     f"upper confidence bound of latency {name} (ms)")
     out["errors"] = Metric("errors", "fraction", ("run",), _errors, "failed / (completed + failed)")
-    out["throughput"] = Metric("throughput", "rate", ("run", "sweep"), _throughput, "successes per second")
+    out["throughput"] = Metric("throughput", "rate", ("run", "sweep", "tune"), _throughput, "successes per second")
     out["goodput"] = Metric("goodput", "rate", ("run",), _goodput, "successes within the SLO per second")
     out["items"] = Metric("items", "items", ("run",), lambda d, _k: _num(d.get("items_per_s")), "items per second")
     out["peak"] = Metric("peak", "rate", ("peak", "sweep", "tune"), _peak, "peak rate under the SLO (req/s)")
@@ -161,8 +163,17 @@ def parse_threshold(text: str) -> Threshold:
     return Threshold(text.strip(), metric.name, op, num * units[unit_key], unit_key)  # type: ignore[arg-type]
 
 
-def parse_thresholds(texts: list[str]) -> list[Threshold]:
-    return [parse_threshold(t) for t in texts]
+def parse_thresholds(texts: list[str], kind: str | None = None) -> list[Threshold]:
+    """Parse every expression; with `kind` (the document the command will write), also refuse metrics that
+    document does not have — so a CI job learns of a bad threshold before any load is generated."""
+    out = [parse_threshold(t) for t in texts]
+    if kind is not None:
+        for t in out:
+            kinds = METRICS[t.metric].kinds
+            if kind not in kinds:
+                raise ThresholdError(f"threshold {t.text!r}: a {kind} document has no {t.metric} "
+                                     f"(it is read from: {', '.join(kinds)})")
+    return out
 
 
 @dataclass(frozen=True)

@@ -142,3 +142,30 @@ def write_fake_matrix(out_dir: Path, slo_ms: float = 50.0) -> Path:
 
     run_matrix(doc, _scenario(), scaled_run, matrix_configs([1, 8], [1, 2], [0.0]), serve, out_dir, opts)
     return out_dir / "matrix.json"
+
+
+# ---- the configuration advisor on simulated servers --------------------------------------------------------
+def _tune_port(cfg) -> int:
+    """A TuneConfig in a URL port (no_server passes it to the runs): b * 100 + instances * 10 + delay."""
+    return cfg.max_batch_size * 100 + cfg.instances * 10 + int(cfg.max_queue_delay_ms)
+
+
+def tune_serve(cfg, log):
+    """serve(config, log) for simulations: nothing started; the runs learn the configuration from the URL."""
+    from loadgen.search.matrix import no_server
+
+    return no_server(f"http://127.0.0.1:{_tune_port(cfg)}")(cfg, log)
+
+
+def tune_run(scenario) -> dict:
+    """A simulated server whose capacity grows with the batch size and instances (as write_fake_matrix's)."""
+    port = int(scenario.target.rsplit(":", 1)[1])
+    b, n = port // 100, (port % 100) // 10
+    return fake_run(scenario, capacity_rps=CAPACITY_RPS * b ** 0.3 * n ** 0.2)
+
+
+def tune_fetch(url: str) -> str:
+    """The server's /metrics for simulations: resident memory 100 MB + 60 MB per instance."""
+    port = int(url.split(":")[2].split("/")[0])
+    n = (port % 100) // 10
+    return f"# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {(100 + 60 * n) * 2 ** 20}\n"

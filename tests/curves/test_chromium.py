@@ -87,3 +87,36 @@ def test_screenshot_is_not_blank(report: Path, tmp_path: Path):
     assert img.size == (1400, 2400)
     colours = img.resize((140, 240)).getcolors(maxcolors=100000)
     assert colours is not None and len(colours) > 50  # text, plots, badges — not an empty page
+
+
+PARETO_PROBE = """<script>window.addEventListener("load", function () {
+  var img = document.querySelector("#tune-pareto img");
+  document.body.setAttribute("data-pareto", img ? (img.complete ? img.naturalWidth + "x" + img.naturalHeight : "incomplete") : "missing");
+});</script>"""
+
+
+def test_tune_report_pareto_plot_renders(tmp_path: Path):
+    from loadgen.search.tune import Constraints, Objective, TuneSpace
+    from loadgen.search.tune_run import TuneOptions, TuneRequest, run_tune
+    from tests.curves.fakes import _scenario, tune_fetch, tune_run, tune_serve
+
+    out = tmp_path / "tune"
+    req = TuneRequest(model="tiny_classifier", space=TuneSpace((1, 4, 8), (1, 2), (0.0,), 2), method="grid",
+                      objective=Objective.named("balanced"), constraints=Constraints(50.0, max_memory_mb=200.0),
+                      opts=TuneOptions(slo_ms=50.0, max_probes=4, confirm=1), out_dir=out,
+                      checkpoint=out / "ckpt.json")
+    doc = run_tune(req, _scenario(), tune_run, tune_serve, fetch=tune_fetch)
+    assert doc["pareto"] and any(not c["feasible"] for c in doc["configs"])  # RSS 160 MB at 1 instance, 220 MB at 2
+    page = tmp_path / "tune.html"
+    write_html(load_all([out]), page)
+    html = page.read_text()
+    assert html.count('id="tune-pareto"') == 1 and "Pareto frontier" in html
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("</body>", PARETO_PROBE + IMG_PROBE + "</body>"))
+    r = _chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
+    assert _console_lines(r.stderr) == [], _console_lines(r.stderr)
+    m = re.search(r'data-pareto="(\d+)x(\d+)"', r.stdout)
+    assert m, "pareto image not decoded: " + str(re.findall(r'data-pareto="[^"]*"', r.stdout))
+    assert int(m.group(1)) > 600 and int(m.group(2)) > 300
+    imgs = re.search(r'data-img-check="(\d+)/(\d+)"', r.stdout)
+    assert imgs and imgs.group(1) == imgs.group(2)

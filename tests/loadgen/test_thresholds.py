@@ -111,6 +111,17 @@ def test_peak_sweep_and_tune_documents():
     assert evaluate(tune, [parse_threshold("peak>50")]).outcomes[0].status == "pass"
     none = {"kind": "tune", "recommended_pooled": None}
     assert evaluate(none, [parse_threshold("peak>50")]).outcomes[0].status == "fail"
+    tune["recommended_pooled"]["max_throughput_rps"] = 90.0
+    assert [o.status for o in evaluate(tune, parse_thresholds(["throughput>=80", "throughput>=100"])).outcomes] \
+        == ["pass", "fail"]
+
+
+def test_a_metric_the_document_lacks_is_refused_before_the_run():
+    assert [t.metric for t in parse_thresholds(["peak>1", "throughput>1"], kind="tune")] == ["peak", "throughput"]
+    with pytest.raises(ThresholdError, match="a peak document has no p99"):
+        parse_thresholds(["p99<50ms"], kind="peak")
+    with pytest.raises(ThresholdError, match="a run document has no peak"):
+        parse_thresholds(["errors<1%", "peak>1"], kind="run")
 
 
 def test_junit_xml_round_trips(tmp_path, run):
