@@ -12,6 +12,8 @@ from typing import Any, Callable, Optional
 
 import typer
 
+from loadgen.util.numbers import parse_numbers
+
 # Common run flags, shared by sweep / peak / matrix (typer OptionInfo objects can be reused as defaults).
 SCENARIO_FILE = typer.Option(None, "--scenario", help="Scenario TOML file; flags given here override it.")
 TARGET = typer.Option(None, "--target", help="Server base URL (default: http://127.0.0.1:8000).")
@@ -33,24 +35,18 @@ RAW_LIMIT = typer.Option(None, "--raw-limit",
                          help="A bench JSON (inferload bench --out): its max items/s is marked as the raw limit.")
 
 
-def parse_floats(text: str, what: str) -> list[float]:
+def parse_floats(text: str, what: str, *, allow_zero: bool = False) -> list[float]:
     try:
-        vals = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"{what}: expected comma-separated numbers, got {text!r}") from None
-    if not vals or any(v <= 0 for v in vals):
-        raise typer.BadParameter(f"{what}: expected positive numbers, got {text!r}")
-    return vals
+        return parse_numbers(text, what, float, allow_minimum=allow_zero)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 def parse_ints(text: str, what: str, minimum: int = 1) -> list[int]:
     try:
-        vals = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"{what}: expected comma-separated integers, got {text!r}") from None
-    if not vals or any(v < minimum for v in vals):
-        raise typer.BadParameter(f"{what}: expected integers >= {minimum}, got {text!r}")
-    return vals
+        return parse_numbers(text, what, int, minimum=minimum, allow_minimum=True)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 def build_scenario(scenario_file: Optional[Path], **fields: Any):

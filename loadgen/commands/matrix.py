@@ -61,7 +61,7 @@ def matrix(
 
     console = Console()
     batches, insts = C.parse_ints(max_batch_size, "--max-batch-size"), C.parse_ints(instances, "--instances")
-    configs = matrix_configs(batches, insts, C.parse_floats(max_queue_delay_ms, "--max-queue-delay-ms"))
+    configs = matrix_configs(batches, insts, C.parse_floats(max_queue_delay_ms, "--max-queue-delay-ms", allow_zero=True))
     base = C.build_scenario(None, target="http://127.0.0.1:1", model=model, duration_s=duration, warmup_s=warmup,
                             payload=payload, batch=batch, arrival=arrival, seed=seed, workers=workers,
                             timeout_ms=timeout_ms, slo_p99_ms=slo_p99_ms, mode="closed", users=1)

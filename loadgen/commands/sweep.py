@@ -45,64 +45,29 @@ def sweep(
     """
     from rich.console import Console
 
-    from loadgen.search.sizing import sizing_for
-    from loadgen.search.sweep import run_sweep
+    from loadgen.search.sweep import SweepPlan, add_sizing, run_sweep
 
     console = Console()
     thresholds = A.parse(asserts, "sweep")
-    if (rates is None) == (users is None):
-        raise typer.BadParameter("give exactly one of --rates (open loop) or --users (closed loop)")
-    rate_list = user_list = auto = None
-    if users is not None:
-        user_list = C.parse_ints(users, "--users")
-        first = {"mode": "closed", "users": user_list[0]}
-    elif rates.strip().lower() == "auto":
-        auto = {"start_rps": start_rate, "factor": factor, "max_rps": max_rate, "max_points": max_points}
-        first = {"mode": "open", "rate_rps": start_rate}
-    else:
-        rate_list = C.parse_floats(rates, "--rates")
-        first = {"mode": "open", "rate_rps": rate_list[0]}
+    try:
+        plan = SweepPlan.parse(rates, users, start_rps=start_rate, factor=factor, max_rps=max_rate,
+                               max_points=max_points)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
     base = C.build_scenario(scenario, target=target, model=model, duration_s=duration, warmup_s=warmup,
                             payload=payload, batch=batch, arrival=arrival, seed=seed, workers=workers,
-                            timeout_ms=timeout_ms, slo_p99_ms=slo_p99_ms, **first)
+                            timeout_ms=timeout_ms, slo_p99_ms=slo_p99_ms, **plan.first())
     slo = slo_p99_ms if slo_p99_ms is not None else base.slo_p99_ms
     out = out or C.default_out("sweep")
-    lim = C.load_raw_limit(raw_limit, base.batch)
-    what = (f"users {user_list}" if user_list else f"rates {rate_list} req/s" if rate_list else
-            f"auto rates from {start_rate:g} req/s × {factor:g}")
-    console.print(f"[bold]sweep[/bold] {base.model} at {base.target}: {what}; {base.duration_s:g}s per point "
-                  f"(+{base.warmup_s:g}s warm-up)" + (f"; SLO p99 {slo:g} ms" if slo else "") + f" → {out}")
-    if (rate_list or auto) and slo:
-        from loadgen.results.confidence import min_queries
-
-        need = min_queries(base.slo_percentile / 100.0, base.confidence) or 0
-        floor = need / base.duration_s
-        low = [r for r in (rate_list or [start_rate]) if r < floor]
-        if low:
-            console.print(f"[yellow]note: a {base.confidence:.0%}-confident p{base.slo_percentile:g} verdict needs "
-                          f">= {need} queries; with {base.duration_s:g}s measured, points below {floor:.4g} req/s "
-                          f"({', '.join(f'{r:g}' for r in low)}) can only be undecided — raise --duration, or use "
-                          "`inferload peak`, which sizes each probe[/yellow]")
-    run = C.runner(progress=True)
-    doc = run_sweep(base, run, out, rates=rate_list, users=user_list, auto=auto, slo_ms=slo, raw_limit=lim,
+    console.print(f"[bold]sweep[/bold] {base.model} at {base.target}: {plan.describe()}; {base.duration_s:g}s per "
+                  f"point (+{base.warmup_s:g}s warm-up)" + (f"; SLO p99 {slo:g} ms" if slo else "") + f" → {out}")
+    if note := plan.undecided_note(base, slo):
+        console.print(f"[yellow]note: {note}[/yellow]")
+    doc = run_sweep(base, C.runner(progress=True), out, rates=plan.rates, users=plan.users, auto=plan.auto,
+                    slo_ms=slo, raw_limit=C.load_raw_limit(raw_limit, base.batch),
                     on_point=lambda row, _res: console.print(T.point_line(row)))
-    console.print(T.curve_table(doc["points"], f"Sweep: {base.model}"))
-    if doc.get("stopped"):
-        console.print(f"stopped: {doc['stopped']}")
-    peak = doc.get("peak")
-    if peak and peak.get("rate_rps"):
-        console.print(f"[bold]peak under SLO[/bold] (highest measured valid point): {peak['rate_rps']:.4g} req/s "
-                      f"(p{peak['percentile']:g} {peak['latency_ms']:.1f} ms)")
-    elif peak:
-        console.print(f"[yellow]{peak.get('reason')}[/yellow]")
-    sizing = sizing_for(target_rps, headroom, (peak or {}).get("achieved_rps"), doc["points"], slo)
-    if sizing:
-        from loadgen.results.io import write_json
-
-        doc["sizing"] = sizing
-        write_json(out / "sweep.json", doc)
-        console.print(f"[bold]sizing[/bold]: {sizing['note']}")
-    console.print(f"wrote {out / 'sweep.json'}")
+    add_sizing(doc, out, target_rps, headroom)
+    T.print_sweep(console, doc, out / "sweep.json")
     C.write_html_of(console, out, html)
     A.check(console, doc, thresholds, junit, source=str(out / "sweep.json"))
 

@@ -17,9 +17,7 @@ def _space(batch_sizes: str, instances: str, delays: str, preferred: list[str] |
     from loadgen.search.tune import TuneSpace
     from server.cpus import available_cpus
 
-    delay_vals = [float(x) for x in delays.split(",") if x.strip()] if delays.strip() else []
-    if not delay_vals or any(d < 0 for d in delay_vals):
-        raise typer.BadParameter(f"--max-queue-delay-ms: expected numbers >= 0, got {delays!r}")
+    delay_vals = C.parse_floats(delays, "--max-queue-delay-ms", allow_zero=True)
     batches = C.parse_ints(batch_sizes, "--max-batch-size")
     if min(batches) < items_per_request:
         raise typer.BadParameter(f"--max-batch-size {min(batches)} < --batch {items_per_request}: the server would "

@@ -321,3 +321,20 @@ def overload_table(doc: dict) -> Any:
     t.caption = ("good: successes/s; inSLO: within the SLO; refus: 429+503/s; queue: max depth/max_queue_size; "
                  "admit: max admitted/limit; +RSS: server memory growth, MB (from its /metrics)")
     return t
+
+
+def print_sweep(console: Any, doc: dict, out: Any) -> None:
+    """The sweep's table, why it stopped, its peak under the SLO (or why none) and the sizing line."""
+    console.print(curve_table(doc["points"], f"Sweep: {doc['scenario'].get('model')}"))
+    if doc.get("stopped"):
+        console.print(f"stopped: {doc['stopped']}")
+    peak = doc.get("peak")
+    if peak and peak.get("rate_rps"):
+        console.print(f"[bold]peak under SLO[/bold] (highest measured valid point): {peak['rate_rps']:.4g} req/s "
+                      f"(p{peak['percentile']:g} {peak['latency_ms']:.1f} ms)")
+    elif peak:
+        console.print(f"[yellow]{peak.get('reason')}[/yellow]")
+    if doc.get("sizing"):
+        console.print(f"[bold]sizing[/bold]: {doc['sizing']['note']}")
+    console.print(f"wrote {out}")
+

@@ -13,13 +13,17 @@ point, so an interrupted sweep still leaves a readable file).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from loadgen.results.io import write_json
 from loadgen.results.schema import SCHEMA_VERSION
+from loadgen.search.sizing import sizing_for
+from loadgen.results.confidence import min_queries
 from loadgen.results.points import percentile_of, summarize_point
+from loadgen.util.numbers import parse_numbers
 
 SATURATION_RATIO = 0.95
 
@@ -159,3 +163,62 @@ def _dump(scenario: Any) -> dict:
     if hasattr(scenario, "model_dump"):
         return scenario.model_dump(mode="json")
     return dict(scenario)
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """What to sweep: explicit rates, explicit user counts, or auto rates (geometric steps)."""
+
+    rates: list[float] | None = None
+    users: list[int] | None = None
+    auto: dict[str, Any] | None = None
+
+    @classmethod
+    def parse(cls, rates: str | None, users: str | None, *, start_rps: float, factor: float, max_rps: float | None,
+              max_points: int) -> "SweepPlan":
+        """--rates '5,10' | 'auto', or --users '1,2,4' (exactly one); ValueError with the fix otherwise."""
+        if (rates is None) == (users is None):
+            raise ValueError("give exactly one of --rates (open loop) or --users (closed loop)")
+        if users is not None:
+            return cls(users=parse_numbers(users, "--users", int, minimum=1, allow_minimum=True))
+        assert rates is not None
+        if rates.strip().lower() == "auto":
+            return cls(auto={"start_rps": start_rps, "factor": factor, "max_rps": max_rps, "max_points": max_points})
+        return cls(rates=parse_numbers(rates, "--rates", float))
+
+    def first(self) -> dict[str, Any]:
+        """Scenario fields of the first point (mode and load)."""
+        if self.users:
+            return {"mode": "closed", "users": self.users[0]}
+        return {"mode": "open", "rate_rps": self.rates[0] if self.rates else (self.auto or {})["start_rps"]}
+
+    def describe(self) -> str:
+        if self.users:
+            return f"users {self.users}"
+        if self.rates:
+            return f"rates {self.rates} req/s"
+        a = self.auto or {}
+        return f"auto rates from {a['start_rps']:g} req/s × {a['factor']:g}"
+
+    def undecided_note(self, scenario: Any, slo_ms: float | None) -> str | None:
+        """Rates too low to ever reach a confident verdict in the measured window (they can only be undecided)."""
+        if self.users or not slo_ms:
+            return None
+        need = min_queries(scenario.slo_percentile / 100.0, scenario.confidence) or 0
+        floor = need / scenario.duration_s
+        low = [r for r in (self.rates or [(self.auto or {})["start_rps"]]) if r < floor]
+        if not low:
+            return None
+        return (f"a {scenario.confidence:.0%}-confident p{scenario.slo_percentile:g} verdict needs >= {need} queries; "
+                f"with {scenario.duration_s:g}s measured, points below {floor:.4g} req/s "
+                f"({', '.join(f'{r:g}' for r in low)}) can only be undecided — raise --duration, or use "
+                "`inferload peak`, which sizes each probe")
+
+
+def add_sizing(doc: dict[str, Any], out_dir: Path, target_rps: float | None, headroom: float) -> None:
+    """The replicas needed for `target_rps` from the sweep's peak (rewrites sweep.json when there is a target)."""
+    peak = doc.get("peak") or {}
+    sizing = sizing_for(target_rps, headroom, peak.get("achieved_rps"), doc["points"], doc.get("slo_p99_ms"))
+    if sizing:
+        doc["sizing"] = sizing
+        write_json(out_dir / "sweep.json", doc)

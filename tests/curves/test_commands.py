@@ -123,3 +123,30 @@ def test_peak_html_puts_the_answer_and_sizing_on_top(tmp_path, monkeypatch):
     assert "--target-rps" not in answer  # the advice names the sizing already given, not the flag
     assert "99% confidence" in answer and "req/s</strong> at p99 &le; 50 ms" in answer
     assert "Confirmation at" in page and "p99 ≤ at 99%" in page
+
+
+def test_number_lists_take_zero_where_zero_means_something():
+    import typer
+
+    assert _curves.parse_floats("0,2", "--max-queue-delay-ms", allow_zero=True) == [0.0, 2.0]
+    with pytest.raises(typer.BadParameter, match="> 0"):
+        _curves.parse_floats("0,2", "--rates")
+    with pytest.raises(typer.BadParameter, match=">= 1"):
+        _curves.parse_ints("0", "--instances")
+    with pytest.raises(typer.BadParameter, match="comma-separated integers"):
+        _curves.parse_ints("1,x", "--instances")
+
+
+def test_matrix_command_runs_with_its_default_delay(tmp_path, monkeypatch):
+    """--max-queue-delay-ms defaults to '0': a zero delay is a configuration, not a bad value."""
+    _fake_runner(monkeypatch)
+    import loadgen.baseline.serverproc as sp
+    from loadgen.search.matrix import no_server
+
+    monkeypatch.setattr(sp, "ServerProcess", lambda *a, **k: no_server()({}, tmp_path))
+    r = cli.invoke(app, ["matrix", "--model", "tiny_classifier", "--max-batch-size", "1", "--instances", "1",
+                         "--slo-p99-ms", "50", "--no-baseline", "--no-low-load", "--max-probes", "4",
+                         "--out", str(tmp_path / "mx")])
+    assert r.exit_code == 0, r.output
+    doc = orjson.loads((tmp_path / "mx" / "matrix.json").read_bytes())
+    assert [c["max_queue_delay_ms"] for c in doc["configs"]] == [0.0]

@@ -86,3 +86,23 @@ def test_no_peak_says_when_points_were_only_undecided():
     assert peak["rate_rps"] is None and "1 undecided" in peak["reason"] and "--duration" in peak["reason"]
     pts[0]["slo_verdict"] = "fail"
     assert "undecided" not in peak_from_points(pts, 50.0, 99)["reason"]
+
+
+def test_sweep_plan_parses_one_kind_of_load_and_warns_about_undecidable_rates(base_scenario):
+    import pytest
+
+    from loadgen.search.sweep import SweepPlan
+
+    kw = dict(start_rps=5.0, factor=1.5, max_rps=None, max_points=12)
+    assert SweepPlan.parse("50,100", None, **kw).first() == {"mode": "open", "rate_rps": 50.0}
+    assert SweepPlan.parse(None, "1,2", **kw).first() == {"mode": "closed", "users": 1}
+    assert SweepPlan.parse("auto", None, **kw).auto["factor"] == 1.5
+    for rates, users in (("5", "1"), (None, None), ("5,x", None), ("0", None)):
+        with pytest.raises(ValueError):
+            SweepPlan.parse(rates, users, **kw)
+    # 5 s measured: a confident p99 verdict needs 459 queries, i.e. rates >= 91.8 req/s
+    sc = base_scenario.model_copy(update={"duration_s": 5})
+    note = SweepPlan.parse("50,100", None, **kw).undecided_note(sc, 50.0)
+    assert "459" in note and "(50)" in note
+    assert SweepPlan.parse("100,200", None, **kw).undecided_note(sc, 50.0) is None
+    assert SweepPlan.parse("50", None, **kw).undecided_note(sc, None) is None
