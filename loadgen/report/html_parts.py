@@ -7,6 +7,8 @@ import html
 import math
 from typing import Any, Iterable
 
+from loadgen.results.io import Doc
+from loadgen.results.points import summarize_point
 from loadgen.results.validity import reason_list
 
 
@@ -133,3 +135,16 @@ def reasons_block(valid: bool | None, reasons: list[Any], warnings: list[Any] | 
         out += ('<div class="callout note"><strong>Notes</strong><ul class="reasons">'
                 + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul></div>")
     return out
+
+
+def section_header(kind: str, title: str, verdict: str, sub: str) -> str:
+    return (f'<h2><span class="kind">{esc(kind)}</span>{esc(title)} {verdict}</h2>'
+            f'<div class="sub">{esc(sub)}</div>')
+
+
+def points_of(doc: Doc) -> list[dict]:
+    rows = []
+    for i, p in enumerate(doc.data.get("points") or []):
+        res = doc.children[i] if i < len(doc.children) else {}
+        rows.append(summarize_point(res, p.get("file"), i) if res else p)
+    return rows

@@ -2,18 +2,20 @@
 The tune section lives in html_tune (re-exported here)."""
 from __future__ import annotations
 
-from typing import Any
 
 from loadgen.results.validity import reason_text
 from loadgen.report import plots
+from loadgen.report.html_capacity import bench_section, bench_table, overload_section
+from loadgen.report.html_overview import overview_section
 from loadgen.report.html_tune import tune_section
 from loadgen.report.terminal import shape_text
-from loadgen.report.html_parts import badge, cards, config_block, esc, figure, fmt, reasons_block, table
+from loadgen.report.html_parts import (badge, cards, config_block, esc, figure, fmt, points_of, reasons_block,
+                                       section_header, table)
 from loadgen.results.io import Doc
 from loadgen.results.points import raw_limit_from_bench, summarize_point
 
 __all__ = ["global_raw_limit", "result_section", "sweep_section", "peak_section", "matrix_section", "bench_section",
-           "overview_section", "overload_section", "tune_section"]
+           "overview_section", "overload_section", "tune_section"]  # the page (html.py) takes every section from here
 
 
 def global_raw_limit(docs: list[Doc]) -> dict | None:
@@ -31,23 +33,10 @@ def _raw_rps(doc_limit: dict | None, global_limit: dict | None, items_per_reques
     return None
 
 
-def _header(kind: str, title: str, verdict: str, sub: str) -> str:
-    return (f'<h2><span class="kind">{esc(kind)}</span>{esc(title)} {verdict}</h2>'
-            f'<div class="sub">{esc(sub)}</div>')
-
-
 def _rate_label(row: dict) -> str:
     if row.get("mode") == "closed" or (row.get("offered_rps") is None and row.get("users")):
         return f"{row.get('users')} users"
     return f"{fmt(row.get('offered_rps'))} req/s"
-
-
-def _points_of(doc: Doc) -> list[dict]:
-    rows = []
-    for i, p in enumerate(doc.data.get("points") or []):
-        res = doc.children[i] if i < len(doc.children) else {}
-        rows.append(summarize_point(res, p.get("file"), i) if res else p)
-    return rows
 
 
 def _sizing_block(sizing: dict | None) -> str:
@@ -65,7 +54,7 @@ def result_section(doc: Doc, raw_limit: dict | None) -> str:
     load = f"open loop, {shape_text(sc, sc.get('rate_rps'))}" if open_loop else f"closed loop, {r.get('users')} users"
     sub = (f"{sc.get('model', '?')} at {sc.get('target', '?')} · {load} · {fmt(r.get('duration_s'))} s measured"
            f" · payload {sc.get('payload', '?')} × {sc.get('batch', 1)} item(s) · started {r.get('started_at', '?')}")
-    out = [_header("run", doc.title, badge(r.get("valid")), sub)]
+    out = [section_header("run", doc.title, badge(r.get("valid")), sub)]
     out.append(cards([
         ("achieved", r.get("achieved_rate_rps"), "req/s"),
         ("target" if open_loop else "offered", r.get("target_rate_rps") if open_loop else r.get("offered_rate_rps"), "req/s"),
@@ -121,7 +110,7 @@ def result_section(doc: Doc, raw_limit: dict | None) -> str:
 # -------------------------------------------------------------------------------------------------- sweep --
 def sweep_section(doc: Doc, raw_limit: dict | None) -> str:
     d = doc.data
-    pts = _points_of(doc)
+    pts = points_of(doc)
     sc = d.get("scenario") or {}
     slo = d.get("slo_p99_ms")
     n_valid = sum(1 for p in pts if p.get("valid"))
@@ -131,7 +120,7 @@ def sweep_section(doc: Doc, raw_limit: dict | None) -> str:
     sub = f"{sc.get('model', '?')} at {sc.get('target', '?')} · {kind} · {fmt(sc.get('duration_s'))} s per point"
     peak = d.get("peak") or {}
     raw = _raw_rps(d.get("raw_limit"), raw_limit, int(sc.get("batch") or 1))
-    out = [_header("sweep", doc.title, verdict, sub)]
+    out = [section_header("sweep", doc.title, verdict, sub)]
     out.append(cards([
         ("points", len(pts), ""), ("SLO p99", slo, "ms"),
         ("peak under SLO", peak.get("rate_rps"), "req/s"), ("p99 at peak", peak.get("latency_ms"), "ms"),
@@ -213,7 +202,7 @@ def peak_section(doc: Doc, raw_limit: dict | None) -> str:
     sub = (f"{sc.get('model', '?')} at {sc.get('target', '?')} · bracket × {fmt(d.get('growth'))} then bisect to "
            f"{fmt(100 * (d.get('precision') or 0))}% · {fmt(sc.get('duration_s'))} s per probe")
     raw = _raw_rps(d.get("raw_limit"), raw_limit, int(sc.get("batch") or 1))
-    out = [_header("peak", doc.title, verdict, sub)]
+    out = [section_header("peak", doc.title, verdict, sub)]
     out.append(cards([
         ("peak under SLO", d.get("peak_rps"), "req/s"), (f"SLO p{pct:g}", d.get("slo_ms"), "ms"),
         ("probes", len(probes), ""), ("bracket upper", d.get("upper_rps"), "req/s"),
@@ -279,7 +268,7 @@ def matrix_section(doc: Doc, raw_limit: dict | None) -> str:
     sc = d.get("scenario") or {}
     sub = (f"model {d.get('model')} · SLO p{float(d.get('percentile') or 99):g} {fmt(d.get('slo_ms'))} ms · "
            f"{len(rows)} configuration(s) · {fmt(sc.get('duration_s'))} s per run")
-    out = [_header("matrix", doc.title, "", sub)]
+    out = [section_header("matrix", doc.title, "", sub)]
     out.append(cards([("best latency (low load)", best.get("latency"), ""), ("best peak under SLO", best.get("peak"), ""),
                       ("best throughput", best.get("throughput"), "")]))
     out.append(reasons_block(None, [], None, list(d.get("notes") or [])))
@@ -312,7 +301,7 @@ def matrix_section(doc: Doc, raw_limit: dict | None) -> str:
                       "Max throughput (closed loop, enough users to fill every batch) and the highest rate "
                       "meeting the SLO (open loop), per configuration.", heading="Throughput per configuration"))
     if base.get("results"):
-        out.append("<h3>In-process baseline (no HTTP)</h3>" + _bench_table(base))
+        out.append("<h3>In-process baseline (no HTTP)</h3>" + bench_table(base))
     elif d.get("baseline_note"):
         out.append(f'<p class="sub">{esc(d["baseline_note"])}</p>')
     server = d.get("server") or {"model": d.get("model"), "models_dir": d.get("models_dir"),
@@ -321,110 +310,7 @@ def matrix_section(doc: Doc, raw_limit: dict | None) -> str:
     return "".join(out)
 
 
-def _bench_table(b: dict) -> str:
-    rows = [[r.get("batch_size"), r.get("instances"), r.get("threads_per_instance"), r.get("throughput_items_per_s"),
-             (r.get("latency_ms") or {}).get("p50"), (r.get("latency_ms") or {}).get("p99")]
-            for r in b.get("results") or []]
-    return table(["batch", "instances", "threads/inst", "items/s", "p50 ms", "p99 ms"], rows, num_cols=set(range(6)))
-
-
-def bench_section(doc: Doc, raw_limit: dict | None) -> str:
-    b = doc.data
-    out = [_header("bench", doc.title, "", f"in-process ONNX Runtime baseline · model {b.get('model', '?')}")]
-    lim = raw_limit_from_bench(b, 1)
-    if lim:
-        out.append(cards([("raw limit", lim["items_per_s"], "items/s"), ("at batch", lim.get("batch_size"), ""),
-                          ("instances", lim.get("instances"), "")]))
-    out.append(_bench_table(b))
-    out.append(config_block(None, None, b.get("machine")))
-    return "".join(out)
-
-
 # ----------------------------------------------------------------------------------------------- overview --
-def answer_block(docs: list[Doc]) -> str:
-    """The answer users come for, at the top: each peak search's peak under the SLO and its sizing line."""
-    items = []
-    for d in docs:
-        if d.kind != "peak":
-            continue
-        x = d.data
-        pct, conf = float(x.get("percentile") or 99), float(x.get("confidence") or 0.99)
-        if x.get("peak_rps") is not None:
-            head = (f"<strong>{esc(x.get('scenario', {}).get('model', d.title))}</strong> sustains "
-                    f"<strong>{fmt(x['peak_rps'])} req/s</strong> at p{pct:g} &le; {fmt(x.get('slo_ms'))} ms "
-                    f"({conf:.0%} confidence; {esc(str(x.get('status')).replace('_', ' '))})")
-        else:
-            head = (f"<strong>no peak</strong> for {esc(x.get('scenario', {}).get('model', d.title))} "
-                    f"({esc(str(x.get('status')).replace('_', ' '))}): {esc(x.get('reason'))}")
-        s = x.get("sizing") or {}
-        size = (f"<br><strong>{s['replicas']} replicas</strong> for {fmt(s.get('target_rps'))} req/s at p{pct:g} &le; "
-                f"{fmt(x.get('slo_ms'))} ms ({s.get('headroom', 0):.0%} headroom"
-                + (f", expected p99 ~{fmt(s['expected_p99_ms'])} ms" if s.get("expected_p99_ms") is not None else "")
-                + ")") if s.get("replicas") else ""
-        adv = f'<br><span class="muted">{esc(x.get("advice"))}</span>' if x.get("advice") else ""
-        cls = "ok" if x.get("peak_rps") is not None and x.get("status") == "found" else "note"
-        items.append(f'<div class="callout {cls} answer">{head}{size}{adv}</div>')
-    return "".join(items)
-
-
-def overview_section(docs: list[Doc], raw_limit: dict | None) -> str:
-    answer = answer_block(docs)
-    if len(docs) < 2:
-        return f'<section class="doc" id="overview"><h2>Answer</h2>{answer}</section>' if answer else ""
-    curves: list[dict[str, Any]] = []
-    rows = []
-    for d in docs:
-        if d.kind == "sweep":
-            curves.append({"label": d.title, "points": _points_of(d)})
-            rows.append([d.kind, d.title, (d.data.get("peak") or {}).get("rate_rps"), len(d.data.get("points") or [])])
-        elif d.kind == "peak":
-            curves.append({"label": d.title, "points": [p.get("info") or {} for p in d.data.get("probes") or []]})
-            rows.append([d.kind, d.title, d.data.get("peak_rps"), len(d.data.get("probes") or [])])
-        elif d.kind == "run":
-            rows.append([d.kind, d.title, None, 1])
-        else:
-            rows.append([d.kind, d.title, None, None])
-    out = ['<section class="doc" id="overview"><h2>Overview</h2>', answer,
-           table(["kind", "name", "peak under SLO (req/s)", "runs"], rows, num_cols={2, 3})]
-    if len(curves) > 1:
-        out.append(figure(plots.latency_throughput(curves, title=""), "latency-throughput overlay",
-                          "All curves on one chart (p50 dotted, p95 dashed, p99 solid).",
-                          heading="Latency vs throughput: all inputs"))
-    out.append("</section>")
-    return "".join(out)
 
 
 # ----------------------------------------------------------------------------------------------- overload --
-def overload_section(doc: Doc, raw_limit: dict | None) -> str:
-    d = doc.data
-    sc = d.get("scenario") or {}
-    steps = d.get("steps") or []
-    cap = float(d.get("capacity_rps") or 0)
-    sub = (f"{sc.get('model', '?')} at {sc.get('target', '?')} · capacity {fmt(cap)} req/s (closed-loop probe) · "
-           f"{fmt(sc.get('duration_s'))} s per step")
-    out = [_header("overload", doc.title, "", sub)]
-    worst = steps[-1] if steps else {}
-    out.append(cards([
-        ("capacity", cap, "req/s"), (f"goodput at {fmt(worst.get('multiple'))}x", worst.get("goodput_rps"), "req/s"),
-        ("of capacity", None if worst.get("goodput_share") is None else 100 * worst["goodput_share"], "%"),
-        ("refusal p99 (server)", (worst.get("refusal_server_ms") or {}).get("p99"), "ms"),
-        ("RSS growth", max((s.get("rss_growth_mb") or 0 for s in steps), default=None), "MB"),
-    ]))
-    out.append(figure(plots.overload_goodput(steps, cap), "goodput under overload",
-                      "Successes per second (and within the SLO) and refusals against offered load.",
-                      heading="Goodput under overload"))
-    rows = []
-    for s in steps:
-        rows.append([f"{fmt(s.get('multiple'))}x", s.get("offered_rps"), s.get("goodput_rps"),
-                     None if s.get("goodput_share") is None else 100 * s["goodput_share"], s.get("goodput_slo_rps"),
-                     s.get("refused_rps"), s.get("timeout_rps"), (s.get("refusal_server_ms") or {}).get("p99"),
-                     (s.get("refusal_client_ms") or {}).get("p99"), s.get("p99_ms"),
-                     f"{fmt(s.get('queue_depth_max'))} / {fmt(s.get('queue_cap'))}",
-                     f"{fmt(s.get('inflight_max'))} / {fmt(s.get('admission_limit'))}", s.get("rss_growth_mb"),
-                     badge(s.get("valid"))])
-    out.append("<h3>Steps</h3>" + table(
-        ["step", "offered req/s", "goodput req/s", "% of capacity", "within SLO req/s", "refused/s", "504/s",
-         "refusal p99 ms (server)", "refusal p99 ms (client)", "p99 ms (successes)", "queue max / cap",
-         "admitted max / limit", "RSS growth MB", "run"], rows, num_cols=set(range(1, 13)), raw_cols={13}))
-    out.append(reasons_block(None, [], None, [d.get("method") or ""]))
-    return "".join(out)
