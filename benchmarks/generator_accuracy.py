@@ -11,6 +11,7 @@ Against a trivial stand-in endpoint (tests/loadgen/standin_server.py, answers at
 Every run happens in a child process (importing locust monkey-patches the importer). The machine has
 2 cores shared by the stand-in server and the generator, so absolute figures are modest; ratios matter.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,12 +32,33 @@ def child_inferload_open(target: str, rate: float, duration: float, workers: int
     from loadgen.engine.runner import run_scenario
     from loadgen.engine.scenario import Scenario
 
-    sc = Scenario(target=target, model="m", mode="open", rate_rps=rate, arrival=arrival, duration_s=duration,
-                  warmup_s=1.0, workers=workers)
+    sc = Scenario(
+        target=target,
+        model="m",
+        mode="open",
+        rate_rps=rate,
+        arrival=arrival,
+        duration_s=duration,
+        warmup_s=1.0,
+        workers=workers,
+    )
     r = run_scenario(sc)
-    return {k: r[k] for k in ("achieved_rate_rps", "completed", "failed", "dropped", "delayed_fraction",
-                              "schedule_lag_ms", "generator_cpu_percent", "latency_ms", "valid", "invalid_reasons",
-                              "phases")}
+    return {
+        k: r[k]
+        for k in (
+            "achieved_rate_rps",
+            "completed",
+            "failed",
+            "dropped",
+            "delayed_fraction",
+            "schedule_lag_ms",
+            "generator_cpu_percent",
+            "latency_ms",
+            "valid",
+            "invalid_reasons",
+            "phases",
+        )
+    }
 
 
 def child_inferload_closed(target: str) -> dict:
@@ -84,14 +106,14 @@ def child_plain_locust(target: str) -> dict:
     runner.quit()
     rps = (n1 - n0) / (t1 - t0)
     cpu = (c1 - c0) / (t1 - t0) * 100
-    return {"rps": rps, "cpu_percent": cpu, "rps_per_core": rps / (cpu / 100),
-            "failures": env.stats.total.num_failures}
+    return {"rps": rps, "cpu_percent": cpu, "rps_per_core": rps / (cpu / 100), "failures": env.stats.total.num_failures}
 
 
 def run_child(*args: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT), GEVENT_BACKEND="select")
-    p = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env,
-                       timeout=180, cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env, timeout=180, cwd=ROOT
+    )
     for line in reversed(p.stdout.splitlines()):
         if line.startswith("{"):
             return json.loads(line)
@@ -116,8 +138,11 @@ def main() -> None:
         print(json.dumps(out))
         return
 
-    srv = subprocess.Popen([sys.executable, str(STANDIN), "--port", "0", "--loop", "epoll", "--max-lifetime-s", "600"],
-                           stdout=subprocess.PIPE, text=True)
+    srv = subprocess.Popen(
+        [sys.executable, str(STANDIN), "--port", "0", "--loop", "epoll", "--max-lifetime-s", "600"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = srv.stdout.readline() if srv.stdout else ""
         target = f"http://127.0.0.1:{int(line.split()[1])}"
@@ -130,12 +155,14 @@ def main() -> None:
             scheduled = m["sent"] + m["dropped"]
             ratio = r["completed"] / scheduled  # a Poisson schedule holds rate*T +- sqrt(rate*T) arrivals
             lag = r["schedule_lag_ms"]
-            print(f"   {arrival:8s} workers={workers}: achieved {r['achieved_rate_rps']:.1f} req/s "
-                  f"({r['completed']}/{scheduled} scheduled = {ratio:.4f})"
-                  f"[target >= 0.99 {'OK' if ratio >= 0.99 else 'MISS'}]; schedule lag p50/p99/max "
-                  f"{lag['p50']}/{lag['p99']}/{lag['max']} ms [p99 <= 2 ms {'OK' if (lag['p99'] or 99) <= 2 else 'MISS'}]; "
-                  f"delayed {r['delayed_fraction']:.2%}; CPU max/mean {r['generator_cpu_percent']['max']}/"
-                  f"{r['generator_cpu_percent']['mean']} %; p50 {r['latency_ms']['p50']} ms; valid={r['valid']}")
+            print(
+                f"   {arrival:8s} workers={workers}: achieved {r['achieved_rate_rps']:.1f} req/s "
+                f"({r['completed']}/{scheduled} scheduled = {ratio:.4f})"
+                f"[target >= 0.99 {'OK' if ratio >= 0.99 else 'MISS'}]; schedule lag p50/p99/max "
+                f"{lag['p50']}/{lag['p99']}/{lag['max']} ms [p99 <= 2 ms {'OK' if (lag['p99'] or 99) <= 2 else 'MISS'}]; "
+                f"delayed {r['delayed_fraction']:.2%}; CPU max/mean {r['generator_cpu_percent']['max']}/"
+                f"{r['generator_cpu_percent']['mean']} %; p50 {r['latency_ms']['p50']} ms; valid={r['valid']}"
+            )
             for reason in r["invalid_reasons"]:
                 print(f"      invalid: {reason['code']}: {reason['message']}")
         if a.only == "open":
@@ -143,11 +170,17 @@ def main() -> None:
         print(f"\n2. closed loop, {USERS} users, max req/s per generator core ({STEADY_S:g} s steady window)")
         inf = run_child("closed", target)
         plain = run_child("plain", target)
-        print(f"   inferload : {inf['rps']:.0f} req/s at {inf['cpu_percent']:.0f}% CPU -> {inf['rps_per_core']:.0f} req/s per core")
-        print(f"   plain Locust FastHttpUser: {plain['rps']:.0f} req/s at {plain['cpu_percent']:.0f}% CPU -> "
-              f"{plain['rps_per_core']:.0f} req/s per core")
+        print(
+            f"   inferload : {inf['rps']:.0f} req/s at {inf['cpu_percent']:.0f}% CPU -> {inf['rps_per_core']:.0f} req/s per core"
+        )
+        print(
+            f"   plain Locust FastHttpUser: {plain['rps']:.0f} req/s at {plain['cpu_percent']:.0f}% CPU -> "
+            f"{plain['rps_per_core']:.0f} req/s per core"
+        )
         ratio = inf["rps_per_core"] / plain["rps_per_core"]
-        print(f"   cost ratio (inferload per-core / plain per-core) = {ratio:.2f} [target >= 0.5 {'OK' if ratio >= 0.5 else 'MISS'}]")
+        print(
+            f"   cost ratio (inferload per-core / plain per-core) = {ratio:.2f} [target >= 0.5 {'OK' if ratio >= 0.5 else 'MISS'}]"
+        )
     finally:
         srv.terminate()
         srv.wait(timeout=5)

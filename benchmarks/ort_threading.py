@@ -14,6 +14,7 @@ configurations over `--rounds` rounds, so drift on a shared machine spreads even
 
 Usage: python benchmarks/ort_threading.py [--models mobilenet_v2] [--duration 6] [--rounds 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,19 +28,21 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from served_vs_raw import Served, oip_body, p50, thread_cpu_s  # noqa: E402
+from served_vs_raw import Served, oip_body, p50, thread_cpu_s
 
-from loadgen.engine.payloads import fetch_model_info  # noqa: E402
-from loadgen.baseline.serverproc import ServerProcess  # noqa: E402
-from server.cpus import available_cpus  # noqa: E402
-from server.repository import ensure_built, load_repository  # noqa: E402
+from loadgen.baseline.serverproc import ServerProcess
+from loadgen.engine.payloads import fetch_model_info
+from server.cpus import available_cpus
+from server.repository import ensure_built, load_repository
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 def configurations(cpus: int) -> list[tuple[str, dict]]:
-    out = [(f"1 x {cpus} threads, no spin", {"count": 1, "intra_op_threads": cpus, "allow_spinning": False}),
-           (f"1 x {cpus} threads, spin", {"count": 1, "intra_op_threads": cpus, "allow_spinning": True})]
+    out = [
+        (f"1 x {cpus} threads, no spin", {"count": 1, "intra_op_threads": cpus, "allow_spinning": False}),
+        (f"1 x {cpus} threads, spin", {"count": 1, "intra_op_threads": cpus, "allow_spinning": True}),
+    ]
     if cpus > 1:
         out.append((f"{cpus} x 1 thread", {"count": cpus, "intra_op_threads": 1, "allow_spinning": False}))
         out.append(("1 x 1 thread", {"count": 1, "intra_op_threads": 1, "allow_spinning": False}))
@@ -71,8 +74,9 @@ def main() -> int:
             meta = fetch_model_info(servers[0].url, model)["metadata"]
             inp, out = meta["inputs"][0], meta["outputs"][0]
             shape = [1] + [d if d > 0 else 1 for d in inp["shape"][1:]]
-            body, headers = oip_body(inp["name"], np.random.default_rng(0).standard_normal(shape).astype(np.float32),
-                                     out["name"])
+            body, headers = oip_body(
+                inp["name"], np.random.default_rng(0).standard_normal(shape).astype(np.float32), out["name"]
+            )
             clients = [Served(srv, model, body, headers) for srv in servers]
             seg = args.duration / args.rounds
             for _ in range(args.rounds):
@@ -97,14 +101,18 @@ def main() -> int:
             for srv in servers:
                 srv.stop()
         print(f"\n{model}")
-        print(f"  {'configuration':26s} {'req/s':>7s} {'b2b p50':>8s} {'idle p50':>9s} {'CPU/req b2b':>12s} "
-              f"{'CPU/req sat':>12s} {'idle CPU':>9s}")
+        print(
+            f"  {'configuration':26s} {'req/s':>7s} {'b2b p50':>8s} {'idle p50':>9s} {'CPU/req b2b':>12s} "
+            f"{'CPU/req sat':>12s} {'idle CPU':>9s}"
+        )
         for (name, _), c, s in zip(confs, clients, stats):
             rps = float(np.mean([r for r, _ in s["sat"]]))
             # CPU/req at saturation counts the warm-up second too (CPU over it / requests estimated at the same rate)
             sat_cpu = float(np.mean([x for _, x in s["sat"]])) * 1e3
-            print(f"  {name:26s} {rps:7.1f} {p50(c.b2b):7.2f}ms {p50(c.idle):8.2f}ms {c.cpu_s / c.n * 1e3:10.2f}ms "
-                  f"{sat_cpu:10.2f}ms {float(np.mean(s['idle_cpu'])) * 100:8.1f}%")
+            print(
+                f"  {name:26s} {rps:7.1f} {p50(c.b2b):7.2f}ms {p50(c.idle):8.2f}ms {c.cpu_s / c.n * 1e3:10.2f}ms "
+                f"{sat_cpu:10.2f}ms {float(np.mean(s['idle_cpu'])) * 100:8.1f}%"
+            )
     return 0
 
 

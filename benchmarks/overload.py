@@ -10,12 +10,13 @@ Prints per step goodput / capacity, the server's p99 time to a 503, queue depth 
 caps and RSS growth, then the targets at 3x: RSS growth <= 64 MB, refusal p99 <= 5 ms, goodput >= 0.85 x capacity,
 queue never above its cap. All figures come from one run (ratios against the capacity measured in the same run).
 """
+
 from __future__ import annotations
 
 import argparse
-import signal
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -47,14 +48,35 @@ def main() -> int:
     out = Path(tempfile.mkdtemp(prefix="overload-"))
     os.sched_setaffinity(0, server_cpus)  # inherited by the server process and all its threads
     try:
-        srv = ServerProcess(ROOT / "models", model_names=[a.model], overrides=overrides, nice=nice,
-                            log_path=out / "server.log").start()
+        srv = ServerProcess(
+            ROOT / "models", model_names=[a.model], overrides=overrides, nice=nice, log_path=out / "server.log"
+        ).start()
     finally:
         os.sched_setaffinity(0, everywhere)
     try:
-        subprocess.run([sys.executable, "-m", "loadgen.cli", "overload", "--target", srv.url, "--model", a.model,
-                        "--duration", f"{a.duration:g}", "--warmup", "2", "--slo-p99-ms", "100", "--out", str(out)],
-                       check=True, cwd=ROOT, preexec_fn=lambda: os.sched_setaffinity(0, generator_cpus))
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "loadgen.cli",
+                "overload",
+                "--target",
+                srv.url,
+                "--model",
+                a.model,
+                "--duration",
+                f"{a.duration:g}",
+                "--warmup",
+                "2",
+                "--slo-p99-ms",
+                "100",
+                "--out",
+                str(out),
+            ],
+            check=True,
+            cwd=ROOT,
+            preexec_fn=lambda: os.sched_setaffinity(0, generator_cpus),
+        )
     finally:
         srv.stop()
     doc = json.loads((out / "overload.json").read_text())
@@ -63,8 +85,12 @@ def main() -> int:
         ("RSS growth at 3x <= 64 MB", max(s.get("rss_growth_mb") or 0 for s in doc["steps"][1:]), 64, "<="),
         ("refusal p99 (server) <= 5 ms", (worst["refusal_server_ms"] or {}).get("p99"), 5, "<="),
         ("goodput at 3x >= 0.85 x capacity", worst["goodput_share"], 0.85, ">="),
-        ("queue depth never above its cap", max(s.get("queue_depth_max") or 0 for s in doc["steps"]),
-         worst.get("queue_cap"), "<="),
+        (
+            "queue depth never above its cap",
+            max(s.get("queue_depth_max") or 0 for s in doc["steps"]),
+            worst.get("queue_cap"),
+            "<=",
+        ),
     ]
     where = "server on CPU 0, generator on CPU 1" if a.separate_cores else f"server niced {nice}, CPUs shared"
     print(f"\ncapacity {doc['capacity_rps']:.1f} req/s ({where}); results in {out}")

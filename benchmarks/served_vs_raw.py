@@ -23,13 +23,14 @@ beside compute <= 0.5 ms.
 
 Usage: python benchmarks/served_vs_raw.py [--models resnet50,mobilenet_v2] [--duration 12] [--separate-cores]
 """
+
 from __future__ import annotations
 
 import argparse
-import signal
 import asyncio
 import http.client
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -38,13 +39,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loadgen.engine.payloads import fetch_model_info  # noqa: E402
-from loadgen.baseline.serverproc import ServerProcess  # noqa: E402
-from loadgen.engine.servertiming import parse_server_timing  # noqa: E402
-from server.cpus import available_cpus  # noqa: E402
-from server.protocol import encode_request  # noqa: E402
-from server.repository import ensure_built, load_repository  # noqa: E402
-from server.runtime import OnnxInstance, random_inputs  # noqa: E402
+from loadgen.baseline.serverproc import ServerProcess
+from loadgen.engine.payloads import fetch_model_info
+from loadgen.engine.servertiming import parse_server_timing
+from server.cpus import available_cpus
+from server.protocol import encode_request
+from server.repository import ensure_built, load_repository
+from server.runtime import OnnxInstance, random_inputs
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 TARGET_RATIO = {False: {"resnet50": 0.97, "mobilenet_v2": 0.85}, True: {"resnet50": 0.98, "mobilenet_v2": 0.90}}
@@ -76,6 +77,7 @@ def p50(xs: list[float]) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------- raw
+
 
 class Raw:
     def __init__(self, path: Path, threads: int, batches: list[int]) -> None:
@@ -126,6 +128,7 @@ class Raw:
 
 
 # ---------------------------------------------------------------------------------------------------- served
+
 
 class Served:
     def __init__(self, srv: ServerProcess, model: str, body: bytes, headers: dict) -> None:
@@ -198,6 +201,7 @@ async def drive(url: str, body: bytes, headers: dict, concurrency: int, duration
     t0 = time.perf_counter()
     t_measure, t_end = t0 + warmup_s, t0 + warmup_s + duration_s
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency + 4)) as session:
+
         async def worker() -> None:
             nonlocal done, errors
             while time.perf_counter() < t_end:
@@ -216,12 +220,14 @@ async def drive(url: str, body: bytes, headers: dict, concurrency: int, duration
 
 
 def oip_body(name: str, arr: np.ndarray, output: str) -> tuple[bytes, dict]:
-    body, header_length = encode_request([(name, "FP32", arr)], binary=True,
-                                         outputs=[{"name": output, "parameters": {"binary_data": True}}])
+    body, header_length = encode_request(
+        [(name, "FP32", arr)], binary=True, outputs=[{"name": output, "parameters": {"binary_data": True}}]
+    )
     return body, {"Inference-Header-Content-Length": str(header_length), "Content-Type": "application/octet-stream"}
 
 
 # ---------------------------------------------------------------------------------------------------- main
+
 
 def run_model(model: str, args, separate: bool, all_cpus: set[int]) -> dict:
     cfg = load_repository(MODELS, [model])[model]
@@ -265,12 +271,25 @@ def run_model(model: str, args, separate: bool, all_cpus: set[int]) -> dict:
     raw_cpu_ms = raw.cpu_s / raw.cpu_n * 1e3
     cpu_ms = served.cpu_s / served.n * 1e3
     return {
-        "model": model, "threads": threads, "raw_best": raw_best, "raw_rates": raw_rates, "served_rps": sat,
-        "ratio": sat / raw_best, "sat_errors": served.sat_errors, "concurrency": conc,
-        "raw_b2b": p50(raw.b2b), "served_b2b": p50(served.b2b), "n_b2b": (len(raw.b2b), len(served.b2b)),
-        "raw_idle": p50(raw.idle), "served_idle": p50(served.idle), "n_idle": len(served.idle),
-        "cpu_ms": cpu_ms, "raw_cpu_ms": raw_cpu_ms, "own_cpu_ms": cpu_ms - raw_cpu_ms,
-        "main_ms": served.main_s / served.n * 1e3, "compute_ms": served.compute_s / served.n * 1e3,
+        "model": model,
+        "threads": threads,
+        "raw_best": raw_best,
+        "raw_rates": raw_rates,
+        "served_rps": sat,
+        "ratio": sat / raw_best,
+        "sat_errors": served.sat_errors,
+        "concurrency": conc,
+        "raw_b2b": p50(raw.b2b),
+        "served_b2b": p50(served.b2b),
+        "n_b2b": (len(raw.b2b), len(served.b2b)),
+        "raw_idle": p50(raw.idle),
+        "served_idle": p50(served.idle),
+        "n_idle": len(served.idle),
+        "cpu_ms": cpu_ms,
+        "raw_cpu_ms": raw_cpu_ms,
+        "own_cpu_ms": cpu_ms - raw_cpu_ms,
+        "main_ms": served.main_s / served.n * 1e3,
+        "compute_ms": served.compute_s / served.n * 1e3,
         "client_ms": served.client_s / served.n * 1e3,
     }
 
@@ -278,20 +297,33 @@ def run_model(model: str, args, separate: bool, all_cpus: set[int]) -> dict:
 def report(r: dict, separate: bool, idle_gap_ms: float) -> list[bool]:
     target = TARGET_RATIO[separate].get(r["model"], TARGET_RATIO[separate]["mobilenet_v2"])
     ob, oi = r["served_b2b"] - r["raw_b2b"], r["served_idle"] - r["raw_idle"]
-    checks = [r["ratio"] >= target, ob <= TARGET_OVERHEAD_MS, oi <= TARGET_OVERHEAD_MS, r["own_cpu_ms"] <= TARGET_CPU_MS]
+    checks = [
+        r["ratio"] >= target,
+        ob <= TARGET_OVERHEAD_MS,
+        oi <= TARGET_OVERHEAD_MS,
+        r["own_cpu_ms"] <= TARGET_CPU_MS,
+    ]
     rates = ", ".join(f"b{b} {v:.1f}" for b, v in r["raw_rates"].items())
     print(f"\n{r['model']} ({r['threads']} ORT thread{'s' if r['threads'] > 1 else ''})")
-    print(f"  throughput       raw best {r['raw_best']:.1f} items/s ({rates}) | served {r['served_rps']:.1f} req/s "
-          f"(batch-1 requests, {r['concurrency']} in flight, errors {r['sat_errors']})")
+    print(
+        f"  throughput       raw best {r['raw_best']:.1f} items/s ({rates}) | served {r['served_rps']:.1f} req/s "
+        f"(batch-1 requests, {r['concurrency']} in flight, errors {r['sat_errors']})"
+    )
     print(f"                   served/raw {r['ratio']:.3f}  target >= {target}  {verdict(checks[0])}")
-    print(f"  batch-1 b2b      raw p50 {r['raw_b2b']:.2f} ms | served p50 {r['served_b2b']:.2f} ms  overhead {ob:+.2f} ms  "
-          f"target <= {TARGET_OVERHEAD_MS}  {verdict(checks[1])}   (n {r['n_b2b'][0]}/{r['n_b2b'][1]})")
-    print(f"  after {idle_gap_ms:g} ms idle raw p50 {r['raw_idle']:.2f} ms | served p50 {r['served_idle']:.2f} ms  "
-          f"overhead {oi:+.2f} ms  target <= {TARGET_OVERHEAD_MS}  {verdict(checks[2])}   (n {r['n_idle']} each)")
-    print(f"  server CPU/req   {r['cpu_ms']:.2f} ms (all threads, b2b batch 1) - raw {r['raw_cpu_ms']:.2f} ms per inference "
-          f"= {r['own_cpu_ms']:.2f} ms beside compute  target <= {TARGET_CPU_MS}  {verdict(checks[3])}; "
-          f"event-loop thread {r['main_ms']:.2f} ms; Server-Timing compute {r['compute_ms']:.2f} ms; "
-          f"client (http.client) CPU/req {r['client_ms']:.2f} ms")
+    print(
+        f"  batch-1 b2b      raw p50 {r['raw_b2b']:.2f} ms | served p50 {r['served_b2b']:.2f} ms  overhead {ob:+.2f} ms  "
+        f"target <= {TARGET_OVERHEAD_MS}  {verdict(checks[1])}   (n {r['n_b2b'][0]}/{r['n_b2b'][1]})"
+    )
+    print(
+        f"  after {idle_gap_ms:g} ms idle raw p50 {r['raw_idle']:.2f} ms | served p50 {r['served_idle']:.2f} ms  "
+        f"overhead {oi:+.2f} ms  target <= {TARGET_OVERHEAD_MS}  {verdict(checks[2])}   (n {r['n_idle']} each)"
+    )
+    print(
+        f"  server CPU/req   {r['cpu_ms']:.2f} ms (all threads, b2b batch 1) - raw {r['raw_cpu_ms']:.2f} ms per inference "
+        f"= {r['own_cpu_ms']:.2f} ms beside compute  target <= {TARGET_CPU_MS}  {verdict(checks[3])}; "
+        f"event-loop thread {r['main_ms']:.2f} ms; Server-Timing compute {r['compute_ms']:.2f} ms; "
+        f"client (http.client) CPU/req {r['client_ms']:.2f} ms"
+    )
     return checks
 
 
@@ -303,17 +335,26 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="alternating raw/served segments per measurement")
     ap.add_argument("--idle-gap-ms", type=float, default=50.0)
     ap.add_argument("--idle-calls", type=int, default=60)
-    ap.add_argument("--separate-cores", action="store_true",
-                    help="server + 1 ORT thread on CPU 0, client on CPU 1; raw with 1 thread on CPU 0")
+    ap.add_argument(
+        "--separate-cores",
+        action="store_true",
+        help="server + 1 ORT thread on CPU 0, client on CPU 1; raw with 1 thread on CPU 0",
+    )
     args = ap.parse_args()
     all_cpus = os.sched_getaffinity(0)
     if args.separate_cores and not {0, 1} <= all_cpus:
         print("--separate-cores needs CPUs 0 and 1 in this process's affinity", file=sys.stderr)
         return 2
-    mode = ("separate cores: server and its ORT thread on CPU 0 (intra_op_threads=1), client on CPU 1, raw 1 thread "
-            "on CPU 0" if args.separate_cores else "shared cores: nothing pinned, default threads")
-    print(f"served_vs_raw: {available_cpus()} usable CPUs; {mode}; {args.duration:g} s per measurement in "
-          f"{args.rounds} alternating rounds")
+    mode = (
+        "separate cores: server and its ORT thread on CPU 0 (intra_op_threads=1), client on CPU 1, raw 1 thread "
+        "on CPU 0"
+        if args.separate_cores
+        else "shared cores: nothing pinned, default threads"
+    )
+    print(
+        f"served_vs_raw: {available_cpus()} usable CPUs; {mode}; {args.duration:g} s per measurement in "
+        f"{args.rounds} alternating rounds"
+    )
     results = [run_model(m, args, args.separate_cores, all_cpus) for m in args.models.split(",")]
     missed = []
     for r in results:

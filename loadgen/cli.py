@@ -4,6 +4,7 @@
 Rule (DESIGN.md §1/§4): nothing here imports locust at module level. Importing locust imports gevent, which
 monkey-patches the process; only the subcommands that generate load import it, inside their functions.
 """
+
 from __future__ import annotations
 
 import importlib

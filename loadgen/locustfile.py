@@ -18,12 +18,13 @@ The same users and recording as `inferload run`; configure with custom arguments
 For precise timers export GEVENT_BACKEND=select before starting locust (gevent's default epoll backend rounds
 sleeps up to 1 ms; the result then carries a warning). `inferload run` sets it for you.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import gevent
@@ -35,20 +36,38 @@ from loadgen.engine.users import InferenceUser, LoadContext, install_worker_repo
 __all__ = ["InferenceUser"]
 log = logging.getLogger("inferload")
 
-_STATE: dict[str, Any] = {"ctx": None, "collector": None, "scenario": None, "info": None, "started_at": None,
-                         "metrics": None}
+_STATE: dict[str, Any] = {
+    "ctx": None,
+    "collector": None,
+    "scenario": None,
+    "info": None,
+    "started_at": None,
+    "metrics": None,
+}
 _ARGS = [
-    ("scenario", str, None), ("model", str, None), ("mode", str, None), ("rate", float, None),
-    ("arrival", str, None), ("payload", str, None), ("batch", int, None), ("duration", float, None),
-    ("warmup", float, None), ("out", str, None),
+    ("scenario", str, None),
+    ("model", str, None),
+    ("mode", str, None),
+    ("rate", float, None),
+    ("arrival", str, None),
+    ("payload", str, None),
+    ("batch", int, None),
+    ("duration", float, None),
+    ("warmup", float, None),
+    ("out", str, None),
 ]
 
 
 @events.init_command_line_parser.add_listener
 def _add_arguments(parser: Any) -> None:
     for name, typ, default in _ARGS:
-        parser.add_argument(f"--inferload-{name}", type=typ, default=default, env_var=f"INFERLOAD_{name.upper()}",
-                            help=f"inferload {name}")
+        parser.add_argument(
+            f"--inferload-{name}",
+            type=typ,
+            default=default,
+            env_var=f"INFERLOAD_{name.upper()}",
+            help=f"inferload {name}",
+        )
 
 
 def _scenario_and_info(environment: Any) -> tuple[Any, dict]:
@@ -61,9 +80,15 @@ def _scenario_and_info(environment: Any) -> tuple[Any, dict]:
         return sc, info
     o = environment.parsed_options
     over = {
-        "target": environment.host or getattr(o, "host", None), "model": o.inferload_model, "mode": o.inferload_mode,
-        "rate_rps": o.inferload_rate, "arrival": o.inferload_arrival, "payload": o.inferload_payload,
-        "batch": o.inferload_batch, "duration_s": o.inferload_duration, "warmup_s": o.inferload_warmup,
+        "target": environment.host or getattr(o, "host", None),
+        "model": o.inferload_model,
+        "mode": o.inferload_mode,
+        "rate_rps": o.inferload_rate,
+        "arrival": o.inferload_arrival,
+        "payload": o.inferload_payload,
+        "batch": o.inferload_batch,
+        "duration_s": o.inferload_duration,
+        "warmup_s": o.inferload_warmup,
     }
     if o.inferload_mode == "closed" or (o.inferload_mode is None and o.inferload_rate is None):
         over["users"] = max(1, int(getattr(o, "num_users", None) or 1))
@@ -135,7 +160,7 @@ def _on_test_start(environment: Any, **_: Any) -> None:
     from loadgen.engine.merge import Collector
 
     runner = environment.runner
-    _STATE["started_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    _STATE["started_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     if isinstance(runner, MasterRunner):
         _STATE["collector"] = coll = Collector(_STATE["scenario"], _STATE.get("metrics"))
         gevent.spawn(_master_watch, environment, coll)
@@ -174,13 +199,17 @@ def _master_watch(environment: Any, coll: Any) -> None:
 
 
 def _finish(environment: Any, coll: Any) -> None:
+    from loadgen.report.terminal import print_summary
     from loadgen.results.build import build_result
     from loadgen.results.io import write_json
-    from loadgen.report.terminal import print_summary
 
     info = _STATE["info"]
-    result = build_result(coll.total, _STATE["scenario"], started_at=_STATE["started_at"],
-                          server={"server": info["server"], "model": info["metadata"], "model_config": info.get("config")})
+    result = build_result(
+        coll.total,
+        _STATE["scenario"],
+        started_at=_STATE["started_at"],
+        server={"server": info["server"], "model": info["metadata"], "model_config": info.get("config")},
+    )
     _STATE["result"] = result
     out = getattr(environment.parsed_options, "inferload_out", None)
     if out:

@@ -9,13 +9,14 @@ not from how many clients are connected. Event-loop only (no locks): every call 
 Default limit per model: `max_queue_size + instances × max_batch_size` (a full queue plus a batch running on every
 instance). Memory ceiling of inference data, per model: limit × (max request body + its decoded tensors).
 """
+
 from __future__ import annotations
 
 
 class Admission:
     __slots__ = ("limit", "current", "peak", "on_change")
 
-    def __init__(self, limit: int, on_change=None) -> None:  # noqa: ANN001 - a gauge-setting callable
+    def __init__(self, limit: int, on_change=None) -> None:
         if limit < 1:
             raise ValueError("admission limit must be >= 1")
         self.limit = limit

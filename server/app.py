@@ -8,6 +8,7 @@ Shutdown (SIGTERM, see `serve`): readiness flips to 503 and new inference gets 5
 listener stays open `shutdown_delay_s` so load balancers notice); then uvicorn stops accepting connections
 and waits for in-flight requests (up to `drain_timeout_s`); then the batchers drain and the process exits 0.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,7 +43,9 @@ def load_configs(settings: ServerSettings) -> dict[str, ModelConfig]:
     cfgs = load_repository(settings.models_dir, settings.model_names, settings.overrides or None)
     for name, extra in settings.model_overrides.items():
         if name not in cfgs:
-            raise ConfigError(f"model_overrides names model '{name}', which is not loaded (loaded: {', '.join(cfgs) or 'none'})")
+            raise ConfigError(
+                f"model_overrides names model '{name}', which is not loaded (loaded: {', '.join(cfgs) or 'none'})"
+            )
         cfgs[name] = load_model_config(cfgs[name].directory, deep_merge(settings.overrides, extra))
     if not cfgs:
         raise ConfigError(f"model repository {settings.models_dir} holds no models (folders with a config.toml)")
@@ -69,8 +72,9 @@ def _load_model(cfg: ModelConfig, metrics: ServerMetrics) -> LoadedModel:
         max_queue_size=cfg.batching.max_queue_size,
         observer=metrics.observer(cfg.name),
     )
-    limit = cfg.batching.max_admitted or default_limit(cfg.batching.max_queue_size, cfg.instances.count,
-                                                       cfg.max_batch_size)
+    limit = cfg.batching.max_admitted or default_limit(
+        cfg.batching.max_queue_size, cfg.instances.count, cfg.max_batch_size
+    )
     metrics.admission_limit.labels(cfg.name).set(limit)
     lm = LoadedModel(
         cfg=cfg,
@@ -123,7 +127,7 @@ class InferloadApp(FastAPI):
     of the server's own CPU per request. A request head over the limit still takes the normal path (its 431 comes
     from HeadLimitMiddleware); every other route is FastAPI's."""
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI
+    async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             match = match_infer(scope["path"])
             if match is not None and head_size(scope) <= self.state.settings.max_header_bytes:
@@ -201,6 +205,7 @@ def begin_drain(app: FastAPI) -> None:
         service.accepting = False
         loop = app.state.loop
         if loop is not None:
+
             def _gauges() -> None:
                 for lm in service.models.values():
                     app.state.metrics.model_ready.labels(lm.name).set(0)

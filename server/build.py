@@ -4,6 +4,7 @@ models; `inferload models build` prints the same rows as a table).
 Deterministic: seeded weights, the same bytes on every build, nothing downloaded. A name that is a built-in builder
 but not yet in the repository gets a folder and config.toml. Exit codes: 0 built/present, 2 a bad name or config.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,8 +67,18 @@ def build_models(repo: dict[str, ModelConfig], force: bool = False) -> list[Buil
         if path.exists() and path not in seen:
             seen[path] = (name, model_stats(onnx.load(str(path))), hashlib.sha256(path.read_bytes()).hexdigest()[:12])
         _, st, digest = seen.get(path, (name, {}, "-"))
-        rows.append(BuildRow(name, cfg.builtin, cfg.precision, status, st.get("params"), st.get("gflops"),
-                             path.stat().st_size / 1e6 if path.exists() else None, digest))
+        rows.append(
+            BuildRow(
+                name,
+                cfg.builtin,
+                cfg.precision,
+                status,
+                st.get("params"),
+                st.get("gflops"),
+                path.stat().st_size / 1e6 if path.exists() else None,
+                digest,
+            )
+        )
     return rows
 
 

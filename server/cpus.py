@@ -1,4 +1,5 @@
 """How many CPUs this process may really use: affinity mask and cgroup CPU quota, not the host's count."""
+
 from __future__ import annotations
 
 import math

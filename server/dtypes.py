@@ -1,4 +1,5 @@
 """OIP v2 datatype names ⇄ numpy dtypes (little-endian on the wire). BYTES maps to object arrays of bytes."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -3,6 +3,7 @@
 The service and batcher layers raise these without knowing about HTTP; `routes.py` installs a single
 exception handler that maps `InferError.status` and `InferError.headers` onto the response.
 """
+
 from __future__ import annotations
 
 

@@ -15,6 +15,7 @@ with a bare 400. Two layers therefore enforce the limit:
 Layer 2 counts only the network reads that fall entirely inside one head (never the read in which the head
 ends), so it never counts more than the head's real size and never refuses a head that layer 1 would accept.
 """
+
 from __future__ import annotations
 
 import logging
@@ -63,15 +64,17 @@ class HeadLimitMiddleware:
             if size > self.max_bytes:
                 body = error_body(size, self.max_bytes)
                 log.info("refused a request head of %d bytes (limit %d) with 431", size, self.max_bytes)
-                await send({
-                    "type": "http.response.start",
-                    "status": STATUS,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"connection", b"close"),
-                    ],
-                })
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": STATUS,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close"),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
@@ -143,13 +146,15 @@ def head_limited_httptools_protocol(max_bytes: int) -> type:
             content = [STATUS_LINE[STATUS]]
             for name, value in self.server_state.default_headers:
                 content.extend([name, b": ", value, b"\r\n"])
-            content.extend([
-                b"content-type: application/json\r\n",
-                b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
-                b"connection: close\r\n",
-                b"\r\n",
-                body,
-            ])
+            content.extend(
+                [
+                    b"content-type: application/json\r\n",
+                    b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
+                    b"connection: close\r\n",
+                    b"\r\n",
+                    body,
+                ]
+            )
             self.transport.write(b"".join(content))
             # Half-close and keep draining: closing with unread data would send a reset, which can reach the
             # client before it reads the 431. The client's own close (eof_received) or the timer ends it.

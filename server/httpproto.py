@@ -13,6 +13,7 @@ and already accepted), does not wake the app per read, and `receive()` returns t
 `bytearray`, which the infer endpoint reads like bytes). Later `receive()` calls behave as uvicorn's (they wait for
 the disconnect). Requests with no Content-Length (chunked) and every other route use uvicorn's path unchanged.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -63,7 +64,7 @@ def inferload_httptools_protocol(max_head_bytes: int) -> type:
             assert body is not None
             self.whole_buf, self.whole_sent = None, True
             if self.whole_pos != len(body):
-                del body[self.whole_pos:]
+                del body[self.whole_pos :]
             return {"type": "http.request", "body": body, "more_body": False}
 
     class InferloadHttpToolsProtocol(base):  # type: ignore[misc,valid-type]
@@ -90,16 +91,20 @@ def inferload_httptools_protocol(max_head_bytes: int) -> type:
 
         def on_body(self, body: bytes) -> None:
             cycle = self.cycle
-            if type(cycle) is WholeBodyCycle and cycle.whole_mode and not cycle.response_complete \
-                    and not (self.parser.should_upgrade() and self._should_upgrade()):
+            if (
+                type(cycle) is WholeBodyCycle
+                and cycle.whole_mode
+                and not cycle.response_complete
+                and not (self.parser.should_upgrade() and self._should_upgrade())
+            ):
                 buf = cycle.whole_buf
                 if buf is None:  # already delivered: nothing more can belong to this message
                     return
                 end = cycle.whole_pos + len(body)
                 if end <= len(buf):
-                    buf[cycle.whole_pos:end] = body
+                    buf[cycle.whole_pos : end] = body
                 else:
-                    del buf[cycle.whole_pos:]
+                    del buf[cycle.whole_pos :]
                     buf += body
                 cycle.whole_pos = end
                 return  # no pause, no wake-up: on_message_complete wakes receive() once

@@ -11,6 +11,7 @@ as is; otherwise the chunks are copied once into a buffer of Content-Length byte
 disconnect watcher, only once the request is queued) and writes the response with pre-encoded headers.
 Statuses and bodies are those of the OIP routes: 400/401/404/413/415/503/504 with `{"error": "..."}`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -223,8 +224,9 @@ class InferEndpoint:
             lm = service.admit(model, version)
             unread = False
             try:
-                result = await self._admitted(scope, receive, service, model, version, is_image, hl_raw, size,
-                                              started, settings.max_body_bytes)
+                result = await self._admitted(
+                    scope, receive, service, model, version, is_image, hl_raw, size, started, settings.max_body_bytes
+                )
             finally:
                 lm.admission.leave()
         except ClientDisconnected as e:
@@ -264,9 +266,19 @@ class InferEndpoint:
         if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), expected):
             raise Unauthorized("missing or wrong bearer token", {"WWW-Authenticate": 'Bearer realm="inferload"'})
 
-    async def _admitted(self, scope, receive, service: InferenceService, model: str, version: str | None,
-                        is_image: bool, hl_raw: bytes | None, size: int | None, started: float,
-                        max_body_bytes: int) -> InferResult:
+    async def _admitted(
+        self,
+        scope,
+        receive,
+        service: InferenceService,
+        model: str,
+        version: str | None,
+        is_image: bool,
+        hl_raw: bytes | None,
+        size: int | None,
+        started: float,
+        max_body_bytes: int,
+    ) -> InferResult:
         """An admitted request: read the body, check the request headers, run it."""
         try:
             body = await _read_body(receive, size, max_body_bytes)
@@ -292,7 +304,8 @@ class InferEndpoint:
             raise
         if is_image:
             return await _until_done_or_disconnect(
-                receive, service.infer_image(model, version, body, started, top_k, read_done))
+                receive, service.infer_image(model, version, body, started, top_k, read_done)
+            )
         return await _until_done_or_disconnect(receive, service.infer(model, version, body, hl, started, read_done))
 
 

@@ -1,4 +1,5 @@
 """Triton's classification extension: labels files (one label per line, index = line number) and top-k strings."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -9,6 +9,7 @@ thresholds, freed buffers are reused; the cost is that up to 32 MiB of freed mem
 resident (RSS), which the overload benchmark's RSS figure shows. Set INFERLOAD_MALLOC_TUNING=false to keep the
 defaults. No effect (and no error) outside glibc.
 """
+
 from __future__ import annotations
 
 import ctypes

@@ -3,6 +3,7 @@
 Label values come only from the loaded repository: children are pre-created at load (series exist at 0)
 and an unknown model name in a URL only bumps `inferload_http_unknown_model_total`, which has no labels.
 """
+
 from __future__ import annotations
 
 from prometheus_client import (
@@ -17,8 +18,32 @@ from prometheus_client import (
 OUTCOMES = ("success", "rejected", "timeout", "invalid", "error", "cancelled")
 DROP_REASONS = ("cancelled", "timeout")
 LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075,
-    0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0,
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    3.0,
+    5.0,
+    10.0,
+    20.0,
+    30.0,
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
@@ -28,53 +53,96 @@ class ServerMetrics:
         self.registry = registry
         r = registry
         self.requests = Counter(
-            "inferload_requests", "Inference requests by model and outcome "
-            "(success|rejected|timeout|invalid|error|cancelled).", ["model", "outcome"], registry=r)
+            "inferload_requests",
+            "Inference requests by model and outcome (success|rejected|timeout|invalid|error|cancelled).",
+            ["model", "outcome"],
+            registry=r,
+        )
         self.request_duration = Histogram(
-            "inferload_request_duration_seconds", "Inference request time in the server, body read to response.",
-            ["model"], buckets=LATENCY_BUCKETS, registry=r)
+            "inferload_request_duration_seconds",
+            "Inference request time in the server, body read to response.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.queue_duration = Histogram(
-            "inferload_queue_duration_seconds", "Time a request waited in the batcher queue.",
-            ["model"], buckets=LATENCY_BUCKETS, registry=r)
+            "inferload_queue_duration_seconds",
+            "Time a request waited in the batcher queue.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.preprocess_duration = Histogram(
-            "inferload_preprocess_duration_seconds", "Decode, validation and image preprocessing time per request.",
-            ["model"], buckets=LATENCY_BUCKETS, registry=r)
+            "inferload_preprocess_duration_seconds",
+            "Decode, validation and image preprocessing time per request.",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.compute_duration = Histogram(
-            "inferload_compute_duration_seconds", "Model execution time of the batch that carried the request (per request).",
-            ["model"], buckets=LATENCY_BUCKETS, registry=r)
+            "inferload_compute_duration_seconds",
+            "Model execution time of the batch that carried the request (per request).",
+            ["model"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.batch_size = Histogram(
-            "inferload_batch_size", "Items per executed batch.", ["model"], buckets=BATCH_BUCKETS, registry=r)
-        self.items = Counter(
-            "inferload_inference_items", "Items (batch rows) executed.", ["model"], registry=r)
+            "inferload_batch_size", "Items per executed batch.", ["model"], buckets=BATCH_BUCKETS, registry=r
+        )
+        self.items = Counter("inferload_inference_items", "Items (batch rows) executed.", ["model"], registry=r)
         self.executions = Counter(
-            "inferload_inference_executions", "Model executions (batches run).", ["model"], registry=r)
+            "inferload_inference_executions", "Model executions (batches run).", ["model"], registry=r
+        )
         self.queue_depth = Gauge(
-            "inferload_queue_depth", "Requests waiting in the batcher queue.", ["model"], registry=r)
+            "inferload_queue_depth", "Requests waiting in the batcher queue.", ["model"], registry=r
+        )
         self.inflight = Gauge(
             "inferload_inflight_requests",
             "Inference requests admitted: being read, decoded, queued or running (capped by the admission limit).",
-            ["model"], registry=r)
+            ["model"],
+            registry=r,
+        )
         self.admission_limit = Gauge(
-            "inferload_admission_limit", "Most inference requests a model admits at once (see inferload_inflight_requests).",
-            ["model"], registry=r)
+            "inferload_admission_limit",
+            "Most inference requests a model admits at once (see inferload_inflight_requests).",
+            ["model"],
+            registry=r,
+        )
         self.busy = Counter(
-            "inferload_instance_busy_seconds", "Seconds a model instance spent executing (utilisation = rate).",
-            ["model", "instance"], registry=r)
+            "inferload_instance_busy_seconds",
+            "Seconds a model instance spent executing (utilisation = rate).",
+            ["model", "instance"],
+            registry=r,
+        )
         self.model_ready = Gauge(
-            "inferload_model_ready", "1 when the model is loaded, warmed up and accepting requests.", ["model"], registry=r)
+            "inferload_model_ready",
+            "1 when the model is loaded, warmed up and accepting requests.",
+            ["model"],
+            registry=r,
+        )
         self.dropped = Counter(
-            "inferload_queue_dropped", "Requests removed from the queue before compute (cancelled|timeout).",
-            ["model", "reason"], registry=r)
+            "inferload_queue_dropped",
+            "Requests removed from the queue before compute (cancelled|timeout).",
+            ["model", "reason"],
+            registry=r,
+        )
         self.unknown_model = Counter(
-            "inferload_http_unknown_model", "Requests naming a model that is not loaded (no model label on purpose).",
-            registry=r)
+            "inferload_http_unknown_model",
+            "Requests naming a model that is not loaded (no model label on purpose).",
+            registry=r,
+        )
 
     def add_model(self, model: str, instances: int) -> None:
         """Pre-create every labelled child so all series exist (at 0) from load time."""
         for o in OUTCOMES:
             self.requests.labels(model, o)
-        for h in (self.request_duration, self.queue_duration, self.preprocess_duration, self.compute_duration,
-                  self.batch_size):
+        for h in (
+            self.request_duration,
+            self.queue_duration,
+            self.preprocess_duration,
+            self.compute_duration,
+            self.batch_size,
+        ):
             h.labels(model)
         self.items.labels(model)
         self.executions.labels(model)
@@ -86,7 +154,7 @@ class ServerMetrics:
         for reason in DROP_REASONS:
             self.dropped.labels(model, reason)
 
-    def observer(self, model: str) -> "BatcherObserver":
+    def observer(self, model: str) -> BatcherObserver:
         return BatcherObserver(self, model)
 
     def expose(self) -> tuple[bytes, str]:

@@ -2,6 +2,7 @@
 -Infinity, and RapidJSON-only forms) outside strings, strict UTF-8 in strings; non-finite floats written as literals.
 Pure (bytes in, values out); server.protocol builds OIP requests and responses on top of it.
 """
+
 from __future__ import annotations
 
 import json

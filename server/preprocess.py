@@ -5,6 +5,7 @@ Safety: only JPEG and PNG (sniffed from magic bytes, not trusted from headers) �
 checked from the image header *before* decoding (width*height > max_pixels → 413), and PIL's own
 decompression-bomb guard is turned into 413 too; undecodable data → 400.
 """
+
 from __future__ import annotations
 
 import io

@@ -17,6 +17,7 @@ the literals. Strict RFC 8259 has no such tokens, so orjson parses first (the fa
 rejects that holds such a literal is parsed again by the stdlib `json` module. Such a value is only valid for
 FP16/FP32/FP64 data: for an integer or BOOL input it is a 400, never a cast.
 """
+
 from __future__ import annotations
 
 import math
@@ -125,12 +126,14 @@ def parse_bytes_elements(buf: memoryview | bytes, count: int, name: str) -> list
     unpack = struct.Struct("<I").unpack_from
     for i in range(count):
         if pos + 4 > end:
-            raise BadRequest(f"input '{name}': BYTES data ends inside the length prefix of element {i} (shape says {count} elements)")
+            raise BadRequest(
+                f"input '{name}': BYTES data ends inside the length prefix of element {i} (shape says {count} elements)"
+            )
         (n,) = unpack(mv, pos)
         pos += 4
         if pos + n > end:
             raise BadRequest(f"input '{name}': BYTES element {i} declares {n} bytes but only {end - pos} remain")
-        out.append(bytes(mv[pos:pos + n]))
+        out.append(bytes(mv[pos : pos + n]))
         pos += n
     if pos != end:
         raise BadRequest(f"input '{name}': {end - pos} bytes left over after {count} BYTES elements")
@@ -175,13 +178,17 @@ def _json_tensor(name: str, datatype: str, shape: list[int], data: Any) -> np.nd
             if isinstance(v, str):
                 items.append(v.encode("utf-8"))
             else:
-                raise BadRequest(f"input '{name}': BYTES data in JSON must be strings (use the binary extension for raw bytes)")
+                raise BadRequest(
+                    f"input '{name}': BYTES data in JSON must be strings (use the binary extension for raw bytes)"
+                )
         return _object_array(items, shape)
     dtype = OIP_TO_NUMPY[datatype]
     try:
         raw = np.asarray(data)
     except (ValueError, TypeError):
-        raise BadRequest(f"input '{name}': 'data' is ragged or mixes types; it must hold {expected} {datatype} values") from None
+        raise BadRequest(
+            f"input '{name}': 'data' is ragged or mixes types; it must hold {expected} {datatype} values"
+        ) from None
     if raw.size != expected:
         raise BadRequest(f"input '{name}': {raw.size} elements in 'data' but shape {shape} needs {expected}")
     kind = raw.dtype.kind
@@ -216,7 +223,9 @@ def _json_tensor(name: str, datatype: str, shape: list[int], data: Any) -> np.nd
 
 
 def _kind_name(kind: str) -> str:
-    return {"b": "booleans", "f": "floats", "i": "integers", "u": "integers", "U": "strings", "O": "mixed values"}.get(kind, "other values")
+    return {"b": "booleans", "f": "floats", "i": "integers", "u": "integers", "U": "strings", "O": "mixed values"}.get(
+        kind, "other values"
+    )
 
 
 def decode_request(body: bytes, header_length: int | None = None) -> InferRequest:
@@ -265,7 +274,7 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferReques
                     f"input '{name}': binary_data_size {size} runs past the end of the body "
                     f"({len(binary) - offset} binary bytes remain)"
                 )
-            chunk = binary[offset:offset + size]
+            chunk = binary[offset : offset + size]
             offset += size
             count = _count(shape)
             if datatype == "BYTES":
@@ -316,7 +325,9 @@ def _json_data(out: OutputTensor) -> Any:
         try:
             return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in arr.reshape(-1)]
         except UnicodeDecodeError:
-            raise InferError(f"output '{out.name}' holds non-UTF-8 BYTES; request it with parameters.binary_data=true") from None
+            raise InferError(
+                f"output '{out.name}' holds non-UTF-8 BYTES; request it with parameters.binary_data=true"
+            ) from None
     flat = np.ascontiguousarray(arr).reshape(-1)
     if flat.dtype.kind == "f":
         return float_json(flat)
@@ -406,7 +417,7 @@ def decode_response(body: bytes, header_length: int | None = None) -> dict[str, 
         dt = item["datatype"]
         size = (item.get("parameters") or {}).get("binary_data_size")
         if size is not None:
-            chunk = body[pos:pos + size]
+            chunk = body[pos : pos + size]
             pos += size
             if dt == "BYTES":
                 result[item["name"]] = _object_array(parse_bytes_elements(chunk, _count(shape), item["name"]), shape)

@@ -3,6 +3,7 @@
 A bad config fails fast with `ConfigError`, whose message names the file, the field and what is allowed.
 Model names come from folder names and must match `NAME_RE`; they never become paths on their own.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,14 +28,25 @@ class _Strict(BaseModel):
 
 
 class BatchingConfig(_Strict):
-    max_queue_delay_ms: float = Field(0.0, ge=0, le=60_000, description="How long the oldest request may wait for batch-mates (0 = dispatch at once).")
-    preferred_batch_sizes: list[int] = Field(default_factory=list, description="Batch sizes (items) to prefer when more are queued.")
-    max_queue_size: int = Field(128, ge=1, le=1_000_000, description="Queued requests before new ones get 503 + Retry-After.")
-    default_timeout_ms: float | None = Field(30_000.0, gt=0, description="Deadline for a request that sets none; expired → 504 before compute.")
+    max_queue_delay_ms: float = Field(
+        0.0, ge=0, le=60_000, description="How long the oldest request may wait for batch-mates (0 = dispatch at once)."
+    )
+    preferred_batch_sizes: list[int] = Field(
+        default_factory=list, description="Batch sizes (items) to prefer when more are queued."
+    )
+    max_queue_size: int = Field(
+        128, ge=1, le=1_000_000, description="Queued requests before new ones get 503 + Retry-After."
+    )
+    default_timeout_ms: float | None = Field(
+        30_000.0, gt=0, description="Deadline for a request that sets none; expired → 504 before compute."
+    )
     max_admitted: int | None = Field(
-        None, ge=1, le=1_000_000,
+        None,
+        ge=1,
+        le=1_000_000,
         description="Requests held at once (being read, decoded, queued or running), checked before the body is read; "
-                    "beyond it → 503 + Retry-After without reading the body. Default: max_queue_size + instances × max_batch_size.")
+        "beyond it → 503 + Retry-After without reading the body. Default: max_queue_size + instances × max_batch_size.",
+    )
 
     @field_validator("preferred_batch_sizes")
     @classmethod
@@ -45,22 +57,35 @@ class BatchingConfig(_Strict):
 
 
 class InstancesConfig(_Strict):
-    count: int = Field(1, ge=1, le=64, description="Model instances: worker threads, each with its own InferenceSession.")
-    intra_op_threads: int | None = Field(None, ge=1, le=256, description="ORT intra-op threads per instance (default: usable CPUs / count).")
+    count: int = Field(
+        1, ge=1, le=64, description="Model instances: worker threads, each with its own InferenceSession."
+    )
+    intra_op_threads: int | None = Field(
+        None, ge=1, le=256, description="ORT intra-op threads per instance (default: usable CPUs / count)."
+    )
     inter_op_threads: int = Field(1, ge=1, le=64)
     allow_spinning: bool = Field(
-        False, description="Let ONNX Runtime's intra-op threads spin between calls: lower latency after short idle "
-                           "gaps, at the price of CPU burnt while waiting (see README, 'The latency path').")
+        False,
+        description="Let ONNX Runtime's intra-op threads spin between calls: lower latency after short idle "
+        "gaps, at the price of CPU burnt while waiting (see README, 'The latency path').",
+    )
 
 
 class ImageConfig(_Strict):
     """Preprocessing for models that take encoded images (a BYTES input of shape [n])."""
 
     input_name: str = Field("IMAGE", description="Name of the BYTES input the server exposes.")
-    tensor: str | None = Field(None, description="ONNX input fed with the preprocessed pixels (default: the model's only input).")
+    tensor: str | None = Field(
+        None, description="ONNX input fed with the preprocessed pixels (default: the model's only input)."
+    )
     height: int = Field(224, ge=8, le=4096)
     width: int = Field(224, ge=8, le=4096)
-    resize: int | None = Field(256, ge=8, le=8192, description="Shorter side is resized to this before the crop (None: resize straight to height x width).")
+    resize: int | None = Field(
+        256,
+        ge=8,
+        le=8192,
+        description="Shorter side is resized to this before the crop (None: resize straight to height x width).",
+    )
     crop: Literal["center", "none"] = "center"
     interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
     scale: float = Field(1.0 / 255.0, gt=0, description="Multiplier applied to uint8 pixels before mean/std.")
@@ -89,10 +114,18 @@ class ModelConfig(_Strict):
     name: str
     version: str = "1"
     platform: str = "onnxruntime_onnx"
-    builtin: str | None = Field(None, description="Name of the deterministic builder that makes `file` when it is missing.")
-    file: str = Field("model.onnx", description="ONNX file, relative to the model folder; must stay inside the repository.")
-    precision: Literal["fp32", "int8"] = Field("fp32", description="Precision a built-in model is built at (int8: onnxruntime.quantization).")
-    max_batch_size: int = Field(8, ge=1, le=4096, description="Most items one execution may hold; a request with more → 400.")
+    builtin: str | None = Field(
+        None, description="Name of the deterministic builder that makes `file` when it is missing."
+    )
+    file: str = Field(
+        "model.onnx", description="ONNX file, relative to the model folder; must stay inside the repository."
+    )
+    precision: Literal["fp32", "int8"] = Field(
+        "fp32", description="Precision a built-in model is built at (int8: onnxruntime.quantization)."
+    )
+    max_batch_size: int = Field(
+        8, ge=1, le=4096, description="Most items one execution may hold; a request with more → 400."
+    )
     kind: Literal["classification", "detection", "other"] = "classification"
     labels: str | None = Field(None, description="Labels file (one per line), relative to the model folder.")
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
@@ -102,7 +135,7 @@ class ModelConfig(_Strict):
     directory: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
-    def _check(self) -> "ModelConfig":
+    def _check(self) -> ModelConfig:
         if not NAME_RE.match(self.name):
             raise ValueError(f"model name {self.name!r} must match {NAME_RE.pattern}")
         if not NAME_RE.match(self.version):
@@ -161,7 +194,9 @@ def load_model_config(model_dir: Path, overrides: dict | None = None) -> ModelCo
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{cfg_path}: not valid TOML: {e}") from None
     if "name" in raw and raw["name"] != model_dir.name:
-        raise ConfigError(f"{cfg_path}: field 'name': {raw['name']!r} differs from the folder name {model_dir.name!r}; remove it or rename the folder")
+        raise ConfigError(
+            f"{cfg_path}: field 'name': {raw['name']!r} differs from the folder name {model_dir.name!r}; remove it or rename the folder"
+        )
     raw["name"] = model_dir.name
     if overrides:
         raw = deep_merge(raw, overrides)
@@ -189,7 +224,9 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def load_repository(root: Path, names: list[str] | None = None, overrides: dict | None = None) -> dict[str, ModelConfig]:
+def load_repository(
+    root: Path, names: list[str] | None = None, overrides: dict | None = None
+) -> dict[str, ModelConfig]:
     """All models under `root` (folders holding a config.toml), or only `names`. Raises ConfigError."""
     root = Path(root)
     if not root.is_dir():
@@ -198,7 +235,9 @@ def load_repository(root: Path, names: list[str] | None = None, overrides: dict 
     if names:
         missing = [n for n in names if n not in found]
         if missing:
-            raise ConfigError(f"model(s) {', '.join(missing)} not found in {root} (available: {', '.join(found) or 'none'})")
+            raise ConfigError(
+                f"model(s) {', '.join(missing)} not found in {root} (available: {', '.join(found) or 'none'})"
+            )
         found = {n: found[n] for n in names}
     return {name: load_model_config(d, overrides) for name, d in found.items()}
 
@@ -210,7 +249,9 @@ def ensure_built(cfg: ModelConfig, force: bool = False) -> bool:
     if path.exists() and not force:
         return False
     if cfg.builtin is None:
-        raise ConfigError(f"{cfg.directory / CONFIG_FILE}: model file {path} is missing and no 'builtin' builder is named")
+        raise ConfigError(
+            f"{cfg.directory / CONFIG_FILE}: model file {path} is missing and no 'builtin' builder is named"
+        )
     from server.zoo import build_to_file  # local import: onnx is only needed when building
 
     build_to_file(cfg.builtin, path, precision=cfg.precision)
@@ -226,19 +267,27 @@ def scaffold_builtin(root: Path, name: str, precision: str = "fp32") -> Path:
     from server.zoo import BUILDERS
 
     if name not in BUILDERS:
-        raise ConfigError(f"{name!r} is neither a model in {root} nor a built-in builder ({', '.join(sorted(BUILDERS))})")
+        raise ConfigError(
+            f"{name!r} is neither a model in {root} nor a built-in builder ({', '.join(sorted(BUILDERS))})"
+        )
     model = name if precision == "fp32" else f"{name}_{precision}"
     folder = Path(root) / model
     if (folder / CONFIG_FILE).exists():
         return folder
     template = Path(root) / name / CONFIG_FILE
     if precision != "fp32" and template.exists():
-        body = [ln for ln in template.read_text(encoding="utf-8").splitlines()
-                if not ln.strip().startswith(("file =", "file=", "precision", "#"))]
+        body = [
+            ln
+            for ln in template.read_text(encoding="utf-8").splitlines()
+            if not ln.strip().startswith(("file =", "file=", "precision", "#"))
+        ]
     else:
         kind = "detection" if "detector" in name or name.startswith("ssd") else "classification"
         body = [f'builtin = "{name}"', f'kind = "{kind}"', "max_batch_size = 8"]
     folder.mkdir(parents=True, exist_ok=True)
-    header = [f"# Built-in model {name!r} at {precision} (generated by `inferload models build`).", f'precision = "{precision}"']
+    header = [
+        f"# Built-in model {name!r} at {precision} (generated by `inferload models build`).",
+        f'precision = "{precision}"',
+    ]
     (folder / CONFIG_FILE).write_text("\n".join(header + body) + "\n", encoding="utf-8")
     return folder

@@ -4,6 +4,7 @@ Everything else is `InferenceService`.
 The infer endpoint is a plain ASGI app (server/infer_http.py): `InferloadApp` sends `POST .../infer` to it before
 FastAPI's middleware and routing; it is registered here too, so a request that does reach the router is served alike.
 """
+
 from __future__ import annotations
 
 import orjson
@@ -95,5 +96,6 @@ def install(app: FastAPI) -> None:
     endpoint = InferEndpoint(app)
     app.router.routes.append(Route("/v2/models/{model}/infer", endpoint, methods=["POST"], name="infer"))
     app.router.routes.append(
-        Route("/v2/models/{model}/versions/{version}/infer", endpoint, methods=["POST"], name="infer_version"))
+        Route("/v2/models/{model}/versions/{version}/infer", endpoint, methods=["POST"], name="infer_version")
+    )
     app.state.infer_endpoint = endpoint

@@ -1,6 +1,7 @@
 """ONNX Runtime instances. One `OnnxInstance` = one InferenceSession; `run` is called from a worker thread
 (ORT releases the GIL inside `run`, so N instances run truly concurrently).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,7 +43,9 @@ def _spec(arg: ort.NodeArg) -> TensorSpec:
     return TensorSpec(arg.name, ORT_TO_OIP.get(arg.type, arg.type), shape)
 
 
-def session_options(intra_op_threads: int, inter_op_threads: int = 1, allow_spinning: bool = False) -> ort.SessionOptions:
+def session_options(
+    intra_op_threads: int, inter_op_threads: int = 1, allow_spinning: bool = False
+) -> ort.SessionOptions:
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.intra_op_num_threads = intra_op_threads
@@ -58,7 +61,9 @@ def session_options(intra_op_threads: int, inter_op_threads: int = 1, allow_spin
 class OnnxInstance:
     """One InferenceSession (CPU). Thread-safe to call `run` from one worker thread at a time."""
 
-    def __init__(self, path: Path, intra_op_threads: int, inter_op_threads: int = 1, allow_spinning: bool = False) -> None:
+    def __init__(
+        self, path: Path, intra_op_threads: int, inter_op_threads: int = 1, allow_spinning: bool = False
+    ) -> None:
         self.path = Path(path)
         self.intra_op_threads = intra_op_threads
         self.session = ort.InferenceSession(

@@ -5,6 +5,7 @@ bytes and returns bytes + timings; HTTP status codes only travel inside `InferEr
 Deadline: `default_timeout_ms` from the model config, or the request parameter `timeout` if smaller.
 As in Triton's HTTP API, the `timeout` request parameter is in MICROSECONDS.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,8 +20,7 @@ import numpy as np
 
 from server import protocol
 from server.admission import Admission
-from server.errors import (BadRequest, InferError, NotFound, QueueFull, Unavailable,
-                           UnsupportedMediaType)
+from server.errors import BadRequest, InferError, NotFound, QueueFull, Unavailable, UnsupportedMediaType
 from server.labels import classify
 from server.metrics import ModelMetrics, ServerMetrics
 from server.preprocess import output_shape, preprocess_image
@@ -84,7 +84,9 @@ def exposed_inputs(cfg: ModelConfig, onnx_inputs: list[TensorSpec]) -> tuple[lis
     tensor = cfg.image.tensor
     if tensor is None:
         if len(onnx_inputs) != 1:
-            raise ValueError(f"model '{cfg.name}': [image] needs 'tensor' because the ONNX model has {len(onnx_inputs)} inputs")
+            raise ValueError(
+                f"model '{cfg.name}': [image] needs 'tensor' because the ONNX model has {len(onnx_inputs)} inputs"
+            )
         tensor = onnx_inputs[0].name
     elif len(onnx_inputs) != 1 or onnx_inputs[0].name != tensor:
         raise ValueError(f"model '{cfg.name}': [image].tensor {tensor!r} must be the ONNX model's only input")
@@ -192,23 +194,33 @@ class InferenceService:
     # ------------------------------------------------------------------ inference
 
     async def infer(
-        self, name: str, version: str | None, body: bytes, header_length: int | None, started: float,
+        self,
+        name: str,
+        version: str | None,
+        body: bytes,
+        header_length: int | None,
+        started: float,
         read_done: float | None = None,
     ) -> InferResult:
         """OIP v2 request bytes → response bytes. `started` is `time.perf_counter()` at request arrival,
         `read_done` when its body had been read (Server-Timing `read`; default: `started`)."""
         lm = self.get(name, version, inference=True)
-        return await self._guarded(lm, started, read_done,
-                                   lambda t: self._infer_oip(lm, body, header_length, started, t))
+        return await self._guarded(
+            lm, started, read_done, lambda t: self._infer_oip(lm, body, header_length, started, t)
+        )
 
     async def infer_image(
-        self, name: str, version: str | None, data: bytes, started: float, top_k: int | None = None,
+        self,
+        name: str,
+        version: str | None,
+        data: bytes,
+        started: float,
+        top_k: int | None = None,
         read_done: float | None = None,
     ) -> InferResult:
         """One raw encoded image (curl-friendly path). Classifiers answer top-k classification strings."""
         lm = self.get(name, version, inference=True)
-        return await self._guarded(lm, started, read_done,
-                                   lambda t: self._infer_raw_image(lm, data, started, top_k, t))
+        return await self._guarded(lm, started, read_done, lambda t: self._infer_raw_image(lm, data, started, top_k, t))
 
     def admit(self, name: str, version: str | None = None) -> LoadedModel:
         """Admission before ingestion (server/admission.py): called when a request's headers have arrived, before
@@ -222,8 +234,10 @@ class InferenceService:
         elif lm.admission.try_enter():
             return lm
         else:
-            err = QueueFull(f"model '{lm.name}' is at its limit of {lm.admission.limit} requests in progress "
-                            "(being read, queued or running): retry later")
+            err = QueueFull(
+                f"model '{lm.name}' is at its limit of {lm.admission.limit} requests in progress "
+                "(being read, queued or running): retry later"
+            )
         lm.metrics.outcome[err.outcome].inc()
         raise err
 
@@ -358,7 +372,9 @@ class InferenceService:
         result: list[OutputTensor] = []
         for ro in wanted:
             if ro.name not in lm.output_names:
-                raise BadRequest(f"model '{lm.name}' has no output '{ro.name}' (outputs: {', '.join(sorted(lm.output_names))})")
+                raise BadRequest(
+                    f"model '{lm.name}' has no output '{ro.name}' (outputs: {', '.join(sorted(lm.output_names))})"
+                )
             arr = outputs[ro.name]
             binary = ro.binary if ro.binary is not None else default_binary
             k = ro.classification
@@ -379,7 +395,9 @@ class InferenceService:
 
 def _check_shape(inp: InputTensor, spec: TensorSpec) -> None:
     if len(inp.shape) != len(spec.shape):
-        raise BadRequest(f"input '{inp.name}': shape {inp.shape} has {len(inp.shape)} dims; the model expects {spec.shape}")
+        raise BadRequest(
+            f"input '{inp.name}': shape {inp.shape} has {len(inp.shape)} dims; the model expects {spec.shape}"
+        )
     for got, want in zip(inp.shape, spec.shape):
         if want != -1 and got != want:
             raise BadRequest(f"input '{inp.name}': shape {inp.shape} does not match the model's {spec.shape}")
@@ -390,4 +408,3 @@ def _deadline(cfg: ModelConfig, params: dict[str, Any], started: float) -> float
     if timeout is None:
         return None
     return time.monotonic() - (time.perf_counter() - started) + timeout
-

@@ -6,6 +6,7 @@ Examples:
     INFERLOAD_OVERRIDES='{"batching": {"max_queue_delay_ms": 2}}' python -m server
     INFERLOAD_MODEL_OVERRIDES='{"resnet50": {"instances": {"count": 2}}}' python -m server
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +19,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="INFERLOAD_", extra="ignore", protected_namespaces=())
 
-    models_dir: Path = Field(Path("models"), description="Model repository: folders holding config.toml (+ the ONNX file).")
+    models_dir: Path = Field(
+        Path("models"), description="Model repository: folders holding config.toml (+ the ONNX file)."
+    )
     host: str = Field("127.0.0.1", description="Bind address. Loopback by default; containers set 0.0.0.0 explicitly.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port.")
     model_names: Annotated[list[str] | None, NoDecode] = Field(
@@ -26,39 +29,52 @@ class ServerSettings(BaseSettings):
     )
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body accepted; larger → 413.")
     max_header_bytes: int = Field(
-        16 * 1024, ge=1024, le=64 * 1024 * 1024,
+        16 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
         description="Largest request head (request line + header fields, as sent) accepted; larger → 431.",
     )
     max_connections: int = Field(
-        1024, ge=1, le=1_000_000,
+        1024,
+        ge=1,
+        le=1_000_000,
         description="Open connections (and requests in progress) at once; beyond it uvicorn answers 503 at once "
-                    "(limit_concurrency). Each connection buffers at most 64 KiB of a body it is not reading.",
+        "(limit_concurrency). Each connection buffers at most 64 KiB of a body it is not reading.",
     )
     auth_token: SecretStr | None = Field(
-        None, description="If set, inference requests need 'Authorization: Bearer <token>' (401 otherwise). Never logged."
+        None,
+        description="If set, inference requests need 'Authorization: Bearer <token>' (401 otherwise). Never logged.",
     )
     log_level: Literal["critical", "error", "warning", "info", "debug"] = Field("info", description="Log level.")
-    drain_timeout_s: float = Field(30.0, ge=0, description="On SIGTERM: longest wait for in-flight requests before exiting.")
+    drain_timeout_s: float = Field(
+        30.0, ge=0, description="On SIGTERM: longest wait for in-flight requests before exiting."
+    )
     shutdown_delay_s: float = Field(
-        0.0, ge=0, le=300,
+        0.0,
+        ge=0,
+        le=300,
         description="On SIGTERM: keep the listener open this long with readiness 503 (lets load balancers notice) before draining.",
     )
     warmup: bool = Field(True, description="Run one inference per model instance before reporting ready.")
     overrides: dict[str, Any] = Field(
         default_factory=dict,
-        description="Config overrides merged into every model's config.toml (JSON in the environment), e.g. {\"batching\": {\"max_queue_size\": 1}}.",
+        description='Config overrides merged into every model\'s config.toml (JSON in the environment), e.g. {"batching": {"max_queue_size": 1}}.',
     )
     model_overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description="Per-model overrides, applied after `overrides`: {\"<model>\": {...}} (JSON in the environment).",
+        description='Per-model overrides, applied after `overrides`: {"<model>": {...}} (JSON in the environment).',
     )
     preprocess_threads: int | None = Field(
         None, ge=1, le=256, description="Threads decoding images (default: usable CPUs)."
     )
     malloc_tuning: bool = Field(
-        True, description="glibc: keep large request buffers in the heap (no mmap/munmap and page faults per "
-        "request; freed memory up to 32 MiB per arena may stay resident). See server/malloc.py.")
-    default_top_k: int = Field(5, ge=1, le=1000, description="Classes returned for a raw image POST (Content-Type image/*) to a classifier.")
+        True,
+        description="glibc: keep large request buffers in the heap (no mmap/munmap and page faults per "
+        "request; freed memory up to 32 MiB per arena may stay resident). See server/malloc.py.",
+    )
+    default_top_k: int = Field(
+        5, ge=1, le=1000, description="Classes returned for a raw image POST (Content-Type image/*) to a classifier."
+    )
 
     @field_validator("model_names", mode="before")
     @classmethod

@@ -7,10 +7,12 @@ test slower, not flaky, and a broken one fails with a reason instead of a wrong 
 
 No locust/gevent import: usable from every test process.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 

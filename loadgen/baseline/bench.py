@@ -4,6 +4,7 @@ For every (batch size, instances) pair, `instances` threads each drive their own
 for `duration_s` after `warmup_s`; throughput counts items completed inside the measured window.
 This is the AIXPRT batch-size × concurrent-instances matrix, without a server.
 """
+
 from __future__ import annotations
 
 import threading
@@ -133,8 +134,17 @@ def run_bench(
     for n_inst in instances:
         tpi = threads if threads is not None else max(1, cpus // n_inst)
         for b in batches:
-            row = bench_point(Path(model_path), b, n_inst, tpi, duration_s, warmup_s, idle_gap_s=idle_gap_s,
-                              idle_calls=idle_calls, allow_spinning=allow_spinning)
+            row = bench_point(
+                Path(model_path),
+                b,
+                n_inst,
+                tpi,
+                duration_s,
+                warmup_s,
+                idle_gap_s=idle_gap_s,
+                idle_calls=idle_calls,
+                allow_spinning=allow_spinning,
+            )
             rows.append(row)
             if on_row is not None:
                 on_row(row)
@@ -151,8 +161,9 @@ def run_bench(
     }
 
 
-def model_baseline(models_dir: Path, model: str, batches: list[int], instances: list[int], duration_s: float,
-                   warmup_s: float, say=None) -> tuple[dict | None, str | None]:
+def model_baseline(
+    models_dir: Path, model: str, batches: list[int], instances: list[int], duration_s: float, warmup_s: float, say=None
+) -> tuple[dict | None, str | None]:
     """run_bench over batch sizes x instances for a repository model (`matrix`, `tune`): (bench document, None),
     or (None, why not) — a failed baseline never stops the served measurements. Call it before locust is imported."""
     from server.repository import ensure_built, load_repository
@@ -163,5 +174,5 @@ def model_baseline(models_dir: Path, model: str, batches: list[int], instances: 
         if say is not None:
             say(f"baseline: in-process ONNX Runtime, batch {batches} × instances {instances}, {duration_s:g}s each")
         return run_bench(cfg.model_path, batches, instances, None, duration_s, warmup_s, model_name=model), None
-    except Exception as e:  # noqa: BLE001 - report and carry on with the served measurements
+    except Exception as e:
         return None, f"in-process baseline failed: {type(e).__name__}: {e}"

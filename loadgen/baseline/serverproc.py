@@ -4,6 +4,7 @@ benchmarks and the tests start a server.
 The server always runs in its own process: the load generator imports locust, whose gevent monkey-patching
 must never reach the server.
 """
+
 from __future__ import annotations
 
 import json
@@ -66,7 +67,7 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self._log = None
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         # Output goes to a file, never a pipe: nobody reads a pipe while the server runs, and a full one would
         # block the server. Without log_path it is a temporary file, kept only to report a failed start.
         if self.log_path is not None:
@@ -75,10 +76,23 @@ class ServerProcess:
         else:
             self._log = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "--models", str(self.models_dir), "--host", self.host, "--port", str(self.port),
-             *self.args],
-            env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-            text=True, preexec_fn=(lambda: os.nice(self.nice)) if self.nice else None,
+            [
+                sys.executable,
+                "-m",
+                "server",
+                "--models",
+                str(self.models_dir),
+                "--host",
+                self.host,
+                "--port",
+                str(self.port),
+                *self.args,
+            ],
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=(lambda: os.nice(self.nice)) if self.nice else None,
         )
         self.wait_ready()
         return self
@@ -90,7 +104,9 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 self._log.seek(0)
                 err = self._log.read()
-                raise RuntimeError(f"server exited with code {self.proc.returncode} before it was ready:\n{err[-3000:]}")
+                raise RuntimeError(
+                    f"server exited with code {self.proc.returncode} before it was ready:\n{err[-3000:]}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=2) as r:
                     if r.status == 200:
@@ -126,7 +142,7 @@ class ServerProcess:
             self._log = None
         return self.proc.returncode
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -4,19 +4,24 @@ Exit codes: 0 every threshold passed, 1 a threshold failed, 2 usage error (a bad
 is generated), 3 the measurement is INVALID (wins over a failed threshold). Without --assert or --junit a command's
 exit code is unchanged.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 
-ASSERT = typer.Option(None, "--assert", help="CI threshold, repeatable: 'p99<50ms', 'errors<0.1%', 'throughput>=100rps', "
-                      "'peak>=80rps' (exit 1 when one fails, 3 when the measurement is INVALID; see README).")
+ASSERT = typer.Option(
+    None,
+    "--assert",
+    help="CI threshold, repeatable: 'p99<50ms', 'errors<0.1%', 'throughput>=100rps', "
+    "'peak>=80rps' (exit 1 when one fails, 3 when the measurement is INVALID; see README).",
+)
 JUNIT = typer.Option(None, "--junit", help="Write the thresholds' outcomes as JUnit XML here.")
 
 
-def parse(texts: Optional[List[str]], kind: str) -> list[Any]:
+def parse(texts: list[str] | None, kind: str) -> list[Any]:
     """The thresholds of a command writing a `kind` document; exit 2 with the grammar's message when one is bad."""
     from loadgen.results.thresholds import EXIT_USAGE, ThresholdError, parse_thresholds
 
@@ -27,7 +32,7 @@ def parse(texts: Optional[List[str]], kind: str) -> list[Any]:
         raise typer.Exit(EXIT_USAGE) from None
 
 
-def check(console: Any, doc: dict, thresholds: list[Any], junit: Optional[Path], source: str | None = None) -> None:
+def check(console: Any, doc: dict, thresholds: list[Any], junit: Path | None, source: str | None = None) -> None:
     """Evaluate, print each outcome, write the JUnit file; exit with the thresholds' code unless it is 0."""
     if not thresholds and junit is None:
         return

@@ -4,11 +4,13 @@ the lazy runner, raw-limit loading. The leading underscore keeps it out of subco
 Nothing here imports locust at module level: `runner()` imports loadgen.engine.runner (and so locust/gevent) only
 when a command actually generates load.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import typer
 
@@ -22,17 +24,24 @@ DURATION = typer.Option(None, "--duration", min=0.1, help="Measured seconds per 
 WARMUP = typer.Option(None, "--warmup", min=0.0, help="Warm-up seconds per run, excluded (default: 2).")
 PAYLOAD = typer.Option(None, "--payload", help="binary | json | image (default: binary).")
 BATCH = typer.Option(None, "--batch", min=1, help="Items per request (client-side batch) (default: 1).")
-ARRIVAL = typer.Option(None, "--arrival", help="Open-loop arrivals: poisson | constant | burst (each rate is the "
-                       "on-period rate) | trace:FILE[:COLUMN] (each rate rescales the trace) (default: poisson).")
+ARRIVAL = typer.Option(
+    None,
+    "--arrival",
+    help="Open-loop arrivals: poisson | constant | burst (each rate is the "
+    "on-period rate) | trace:FILE[:COLUMN] (each rate rescales the trace) (default: poisson).",
+)
 SEED = typer.Option(None, "--seed", help="Seed of the arrival schedule and payloads.")
 WORKERS = typer.Option(None, "--workers", min=0, help="Local Locust worker processes (0 = in-process).")
 TIMEOUT_MS = typer.Option(None, "--timeout-ms", min=1.0, help="Per-request client timeout (ms).")
-TARGET_RPS = typer.Option(None, "--target-rps", min=0.001,
-                          help="Sizing: replicas needed to serve this many req/s (uses the measured peak).")
-HEADROOM = typer.Option(0.2, "--headroom", min=0.0, max=0.95,
-                        help="Sizing: capacity kept in reserve per replica (0.2 = 20%).")
-RAW_LIMIT = typer.Option(None, "--raw-limit",
-                         help="A bench JSON (inferload bench --out): its max items/s is marked as the raw limit.")
+TARGET_RPS = typer.Option(
+    None, "--target-rps", min=0.001, help="Sizing: replicas needed to serve this many req/s (uses the measured peak)."
+)
+HEADROOM = typer.Option(
+    0.2, "--headroom", min=0.0, max=0.95, help="Sizing: capacity kept in reserve per replica (0.2 = 20%)."
+)
+RAW_LIMIT = typer.Option(
+    None, "--raw-limit", help="A bench JSON (inferload bench --out): its max items/s is marked as the raw limit."
+)
 
 
 def parse_floats(text: str, what: str, *, allow_zero: bool = False) -> list[float]:
@@ -49,7 +58,7 @@ def parse_ints(text: str, what: str, minimum: int = 1) -> list[int]:
         raise typer.BadParameter(str(e)) from None
 
 
-def build_scenario(scenario_file: Optional[Path], **fields: Any):
+def build_scenario(scenario_file: Path | None, **fields: Any):
     """Scenario from an optional TOML file plus flags (None = not given). Exits with a clear message on error."""
     from loadgen.engine.scenario import Scenario, ScenarioError
 
@@ -63,7 +72,7 @@ def build_scenario(scenario_file: Optional[Path], **fields: Any):
         return Scenario.build(given, source="command line")
     except ScenarioError as e:
         typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
 
 
 def runner(progress: bool = True, **kw: Any) -> Callable[[Any], dict]:
@@ -78,7 +87,7 @@ def default_out(kind: str) -> Path:
     return Path("results") / f"{kind}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def load_raw_limit(path: Optional[Path], items_per_request: int) -> dict | None:
+def load_raw_limit(path: Path | None, items_per_request: int) -> dict | None:
     if path is None:
         return None
     from loadgen.results.io import ReportInputError, read_json
@@ -88,13 +97,13 @@ def load_raw_limit(path: Optional[Path], items_per_request: int) -> dict | None:
         lim = raw_limit_from_bench(read_json(path), items_per_request)
     except ReportInputError as e:
         typer.echo(f"error: --raw-limit {e}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if lim:
         lim["file"] = str(path)
     return lim
 
 
-def write_html_of(console: Any, out: Path, html: Optional[Path]) -> None:
+def write_html_of(console: Any, out: Path, html: Path | None) -> None:
     """`--html FILE`: the HTML report of the document a command just wrote to `out`."""
     if html is None:
         return

@@ -1,5 +1,6 @@
 """Shared by the commands that read the model repository: load it (and build missing built-in files), or print
 the configuration error and exit 2. No locust here."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,5 +18,5 @@ def repository_or_exit(console, models: Path, names: list[str] | None = None, bu
                 ensure_built(cfg)
     except ConfigError as e:
         console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     return repo

@@ -1,5 +1,6 @@
 """`inferload compare A B`: deltas between two runs, sweeps, peak searches or tune documents (Rich table), then
 which is better with confidence bounds."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,7 +23,7 @@ def compare(
         print_compare(load_doc(a), load_doc(b), console)
     except (ReportInputError, ValueError) as e:
         console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
 
 
 def register(app: typer.Typer) -> None:

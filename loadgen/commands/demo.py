@@ -7,6 +7,7 @@ p99 SLO; writes everything to `results/`, renders the HTML report, prints its pa
 
 This process never imports locust: each load-generating step runs in its own `inferload` process.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -38,21 +39,34 @@ def demo(
     duration: float = typer.Option(8.0, "--duration", min=1.0, help="Measured seconds per run."),
     warmup: float = typer.Option(2.0, "--warmup", min=0.0, help="Warm-up seconds per run."),
     slo_p99_ms: float = typer.Option(100.0, "--slo-p99-ms", min=0.01, help="p99 bound for the peak search."),
-    peak_duration: float = typer.Option(20.0, "--peak-duration", min=1.0,
-                                        help="Shortest measured window of a peak probe (s), longer if its verdict needs "
-                                             "it (838 queries for p99 at 99% confidence). Server tails on a shared "
-                                             "VM come in bursts: longer windows average more of them, so repeated "
-                                             "demos agree better."),
-    target_rps: float = typer.Option(1000.0, "--target-rps", min=0.001,
-                                     help="Sizing example: replicas needed to serve this many req/s under the SLO."),
-    server_nice: int = typer.Option(19, "--server-nice", min=0, max=19,
-                                    help="CPU niceness of the server process, so the co-located generator keeps its schedule."),
+    peak_duration: float = typer.Option(
+        20.0,
+        "--peak-duration",
+        min=1.0,
+        help="Shortest measured window of a peak probe (s), longer if its verdict needs "
+        "it (838 queries for p99 at 99% confidence). Server tails on a shared "
+        "VM come in bursts: longer windows average more of them, so repeated "
+        "demos agree better.",
+    ),
+    target_rps: float = typer.Option(
+        1000.0,
+        "--target-rps",
+        min=0.001,
+        help="Sizing example: replicas needed to serve this many req/s under the SLO.",
+    ),
+    server_nice: int = typer.Option(
+        19,
+        "--server-nice",
+        min=0,
+        max=19,
+        help="CPU niceness of the server process, so the co-located generator keeps its schedule.",
+    ),
 ) -> None:
     """Start the server, run short load tests, print the summaries, write results/ and the HTML report."""
     from rich.console import Console
 
-    from loadgen.commands._repo import repository_or_exit
     from loadgen.baseline.serverproc import ServerProcess
+    from loadgen.commands._repo import repository_or_exit
     from server.cpus import available_cpus
 
     console = Console()
@@ -67,30 +81,107 @@ def demo(
     # Server and load generator share this machine. The server runs at a lower CPU priority so that the
     # generator, which needs little CPU, still wakes on time for its schedule when the server saturates the CPUs
     # (a starved generator makes open-loop runs INVALID, as it should). On separate machines this is moot.
-    console.print(f"server and load generator share {available_cpus()} CPUs: the server runs at nice {server_nice} "
-                  "so the generator keeps its schedule")
+    console.print(
+        f"server and load generator share {available_cpus()} CPUs: the server runs at nice {server_nice} "
+        "so the generator keeps its schedule"
+    )
     with ServerProcess(models, model_names=names, log_path=run_dir / "server.log", nice=server_nice) as srv:
         console.print(f"server ready at [bold]{srv.url}[/bold] in {time.perf_counter() - t0:.1f}s")
         common = ["--target", srv.url, "--duration", f"{duration:g}", "--warmup", f"{warmup:g}"]
         bench = run_dir / f"bench-{model}.json"
-        _inferload(["bench", "--model", model, "--models", str(models), "--batch", "1,8", "--instances", "1",
-                    "--duration", f"{max(2.0, duration / 2):g}", "--warmup", "1", "--out", str(bench)], console)
-        _inferload(["run", *common, "--model", model, "--preset", "latency",
-                    "--out", str(run_dir / f"{model}-latency.json")], console)
-        _inferload(["run", *common, "--model", model, "--preset", "throughput",
-                    "--out", str(run_dir / f"{model}-throughput.json")], console)
-        _inferload(["run", *common, "--model", heavy_model, "--mode", "open", "--rate", f"{heavy_rate:g}",
-                    "--out", str(run_dir / f"{heavy_model}-open.json")], console)
+        _inferload(
+            [
+                "bench",
+                "--model",
+                model,
+                "--models",
+                str(models),
+                "--batch",
+                "1,8",
+                "--instances",
+                "1",
+                "--duration",
+                f"{max(2.0, duration / 2):g}",
+                "--warmup",
+                "1",
+                "--out",
+                str(bench),
+            ],
+            console,
+        )
+        _inferload(
+            ["run", *common, "--model", model, "--preset", "latency", "--out", str(run_dir / f"{model}-latency.json")],
+            console,
+        )
+        _inferload(
+            [
+                "run",
+                *common,
+                "--model",
+                model,
+                "--preset",
+                "throughput",
+                "--out",
+                str(run_dir / f"{model}-throughput.json"),
+            ],
+            console,
+        )
+        _inferload(
+            [
+                "run",
+                *common,
+                "--model",
+                heavy_model,
+                "--mode",
+                "open",
+                "--rate",
+                f"{heavy_rate:g}",
+                "--out",
+                str(run_dir / f"{heavy_model}-open.json"),
+            ],
+            console,
+        )
         peak_common = ["--target", srv.url, "--duration", f"{peak_duration:g}", "--warmup", f"{warmup:g}"]
         peak_dir = run_dir / f"peak-{model}"
-        _inferload(["peak", *peak_common, "--model", model, "--slo-p99-ms", f"{slo_p99_ms:g}",
-                    "--precision", "0.05", "--max-probes", "24", "--max-probe-duration", "30",
-                    "--target-rps", f"{target_rps:g}", "--raw-limit", str(bench), "--out", str(peak_dir)],
-                   console, may_fail=True)
+        _inferload(
+            [
+                "peak",
+                *peak_common,
+                "--model",
+                model,
+                "--slo-p99-ms",
+                f"{slo_p99_ms:g}",
+                "--precision",
+                "0.05",
+                "--max-probes",
+                "24",
+                "--max-probe-duration",
+                "30",
+                "--target-rps",
+                f"{target_rps:g}",
+                "--raw-limit",
+                str(bench),
+                "--out",
+                str(peak_dir),
+            ],
+            console,
+            may_fail=True,
+        )
     console.print("server stopped")
     html = run_dir / "report.html"
-    _inferload(["report", str(run_dir / f"{model}-latency.json"), str(run_dir / f"{model}-throughput.json"),
-                str(run_dir / f"{heavy_model}-open.json"), str(peak_dir), str(bench), "--html", str(html)], console)
+    _inferload(
+        [
+            "report",
+            str(run_dir / f"{model}-latency.json"),
+            str(run_dir / f"{model}-throughput.json"),
+            str(run_dir / f"{heavy_model}-open.json"),
+            str(peak_dir),
+            str(bench),
+            "--html",
+            str(html),
+        ],
+        console,
+    )
     console.rule("[bold green]demo done")
     console.print(answer_lines(peak_dir / "peak.json", model))
     console.print(f"results: {run_dir}/")
@@ -108,13 +199,17 @@ def answer_lines(peak_json: Path, model: str) -> str:
     pct, slo = doc.get("percentile", 99), doc.get("slo_ms")
     if doc.get("peak_rps") is None:
         return f"[red]no peak ({doc.get('status')})[/red]: {doc.get('reason')}\nadvice: {doc.get('advice')}"
-    lines = [f"[bold green]answer:[/bold green] {model} on this machine sustains [bold]{doc['peak_rps']:.4g} req/s[/bold] "
-             f"at p{pct:g} <= {slo:g} ms ({doc.get('confidence', 0.99):.0%} confidence, {doc.get('status')})"]
+    lines = [
+        f"[bold green]answer:[/bold green] {model} on this machine sustains [bold]{doc['peak_rps']:.4g} req/s[/bold] "
+        f"at p{pct:g} <= {slo:g} ms ({doc.get('confidence', 0.99):.0%} confidence, {doc.get('status')})"
+    ]
     s = doc.get("sizing") or {}
     if s.get("replicas"):
         p99 = f", expected p99 ~{s['expected_p99_ms']:.0f} ms" if s.get("expected_p99_ms") is not None else ""
-        lines.append(f"[bold]sizing:[/bold] {s['replicas']} replicas for {s['target_rps']:g} req/s at p{pct:g} <= "
-                     f"{slo:g} ms ({s['headroom']:.0%} headroom{p99})")
+        lines.append(
+            f"[bold]sizing:[/bold] {s['replicas']} replicas for {s['target_rps']:g} req/s at p{pct:g} <= "
+            f"{slo:g} ms ({s['headroom']:.0%} headroom{p99})"
+        )
     return "\n".join(lines)
 
 

@@ -1,8 +1,8 @@
 """`inferload models`: list and build the model repository's models (no locust)."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -11,9 +11,15 @@ models_app = typer.Typer(help="List and build models in the repository.", no_arg
 
 @models_app.command("build")
 def build(
-    names: Optional[List[str]] = typer.Argument(None, help="Models or built-in builders to build (default: every built-in model in the repository)."),
+    names: list[str] | None = typer.Argument(
+        None, help="Models or built-in builders to build (default: every built-in model in the repository)."
+    ),
     models: Path = typer.Option(Path("models"), "--models", help="Model repository directory (created if missing)."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, or int8 (onnxruntime.quantization with synthetic calibration; served as <name>_int8)."),
+    precision: str = typer.Option(
+        "fp32",
+        "--precision",
+        help="fp32, or int8 (onnxruntime.quantization with synthetic calibration; served as <name>_int8).",
+    ),
     force: bool = typer.Option(False, "--force", help="Rebuild files that already exist."),
 ) -> None:
     """Build missing built-in model files (deterministic: same bytes on every build). Prints params and GFLOPs.
@@ -37,10 +43,14 @@ def build(
         table.add_column(col, justify="right" if col in ("params", "GFLOPs", "MB") else "left")
     for r in rows:
         table.add_row(
-            r.name, r.builtin or "-", r.precision, "[red]missing[/red]" if r.status == "missing" else r.status,
+            r.name,
+            r.builtin or "-",
+            r.precision,
+            "[red]missing[/red]" if r.status == "missing" else r.status,
             (f"{r.params / 1e6:.2f}M" if r.params >= 100_000 else f"{r.params:,}") if r.params else "-",
             f"{r.gflops:.3f}" if r.gflops is not None else "-",
-            f"{r.size_mb:.1f}" if r.size_mb is not None else "-", r.sha256,
+            f"{r.size_mb:.1f}" if r.size_mb is not None else "-",
+            r.sha256,
         )
     console.print(table)
 
@@ -56,14 +66,32 @@ def list_models(models: Path = typer.Option(Path("models"), "--models", help="Mo
     console = Console()
     repo = repository_or_exit(console, models)
     table = Table(title=f"Models in {models}")
-    for col in ("model", "kind", "max batch", "delay ms", "preferred", "queue", "instances", "threads", "image", "file present"):
+    for col in (
+        "model",
+        "kind",
+        "max batch",
+        "delay ms",
+        "preferred",
+        "queue",
+        "instances",
+        "threads",
+        "image",
+        "file present",
+    ):
         table.add_column(col)
     for name, cfg in repo.items():
         b = cfg.batching
         table.add_row(
-            name, cfg.kind, str(cfg.max_batch_size), f"{b.max_queue_delay_ms:g}", ",".join(map(str, b.preferred_batch_sizes)) or "-",
-            str(b.max_queue_size), str(cfg.instances.count), str(cfg.threads_per_instance()),
-            f"{cfg.image.width}x{cfg.image.height}" if cfg.image else "-", "yes" if cfg.model_path.exists() else "no",
+            name,
+            cfg.kind,
+            str(cfg.max_batch_size),
+            f"{b.max_queue_delay_ms:g}",
+            ",".join(map(str, b.preferred_batch_sizes)) or "-",
+            str(b.max_queue_size),
+            str(cfg.instances.count),
+            str(cfg.threads_per_instance()),
+            f"{cfg.image.width}x{cfg.image.height}" if cfg.image else "-",
+            "yes" if cfg.model_path.exists() else "no",
         )
     console.print(table)
 

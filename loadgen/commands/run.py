@@ -9,12 +9,13 @@ Presets:
               (Closed loop on purpose: saturation, not latency, is the question.)
 Locust is imported only inside the command (via loadgen.engine.runner.run_scenario), never at CLI start-up.
 """
+
 from __future__ import annotations
 
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 
@@ -35,7 +36,7 @@ def _preset_values(preset: Preset, target: str, model: str, timeout_s: float) ->
     try:
         cfg = fetch_model_info(target, model, timeout_s).get("config") or {}
         max_bs = int(cfg.get("max_batch_size") or 8)
-    except Exception:  # noqa: BLE001 - fall back to 8; the run itself reports connection problems
+    except Exception:
         pass
     batch = min(8, max_bs)
     # Enough requests in flight for two full server batches: saturates one instance without queueing seconds.
@@ -44,36 +45,52 @@ def _preset_values(preset: Preset, target: str, model: str, timeout_s: float) ->
 
 
 def run(
-    target: Optional[str] = typer.Option(None, "--target", help="Server base URL, e.g. http://127.0.0.1:8000"),
-    model: Optional[str] = typer.Option(None, "--model", help="Model name"),
-    mode: Optional[str] = typer.Option(None, "--mode", help="open | closed (inferred from --rate / --users)"),
-    rate: Optional[float] = typer.Option(None, "--rate", help="Open loop: arrivals per second (all workers)"),
-    arrival: Optional[str] = typer.Option(None, "--arrival", help="poisson (default) | constant | burst | trace:FILE[:COLUMN] (replay; --rate rescales it to that mean rate, --speedup divides its offsets)"),
-    ramp: Optional[str] = typer.Option(None, "--ramp", help="Open loop: START:END:DURATION, e.g. 10:200:60s (linear after the warm-up; replaces --rate)"),
-    speedup: Optional[float] = typer.Option(None, "--speedup", help="Trace replay: divide the trace's offsets by this"),
-    burst_on_s: Optional[float] = typer.Option(None, "--burst-on-s", help="--arrival burst: seconds at --rate (default 1)"),
-    burst_off_s: Optional[float] = typer.Option(None, "--burst-off-s", help="--arrival burst: silent seconds after each burst (default 4)"),
-    users: Optional[int] = typer.Option(None, "--users", help="Closed loop: concurrent users"),
-    think_time_ms: Optional[float] = typer.Option(None, "--think-time-ms", help="Closed loop think time"),
-    duration: Optional[float] = typer.Option(None, "--duration", help="Measurement window, seconds (default 10)"),
-    warmup: Optional[float] = typer.Option(None, "--warmup", help="Warm-up, seconds (default 2)"),
-    payload: Optional[str] = typer.Option(None, "--payload", help="binary (default) | json | image"),
-    batch: Optional[int] = typer.Option(None, "--batch", help="Items per request (default 1)"),
-    images: Optional[str] = typer.Option(None, "--images", help="Directory of .jpg/.png for --payload image"),
-    timeout_ms: Optional[float] = typer.Option(None, "--timeout-ms", help="Per-request timeout (default 30000)"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for arrivals and payloads (default 1)"),
-    slo_p99_ms: Optional[float] = typer.Option(None, "--slo-p99-ms", help="Report whether p99 meets this bound"),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Local Locust worker processes (0 = in-process)"),
-    max_in_flight: Optional[int] = typer.Option(None, "--max-in-flight", help="Open-loop in-flight cap (drops beyond)"),
-    late_threshold_ms: Optional[float] = typer.Option(None, "--late-threshold-ms", help="Open loop: a request sent later than this after its scheduled instant is delayed (default 2)"),
-    scenario_file: Optional[str] = typer.Option(None, "--scenario", help="Scenario TOML; flags override it"),
-    preset: Optional[Preset] = typer.Option(None, "--preset", help="latency | throughput (see docs)"),
-    out: Optional[str] = typer.Option(None, "--out", help="Write the result JSON here"),
-    csv_path: Optional[str] = typer.Option(None, "--csv", help="Write the per-second time series CSV here"),
-    metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on 127.0.0.1:PORT"),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a TTY)"),
-    asserts: Optional[List[str]] = A.ASSERT,
-    junit: Optional[Path] = A.JUNIT,
+    target: str | None = typer.Option(None, "--target", help="Server base URL, e.g. http://127.0.0.1:8000"),
+    model: str | None = typer.Option(None, "--model", help="Model name"),
+    mode: str | None = typer.Option(None, "--mode", help="open | closed (inferred from --rate / --users)"),
+    rate: float | None = typer.Option(None, "--rate", help="Open loop: arrivals per second (all workers)"),
+    arrival: str | None = typer.Option(
+        None,
+        "--arrival",
+        help="poisson (default) | constant | burst | trace:FILE[:COLUMN] (replay; --rate rescales it to that mean rate, --speedup divides its offsets)",
+    ),
+    ramp: str | None = typer.Option(
+        None,
+        "--ramp",
+        help="Open loop: START:END:DURATION, e.g. 10:200:60s (linear after the warm-up; replaces --rate)",
+    ),
+    speedup: float | None = typer.Option(None, "--speedup", help="Trace replay: divide the trace's offsets by this"),
+    burst_on_s: float | None = typer.Option(
+        None, "--burst-on-s", help="--arrival burst: seconds at --rate (default 1)"
+    ),
+    burst_off_s: float | None = typer.Option(
+        None, "--burst-off-s", help="--arrival burst: silent seconds after each burst (default 4)"
+    ),
+    users: int | None = typer.Option(None, "--users", help="Closed loop: concurrent users"),
+    think_time_ms: float | None = typer.Option(None, "--think-time-ms", help="Closed loop think time"),
+    duration: float | None = typer.Option(None, "--duration", help="Measurement window, seconds (default 10)"),
+    warmup: float | None = typer.Option(None, "--warmup", help="Warm-up, seconds (default 2)"),
+    payload: str | None = typer.Option(None, "--payload", help="binary (default) | json | image"),
+    batch: int | None = typer.Option(None, "--batch", help="Items per request (default 1)"),
+    images: str | None = typer.Option(None, "--images", help="Directory of .jpg/.png for --payload image"),
+    timeout_ms: float | None = typer.Option(None, "--timeout-ms", help="Per-request timeout (default 30000)"),
+    seed: int | None = typer.Option(None, "--seed", help="Seed for arrivals and payloads (default 1)"),
+    slo_p99_ms: float | None = typer.Option(None, "--slo-p99-ms", help="Report whether p99 meets this bound"),
+    workers: int | None = typer.Option(None, "--workers", help="Local Locust worker processes (0 = in-process)"),
+    max_in_flight: int | None = typer.Option(None, "--max-in-flight", help="Open-loop in-flight cap (drops beyond)"),
+    late_threshold_ms: float | None = typer.Option(
+        None,
+        "--late-threshold-ms",
+        help="Open loop: a request sent later than this after its scheduled instant is delayed (default 2)",
+    ),
+    scenario_file: str | None = typer.Option(None, "--scenario", help="Scenario TOML; flags override it"),
+    preset: Preset | None = typer.Option(None, "--preset", help="latency | throughput (see docs)"),
+    out: str | None = typer.Option(None, "--out", help="Write the result JSON here"),
+    csv_path: str | None = typer.Option(None, "--csv", help="Write the per-second time series CSV here"),
+    metrics_port: int | None = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on 127.0.0.1:PORT"),
+    progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a TTY)"),
+    asserts: list[str] | None = A.ASSERT,
+    junit: Path | None = A.JUNIT,
 ) -> None:
     """Generate load (open or closed loop) and report latency, throughput and validity."""
     from rich.console import Console
@@ -85,11 +102,28 @@ def run(
     console = Console(stderr=False)
     thresholds = A.parse(asserts, "run")
     flags = {
-        "target": target, "model": model, "mode": mode, "rate_rps": rate, "arrival": arrival, "users": users,
-        "think_time_ms": think_time_ms, "duration_s": duration, "warmup_s": warmup, "payload": payload,
-        "batch": batch, "images_dir": images, "timeout_ms": timeout_ms, "seed": seed, "slo_p99_ms": slo_p99_ms,
-        "workers": workers, "max_in_flight": max_in_flight, "late_threshold_ms": late_threshold_ms, "ramp": ramp,
-        "speedup": speedup, "burst_on_s": burst_on_s, "burst_off_s": burst_off_s,
+        "target": target,
+        "model": model,
+        "mode": mode,
+        "rate_rps": rate,
+        "arrival": arrival,
+        "users": users,
+        "think_time_ms": think_time_ms,
+        "duration_s": duration,
+        "warmup_s": warmup,
+        "payload": payload,
+        "batch": batch,
+        "images_dir": images,
+        "timeout_ms": timeout_ms,
+        "seed": seed,
+        "slo_p99_ms": slo_p99_ms,
+        "workers": workers,
+        "max_in_flight": max_in_flight,
+        "late_threshold_ms": late_threshold_ms,
+        "ramp": ramp,
+        "speedup": speedup,
+        "burst_on_s": burst_on_s,
+        "burst_off_s": burst_off_s,
     }
     sc = _scenario({k: v for k, v in flags.items() if v is not None}, scenario_file, preset, console)
 
@@ -112,7 +146,7 @@ def run(
     A.check(console, result, thresholds, junit, source=out)
 
 
-def _scenario(flags: dict[str, Any], scenario_file: Optional[str], preset: Optional[Preset], console: Any) -> Any:
+def _scenario(flags: dict[str, Any], scenario_file: str | None, preset: Preset | None, console: Any) -> Any:
     """Defaults < --scenario FILE < --preset < flags; the open-loop schedule is computed once here, so a trace that
     cannot be read exits 2 before any load. Exits 2 with the problem named."""
     from loadgen.engine.arrivals import ArrivalError

@@ -2,10 +2,10 @@
 
 Imports only server code, never locust (gevent's monkey-patching must not reach the server).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -13,20 +13,36 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve(
-        models: Optional[Path] = typer.Option(None, "--models", help="Model repository directory (default: models, or INFERLOAD_MODELS_DIR)."),
-        host: Optional[str] = typer.Option(None, "--host", help="Bind address (default 127.0.0.1; containers use 0.0.0.0)."),
-        port: Optional[int] = typer.Option(None, "--port", help="TCP port (default 8000)."),
-        model: Optional[List[str]] = typer.Option(None, "--model", help="Serve only this model (repeatable)."),
-        override: Optional[List[str]] = typer.Option(
-            None, "--override", metavar="[MODEL:]KEY=VALUE",
+        models: Path | None = typer.Option(
+            None, "--models", help="Model repository directory (default: models, or INFERLOAD_MODELS_DIR)."
+        ),
+        host: str | None = typer.Option(
+            None, "--host", help="Bind address (default 127.0.0.1; containers use 0.0.0.0)."
+        ),
+        port: int | None = typer.Option(None, "--port", help="TCP port (default 8000)."),
+        model: list[str] | None = typer.Option(None, "--model", help="Serve only this model (repeatable)."),
+        override: list[str] | None = typer.Option(
+            None,
+            "--override",
+            metavar="[MODEL:]KEY=VALUE",
             help="Config override, e.g. batching.max_queue_delay_ms=2 or resnet50:instances.count=2 (repeatable).",
         ),
-        max_body_bytes: Optional[int] = typer.Option(None, "--max-body-bytes", help="Largest request body (default 64 MiB)."),
-        log_level: Optional[str] = typer.Option(None, "--log-level", help="critical|error|warning|info|debug."),
-        drain_timeout: Optional[float] = typer.Option(None, "--drain-timeout", help="SIGTERM: wait this long (s) for in-flight requests."),
-        shutdown_delay: Optional[float] = typer.Option(None, "--shutdown-delay", help="SIGTERM: answer readiness 503 this long (s) before closing the listener."),
-        warmup: Optional[bool] = typer.Option(None, "--warmup/--no-warmup", help="Warm-up inference before ready (default on)."),
-        preprocess_threads: Optional[int] = typer.Option(None, "--preprocess-threads", help="Image decoding threads (default: usable CPUs)."),
+        max_body_bytes: int | None = typer.Option(
+            None, "--max-body-bytes", help="Largest request body (default 64 MiB)."
+        ),
+        log_level: str | None = typer.Option(None, "--log-level", help="critical|error|warning|info|debug."),
+        drain_timeout: float | None = typer.Option(
+            None, "--drain-timeout", help="SIGTERM: wait this long (s) for in-flight requests."
+        ),
+        shutdown_delay: float | None = typer.Option(
+            None, "--shutdown-delay", help="SIGTERM: answer readiness 503 this long (s) before closing the listener."
+        ),
+        warmup: bool | None = typer.Option(
+            None, "--warmup/--no-warmup", help="Warm-up inference before ready (default on)."
+        ),
+        preprocess_threads: int | None = typer.Option(
+            None, "--preprocess-threads", help="Image decoding threads (default: usable CPUs)."
+        ),
     ) -> None:
         """Serve the model repository over OIP v2 REST (Ctrl-C / SIGTERM drains in-flight requests and exits 0).
 
@@ -52,7 +68,7 @@ def register(app: typer.Typer) -> None:
             )
         except (ValidationError, ValueError) as e:
             typer.echo(f"invalid server settings: {e}", err=True)
-            raise typer.Exit(2)
+            raise typer.Exit(2) from None
         code = run_server(settings)
         if code:
             raise typer.Exit(code)

@@ -25,15 +25,17 @@ timestamps such as Unix times work). Scaled by `speedup` (offsets / speedup) or 
 rate is (n - 1) / span: one over the mean gap). Replayed once (no looping); instants at or past the duration are
 not sent. Stream k of W replays entries k, k + W, ...
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -128,7 +130,9 @@ def parse_ramp(text: str) -> tuple[float, float, float]:
             raise ValueError
         start, end, dur = float(m.group(1)), float(m.group(2)), float(m.group(3)) * (60 if m.group(4) == "m" else 1)
     except ValueError:
-        raise ArrivalError(f"ramp {text!r}: expected START:END:DURATION in req/s and seconds, e.g. 10:200:60s") from None
+        raise ArrivalError(
+            f"ramp {text!r}: expected START:END:DURATION in req/s and seconds, e.g. 10:200:60s"
+        ) from None
     if start < 0 or end < 0 or start + end <= 0 or dur <= 0:
         raise ArrivalError(f"ramp {text!r}: rates must be >= 0 (not both 0) and the duration > 0")
     return start, end, dur
@@ -149,8 +153,9 @@ def burst_profile(rate_rps: float, on_s: float, off_s: float, horizon_s: float) 
     return RateProfile(tuple(times), tuple(rates))
 
 
-def profile_offsets(profile: RateProfile, duration_s: float, process: Process, seed: int, *, stream: int = 0,
-                    streams: int = 1) -> list[float]:
+def profile_offsets(
+    profile: RateProfile, duration_s: float, process: Process, seed: int, *, stream: int = 0, streams: int = 1
+) -> list[float]:
     """Instants of `process` on `profile` in [0, duration_s) for stream `stream` of `streams` (module docstring)."""
     _check_stream(stream, streams)
     total = profile.cumulative(duration_s)
@@ -183,7 +188,7 @@ def parse_trace_spec(arrival: str) -> TraceSpec:
     """`trace:FILE` or `trace:FILE:COLUMN` (COLUMN: a name or a 0-based index, no `/` or `.` in it)."""
     if not arrival.startswith("trace:") or len(arrival) <= len("trace:"):
         raise ArrivalError(f"arrival {arrival!r}: expected trace:FILE or trace:FILE:COLUMN")
-    rest = arrival[len("trace:"):]
+    rest = arrival[len("trace:") :]
     head, sep, tail = rest.rpartition(":")
     if sep and head and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_ -]*|\d+", tail):
         return TraceSpec(Path(head), tail)
@@ -239,8 +244,10 @@ def _pick_column(names: list[str], column: str | None, source: str) -> str:
             return lower[cand]
     if len(names) == 1:
         return names[0]
-    raise ArrivalError(f"{source}: which column holds the timestamps? none of {', '.join(TRACE_COLUMNS)} among "
-                       f"{', '.join(names)}; name it: trace:FILE:COLUMN")
+    raise ArrivalError(
+        f"{source}: which column holds the timestamps? none of {', '.join(TRACE_COLUMNS)} among "
+        f"{', '.join(names)}; name it: trace:FILE:COLUMN"
+    )
 
 
 def read_trace(spec: TraceSpec) -> list[float]:
@@ -258,7 +265,9 @@ def trace_rate(offsets: Sequence[float]) -> float | None:
     return (len(offsets) - 1) / (offsets[-1] - offsets[0])
 
 
-def scale_trace(offsets: Sequence[float], *, speedup: float | None = None, rate_rps: float | None = None) -> list[float]:
+def scale_trace(
+    offsets: Sequence[float], *, speedup: float | None = None, rate_rps: float | None = None
+) -> list[float]:
     """Offsets divided by `speedup`, or stretched so the mean rate is `rate_rps` (not both)."""
     if speedup is not None and rate_rps is not None:
         raise ArrivalError("give a trace either speedup or rate, not both")
@@ -295,9 +304,20 @@ def expected_per_second(profile: RateProfile, duration_s: float) -> list[float]:
 
 
 # ---- dispatch ---------------------------------------------------------------------------------------------
-def shaped_offsets(arrival: str, rate_rps: float | None, duration_s: float, seed: int, *, stream: int = 0,
-                   streams: int = 1, ramp: str | None = None, speedup: float | None = None, burst_on_s: float = 1.0,
-                   burst_off_s: float = 4.0, ramp_hold_s: float = 0.0) -> list[float]:
+def shaped_offsets(
+    arrival: str,
+    rate_rps: float | None,
+    duration_s: float,
+    seed: int,
+    *,
+    stream: int = 0,
+    streams: int = 1,
+    ramp: str | None = None,
+    speedup: float | None = None,
+    burst_on_s: float = 1.0,
+    burst_off_s: float = 4.0,
+    ramp_hold_s: float = 0.0,
+) -> list[float]:
     """The schedule of a shaped arrival (called by loadgen.engine.schedule.arrival_offsets):
     - `ramp` given: `arrival` constant | poisson on ramp_profile(parse_ramp(ramp), hold = ramp_hold_s);
     - `burst`: Poisson on burst_profile(rate_rps, burst_on_s, burst_off_s);
@@ -306,13 +326,25 @@ def shaped_offsets(arrival: str, rate_rps: float | None, duration_s: float, seed
         if arrival not in ("constant", "poisson"):
             raise ArrivalError(f"a ramp shapes constant or poisson arrivals, not {arrival!r}")
         start, end, dur = parse_ramp(ramp)
-        return profile_offsets(ramp_profile(start, end, dur, ramp_hold_s), duration_s, arrival,  # type: ignore[arg-type]
-                               seed, stream=stream, streams=streams)
+        return profile_offsets(
+            ramp_profile(start, end, dur, ramp_hold_s),
+            duration_s,
+            arrival,  # type: ignore[arg-type]
+            seed,
+            stream=stream,
+            streams=streams,
+        )
     if arrival == "burst":
         if not rate_rps:
             raise ArrivalError("burst arrivals need a rate (req/s during the on periods)")
-        return profile_offsets(burst_profile(rate_rps, burst_on_s, burst_off_s, duration_s), duration_s, "poisson",
-                               seed, stream=stream, streams=streams)
+        return profile_offsets(
+            burst_profile(rate_rps, burst_on_s, burst_off_s, duration_s),
+            duration_s,
+            "poisson",
+            seed,
+            stream=stream,
+            streams=streams,
+        )
     if arrival.startswith("trace:"):
         offsets = scale_trace(read_trace(parse_trace_spec(arrival)), speedup=speedup, rate_rps=rate_rps)
         return trace_offsets(offsets, duration_s, stream=stream, streams=streams)

@@ -11,9 +11,11 @@ Pure scheduling logic: no gevent, no sockets. What it needs from the world is in
 `loadgen.engine.users` runs it with gevent's clock and the real HTTP client; tests/loadgen/test_dispatch.py runs
 it with a simulated clock and transport.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 BURST_YIELD = 32
 """Arrivals already due (a burst, or a dispatcher behind schedule) are started back to back, ahead of response

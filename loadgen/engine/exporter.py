@@ -14,6 +14,7 @@ they are for watching a run live; the result JSON is the measurement.
     inferload_loadgen_target_rate_rps                 open-loop target rate (0 in closed loop)
     inferload_loadgen_users                           closed-loop users (0 in open loop)
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,8 +25,34 @@ from loadgen.results.analysis import recorded_values
 from loadgen.results.recorded import PHASES, RecordData
 
 LATENCY_BUCKETS_S = (
-    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3,
-    0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0,
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    3.0,
+    5.0,
+    7.5,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
 )
 
 
@@ -33,11 +60,13 @@ class LoadgenMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.offered = Counter("inferload_loadgen_offered_requests", "Requests issued by the load generator", registry=r)
-        self.requests = Counter(
-            "inferload_loadgen_requests", "Completed requests by outcome", ["outcome"], registry=r
+        self.offered = Counter(
+            "inferload_loadgen_offered_requests", "Requests issued by the load generator", registry=r
         )
-        self.errors = Counter("inferload_loadgen_errors", "Failed requests by HTTP status or exception", ["status"], registry=r)
+        self.requests = Counter("inferload_loadgen_requests", "Completed requests by outcome", ["outcome"], registry=r)
+        self.errors = Counter(
+            "inferload_loadgen_errors", "Failed requests by HTTP status or exception", ["status"], registry=r
+        )
         self.latency = Histogram(
             "inferload_loadgen_latency_seconds",
             "Success latency measured from the scheduled instant",
@@ -46,7 +75,9 @@ class LoadgenMetrics:
         )
         self.in_flight = Gauge("inferload_loadgen_in_flight", "Requests in flight", registry=r)
         self.delayed = Counter(
-            "inferload_loadgen_delayed_requests", "Requests sent later than the late threshold (default 2 ms) after their scheduled instant", registry=r
+            "inferload_loadgen_delayed_requests",
+            "Requests sent later than the late threshold (default 2 ms) after their scheduled instant",
+            registry=r,
         )
         self.dropped = Counter(
             "inferload_loadgen_dropped_requests", "Open-loop requests dropped at the in-flight cap", registry=r

@@ -1,4 +1,5 @@
 """Garbage collection paced by the load generator (no gevent, no locust: unit-testable)."""
+
 from __future__ import annotations
 
 import gc

@@ -1,6 +1,7 @@
 """Merging what the generating processes recorded: the master (or the local run) adds each worker's deltas into one
 RecordData, exactly (HdrHistogram addition), feeds the Prometheus exporter and tracks which workers sent their final
 delta. Locust's messages arrive through `on_worker_report` / `on_final`."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,8 +22,10 @@ class Collector:
         self.in_flight: dict[str, int] = {}
         self.live = {"sent": 0, "success": 0, "failure": 0, "dropped": 0}
         if metrics is not None:
-            metrics.set_load(rate_rps=scenario.rate_rps if scenario.mode == "open" else None,
-                             users=scenario.users if scenario.mode == "closed" else None)
+            metrics.set_load(
+                rate_rps=scenario.rate_rps if scenario.mode == "open" else None,
+                users=scenario.users if scenario.mode == "closed" else None,
+            )
 
     def add(self, delta: RecordData, source: str) -> None:
         self.total.merge(delta)

@@ -9,6 +9,7 @@ synthetic images is rotated, and every request additionally carries a unique `id
 counter written into its first tensor element (binary/json) or a JPEG comment segment (images).
 Synthetic images are natural-looking (smooth gradients + noise + shapes, seeded) at a few sizes.
 """
+
 from __future__ import annotations
 
 import io
@@ -31,9 +32,18 @@ SAMPLE_CHECK_EVERY = 64
 in full (header JSON, expected output names, batch dimension, binary sizes)."""
 
 _DTYPES: dict[str, str] = {
-    "BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
-    "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8",
-    "FP16": "<f2", "FP32": "<f4", "FP64": "<f8",
+    "BOOL": "?",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
 }
 
 
@@ -43,7 +53,7 @@ class PayloadError(ValueError):
 
 def _get_json(url: str, timeout_s: float) -> Any:
     req = urllib.request.Request(url, headers={"Accept": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout_s) as r:  # noqa: S310 (user-given http URL)
+    with urllib.request.urlopen(req, timeout=timeout_s) as r:
         return json.loads(r.read())
 
 
@@ -52,15 +62,15 @@ def fetch_model_info(target: str, model: str, timeout_s: float = 10.0) -> dict[s
     base = target.rstrip("/")
     try:
         server = _get_json(f"{base}/v2", timeout_s)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise PayloadError(f"cannot reach the server at {base}/v2: {e}") from e
     try:
         metadata = _get_json(f"{base}/v2/models/{model}", timeout_s)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         raise PayloadError(f"cannot read metadata of model {model!r} at {base}/v2/models/{model}: {e}") from e
     try:
         config = _get_json(f"{base}/v2/models/{model}/config", timeout_s)
-    except Exception:  # noqa: BLE001 - optional extension
+    except Exception:
         config = None
     return {"server": server, "metadata": metadata, "config": config}
 
@@ -214,14 +224,24 @@ class PayloadPool:
                     img = _jpeg_with_comment(img, b"inferload %d" % n)
                 elems.append(struct.pack("<I", len(img)) + img)
             blob = b"".join(elems)
-            header = orjson.dumps({
-                "id": rid,
-                "inputs": [{"name": spec.name, "shape": spec.shape, "datatype": "BYTES",
-                            "parameters": {"binary_data_size": len(blob)}}],
-                "parameters": {"binary_data_output": True},
-            })
-            return header + blob, {"Inference-Header-Content-Length": str(len(header)),
-                                   "Content-Type": "application/octet-stream"}
+            header = orjson.dumps(
+                {
+                    "id": rid,
+                    "inputs": [
+                        {
+                            "name": spec.name,
+                            "shape": spec.shape,
+                            "datatype": "BYTES",
+                            "parameters": {"binary_data_size": len(blob)},
+                        }
+                    ],
+                    "parameters": {"binary_data_output": True},
+                }
+            )
+            return header + blob, {
+                "Inference-Header-Content-Length": str(len(header)),
+                "Content-Type": "application/octet-stream",
+            }
         tensors = self.tensors[n % len(self.tensors)]
         if self.kind == "binary":
             blobs = []
@@ -230,13 +250,21 @@ class PayloadPool:
                 raw = t.tobytes()
                 if i == 0 and t.size and t.dtype.kind != "b":
                     first = np.array([self._first_value(t.dtype, n // len(self.tensors))], t.dtype).tobytes()
-                    raw = first + raw[len(first):]
+                    raw = first + raw[len(first) :]
                 blobs.append(raw)
-                inputs.append({"name": spec.name, "shape": spec.shape, "datatype": spec.datatype,
-                               "parameters": {"binary_data_size": len(raw)}})
+                inputs.append(
+                    {
+                        "name": spec.name,
+                        "shape": spec.shape,
+                        "datatype": spec.datatype,
+                        "parameters": {"binary_data_size": len(raw)},
+                    }
+                )
             header = orjson.dumps({"id": rid, "inputs": inputs, "parameters": {"binary_data_output": True}})
-            return header + b"".join(blobs), {"Inference-Header-Content-Length": str(len(header)),
-                                               "Content-Type": "application/octet-stream"}
+            return header + b"".join(blobs), {
+                "Inference-Header-Content-Length": str(len(header)),
+                "Content-Type": "application/octet-stream",
+            }
         # json
         datas = self._json_data[n % len(self.tensors)]
         parts = [b'{"id":"', rid.encode(), b'","inputs":[']

@@ -5,6 +5,7 @@ No locust import here (an `events.request` listener method), so tests can drive 
 seconds relative to the recording process's t0 (time.perf_counter based); the phase of a request is decided by its
 scheduled instant (closed loop: its send instant).
 """
+
 from __future__ import annotations
 
 from typing import Any

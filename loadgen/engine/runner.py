@@ -13,28 +13,28 @@ in-process MasterRunner; each runs stream k of N of the schedule (rate/N, derive
 deltas arrive with Locust's worker reports (report_to_master / worker_report) plus one final
 `inferload_final` message, and are merged exactly here.
 """
+
 from __future__ import annotations
 
 import gc
 import json
 import logging
 import os
-
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from loadgen.engine.exporter import LoadgenMetrics, MetricsServer
-from loadgen.results.recorded import phase_of
 from loadgen.engine.merge import Collector
-from loadgen.results.build import build_result
-from loadgen.util.net import free_port
-from loadgen.results.machine import machine_info
 from loadgen.engine.scenario import Scenario
+from loadgen.results.build import build_result
+from loadgen.results.machine import machine_info
+from loadgen.results.recorded import phase_of
+from loadgen.util.net import free_port
 
 LOCUSTFILE = str(Path(__file__).resolve().parents[1] / "locustfile.py")
 WORKER_START_TIMEOUT_S = 60.0
@@ -75,8 +75,14 @@ class _Progress:
         if enabled:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.prog = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                                 TextColumn("{task.fields[stats]}"), transient=True, auto_refresh=False)
+            self.prog = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[stats]}"),
+                transient=True,
+                auto_refresh=False,
+            )
             self.prog.start()
             self.task = self.prog.add_task("starting", total=scenario.end_s, stats="")
 
@@ -98,7 +104,7 @@ def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: in
     """Run one scenario headless; return the result dict (kind "run": loadgen.results.schema.RunResult)."""
     from loadgen.engine.payloads import fetch_model_info
 
-    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
     warnings = _prepare_gevent()
     info = fetch_model_info(scenario.target, scenario.model, timeout_s=min(10.0, scenario.timeout_ms / 1000))
 
@@ -132,11 +138,17 @@ def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: in
             server.stop()
     extra_notes = []
     if workers:
-        extra_notes.append(f"{workers} worker processes, each following 1/{workers} of the load; histograms merged exactly")
+        extra_notes.append(
+            f"{workers} worker processes, each following 1/{workers} of the load; histograms merged exactly"
+        )
     return build_result(
-        coll.total, scenario, started_at=started_at,
+        coll.total,
+        scenario,
+        started_at=started_at,
         server={"server": info["server"], "model": info["metadata"], "model_config": info.get("config")},
-        machine=machine_info(), extra_warnings=warnings, extra_notes=extra_notes,
+        machine=machine_info(),
+        extra_warnings=warnings,
+        extra_notes=extra_notes,
     )
 
 
@@ -144,8 +156,9 @@ def _hard_deadline(scenario: Scenario) -> float:
     return time.monotonic() + scenario.end_s + scenario.timeout_ms / 1000 + 30.0
 
 
-def _run_local(env: Any, scenario: Scenario, info: dict, coll: Collector, prog: _Progress, ctx_cls: Any,
-               gevent: Any) -> None:
+def _run_local(
+    env: Any, scenario: Scenario, info: dict, coll: Collector, prog: _Progress, ctx_cls: Any, gevent: Any
+) -> None:
     ctx = ctx_cls(scenario, info, stream=0, streams=1, source="local")
     ctx.attach(env)
     runner = env.create_local_runner()
@@ -171,31 +184,51 @@ def _run_local(env: Any, scenario: Scenario, info: dict, coll: Collector, prog: 
         runner.quit()
 
 
-def _run_distributed(env: Any, scenario: Scenario, info: dict, coll: Collector, prog: _Progress, workers: int,
-                     gevent: Any) -> list[str]:
+def _run_distributed(
+    env: Any, scenario: Scenario, info: dict, coll: Collector, prog: _Progress, workers: int, gevent: Any
+) -> list[str]:
     warnings: list[str] = []
     port = free_port()
     master = env.create_master_runner(master_bind_host="127.0.0.1", master_bind_port=port)
     env.events.worker_report.add_listener(coll.on_worker_report)
     master.register_message("inferload_final", coll.on_final)
     child_env = dict(os.environ)
-    child_env.update({
-        "GEVENT_BACKEND": "select",
-        "INFERLOAD_SCENARIO_JSON": scenario.model_dump_json(),
-        "INFERLOAD_MODEL_INFO_JSON": json.dumps(info),
-        "INFERLOAD_STREAMS": str(workers),
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), child_env.get("PYTHONPATH", "")]),
-    })
+    child_env.update(
+        {
+            "GEVENT_BACKEND": "select",
+            "INFERLOAD_SCENARIO_JSON": scenario.model_dump_json(),
+            "INFERLOAD_MODEL_INFO_JSON": json.dumps(info),
+            "INFERLOAD_STREAMS": str(workers),
+            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), child_env.get("PYTHONPATH", "")]),
+        }
+    )
     logdir = tempfile.mkdtemp(prefix="inferload-workers-")
     procs: list[subprocess.Popen] = []
     try:
         for k in range(workers):
-            logf = open(os.path.join(logdir, f"worker{k}.log"), "wb")  # noqa: SIM115
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--worker", "--master-host", "127.0.0.1",
-                 "--master-port", str(port), "--loglevel", "WARNING"],
-                env=child_env, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            ))
+            logf = open(os.path.join(logdir, f"worker{k}.log"), "wb")
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "locust",
+                        "-f",
+                        LOCUSTFILE,
+                        "--worker",
+                        "--master-host",
+                        "127.0.0.1",
+                        "--master-port",
+                        str(port),
+                        "--loglevel",
+                        "WARNING",
+                    ],
+                    env=child_env,
+                    stdout=logf,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            )
             logf.close()
         t_start = time.monotonic()
         while len(master.clients.ready) < workers:
@@ -219,11 +252,11 @@ def _run_distributed(env: Any, scenario: Scenario, info: dict, coll: Collector, 
     finally:
         try:
             master.quit()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         try:
             master.server.close()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         for p in procs:
             try:

@@ -4,6 +4,7 @@ A scenario is typed and validated at the edge. It can come from CLI flags, from 
 (`Scenario.from_toml(path, **overrides)`: fields at top level or under a `[scenario]` table), or both
 (flags override the file). `mode` may be omitted: it is inferred from `rate_rps` (open) or `users` (closed).
 """
+
 from __future__ import annotations
 
 import tomllib
@@ -77,7 +78,7 @@ class Scenario(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _check(self) -> "Scenario":
+    def _check(self) -> Scenario:
         if not self.target.startswith(("http://", "https://")):
             raise ValueError(f"target {self.target!r} must be an http:// or https:// URL")
         self._check_arrival()
@@ -135,7 +136,7 @@ class Scenario(BaseModel):
         return self.warmup_s + self.duration_s
 
     @classmethod
-    def from_toml(cls, path: str | Path, **overrides: Any) -> "Scenario":
+    def from_toml(cls, path: str | Path, **overrides: Any) -> Scenario:
         """Load a scenario file; keyword overrides whose value is None are ignored (unset CLI flags)."""
         path = Path(path)
         try:
@@ -150,7 +151,7 @@ class Scenario(BaseModel):
         return cls.build(data, source=str(path))
 
     @classmethod
-    def build(cls, data: dict[str, Any], source: str = "scenario") -> "Scenario":
+    def build(cls, data: dict[str, Any], source: str = "scenario") -> Scenario:
         """Validate a dict; on error raise ScenarioError naming the source and each bad field."""
         try:
             return cls.model_validate(data)

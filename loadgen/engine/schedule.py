@@ -9,6 +9,7 @@ With `streams` = W worker processes, stream k follows rate/W:
 - constant: instants (k + i*W)/rate, i = 0, 1, ... so that the W streams interleave into one constant
   stream of the full rate (to the extent the workers' t0 coincide).
 """
+
 from __future__ import annotations
 
 from typing import Any, cast
@@ -35,9 +36,7 @@ def constant_offsets(rate_rps: float, duration_s: float, *, stream: int = 0, str
     return cast(list[float], (idx / rate_rps).tolist())
 
 
-def poisson_offsets(
-    rate_rps: float, duration_s: float, seed: int, *, stream: int = 0, streams: int = 1
-) -> list[float]:
+def poisson_offsets(rate_rps: float, duration_s: float, seed: int, *, stream: int = 0, streams: int = 1) -> list[float]:
     """Poisson arrivals of rate rate_rps/streams in [0, duration_s) (exponential gaps), seeded per stream."""
     _check(rate_rps, duration_s, stream, streams)
     rate = rate_rps / streams
@@ -55,16 +54,35 @@ def poisson_offsets(
 
 
 def arrival_offsets(
-    arrival: str, rate_rps: float | None, duration_s: float, seed: int, *, stream: int = 0, streams: int = 1,
-    ramp: str | None = None, speedup: float | None = None, burst_on_s: float = 1.0, burst_off_s: float = 4.0,
+    arrival: str,
+    rate_rps: float | None,
+    duration_s: float,
+    seed: int,
+    *,
+    stream: int = 0,
+    streams: int = 1,
+    ramp: str | None = None,
+    speedup: float | None = None,
+    burst_on_s: float = 1.0,
+    burst_off_s: float = 4.0,
     ramp_hold_s: float = 0.0,
 ) -> list[float]:
     """Dispatch on the arrival process name: "poisson" | "constant" here; a `ramp`, "burst" and
     "trace:FILE[:COLUMN]" in loadgen.engine.arrivals (see its docstring for their parameters)."""
     if ramp is not None or arrival == "burst" or arrival.startswith("trace:"):
-        return shaped_offsets(arrival, rate_rps, duration_s, seed, stream=stream, streams=streams, ramp=ramp,
-                              speedup=speedup, burst_on_s=burst_on_s, burst_off_s=burst_off_s,
-                              ramp_hold_s=ramp_hold_s)
+        return shaped_offsets(
+            arrival,
+            rate_rps,
+            duration_s,
+            seed,
+            stream=stream,
+            streams=streams,
+            ramp=ramp,
+            speedup=speedup,
+            burst_on_s=burst_on_s,
+            burst_off_s=burst_off_s,
+            ramp_hold_s=ramp_hold_s,
+        )
     if rate_rps is None:
         raise ValueError(f"{arrival} arrivals need rate_rps")
     if arrival == "constant":
@@ -77,7 +95,16 @@ def arrival_offsets(
 def scenario_offsets(scenario: Any, *, stream: int = 0, streams: int = 1) -> list[float]:
     """The open-loop schedule of a Scenario over [0, end_s): its arrival, rate and shape fields (a ramp starts
     after the warm-up, which runs at the ramp's start rate)."""
-    return arrival_offsets(scenario.arrival, scenario.rate_rps, scenario.end_s, scenario.seed, stream=stream,
-                           streams=streams, ramp=scenario.ramp, speedup=scenario.speedup,
-                           burst_on_s=scenario.burst_on_s, burst_off_s=scenario.burst_off_s,
-                           ramp_hold_s=scenario.warmup_s)
+    return arrival_offsets(
+        scenario.arrival,
+        scenario.rate_rps,
+        scenario.end_s,
+        scenario.seed,
+        stream=stream,
+        streams=streams,
+        ramp=scenario.ramp,
+        speedup=scenario.speedup,
+        burst_on_s=scenario.burst_on_s,
+        burst_off_s=scenario.burst_off_s,
+        ramp_hold_s=scenario.warmup_s,
+    )

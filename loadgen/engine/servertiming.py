@@ -5,6 +5,7 @@ Durations are milliseconds. The executed batch size travels as `batch;desc="8"` 
 `batch;desc=8` or `batch;dur=8`). Unknown metrics and parameters are kept or ignored, never fatal;
 malformed entries are skipped.
 """
+
 from __future__ import annotations
 
 import math

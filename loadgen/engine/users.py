@@ -16,6 +16,7 @@ Closed loop: each InferenceUser sends, waits for the answer, thinks `think_time_
 Both fire Locust's `events.request` (so the web UI shows stats) with the exact timestamps in
 `context["inferload"]`; the Recorder listens to that event and is the source of truth.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,14 +31,14 @@ from gevent.event import Event
 from geventhttpclient import HTTPClient
 from locust import User, task
 
+from loadgen.engine.arrivals import derive_seed
 from loadgen.engine.dispatch import OpenLoopDispatcher
 from loadgen.engine.gcpacer import GcPacer
 from loadgen.engine.payloads import SAMPLE_CHECK_EVERY, PayloadPool
 from loadgen.engine.recorder import Recorder
-from loadgen.results.recorded import REFUSAL_STATUSES
 from loadgen.engine.scenario import Scenario
 from loadgen.engine.schedule import scenario_offsets
-from loadgen.engine.arrivals import derive_seed
+from loadgen.results.recorded import REFUSAL_STATUSES
 
 log = logging.getLogger("inferload")
 perf = time.perf_counter
@@ -134,8 +135,12 @@ class LoadContext:
 
     def make_client(self, concurrency: int) -> HTTPClient:
         return HTTPClient(
-            self.host, self.port, concurrency=concurrency, ssl=self.https,
-            connection_timeout=self.timeout_s, network_timeout=self.timeout_s,
+            self.host,
+            self.port,
+            concurrency=concurrency,
+            ssl=self.https,
+            connection_timeout=self.timeout_s,
+            network_timeout=self.timeout_s,
         )
 
     def start_clock(self) -> float:
@@ -202,7 +207,7 @@ class LoadContext:
                     st = _server_timing(resp)
         except gevent.Timeout as e:
             err, exc = "Timeout", TimeoutError(f"no answer within {self.scenario.timeout_ms:g} ms ({e})")
-        except Exception as e:  # noqa: BLE001 - every failure is counted by kind
+        except Exception as e:
             err, exc = error_key(e), e
         done = perf()
         self.events.request.fire(
@@ -221,7 +226,11 @@ class LoadContext:
         t0 = self.start_clock()
         spawn, do_request = gevent.spawn, self.do_request
         dispatcher = OpenLoopDispatcher(
-            self.schedule, GeventClock(), lambda off: spawn(do_request, client, off), self.recorder, self.cap,
+            self.schedule,
+            GeventClock(),
+            lambda off: spawn(do_request, client, off),
+            self.recorder,
+            self.cap,
             stopping=lambda: self.stopping,
         )
         try:

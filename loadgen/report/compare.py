@@ -5,6 +5,7 @@ peak / sweep / tune against another of them), and the answer: which is better, w
 with improvements in green and regressions in red (lower latency / higher throughput is better), then the verdict
 lines of loadgen.results.comparison (B better / worse / no significant difference, and by how much).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -29,7 +30,11 @@ RESULT_METRICS: list[tuple[str, Any, str | None]] = [
     ("delayed fraction", lambda r: r.get("delayed_fraction"), LOWER),
     ("queue mean ms", lambda r: ((r.get("decomposition_ms") or {}).get("queue") or {}).get("mean"), LOWER),
     ("compute mean ms", lambda r: ((r.get("decomposition_ms") or {}).get("compute") or {}).get("mean"), LOWER),
-    ("network+HTTP mean ms", lambda r: ((r.get("decomposition_ms") or {}).get("network_http") or {}).get("mean"), LOWER),
+    (
+        "network+HTTP mean ms",
+        lambda r: ((r.get("decomposition_ms") or {}).get("network_http") or {}).get("mean"),
+        LOWER,
+    ),
     ("mean server batch", lambda r: mean_realised_batch(r.get("batch_size") or {}), None),
     ("generator CPU max %", lambda r: (r.get("generator_cpu_percent") or {}).get("max"), None),
 ]
@@ -38,7 +43,12 @@ RESULT_METRICS: list[tuple[str, Any, str | None]] = [
 def _row(metric: str, a: Any, b: Any, better: str | None) -> dict:
     delta = pct = None
     verdict = None
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool) and not isinstance(b, bool):
+    if (
+        isinstance(a, (int, float))
+        and isinstance(b, (int, float))
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+    ):
         delta = b - a
         pct = None if a == 0 else 100.0 * delta / abs(a)
         if better and delta != 0:
@@ -49,8 +59,11 @@ def _row(metric: str, a: Any, b: Any, better: str | None) -> dict:
 
 
 def _result_rows(a: dict, b: dict, prefix: str = "") -> list[dict]:
-    rows = [_row(prefix + "verdict", "VALID" if a.get("valid") else "INVALID",
-                 "VALID" if b.get("valid") else "INVALID", None)]
+    rows = [
+        _row(
+            prefix + "verdict", "VALID" if a.get("valid") else "INVALID", "VALID" if b.get("valid") else "INVALID", None
+        )
+    ]
     for name, get, better in RESULT_METRICS:
         va, vb = get(a), get(b)
         if va is None and vb is None:
@@ -81,15 +94,21 @@ def _sweep_rows(a: Doc, b: Doc) -> list[dict]:
     peak_b = (b.data.get("peak") or {}).get("rate_rps")
     rows = [
         _row("peak under SLO req/s", peak_a, peak_b, HIGHER),
-        _row("max achieved req/s", max((p.get("achieved_rps") or 0 for p in pa), default=None),
-             max((p.get("achieved_rps") or 0 for p in pb), default=None), HIGHER),
+        _row(
+            "max achieved req/s",
+            max((p.get("achieved_rps") or 0 for p in pa), default=None),
+            max((p.get("achieved_rps") or 0 for p in pb), default=None),
+            HIGHER,
+        ),
         _row("points (valid)", sum(bool(p.get("valid")) for p in pa), sum(bool(p.get("valid")) for p in pb), None),
     ]
     kb = {_key(p): p for p in pb if _key(p)}
     for p in pa:
         k = _key(p)
         # match the same offered load (within 1%)
-        q = kb.get(k) or next((v for kk, v in kb.items() if k and kk[0] == k[0] and abs(kk[1] - k[1]) <= 0.01 * k[1]), None)
+        q = kb.get(k) or next(
+            (v for kk, v in kb.items() if k and kk[0] == k[0] and abs(kk[1] - k[1]) <= 0.01 * k[1]), None
+        )
         if not k or q is None:
             continue
         at = f"@{k[1]:g} {'users' if k[0] == 'users' else 'req/s'}: "
@@ -97,8 +116,14 @@ def _sweep_rows(a: Doc, b: Doc) -> list[dict]:
         rows.append(_row(at + "p50 ms", p.get("p50_ms"), q.get("p50_ms"), LOWER))
         rows.append(_row(at + "p99 ms", p.get("p99_ms"), q.get("p99_ms"), LOWER))
         if not p.get("valid") or not q.get("valid"):
-            rows.append(_row(at + "verdict", "VALID" if p.get("valid") else "INVALID",
-                             "VALID" if q.get("valid") else "INVALID", None))
+            rows.append(
+                _row(
+                    at + "verdict",
+                    "VALID" if p.get("valid") else "INVALID",
+                    "VALID" if q.get("valid") else "INVALID",
+                    None,
+                )
+            )
     return rows
 
 
@@ -121,8 +146,12 @@ def _tune_rows(a: dict, b: dict) -> list[dict]:
         _row("max throughput req/s", pa.get("max_throughput_rps"), pb.get("max_throughput_rps"), HIGHER),
         _row("p99 at low load ms", pa.get("p99_low_load_ms"), pb.get("p99_low_load_ms"), LOWER),
         _row("server RSS MB", pa.get("rss_mb"), pb.get("rss_mb"), LOWER),
-        _row("SLO ms", (a.get("constraints") or {}).get("slo_p99_ms"), (b.get("constraints") or {}).get("slo_p99_ms"),
-             None),
+        _row(
+            "SLO ms",
+            (a.get("constraints") or {}).get("slo_p99_ms"),
+            (b.get("constraints") or {}).get("slo_p99_ms"),
+            None,
+        ),
         _row("configurations measured", len(a.get("configs") or []), len(b.get("configs") or []), None),
     ]
 
@@ -168,8 +197,13 @@ def print_compare(a: Doc, b: Doc, console=None) -> list[dict]:
         style = {"better": "green", "worse": "red", "changed": "yellow"}.get(r["verdict"] or "", "")
         d = "–" if r["delta"] is None else ("+" if r["delta"] > 0 else "") + _fmt(r["delta"])
         dp = "–" if r["delta_pct"] is None else f"{r['delta_pct']:+.1f}%"
-        t.add_row(r["metric"], _fmt(r["a"]), _fmt(r["b"]), f"[{style}]{d}[/]" if style else d,
-                  f"[{style}]{dp}[/]" if style else dp)
+        t.add_row(
+            r["metric"],
+            _fmt(r["a"]),
+            _fmt(r["b"]),
+            f"[{style}]{d}[/]" if style else d,
+            f"[{style}]{dp}[/]" if style else dp,
+        )
     console.print(t)
     console.print("[dim]green = B better, red = B worse (lower latency, higher throughput are better)[/dim]")
     for line in answer_lines(a, b):

@@ -1,4 +1,5 @@
 """CSV of a result's per-second time series (one row per second since t0, warm-up and drain included)."""
+
 from __future__ import annotations
 
 import csv

@@ -3,9 +3,10 @@
 `render_html(docs)` takes loaded documents (loadgen.results.io) — run results, sweeps, peak searches,
 matrices, bench baselines, in any mix — and returns the page. Per-kind sections live in html_sections.py.
 """
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from loadgen.report import html_sections as S
@@ -72,17 +73,22 @@ footer { color: var(--muted); font-size: 12.5px; margin-top: 30px; }
 
 def render_html(docs: list[Doc], *, title: str | None = None) -> str:
 
-
     raw_limit = S.global_raw_limit(docs)
     sections = []
     for i, d in enumerate(docs):
-        render = {"run": S.result_section, "sweep": S.sweep_section, "peak": S.peak_section,
-                  "matrix": S.matrix_section, "bench": S.bench_section, "overload": S.overload_section,
-                  "tune": S.tune_section}[d.kind]
+        render = {
+            "run": S.result_section,
+            "sweep": S.sweep_section,
+            "peak": S.peak_section,
+            "matrix": S.matrix_section,
+            "bench": S.bench_section,
+            "overload": S.overload_section,
+            "tune": S.tune_section,
+        }[d.kind]
         sections.append(f'<section class="doc" id="doc-{i}">{render(d, raw_limit)}</section>')
     overview = S.overview_section(docs, raw_limit)
     toc = "".join(f'<a href="#doc-{i}">{esc(d.kind)}: {esc(d.title)}</a>' for i, d in enumerate(docs))
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     title = title or "inferload report"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -91,10 +97,10 @@ def render_html(docs: list[Doc], *, title: str | None = None) -> str:
 <style>{CSS}</style></head>
 <body><main>
 <header class="page"><h1>{esc(title)}</h1>
-<div class="sub">Generated {esc(now)} from {len(docs)} file(s): {esc(', '.join(str(d.path) for d in docs))}</div>
+<div class="sub">Generated {esc(now)} from {len(docs)} file(s): {esc(", ".join(str(d.path) for d in docs))}</div>
 <nav class="toc">{toc}</nav></header>
 {overview}
-{''.join(sections)}
+{"".join(sections)}
 <footer>Latency in open-loop runs is measured from each request's <em>scheduled</em> instant (no coordinated
 omission), so a late send can only make a result pessimistic. A run is INVALID only for a reason that can change its
 answer (too short, nothing succeeded, the schedule not carried out, lateness that would change the verdict, a

@@ -1,48 +1,50 @@
 """Per-kind sections of the HTML report (result, sweep, peak, matrix, bench, overload, tune) and the overview.
 The tune section lives in html_tune (re-exported here)."""
+
 from __future__ import annotations
 
-
-from loadgen.results.validity import reason_text
 from loadgen.report import plots
-from loadgen.report.html_capacity import bench_section, bench_table, overload_section
+from loadgen.report.html_capacity import bench_section, overload_section
 from loadgen.report.html_overview import overview_section
+from loadgen.report.html_parts import (
+    _raw_rps,
+    _sizing_block,
+    badge,
+    cards,
+    config_block,
+    esc,
+    figure,
+    fmt,
+    global_raw_limit,
+    points_of,
+    reasons_block,
+    section_header,
+    table,
+)
+from loadgen.report.html_search import matrix_section, peak_section
 from loadgen.report.html_tune import tune_section
 from loadgen.report.terminal import shape_text
-from loadgen.report.html_parts import (badge, cards, config_block, esc, figure, fmt, points_of, reasons_block,
-                                       section_header, table)
 from loadgen.results.io import Doc
-from loadgen.results.points import raw_limit_from_bench, summarize_point
+from loadgen.results.points import summarize_point
+from loadgen.results.validity import reason_text
 
-__all__ = ["global_raw_limit", "result_section", "sweep_section", "peak_section", "matrix_section", "bench_section",
-           "overview_section", "overload_section", "tune_section"]  # the page (html.py) takes every section from here
-
-
-def global_raw_limit(docs: list[Doc]) -> dict | None:
-    """The in-process limit from any bench file given to the report (items/s; converted per document)."""
-    limits = [raw_limit_from_bench(d.data, 1) for d in docs if d.kind == "bench"]
-    limits = [lim for lim in limits if lim]
-    return max(limits, key=lambda lim: lim["items_per_s"]) if limits else None
-
-
-def _raw_rps(doc_limit: dict | None, global_limit: dict | None, items_per_request: int) -> float | None:
-    if doc_limit and doc_limit.get("rps"):
-        return doc_limit["rps"]
-    if global_limit:
-        return global_limit["items_per_s"] / max(1, items_per_request)
-    return None
+__all__ = [
+    "global_raw_limit",
+    "result_section",
+    "sweep_section",
+    "peak_section",
+    "matrix_section",
+    "bench_section",
+    "overview_section",
+    "overload_section",
+    "tune_section",
+]  # the page (html.py) takes every section from here
 
 
 def _rate_label(row: dict) -> str:
     if row.get("mode") == "closed" or (row.get("offered_rps") is None and row.get("users")):
         return f"{row.get('users')} users"
     return f"{fmt(row.get('offered_rps'))} req/s"
-
-
-def _sizing_block(sizing: dict | None) -> str:
-    if not sizing:
-        return ""
-    return f'<div class="callout ok"><strong>Sizing:</strong> {esc(sizing.get("note"))}</div>'
 
 
 # ------------------------------------------------------------------------------------------------- result --
@@ -52,57 +54,100 @@ def result_section(doc: Doc, raw_limit: dict | None) -> str:
     lat = r.get("latency_ms") or {}
     open_loop = r.get("mode") == "open"
     load = f"open loop, {shape_text(sc, sc.get('rate_rps'))}" if open_loop else f"closed loop, {r.get('users')} users"
-    sub = (f"{sc.get('model', '?')} at {sc.get('target', '?')} · {load} · {fmt(r.get('duration_s'))} s measured"
-           f" · payload {sc.get('payload', '?')} × {sc.get('batch', 1)} item(s) · started {r.get('started_at', '?')}")
+    sub = (
+        f"{sc.get('model', '?')} at {sc.get('target', '?')} · {load} · {fmt(r.get('duration_s'))} s measured"
+        f" · payload {sc.get('payload', '?')} × {sc.get('batch', 1)} item(s) · started {r.get('started_at', '?')}"
+    )
     out = [section_header("run", doc.title, badge(r.get("valid")), sub)]
-    out.append(cards([
-        ("achieved", r.get("achieved_rate_rps"), "req/s"),
-        ("target" if open_loop else "offered", r.get("target_rate_rps") if open_loop else r.get("offered_rate_rps"), "req/s"),
-        ("items", r.get("items_per_s"), "items/s"),
-        ("p50", lat.get("p50"), "ms"), ("p99", lat.get("p99"), "ms"), ("p99.9", lat.get("p999"), "ms"),
-        ("max", lat.get("max"), "ms"), ("completed", r.get("completed"), ""), ("failed", r.get("failed"), ""),
-        ("delayed", None if r.get("delayed_fraction") is None else 100 * r["delayed_fraction"], "%"),
-    ]))
+    out.append(
+        cards(
+            [
+                ("achieved", r.get("achieved_rate_rps"), "req/s"),
+                (
+                    "target" if open_loop else "offered",
+                    r.get("target_rate_rps") if open_loop else r.get("offered_rate_rps"),
+                    "req/s",
+                ),
+                ("items", r.get("items_per_s"), "items/s"),
+                ("p50", lat.get("p50"), "ms"),
+                ("p99", lat.get("p99"), "ms"),
+                ("p99.9", lat.get("p999"), "ms"),
+                ("max", lat.get("max"), "ms"),
+                ("completed", r.get("completed"), ""),
+                ("failed", r.get("failed"), ""),
+                ("delayed", None if r.get("delayed_fraction") is None else 100 * r["delayed_fraction"], "%"),
+            ]
+        )
+    )
     ucb = r.get("latency_ucb_ms") or {}
     if ucb:
         conf = float(r.get("confidence") or 0.99)
         names = [k for k in ("p50", "p90", "p95", "p99", "p999") if k in lat]
-        out.append(f"<h3>Percentiles with {conf:.0%} upper confidence bounds</h3>"
-                   + table(["", *names], [["measured", *[lat.get(k) for k in names]],
-                                          [f"true value ≤ (at {conf:.0%})", *[ucb.get(k) for k in names]]],
-                           num_cols=set(range(1, len(names) + 1)))
-                   + '<div class="sub">Order-statistic bounds: with this confidence the true percentile is at or '
-                     'below the bound; "–": too few samples to bound it.</div>')
+        out.append(
+            f"<h3>Percentiles with {conf:.0%} upper confidence bounds</h3>"
+            + table(
+                ["", *names],
+                [
+                    ["measured", *[lat.get(k) for k in names]],
+                    [f"true value ≤ (at {conf:.0%})", *[ucb.get(k) for k in names]],
+                ],
+                num_cols=set(range(1, len(names) + 1)),
+            )
+            + '<div class="sub">Order-statistic bounds: with this confidence the true percentile is at or '
+            'below the bound; "–": too few samples to bound it.</div>'
+        )
     slo_v = r.get("slo") or {}
     if slo_v.get("verdict"):
         cls = {"pass": "ok", "fail": ""}.get(slo_v["verdict"], "note")
-        out.append(f'<div class="callout {cls}"><strong>SLO p{float(slo_v.get("percentile") or 99):g} &le; '
-                   f'{fmt(slo_v.get("bound_ms"))} ms: {esc(slo_v["verdict"].upper())}</strong> — '
-                   f'{esc(slo_v.get("message"))}</div>')
+        out.append(
+            f'<div class="callout {cls}"><strong>SLO p{float(slo_v.get("percentile") or 99):g} &le; '
+            f"{fmt(slo_v.get('bound_ms'))} ms: {esc(slo_v['verdict'].upper())}</strong> — "
+            f"{esc(slo_v.get('message'))}</div>"
+        )
     notes = list(r.get("notes") or [])
     if r.get("latency_insufficient"):
-        notes.append("too few samples to bound these percentiles with confidence (indicative only): "
-                     + ", ".join(map(str, r["latency_insufficient"])))
+        notes.append(
+            "too few samples to bound these percentiles with confidence (indicative only): "
+            + ", ".join(map(str, r["latency_insufficient"]))
+        )
     if r.get("errors"):
         notes.append("errors by status: " + ", ".join(f"{k}: {v}" for k, v in r["errors"].items()))
     out.append(reasons_block(r.get("valid"), r.get("invalid_reasons") or [], r.get("warnings"), notes))
     slo = sc.get("slo_p99_ms")
-    out.append(figure(plots.percentile_distribution([("", r.get("percentiles") or [])], slo_ms=slo, title=""),
-                      "latency percentile distribution",
-                      "Latency at each percentile (HDR style: the x axis stretches the tail).",
-                      heading="Latency percentile distribution"))
+    out.append(
+        figure(
+            plots.percentile_distribution([("", r.get("percentiles") or [])], slo_ms=slo, title=""),
+            "latency percentile distribution",
+            "Latency at each percentile (HDR style: the x axis stretches the tail).",
+            heading="Latency percentile distribution",
+        )
+    )
     shaped = bool(sc.get("ramp")) or sc.get("arrival") == "burst" or str(sc.get("arrival", "")).startswith("trace:")
-    out.append(figure(plots.timeline(r, title=""), "timeline",
-                      "Offered (the scheduled instants in each second) vs completed rate (and errors) per second; p50 "
-                      "and p99 per second; shaded: warm-up / drain, not measured.",
-                      heading="Timeline: the traffic shape, offered vs achieved" if shaped else "Timeline"))
-    out.append(figure(plots.decomposition([(doc.title, r.get("decomposition_ms") or {})], title=""),
-                      "latency decomposition",
-                      "Mean latency split by stage, from the server's Server-Timing header.",
-                      heading="Latency decomposition"))
-    out.append(figure(plots.batch_sizes([(_rate_label(summarize_point(r)), None, r.get("batch_size") or {})], title=""),
-                      "realised batch sizes", "Server batch each request ran in (from Server-Timing).",
-                      heading="Realised batch sizes"))
+    out.append(
+        figure(
+            plots.timeline(r, title=""),
+            "timeline",
+            "Offered (the scheduled instants in each second) vs completed rate (and errors) per second; p50 "
+            "and p99 per second; shaded: warm-up / drain, not measured.",
+            heading="Timeline: the traffic shape, offered vs achieved" if shaped else "Timeline",
+        )
+    )
+    out.append(
+        figure(
+            plots.decomposition([(doc.title, r.get("decomposition_ms") or {})], title=""),
+            "latency decomposition",
+            "Mean latency split by stage, from the server's Server-Timing header.",
+            heading="Latency decomposition",
+        )
+    )
+    out.append(
+        figure(
+            plots.batch_sizes([(_rate_label(summarize_point(r)), None, r.get("batch_size") or {})], title=""),
+            "realised batch sizes",
+            "Server batch each request ran in (from Server-Timing).",
+            heading="Realised batch sizes",
+        )
+    )
     out.append(config_block(sc, r.get("server"), r.get("machine")))
     return "".join(out)
 
@@ -114,19 +159,32 @@ def sweep_section(doc: Doc, raw_limit: dict | None) -> str:
     sc = d.get("scenario") or {}
     slo = d.get("slo_p99_ms")
     n_valid = sum(1 for p in pts if p.get("valid"))
-    verdict = (badge(True) if n_valid == len(pts) and pts else
-               f'<span class="badge {"invalid" if n_valid == 0 else "warn"}">{n_valid} of {len(pts)} points VALID</span>')
-    kind = "closed-loop users" if d.get("sweep") == "users" else "open-loop rates" + (" (auto)" if d.get("sweep") == "auto" else "")
+    verdict = (
+        badge(True)
+        if n_valid == len(pts) and pts
+        else f'<span class="badge {"invalid" if n_valid == 0 else "warn"}">{n_valid} of {len(pts)} points VALID</span>'
+    )
+    kind = (
+        "closed-loop users"
+        if d.get("sweep") == "users"
+        else "open-loop rates" + (" (auto)" if d.get("sweep") == "auto" else "")
+    )
     sub = f"{sc.get('model', '?')} at {sc.get('target', '?')} · {kind} · {fmt(sc.get('duration_s'))} s per point"
     peak = d.get("peak") or {}
     raw = _raw_rps(d.get("raw_limit"), raw_limit, int(sc.get("batch") or 1))
     out = [section_header("sweep", doc.title, verdict, sub)]
-    out.append(cards([
-        ("points", len(pts), ""), ("SLO p99", slo, "ms"),
-        ("peak under SLO", peak.get("rate_rps"), "req/s"), ("p99 at peak", peak.get("latency_ms"), "ms"),
-        ("max achieved", max((p.get("achieved_rps") or 0 for p in pts), default=None), "req/s"),
-        ("raw in-process limit", raw, "req/s"),
-    ]))
+    out.append(
+        cards(
+            [
+                ("points", len(pts), ""),
+                ("SLO p99", slo, "ms"),
+                ("peak under SLO", peak.get("rate_rps"), "req/s"),
+                ("p99 at peak", peak.get("latency_ms"), "ms"),
+                ("max achieved", max((p.get("achieved_rps") or 0 for p in pts), default=None), "req/s"),
+                ("raw in-process limit", raw, "req/s"),
+            ]
+        )
+    )
     notes = list(d.get("notes") or [])
     if d.get("stopped"):
         notes.insert(0, f"sweep stopped: {d['stopped']}")
@@ -136,34 +194,70 @@ def sweep_section(doc: Doc, raw_limit: dict | None) -> str:
         notes.append("point files not found (summary rows used): " + ", ".join(doc.missing))
     out.append(reasons_block(None, [], None, notes))
     out.append(_sizing_block(d.get("sizing")))
-    out.append(figure(plots.latency_throughput([{"label": doc.title, "points": pts}], slo_ms=slo,
-                                               peak_rps=peak.get("achieved_rps") or peak.get("rate_rps"),
-                                               raw_limit_rps=raw, title=""),
-                      "latency-throughput curve",
-                      "p50 / p95 / p99 against achieved throughput; hollow markers are INVALID runs.",
-                      heading="Latency vs throughput"))
+    out.append(
+        figure(
+            plots.latency_throughput(
+                [{"label": doc.title, "points": pts}],
+                slo_ms=slo,
+                peak_rps=peak.get("achieved_rps") or peak.get("rate_rps"),
+                raw_limit_rps=raw,
+                title="",
+            ),
+            "latency-throughput curve",
+            "p50 / p95 / p99 against achieved throughput; hollow markers are INVALID runs.",
+            heading="Latency vs throughput",
+        )
+    )
     out.append("<h3>Points</h3>" + _points_table(pts))
-    series = [(_rate_label(p), (doc.children[i] if i < len(doc.children) else {}).get("percentiles") or [])
-              for i, p in enumerate(pts)]
-    out.append(figure(plots.percentile_distribution(series, slo_ms=slo, title=""), "latency percentile distribution",
-                      "Latency by percentile for each point (HDR style).", heading="Latency percentile distribution"))
-    decs = [(_rate_label(p), (doc.children[i] if i < len(doc.children) else {}).get("decomposition_ms") or {})
-            for i, p in enumerate(pts)]
-    out.append(figure(plots.decomposition(decs, title=""), "latency decomposition",
-                      "Mean latency per stage at each point (Server-Timing): queueing grows with load.",
-                      heading="Latency decomposition"))
-    bs = [(_rate_label(p), p.get("offered_rps"), (doc.children[i] if i < len(doc.children) else {}).get("batch_size") or {})
-          for i, p in enumerate(pts)]
-    out.append(figure(plots.batch_sizes(bs, title=""), "realised batch sizes vs offered load",
-                      "Share of requests by the server batch they ran in (Server-Timing); batches grow by themselves as load rises.",
-                      heading="Realised batch sizes vs offered load"))
+    series = [
+        (_rate_label(p), (doc.children[i] if i < len(doc.children) else {}).get("percentiles") or [])
+        for i, p in enumerate(pts)
+    ]
+    out.append(
+        figure(
+            plots.percentile_distribution(series, slo_ms=slo, title=""),
+            "latency percentile distribution",
+            "Latency by percentile for each point (HDR style).",
+            heading="Latency percentile distribution",
+        )
+    )
+    decs = [
+        (_rate_label(p), (doc.children[i] if i < len(doc.children) else {}).get("decomposition_ms") or {})
+        for i, p in enumerate(pts)
+    ]
+    out.append(
+        figure(
+            plots.decomposition(decs, title=""),
+            "latency decomposition",
+            "Mean latency per stage at each point (Server-Timing): queueing grows with load.",
+            heading="Latency decomposition",
+        )
+    )
+    bs = [
+        (
+            _rate_label(p),
+            p.get("offered_rps"),
+            (doc.children[i] if i < len(doc.children) else {}).get("batch_size") or {},
+        )
+        for i, p in enumerate(pts)
+    ]
+    out.append(
+        figure(
+            plots.batch_sizes(bs, title=""),
+            "realised batch sizes vs offered load",
+            "Share of requests by the server batch they ran in (Server-Timing); batches grow by themselves as load rises.",
+            heading="Realised batch sizes vs offered load",
+        )
+    )
     tl = []
     for i, p in enumerate(pts):
         child = doc.children[i] if i < len(doc.children) else {}
         img = plots.timeline(child, title="") if child else None
         if img:
-            tl.append(f"<details><summary>Timeline: point {i} · {esc(_rate_label(p))} {badge(p.get('valid'))}"
-                      f"</summary>{figure(img, f'timeline point {i}')}</details>")
+            tl.append(
+                f"<details><summary>Timeline: point {i} · {esc(_rate_label(p))} {badge(p.get('valid'))}"
+                f"</summary>{figure(img, f'timeline point {i}')}</details>"
+            )
     if tl:
         out.append("<h3>Timelines</h3>" + "".join(tl))
     first = next((c for c in doc.children if c), {})
@@ -174,140 +268,57 @@ def sweep_section(doc: Doc, raw_limit: dict | None) -> str:
 def _points_table(pts: list[dict]) -> str:
     rows = []
     for p in pts:
-        rows.append([p.get("index"), p.get("offered_rps") if p.get("mode") != "closed" else None, p.get("users"),
-                     p.get("achieved_rps"), p.get("items_per_s"), p.get("p50_ms"), p.get("p95_ms"), p.get("p99_ms"),
-                     p.get("p999_ms"), p.get("failed"), p.get("mean_server_batch"), badge(p.get("valid"))])
-    out = table(["#", "offered req/s", "users", "achieved req/s", "items/s", "p50 ms", "p95 ms", "p99 ms",
-                 "p99.9 ms", "failed", "mean batch", "verdict"], rows,
-                num_cols=set(range(11)), raw_cols={11})
+        rows.append(
+            [
+                p.get("index"),
+                p.get("offered_rps") if p.get("mode") != "closed" else None,
+                p.get("users"),
+                p.get("achieved_rps"),
+                p.get("items_per_s"),
+                p.get("p50_ms"),
+                p.get("p95_ms"),
+                p.get("p99_ms"),
+                p.get("p999_ms"),
+                p.get("failed"),
+                p.get("mean_server_batch"),
+                badge(p.get("valid")),
+            ]
+        )
+    out = table(
+        [
+            "#",
+            "offered req/s",
+            "users",
+            "achieved req/s",
+            "items/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "failed",
+            "mean batch",
+            "verdict",
+        ],
+        rows,
+        num_cols=set(range(11)),
+        raw_cols={11},
+    )
     bad = [p for p in pts if not p.get("valid")]
     if bad:
-        items = "".join(f"<li><strong>#{esc(p.get('index'))} ({esc(_rate_label(p))})</strong>: "
-                        + esc(reason_text(p.get("invalid_reasons") or ["no reason recorded"])) + "</li>"
-                        for p in bad)
+        items = "".join(
+            f"<li><strong>#{esc(p.get('index'))} ({esc(_rate_label(p))})</strong>: "
+            + esc(reason_text(p.get("invalid_reasons") or ["no reason recorded"]))
+            + "</li>"
+            for p in bad
+        )
         out += f'<div class="callout"><strong>INVALID points, because:</strong><ul class="reasons">{items}</ul></div>'
     return out
 
 
 # --------------------------------------------------------------------------------------------------- peak --
-def peak_section(doc: Doc, raw_limit: dict | None) -> str:
-    d = doc.data
-    sc = d.get("scenario") or {}
-    probes = d.get("probes") or []
-    rows = [p.get("info") or {} for p in probes]
-    status = d.get("status")
-    verdict = ('<span class="badge valid">FOUND</span>' if status == "found" else
-               f'<span class="badge {"warn" if status in ("capped", "probe_limit") else "invalid"}">{esc(str(status).upper())}</span>')
-    pct = d.get("percentile", 99)
-    sub = (f"{sc.get('model', '?')} at {sc.get('target', '?')} · bracket × {fmt(d.get('growth'))} then bisect to "
-           f"{fmt(100 * (d.get('precision') or 0))}% · {fmt(sc.get('duration_s'))} s per probe")
-    raw = _raw_rps(d.get("raw_limit"), raw_limit, int(sc.get("batch") or 1))
-    out = [section_header("peak", doc.title, verdict, sub)]
-    out.append(cards([
-        ("peak under SLO", d.get("peak_rps"), "req/s"), (f"SLO p{pct:g}", d.get("slo_ms"), "ms"),
-        ("probes", len(probes), ""), ("bracket upper", d.get("upper_rps"), "req/s"),
-        ("raw in-process limit", raw, "req/s"),
-    ]))
-    cls = "ok" if status == "found" else ("note" if status in ("capped", "probe_limit", "generator_limited") else "")
-    adv = f"<br><strong>advice:</strong> {esc(d.get('advice'))}" if d.get("advice") else ""
-    out.append(f'<div class="callout {cls}"><strong>{esc(status)}:</strong> {esc(d.get("reason"))}{adv}</div>')
-    conf = d.get("confirmation") or {}
-    if conf:
-        sp, ach = conf.get("percentile_ms") or {}, conf.get("achieved_rps") or {}
-        out.append(f'<div class="callout note"><strong>Confirmation at {fmt(conf.get("rate_rps"))} req/s:</strong> '
-                   f'{conf.get("passes")} of {conf.get("runs")} runs passed ({esc(", ".join(conf.get("outcomes") or []))}); '
-                   f'p{pct:g} {fmt(sp.get("min"))}–{fmt(sp.get("max"))} ms, achieved {fmt(ach.get("min"))}–'
-                   f'{fmt(ach.get("max"))} req/s</div>')
-    nm = d.get("non_monotone") or []
-    if nm:
-        items = "".join(f"<li>{fmt(x.get('rate_rps'))} req/s: {esc(x.get('outcome'))} — {esc(x.get('reason'))}</li>"
-                        for x in nm)
-        out.append('<div class="callout note"><strong>Non-monotone:</strong> rates below the peak that did not pass '
-                   f'(idle CPUs wake slowly, so low rates can show worse tails)<ul class="reasons">{items}</ul></div>')
-    out.append(reasons_block(None, [], None, list(d.get("notes") or [])))
-    out.append(_sizing_block(d.get("sizing")))
-    peak_ach = next((r.get("achieved_rps") for p, r in zip(probes, rows)
-                     if d.get("peak_rps") is not None and p.get("rate_rps") == d.get("peak_rps")), d.get("peak_rps"))
-    out.append(figure(plots.latency_throughput([{"label": doc.title, "points": [r for r in rows if r]}],
-                                               slo_ms=d.get("slo_ms"), peak_rps=peak_ach, raw_limit_rps=raw,
-                                               title=""),
-                      "latency-throughput curve from probes",
-                      "Every probe of the search; hollow markers are INVALID runs.",
-                      heading="Latency vs throughput (peak-search probes)"))
-    trows = []
-    for i, (p, r) in enumerate(zip(probes, rows)):
-        outcome = p.get("outcome") or ("pass" if p.get("passed") else "fail")
-        why = r.get("reason")
-        why = why.get("message") if isinstance(why, dict) else why
-        trows.append([i, p.get("phase"), p.get("rate_rps"), r.get("achieved_rps"), r.get("p99_ms"),
-                      (r.get("verdict") or {}).get("ucb_ms"), len(r.get("files") or []) or 1,
-                      badge(r.get("valid")) if r else "–", _outcome_badge(outcome), esc(why or "")])
-    out.append("<h3>Probes</h3>" + table(["#", "phase", "rate req/s", "achieved req/s", "p99 ms",
-                                           f"p99 ≤ at {float(d.get('confidence') or 0.99):.0%}", "runs", "run", "SLO",
-                                           "why"], trows, num_cols={0, 2, 3, 4, 5, 6}, raw_cols={7, 8, 9}))
-    series = [(f"{fmt(p.get('rate_rps'))} req/s", c.get("percentiles") or [])
-              for p, c in sorted(zip(probes, doc.children), key=lambda pc: pc[0].get("rate_rps") or 0) if c]
-    out.append(figure(plots.percentile_distribution(series, slo_ms=d.get("slo_ms"), title=""),
-                      "latency percentile distribution", "Latency by percentile for each probe.",
-                      heading="Latency percentile distribution"))
-    first = next((c for c in doc.children if c), {})
-    out.append(config_block(sc, first.get("server"), first.get("machine")))
-    return "".join(out)
-
-
-def _outcome_badge(outcome: str) -> str:
-    cls = {"pass": "valid", "fail": "invalid"}.get(outcome, "warn")
-    return f'<span class="badge {cls}">{esc(outcome.replace("_", " ").upper())}</span>'
 
 
 # ------------------------------------------------------------------------------------------------- matrix --
-def matrix_section(doc: Doc, raw_limit: dict | None) -> str:
-    d = doc.data
-    rows = d.get("configs") or []
-    best = d.get("best") or {}
-    sc = d.get("scenario") or {}
-    sub = (f"model {d.get('model')} · SLO p{float(d.get('percentile') or 99):g} {fmt(d.get('slo_ms'))} ms · "
-           f"{len(rows)} configuration(s) · {fmt(sc.get('duration_s'))} s per run")
-    out = [section_header("matrix", doc.title, "", sub)]
-    out.append(cards([("best latency (low load)", best.get("latency"), ""), ("best peak under SLO", best.get("peak"), ""),
-                      ("best throughput", best.get("throughput"), "")]))
-    out.append(reasons_block(None, [], None, list(d.get("notes") or [])))
-    out.append(_sizing_block(d.get("sizing")))
-    trows, classes = [], []
-    for r in rows:
-        ll = r.get("low_load") or {}
-        mt = r.get("max_throughput") or {}
-        status = "error" if r.get("error") else str((r.get("peak") or {}).get("status") or "–").replace("_", " ")
-        trows.append([r.get("label"), ll.get("p99_ms"), r.get("max_items_per_s"), r.get("max_throughput_users"),
-                      mt.get("p99_ms"), r.get("raw_items_per_s"), r.get("peak_rps"), r.get("peak_items_per_s"),
-                      r.get("p99_at_peak_ms"), status])
-        classes.append("best" if r.get("label") in best.values() else "")
-    out.append("<h3>Configurations</h3>" + table(
-        ["config", "p99 1 user ms", "max items/s", "users", "p99 @max ms", "raw items/s", "peak req/s",
-         "peak items/s", "p99 @peak ms", "peak search"], trows,
-        num_cols=set(range(1, 9)), row_classes=classes)
-        + '<p class="sub">config = b&lt;max_batch_size&gt;·i&lt;instances&gt;·d&lt;max_queue_delay_ms&gt;; '
-          'green rows are the best for latency, peak or throughput; raw = in-process baseline at the same '
-          'batch × instances.</p>')
-    why = [f"<li><strong>{esc(r.get('label'))}</strong>: {esc(r.get('error') or (r.get('peak') or {}).get('reason'))}</li>"
-           for r in rows if r.get("error") or (r.get("peak") or {}).get("status") not in (None, "found")]
-    if why:
-        out.append('<div class="callout note"><strong>Peak search did not conclude for:</strong>'
-                   f'<ul class="reasons">{"".join(why)}</ul></div>')
-    base = d.get("baseline") or {}
-    base_items = max((b.get("throughput_items_per_s") or 0 for b in base.get("results") or []), default=None) or (
-        raw_limit or {}).get("items_per_s")
-    out.append(figure(plots.matrix_bars(rows, baseline_items_per_s=base_items, title=""), "matrix throughput",
-                      "Max throughput (closed loop, enough users to fill every batch) and the highest rate "
-                      "meeting the SLO (open loop), per configuration.", heading="Throughput per configuration"))
-    if base.get("results"):
-        out.append("<h3>In-process baseline (no HTTP)</h3>" + bench_table(base))
-    elif d.get("baseline_note"):
-        out.append(f'<p class="sub">{esc(d["baseline_note"])}</p>')
-    server = d.get("server") or {"model": d.get("model"), "models_dir": d.get("models_dir"),
-                                 "configured_by": "INFERLOAD_OVERRIDES per configuration (see table)"}
-    out.append(config_block(sc, server, d.get("machine")))
-    return "".join(out)
 
 
 # ----------------------------------------------------------------------------------------------- overview --

@@ -1,9 +1,10 @@
 """The HTML section of a tune document (`inferload tune`): the recommendation and its config.toml, the Pareto
 frontier of p99 at low load against throughput (plot), and every configuration measured. Re-exported by
 html_sections with the other per-kind sections (kept apart so that module stays under its size budget)."""
+
 from __future__ import annotations
 
-from loadgen.report import plots
+from loadgen.report import plots_search
 from loadgen.report.html_parts import cards, config_block, esc, figure, fmt, reasons_block, table
 from loadgen.results.io import Doc
 
@@ -11,15 +12,21 @@ from loadgen.results.io import Doc
 def _answer(d: dict) -> str:
     rec = (d.get("recommended") or {}).get("name")
     if not rec:
-        return ('<div class="callout answer"><strong>No configuration met every constraint</strong>: nothing '
-                "recommended. The table says what each one missed.</div>")
+        return (
+            '<div class="callout answer"><strong>No configuration met every constraint</strong>: nothing '
+            "recommended. The table says what each one missed.</div>"
+        )
     p = d.get("recommended_pooled") or {}
     c = d.get("constraints") or {}
     slo = f" at p99 &le; {fmt(c.get('slo_p99_ms'))} ms" if c.get("slo_p99_ms") is not None else ""
-    where = f" — written to <code>{esc(d['config_toml_path'])}</code> beside tune.json" if d.get("config_toml_path") else ""
-    return (f'<div class="callout ok answer">Deploy <strong>{esc(rec)}</strong>: <strong>{fmt(p.get("peak_rps"))} '
-            f"req/s</strong>{slo}, max {fmt(p.get('max_throughput_rps'))} req/s, p99 at low load "
-            f"{fmt(p.get('p99_low_load_ms'))} ms{where}</div>")
+    where = (
+        f" — written to <code>{esc(d['config_toml_path'])}</code> beside tune.json" if d.get("config_toml_path") else ""
+    )
+    return (
+        f'<div class="callout ok answer">Deploy <strong>{esc(rec)}</strong>: <strong>{fmt(p.get("peak_rps"))} '
+        f"req/s</strong>{slo}, max {fmt(p.get('max_throughput_rps'))} req/s, p99 at low load "
+        f"{fmt(p.get('p99_low_load_ms'))} ms{where}</div>"
+    )
 
 
 def _verdict(r: dict, rec: str | None, pareto: set[str]) -> str:
@@ -38,35 +45,87 @@ def _configs_table(d: dict) -> str:
     for r in sorted(d.get("configs") or [], key=lambda r: order.get(r["name"], len(order))):
         p = r.get("pooled") or {}
         pref = ",".join(str(x) for x in r.get("preferred_batch_sizes") or []) or "–"
-        rows.append([r["name"], r.get("max_batch_size"), f"{r.get('instances')} × {r.get('intra_op_threads')}",
-                     r.get("max_queue_delay_ms"), pref, len(r.get("measurements") or []), p.get("peak_rps"),
-                     p.get("max_throughput_rps"), p.get("raw_rps"), p.get("p99_low_load_ms"), p.get("p99_at_peak_ms"),
-                     p.get("rss_mb"), r.get("score_vs_start"), _verdict(r, rec, pareto)])
+        rows.append(
+            [
+                r["name"],
+                r.get("max_batch_size"),
+                f"{r.get('instances')} × {r.get('intra_op_threads')}",
+                r.get("max_queue_delay_ms"),
+                pref,
+                len(r.get("measurements") or []),
+                p.get("peak_rps"),
+                p.get("max_throughput_rps"),
+                p.get("raw_rps"),
+                p.get("p99_low_load_ms"),
+                p.get("p99_at_peak_ms"),
+                p.get("rss_mb"),
+                r.get("score_vs_start"),
+                _verdict(r, rec, pareto),
+            ]
+        )
         classes.append("best" if r["name"] == rec else "")
-    return table(["config", "max batch", "instances × threads", "delay ms", "preferred", "runs", "peak req/s",
-                  "max req/s", "raw req/s", "p99 low load ms", "p99 @peak ms", "RSS MB", "score vs start", "verdict"],
-                 rows, num_cols=set(range(1, 13)) - {2, 4}, raw_cols={13}, row_classes=classes)
+    return table(
+        [
+            "config",
+            "max batch",
+            "instances × threads",
+            "delay ms",
+            "preferred",
+            "runs",
+            "peak req/s",
+            "max req/s",
+            "raw req/s",
+            "p99 low load ms",
+            "p99 @peak ms",
+            "RSS MB",
+            "score vs start",
+            "verdict",
+        ],
+        rows,
+        num_cols=set(range(1, 13)) - {2, 4},
+        raw_cols={13},
+        row_classes=classes,
+    )
 
 
 def _steps(d: dict) -> str:
     steps = d.get("steps") or []
     if not steps:
         return ""
-    rows = [[i + 1, s.get("dimension"), s.get("config"), None if s.get("gain") is None else 100 * s["gain"],
-             "accepted" if s.get("accepted") else "–"] for i, s in enumerate(steps)]
-    return ("<details><summary>Quick search: every step of the coordinate ascent</summary>"
-            + table(["#", "dimension", "candidate", "gain over the best so far %", ""], rows, num_cols={0, 3})
-            + "</details>")
+    rows = [
+        [
+            i + 1,
+            s.get("dimension"),
+            s.get("config"),
+            None if s.get("gain") is None else 100 * s["gain"],
+            "accepted" if s.get("accepted") else "–",
+        ]
+        for i, s in enumerate(steps)
+    ]
+    return (
+        "<details><summary>Quick search: every step of the coordinate ascent</summary>"
+        + table(["#", "dimension", "candidate", "gain over the best so far %", ""], rows, num_cols={0, 3})
+        + "</details>"
+    )
 
 
 def _baseline(d: dict) -> str:
     b = d.get("baseline") or {}
     if not b.get("results"):
         return f'<p class="sub">{esc(d.get("baseline_note"))}</p>' if d.get("baseline_note") else ""
-    rows = [[r.get("batch_size"), r.get("instances"), r.get("threads_per_instance"), r.get("throughput_items_per_s"),
-             (r.get("latency_ms") or {}).get("p50")] for r in b["results"]]
-    return ("<h3>In-process limit (no HTTP) at each batch × instances</h3>"
-            + table(["batch", "instances", "threads/inst", "items/s", "p50 ms"], rows, num_cols=set(range(5))))
+    rows = [
+        [
+            r.get("batch_size"),
+            r.get("instances"),
+            r.get("threads_per_instance"),
+            r.get("throughput_items_per_s"),
+            (r.get("latency_ms") or {}).get("p50"),
+        ]
+        for r in b["results"]
+    ]
+    return "<h3>In-process limit (no HTTP) at each batch × instances</h3>" + table(
+        ["batch", "instances", "threads/inst", "items/s", "p50 ms"], rows, num_cols=set(range(5))
+    )
 
 
 def tune_section(doc: Doc, raw_limit: dict | None) -> str:
@@ -77,27 +136,48 @@ def tune_section(doc: Doc, raw_limit: dict | None) -> str:
         extra.append(f"min {fmt(c['min_throughput_rps'])} req/s")
     if c.get("max_memory_mb") is not None:
         extra.append(f"RSS ≤ {fmt(c['max_memory_mb'])} MB")
-    sub = (f"model {d.get('model')} · {d.get('method')} search · objective {o.get('name')} · SLO p99 "
-           f"{fmt(c.get('slo_p99_ms'))} ms" + "".join(f" · {x}" for x in extra)
-           + f" · {d.get('configs_measured', len(d.get('configs') or []))} of {fmt(d.get('grid_size'))} configurations")
+    sub = (
+        f"model {d.get('model')} · {d.get('method')} search · objective {o.get('name')} · SLO p99 "
+        f"{fmt(c.get('slo_p99_ms'))} ms"
+        + "".join(f" · {x}" for x in extra)
+        + f" · {d.get('configs_measured', len(d.get('configs') or []))} of {fmt(d.get('grid_size'))} configurations"
+    )
     out = [f'<h2><span class="kind">tune</span>{esc(doc.title)}</h2><div class="sub">{esc(sub)}</div>', _answer(d)]
     if d.get("sizing"):
         out.append(f'<div class="callout ok"><strong>Sizing:</strong> {esc(d["sizing"].get("note"))}</div>')
     p = d.get("recommended_pooled") or {}
-    out.append(cards([("configurations measured", d.get("configs_measured", len(d.get("configs") or [])), ""),
-                      ("in the grid", d.get("grid_size"), ""), ("measurements", d.get("measure_calls"), ""),
-                      ("from checkpoint", d.get("reused_from_checkpoint"), ""),
-                      ("recommended peak", p.get("peak_rps"), "req/s"), ("server RSS", p.get("rss_mb"), "MB")]))
-    img = plots.pareto(d.get("configs") or [], frontier=d.get("pareto") or [],
-                       recommended=(d.get("recommended") or {}).get("name"))
-    out.append('<div id="tune-pareto">' + figure(
-        img, "Pareto frontier: p99 at low load vs throughput",
-        "Each configuration measured (pooled over its measurements); the line joins those no other beats on both "
-        "p99 at low load and throughput; hollow: a constraint not met; star: the recommendation.",
-        heading="Pareto frontier: latency vs throughput") + "</div>")
-    out.append("<h3>Configurations (best first)</h3>" + _configs_table(d)
-               + f'<p class="sub">{esc(o.get("formula"))}; raw = the in-process limit at the same batch × '
-                 "instances, per request.</p>")
+    out.append(
+        cards(
+            [
+                ("configurations measured", d.get("configs_measured", len(d.get("configs") or [])), ""),
+                ("in the grid", d.get("grid_size"), ""),
+                ("measurements", d.get("measure_calls"), ""),
+                ("from checkpoint", d.get("reused_from_checkpoint"), ""),
+                ("recommended peak", p.get("peak_rps"), "req/s"),
+                ("server RSS", p.get("rss_mb"), "MB"),
+            ]
+        )
+    )
+    img = plots_search.pareto(
+        d.get("configs") or [], frontier=d.get("pareto") or [], recommended=(d.get("recommended") or {}).get("name")
+    )
+    out.append(
+        '<div id="tune-pareto">'
+        + figure(
+            img,
+            "Pareto frontier: p99 at low load vs throughput",
+            "Each configuration measured (pooled over its measurements); the line joins those no other beats on both "
+            "p99 at low load and throughput; hollow: a constraint not met; star: the recommendation.",
+            heading="Pareto frontier: latency vs throughput",
+        )
+        + "</div>"
+    )
+    out.append(
+        "<h3>Configurations (best first)</h3>"
+        + _configs_table(d)
+        + f'<p class="sub">{esc(o.get("formula"))}; raw = the in-process limit at the same batch × '
+        "instances, per request.</p>"
+    )
     if d.get("config_toml"):
         out.append(f"<h3>Recommended config.toml</h3><pre>{esc(d['config_toml'])}</pre>")
     out.append(_steps(d))

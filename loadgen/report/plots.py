@@ -3,36 +3,64 @@
 Every function takes plain dicts (result / summary rows) and returns `str` (base64 PNG) or None when there is
 nothing to draw.
 """
+
 from __future__ import annotations
 
 import base64
 import io
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 INK = "#1f2933"
 GRID = "#e4e7eb"
 P50, P95, P99 = "#2f80ed", "#f2994a", "#d64545"
 OFFERED, ACHIEVED, ERR = "#9aa5b1", "#2f80ed", "#d64545"
 SLO_C, PEAK_C, RAW_C = "#d64545", "#27ae60", "#52606d"
-STACK = {"client_lag": "#9aa5b1", "network_http": "#56ccf2", "body_read": "#a0d995", "queue": "#f2c94c",
-         "preprocess": "#bb6bd9", "compute": "#2f80ed"}
-STACK_LABEL = {"client_lag": "client lag", "network_http": "network + HTTP", "body_read": "body read", "queue": "server queue",
-               "preprocess": "preprocess", "compute": "compute"}
+STACK = {
+    "client_lag": "#9aa5b1",
+    "network_http": "#56ccf2",
+    "body_read": "#a0d995",
+    "queue": "#f2c94c",
+    "preprocess": "#bb6bd9",
+    "compute": "#2f80ed",
+}
+STACK_LABEL = {
+    "client_lag": "client lag",
+    "network_http": "network + HTTP",
+    "body_read": "body read",
+    "queue": "server queue",
+    "preprocess": "preprocess",
+    "compute": "compute",
+}
 SERIES = ["#2f80ed", "#f2994a", "#27ae60", "#d64545", "#9b51e0", "#56ccf2", "#f2c94c", "#52606d", "#eb5757"]
 
-plt.rcParams.update({
-    "font.family": "DejaVu Sans", "font.size": 10, "axes.titlesize": 12, "axes.titleweight": "bold",
-    "axes.labelcolor": INK, "axes.edgecolor": "#9aa5b1", "axes.grid": True, "grid.color": GRID,
-    "grid.linewidth": 0.8, "xtick.color": INK, "ytick.color": INK, "legend.frameon": False,
-    "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 100, "savefig.dpi": 110,
-})
+plt.rcParams.update(
+    {
+        "font.family": "DejaVu Sans",
+        "font.size": 10,
+        "axes.titlesize": 12,
+        "axes.titleweight": "bold",
+        "axes.labelcolor": INK,
+        "axes.edgecolor": "#9aa5b1",
+        "axes.grid": True,
+        "grid.color": GRID,
+        "grid.linewidth": 0.8,
+        "xtick.color": INK,
+        "ytick.color": INK,
+        "legend.frameon": False,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "figure.dpi": 100,
+        "savefig.dpi": 110,
+    }
+)
 
 
 def to_b64(fig) -> str:
@@ -59,8 +87,14 @@ def _maybe_log_y(ax, values: Sequence[float]) -> None:
         ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-def latency_throughput(curves: list[dict], *, slo_ms: float | None = None, peak_rps: float | None = None,
-                       raw_limit_rps: float | None = None, title: str = "Latency vs throughput") -> str | None:
+def latency_throughput(
+    curves: list[dict],
+    *,
+    slo_ms: float | None = None,
+    peak_rps: float | None = None,
+    raw_limit_rps: float | None = None,
+    title: str = "Latency vs throughput",
+) -> str | None:
     """curves: [{"label": str, "points": [summary rows]}]. p50/p95/p99 vs achieved rate; hollow = INVALID."""
     curves = [c for c in curves if any(_num(p.get("achieved_rps")) for p in c["points"])]
     if not curves:
@@ -69,8 +103,9 @@ def latency_throughput(curves: list[dict], *, slo_ms: float | None = None, peak_
     allv: list[float] = []
     many = len(curves) > 1
     for ci, c in enumerate(curves):
-        pts = sorted((p for p in c["points"] if _num(p.get("achieved_rps")) is not None),
-                     key=lambda p: p["achieved_rps"])
+        pts = sorted(
+            (p for p in c["points"] if _num(p.get("achieved_rps")) is not None), key=lambda p: p["achieved_rps"]
+        )
         xs = [p["achieved_rps"] for p in pts]
         for key, color, style in (("p50_ms", P50, "-"), ("p95_ms", P95, "--"), ("p99_ms", P99, "-")):
             ys = [_num(p.get(key)) for p in pts]
@@ -79,29 +114,62 @@ def latency_throughput(curves: list[dict], *, slo_ms: float | None = None, peak_
             col = SERIES[ci % len(SERIES)] if many else color
             ls = {"p50_ms": ":", "p95_ms": "--", "p99_ms": "-"}[key] if many else style
             lab = f"{c['label']} {key[:-3]}" if many else key[:-3]
-            ax.plot(xs, [y if y is not None else math.nan for y in ys], ls, color=col, lw=2 if key == "p99_ms" else 1.4,
-                    label=lab, zorder=3)
+            ax.plot(
+                xs,
+                [y if y is not None else math.nan for y in ys],
+                ls,
+                color=col,
+                lw=2 if key == "p99_ms" else 1.4,
+                label=lab,
+                zorder=3,
+            )
             for x, y, p in zip(xs, ys, pts):
                 if y is None:
                     continue
                 allv.append(y)
-                ax.plot([x], [y], "o", ms=6, zorder=4, color=col,
-                        mfc=col if p.get("valid") else "white", mew=1.6)
+                ax.plot([x], [y], "o", ms=6, zorder=4, color=col, mfc=col if p.get("valid") else "white", mew=1.6)
     if slo_ms:
         ax.axhline(slo_ms, color=SLO_C, ls="--", lw=1.3, zorder=2)
-        ax.annotate(f"SLO {slo_ms:g} ms", xy=(0.005, slo_ms), xycoords=("axes fraction", "data"),
-                    xytext=(2, 3), textcoords="offset points", color=SLO_C, fontsize=9, fontweight="bold")
+        ax.annotate(
+            f"SLO {slo_ms:g} ms",
+            xy=(0.005, slo_ms),
+            xycoords=("axes fraction", "data"),
+            xytext=(2, 3),
+            textcoords="offset points",
+            color=SLO_C,
+            fontsize=9,
+            fontweight="bold",
+        )
         allv.append(slo_ms)
     if peak_rps:
         ax.axvline(peak_rps, color=PEAK_C, lw=1.6, zorder=2)
-        ax.annotate(f"peak {peak_rps:.4g} req/s", xy=(peak_rps, 0.98), xycoords=("data", "axes fraction"),
-                    xytext=(-4, 0), textcoords="offset points", color=PEAK_C, fontsize=9, fontweight="bold",
-                    ha="right", va="top", rotation=90)
+        ax.annotate(
+            f"peak {peak_rps:.4g} req/s",
+            xy=(peak_rps, 0.98),
+            xycoords=("data", "axes fraction"),
+            xytext=(-4, 0),
+            textcoords="offset points",
+            color=PEAK_C,
+            fontsize=9,
+            fontweight="bold",
+            ha="right",
+            va="top",
+            rotation=90,
+        )
     if raw_limit_rps:
         ax.axvline(raw_limit_rps, color=RAW_C, ls=":", lw=1.6, zorder=2)
-        ax.annotate(f"raw in-process limit {raw_limit_rps:.4g} req/s", xy=(raw_limit_rps, 0.98),
-                    xycoords=("data", "axes fraction"), xytext=(-4, 0), textcoords="offset points",
-                    color=RAW_C, fontsize=9, ha="right", va="top", rotation=90)
+        ax.annotate(
+            f"raw in-process limit {raw_limit_rps:.4g} req/s",
+            xy=(raw_limit_rps, 0.98),
+            xycoords=("data", "axes fraction"),
+            xytext=(-4, 0),
+            textcoords="offset points",
+            color=RAW_C,
+            fontsize=9,
+            ha="right",
+            va="top",
+            rotation=90,
+        )
     _maybe_log_y(ax, allv)
     ax.set_xlim(left=0)
     ax.set_xlabel("achieved throughput (req/s)")
@@ -116,8 +184,9 @@ def latency_throughput(curves: list[dict], *, slo_ms: float | None = None, peak_
 _PCT_TICKS = [(50, "50%"), (90, "90%"), (99, "99%"), (99.9, "99.9%"), (99.99, "99.99%"), (99.999, "99.999%")]
 
 
-def percentile_distribution(series: list[tuple[str, list]], *, slo_ms: float | None = None,
-                            title: str = "Latency by percentile") -> str | None:
+def percentile_distribution(
+    series: list[tuple[str, list]], *, slo_ms: float | None = None, title: str = "Latency by percentile"
+) -> str | None:
     """HDR-style: x = 1/(1-p) on a log axis labelled 50%, 90%, 99%, 99.9%, 99.99%."""
     series = [(lab, pts) for lab, pts in series if pts]
     if not series:
@@ -132,8 +201,15 @@ def percentile_distribution(series: list[tuple[str, list]], *, slo_ms: float | N
             continue
         top = max(top, xy[-1][0])
         allv.extend(y for _, y in xy)
-        ax.plot([x for x, _ in xy], [y for _, y in xy], "-", lw=1.8, color=SERIES[i % len(SERIES)], label=label,
-                drawstyle="default")
+        ax.plot(
+            [x for x, _ in xy],
+            [y for _, y in xy],
+            "-",
+            lw=1.8,
+            color=SERIES[i % len(SERIES)],
+            label=label,
+            drawstyle="default",
+        )
     ax.set_xscale("log")
     ticks = [(1 / (1 - p / 100), lab) for p, lab in _PCT_TICKS if 1 / (1 - p / 100) <= max(top, 100) * 1.01]
     ax.set_xticks([t for t, _ in ticks])
@@ -142,8 +218,16 @@ def percentile_distribution(series: list[tuple[str, list]], *, slo_ms: float | N
     ax.set_xlim(1.0, max(top, 100) * 1.05)
     if slo_ms:
         ax.axhline(slo_ms, color=SLO_C, ls="--", lw=1.3)
-        ax.annotate(f"SLO {slo_ms:g} ms", xy=(0.005, slo_ms), xycoords=("axes fraction", "data"),
-                    xytext=(2, 3), textcoords="offset points", color=SLO_C, fontsize=9, fontweight="bold")
+        ax.annotate(
+            f"SLO {slo_ms:g} ms",
+            xy=(0.005, slo_ms),
+            xycoords=("axes fraction", "data"),
+            xytext=(2, 3),
+            textcoords="offset points",
+            color=SLO_C,
+            fontsize=9,
+            fontweight="bold",
+        )
     _maybe_log_y(ax, allv + ([slo_ms] if slo_ms else []))
     if ax.get_yscale() == "linear":
         ax.set_ylim(bottom=0)
@@ -183,8 +267,13 @@ def timeline(result: dict, *, title: str = "Timeline") -> str | None:
         for phase, colour in (("warmup", "#eef0f3"), ("drain", "#f6eef0")):
             ph = [x for x, p in zip(t, ts) if p.get("phase") == phase and x is not None]
             if ph:
-                ax.axvspan(min(ph) - dt / 2, max(ph) + dt / 2, color=colour, zorder=0,
-                           label=phase.replace("warmup", "warm-up") + " (excluded)" if ax is a1 else None)
+                ax.axvspan(
+                    min(ph) - dt / 2,
+                    max(ph) + dt / 2,
+                    color=colour,
+                    zorder=0,
+                    label=phase.replace("warmup", "warm-up") + " (excluded)" if ax is a1 else None,
+                )
     a1.plot(t, col("offered", 1 / dt), color=OFFERED, lw=2, label="offered (req/s)")
     a1.plot(t, col("completed", 1 / dt), color=ACHIEVED, lw=2, label="completed (req/s)")
     errs = col("errors", 1 / dt)
@@ -221,24 +310,39 @@ def decomposition(bars: list[tuple[str, dict]], *, title: str = "Where the time 
     left = [0.0] * len(bars)
     for k in keys:
         vals = [_num((d.get(k) or {}).get("mean")) or 0.0 for _l, d in bars]
-        ax.barh(labels, vals, left=left, color=STACK[k], label=STACK_LABEL[k], height=0.62 if len(bars) > 1 else 0.4,
-                edgecolor="white")
+        ax.barh(
+            labels,
+            vals,
+            left=left,
+            color=STACK[k],
+            label=STACK_LABEL[k],
+            height=0.62 if len(bars) > 1 else 0.4,
+            edgecolor="white",
+        )
         left = [a + b for a, b in zip(left, vals)]
     for i, total in enumerate(left):
-        ax.annotate(f"{total:.1f} ms", xy=(total, i), xytext=(4, 0), textcoords="offset points", va="center",
-                    fontsize=9, color=INK)
+        ax.annotate(
+            f"{total:.1f} ms",
+            xy=(total, i),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=9,
+            color=INK,
+        )
     ax.invert_yaxis()
     ax.set_xlim(0, max(left) * 1.15 if max(left) > 0 else 1)
     ax.set_xlabel("mean latency (ms), stacked")
     ax.grid(axis="y", visible=False)
     if title:
         ax.set_title(title, loc="left")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18 if len(bars) > 3 else -0.35), ncol=len(keys),
-              fontsize=9)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18 if len(bars) > 3 else -0.35), ncol=len(keys), fontsize=9)
     return to_b64(fig)
 
 
-def batch_sizes(rows: list[tuple[str, float | None, dict]], *, title: str = "Realised server batch sizes") -> str | None:
+def batch_sizes(
+    rows: list[tuple[str, float | None, dict]], *, title: str = "Realised server batch sizes"
+) -> str | None:
     """rows: (label, offered rate or None, {"size": count of requests executed in a batch of that size}).
     Stacked share of requests by the server batch they ran in, per run, with the request-weighted mean batch
     size annotated. One row → a simple bar chart."""
@@ -257,14 +361,28 @@ def batch_sizes(rows: list[tuple[str, float | None, dict]], *, title: str = "Rea
         for _l, _x, h in rows:
             tot = sum(float(v) for v in h.values())
             shares.append(100.0 * float(h.get(str(s), 0)) / tot)
-        ax.bar(labels, shares, bottom=bottom, color=cmap(0.15 + 0.7 * j / max(1, len(sizes) - 1)),
-               label=f"batch {s}", edgecolor="white", width=0.65)
+        ax.bar(
+            labels,
+            shares,
+            bottom=bottom,
+            color=cmap(0.15 + 0.7 * j / max(1, len(sizes) - 1)),
+            label=f"batch {s}",
+            edgecolor="white",
+            width=0.65,
+        )
         bottom = [a + b for a, b in zip(bottom, shares)]
     for i, (_l, _x, h) in enumerate(rows):
         tot = sum(float(v) for v in h.values())
         mean = sum(int(k) * float(v) for k, v in h.items()) / tot
-        ax.annotate(f"mean {mean:.2f}", xy=(i, 100), xytext=(0, 3), textcoords="offset points", ha="center",
-                    fontsize=8.5, color=INK)
+        ax.annotate(
+            f"mean {mean:.2f}",
+            xy=(i, 100),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8.5,
+            color=INK,
+        )
     ax.set_ylim(0, 112)
     ax.set_ylabel("share of requests (%)")
     ax.set_xlabel("offered load" if any(x for _l, x, _h in rows) else "run")
@@ -289,94 +407,6 @@ def _batch_bars(hist: dict, sizes: list[int], title: str) -> str:
     ax.set_xlabel(f"server batch size the request ran in (items)   ·   mean {mean:.2f}")
     ax.set_ylabel("share of requests (%)")
     ax.grid(axis="x", visible=False)
-    if title:
-        ax.set_title(title, loc="left")
-    return to_b64(fig)
-
-
-def matrix_bars(rows: list[dict], *, baseline_items_per_s: float | None = None,
-                title: str = "Configurations: throughput") -> str | None:
-    """Grouped bars per configuration: max items/s (closed loop) and items/s at the SLO peak."""
-    rows = [r for r in rows if not r.get("error")]
-    if not rows:
-        return None
-    fig, ax = plt.subplots(figsize=(9.5, 4.2))
-    labels = [r["label"] for r in rows]
-    x = list(range(len(rows)))
-    w = 0.38
-    mx = [_num(r.get("max_items_per_s")) or 0 for r in rows]
-    pk = [_num(r.get("peak_items_per_s")) or 0 for r in rows]
-    ax.bar([i - w / 2 for i in x], mx, w, color=ACHIEVED, label="max throughput (closed loop)")
-    ax.bar([i + w / 2 for i in x], pk, w, color=PEAK_C, label="peak under the SLO (open loop)")
-    top = max(mx + pk + [1.0])
-    if baseline_items_per_s and baseline_items_per_s <= 4 * top:
-        ax.axhline(baseline_items_per_s, color=RAW_C, ls=":", lw=1.6, label="raw in-process limit")
-    elif baseline_items_per_s:  # far above the served numbers: say it rather than flatten the bars
-        ax.annotate(f"raw in-process limit: {baseline_items_per_s:,.0f} items/s (off scale)", xy=(0.01, 0.97),
-                    xycoords="axes fraction", va="top", fontsize=9, color=RAW_C)
-        ax.set_ylim(0, top * 1.2)
-    ax.set_xticks(x)
-    ax.set_xticklabels(labels, rotation=20 if len(rows) > 4 else 0, ha="right" if len(rows) > 4 else "center")
-    ax.set_ylabel("items/s")
-    ax.grid(axis="x", visible=False)
-    if title:
-        ax.set_title(title, loc="left")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
-    return to_b64(fig)
-
-
-def overload_goodput(steps: list[dict], capacity_rps: float, *, title: str = "") -> str | None:
-    """Goodput, goodput within the SLO and refusals against offered load; the capacity as a reference line."""
-    pts = [s for s in steps if _num(s.get("offered_rps")) is not None]
-    if not pts:
-        return None
-    fig, ax = plt.subplots(figsize=(9.5, 4.6))
-    xs = [s["offered_rps"] for s in pts]
-    ax.plot(xs, [s.get("goodput_rps") or 0 for s in pts], "o-", color=ACHIEVED, label="goodput (successes/s)")
-    if any(s.get("goodput_slo_rps") is not None for s in pts):
-        ax.plot(xs, [s.get("goodput_slo_rps") or 0 for s in pts], "s--", color=PEAK_C, label="goodput within the SLO")
-    ax.plot(xs, [s.get("refused_rps") or 0 for s in pts], "^:", color=ERR, label="refused (429/503) per s")
-    ax.axhline(capacity_rps, color=RAW_C, lw=1, ls="--", label=f"capacity {capacity_rps:.4g} req/s")
-    ax.plot(xs, xs, color=OFFERED, lw=0.8, label="offered")
-    ax.set_xlabel("offered load (req/s)")
-    ax.set_ylabel("req/s")
-    ax.grid(True, color=GRID)
-    ax.legend(loc="upper left", fontsize=9, frameon=False)
-    if title:
-        ax.set_title(title)
-    return to_b64(fig)
-
-
-def pareto(configs: list[dict], *, frontier: list[str], recommended: str | None = None,
-           title: str = "") -> str | None:
-    """p99 at low load against throughput, one point per configuration measured (hollow: infeasible), the
-    Pareto frontier as a line and the recommended configuration starred. Rows as in the tune document."""
-    pts = [(c["name"], _num(c.get("throughput_rps")), _num((c.get("pooled") or {}).get("p99_low_load_ms")),
-            bool(c.get("feasible"))) for c in configs]
-    pts = [p for p in pts if p[1] is not None and p[2] is not None]
-    if not pts:
-        return None
-    fig, ax = plt.subplots(figsize=(9.5, 4.8))
-    ok = [p for p in pts if p[3]]
-    bad = [p for p in pts if not p[3]]
-    if ok:
-        ax.scatter([p[1] for p in ok], [p[2] for p in ok], s=36, color=ACHIEVED, zorder=3, label="feasible")
-    if bad:
-        ax.scatter([p[1] for p in bad], [p[2] for p in bad], s=36, facecolors="none", edgecolors=OFFERED, zorder=3,
-                   label="infeasible (a constraint not met)")
-    front = sorted((p for p in pts if p[0] in set(frontier)), key=lambda p: p[1])
-    if front:
-        ax.plot([p[1] for p in front], [p[2] for p in front], "o-", color=PEAK_C, lw=2, ms=13, mfc="none", mew=2,
-                zorder=2, label="Pareto frontier")
-    rec = next((p for p in pts if p[0] == recommended), None)
-    if rec is not None:
-        ax.scatter([rec[1]], [rec[2]], s=260, marker="*", color=SLO_C, zorder=4, label=f"recommended: {rec[0]}")
-    for name, x, y, _f in pts:
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8, color=INK)
-    ax.set_xlabel("throughput (req/s): peak under the SLO, else max throughput")
-    ax.set_ylabel("p99 at low load (ms)")
-    ax.set_ylim(bottom=0)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
     if title:
         ax.set_title(title, loc="left")
     return to_b64(fig)

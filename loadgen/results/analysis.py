@@ -23,10 +23,12 @@ bound in an SLO verdict), and percentiles too thin to bound (`percentile_unbound
 Sufficiency is statistical (loadgen.results.confidence): every percentile gets an upper confidence bound (default 99%),
 and an SLO verdict is pass / fail / undecided with that confidence, with the queries needed when undecided.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
@@ -50,7 +52,7 @@ def _tables(h: HdrHistogram) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         vals = [h.get_value_from_index(i) for i in range(h.counts_len)]
         low = np.array([h.get_lowest_equivalent_value(v) for v in vals], dtype=np.float64)
         high = np.array([h.get_highest_equivalent_value(v) for v in vals], dtype=np.float64)
-        med = np.array([h._hdr_median_equiv_value(v) for v in vals], dtype=np.float64)  # noqa: SLF001
+        med = np.array([h._hdr_median_equiv_value(v) for v in vals], dtype=np.float64)
         t = _TABLES[key] = (low, high, med)
     return t
 
@@ -223,8 +225,13 @@ def judge_slo(
     k = upper_rank(n, percentile / 100.0, confidence) if n else None
     if k is not None:
         ucb = us_to_ms(value_at_rank(succ, k)) if k <= n_ok else math.inf
-    v.update(bound_ms=bound_ms, estimate_ms=est, ucb_ms=None if ucb == math.inf else ucb,
-             ucb_is_failure=ucb == math.inf, failures_counted_over=failed)
+    v.update(
+        bound_ms=bound_ms,
+        estimate_ms=est,
+        ucb_ms=None if ucb == math.inf else ucb,
+        ucb_is_failure=ucb == math.inf,
+        failures_counted_over=failed,
+    )
     return v
 
 

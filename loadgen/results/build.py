@@ -3,20 +3,18 @@
 Every duration is in milliseconds (`_ms`), rates in requests/s (`_rps`), `duration_s`/`warmup_s` in seconds.
 `build_result` is pure (recorded data in, dict out); `loadgen.results.io.write_json` writes it.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from loadgen.results import analysis
-
-from loadgen.results import validity
+from loadgen.results import analysis, validity
 from loadgen.results.machine import machine_info
-from loadgen.results.schema import SCHEMA_VERSION
 from loadgen.results.recorded import SERVER_STAGES, RecordData, encode_histogram, new_histogram
+from loadgen.results.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:  # the engine builds results; results never import the engine at run time
     from loadgen.engine.scenario import Scenario
-
 
 
 def build_result(
@@ -46,9 +44,17 @@ def build_result(
     slo = None
     if scenario.slo_p99_ms is not None:
         slo = analysis.judge_slo(succ, failed, scenario.slo_p99_ms, scenario.slo_percentile, conf)
-    lag = validity.lag_effect(scenario.mode, lag=h.get("lag"), succ=succ, lag_free=h.get("service"), failed=failed,
-                              slo=slo, percentile=scenario.slo_percentile if slo else 99.0, confidence=conf,
-                              floor_ms=scenario.late_threshold_ms)
+    lag = validity.lag_effect(
+        scenario.mode,
+        lag=h.get("lag"),
+        succ=succ,
+        lag_free=h.get("service"),
+        failed=failed,
+        slo=slo,
+        percentile=scenario.slo_percentile if slo else 99.0,
+        confidence=conf,
+        floor_ms=scenario.late_threshold_ms,
+    )
     valid, reasons, warnings = validity.validity(
         mode=scenario.mode,
         duration_s=T,
@@ -107,8 +113,10 @@ def build_result(
         "schedule_lag_ms": analysis.p50_p99_max_ms(h.get("lag")),
         "lag_effect": lag,
         "server_timing_ms": {k: analysis.p50_p99_mean_ms(h.get(k)) for k in SERVER_STAGES},
-        "refusal_ms": {"client": analysis.p50_p99_max_ms(h.get("refusal")),
-                       "server": analysis.p50_p99_max_ms(h.get("refusal_server"))},
+        "refusal_ms": {
+            "client": analysis.p50_p99_max_ms(h.get("refusal")),
+            "server": analysis.p50_p99_max_ms(h.get("refusal_server")),
+        },
         "decomposition_ms": {
             "client_lag": analysis.p50_mean_ms(h.get("lag")),
             "network_http": analysis.p50_mean_ms(h.get("network")),

@@ -16,6 +16,7 @@ Each side's figure becomes an `Estimate`: a value and an interval that holds the
   [B.lo - A.hi, B.hi - A.lo] for rates, in units and as a share of A's value.
 An INVALID run or a generator-limited peak makes the comparison `undecidable`: its figures cannot be trusted.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -80,12 +81,19 @@ def run_latency_estimate(result: dict[str, Any], percentile: float = 99.0, confi
 def peak_estimate(doc: dict[str, Any], kind: str) -> Estimate:
     """The true peak rate's bracket from a peak, sweep or tune document."""
     if kind == "peak":
-        return Estimate(doc.get("peak_rps"), doc.get("peak_rps"), doc.get("upper_rps"),
-                        "confirmed passing rate .. lowest rate above it that did not pass")
+        return Estimate(
+            doc.get("peak_rps"),
+            doc.get("peak_rps"),
+            doc.get("upper_rps"),
+            "confirmed passing rate .. lowest rate above it that did not pass",
+        )
     if kind == "sweep":
         peak = (doc.get("peak") or {}).get("rate_rps")
-        above = [p.get("offered_rps") for p in doc.get("points") or []
-                 if p.get("offered_rps") is not None and peak is not None and p["offered_rps"] > peak]
+        above = [
+            p.get("offered_rps")
+            for p in doc.get("points") or []
+            if p.get("offered_rps") is not None and peak is not None and p["offered_rps"] > peak
+        ]
         return Estimate(peak, peak, min(above) if above else None, "highest passing point .. the next rate measured")
     if kind == "tune":
         rec = doc.get("recommended") or {}
@@ -94,8 +102,12 @@ def peak_estimate(doc: dict[str, Any], kind: str) -> Estimate:
         field = "peak_rps" if slo else "max_throughput_rps"
         vals = [m.get(field) or 0.0 for m in (row or {}).get("measurements") or []]
         value = ((row or {}).get("pooled") or {}).get(field)
-        return Estimate(value, min(vals) if vals else None, max(vals) if vals else None,
-                        f"{rec.get('name')}: range over {len(vals)} measurements")
+        return Estimate(
+            value,
+            min(vals) if vals else None,
+            max(vals) if vals else None,
+            f"{rec.get('name')}: range over {len(vals)} measurements",
+        )
     raise ThresholdError(f"a {kind} document has no peak to compare")
 
 
@@ -105,15 +117,21 @@ def _delta(a: Estimate, b: Estimate) -> tuple[float | None, float | None]:
     return lo, hi
 
 
-def judge(question: str, unit: str, higher_is_better: bool, a: Estimate, b: Estimate,
-          confidence: float | None) -> Verdict:
+def judge(
+    question: str, unit: str, higher_is_better: bool, a: Estimate, b: Estimate, confidence: float | None
+) -> Verdict:
     """Which side is better, from the two intervals (module docstring)."""
     lo, hi = _delta(a, b)
     if a.value is None or b.value is None:
         who: Better = "undecidable"
     elif higher_is_better:
-        who = "B" if lo is not None and lo >= 0 and b.value > a.value else \
-              "A" if hi is not None and hi <= 0 and b.value < a.value else "neither"
+        who = (
+            "B"
+            if lo is not None and lo >= 0 and b.value > a.value
+            else "A"
+            if hi is not None and hi <= 0 and b.value < a.value
+            else "neither"
+        )
     else:
         who = "B" if hi is not None and hi < 0 else "A" if lo is not None and lo > 0 else "neither"
     conf = "" if confidence is None else f" with {confidence:.0%} confidence"
@@ -121,8 +139,10 @@ def judge(question: str, unit: str, higher_is_better: bool, a: Estimate, b: Esti
     if who == "undecidable":
         msg = f"{question}: cannot say (a side has no value)"
     elif who == "neither":
-        msg = (f"{question}: no significant difference (A {f(a.value)} {unit} in [{f(a.lo)}, {f(a.hi)}], "
-               f"B {f(b.value)} {unit} in [{f(b.lo)}, {f(b.hi)}]: the intervals overlap)")
+        msg = (
+            f"{question}: no significant difference (A {f(a.value)} {unit} in [{f(a.lo)}, {f(a.hi)}], "
+            f"B {f(b.value)} {unit} in [{f(b.lo)}, {f(b.hi)}]: the intervals overlap)"
+        )
     else:
         word = ("higher" if who == "B" else "lower") if higher_is_better else ("lower" if who == "B" else "higher")
         pct = ""
@@ -130,8 +150,10 @@ def judge(question: str, unit: str, higher_is_better: bool, a: Estimate, b: Esti
             pl = "?" if lo is None else f"{100 * lo / a.value:+.1f}%"
             ph = "?" if hi is None else f"{100 * hi / a.value:+.1f}%"
             pct = f" ({pl} .. {ph} of A)"
-        msg = (f"{question}: B's is {word} than A's{conf}: B - A in [{f(lo)}, {f(hi)}] {unit}{pct}; "
-               f"{'B' if (who == 'B') else 'A'} is better")
+        msg = (
+            f"{question}: B's is {word} than A's{conf}: B - A in [{f(lo)}, {f(hi)}] {unit}{pct}; "
+            f"{'B' if (who == 'B') else 'A'} is better"
+        )
     return Verdict(question, unit, higher_is_better, a, b, who, lo, hi, confidence, msg)
 
 
@@ -157,8 +179,9 @@ def _undecidable(question: str, unit: str, higher: bool, why: str) -> Verdict:
     return Verdict(question, unit, higher, e, e, "undecidable", None, None, None, f"{question}: undecidable — {why}")
 
 
-def compare_documents(a: dict[str, Any], b: dict[str, Any], *, percentile: float = 99.0,
-                      confidence: float = 0.99) -> Comparison:
+def compare_documents(
+    a: dict[str, Any], b: dict[str, Any], *, percentile: float = 99.0, confidence: float = 0.99
+) -> Comparison:
     """Compare two run / peak / sweep / tune documents (runs with runs; the others with each other)."""
     ka, kb = document_kind(a), document_kind(b)
     notes: list[str] = []
@@ -172,10 +195,18 @@ def compare_documents(a: dict[str, Any], b: dict[str, Any], *, percentile: float
             return Comparison(ka, kb, (_undecidable(q, "ms", False, "; ".join(notes)),), tuple(notes))
         slo_a, slo_b = (a.get("slo") or {}), (b.get("slo") or {})
         if slo_a.get("bound_ms") is not None and slo_a.get("bound_ms") == slo_b.get("bound_ms"):
-            notes.append(f"SLO p{slo_a.get('percentile', 99):g} <= {slo_a['bound_ms']:g} ms: A {slo_a.get('verdict')}, "
-                         f"B {slo_b.get('verdict')}")
-        v = judge(q, "ms", False, run_latency_estimate(a, percentile, confidence),
-                  run_latency_estimate(b, percentile, confidence), confidence)
+            notes.append(
+                f"SLO p{slo_a.get('percentile', 99):g} <= {slo_a['bound_ms']:g} ms: A {slo_a.get('verdict')}, "
+                f"B {slo_b.get('verdict')}"
+            )
+        v = judge(
+            q,
+            "ms",
+            False,
+            run_latency_estimate(a, percentile, confidence),
+            run_latency_estimate(b, percentile, confidence),
+            confidence,
+        )
         return Comparison(ka, kb, (v,), tuple(notes))
     if {ka, kb} <= {"peak", "sweep", "tune"}:
         q = "peak rate under the SLO"

@@ -18,11 +18,13 @@ one a finite run happened to see. Order statistics answer it without assuming an
 
 Counts can be large (10^6 samples): every tail is summed in log space over the terms that matter.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Literal, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 
@@ -35,7 +37,11 @@ _SPAN_SD = 40.0
 def _log_pmf(n: int, q: float, k: np.ndarray) -> np.ndarray:
     """log P(Bin(n, q) = k) for an array of k (0 <= k <= n), 0 < q < 1."""
     lg = np.vectorize(math.lgamma, otypes=[float])
-    return cast(np.ndarray, math.lgamma(n + 1) - lg(k + 1.0) - lg(n - k + 1.0)) + k * math.log(q) + (n - k) * math.log1p(-q)
+    return (
+        cast(np.ndarray, math.lgamma(n + 1) - lg(k + 1.0) - lg(n - k + 1.0))
+        + k * math.log(q)
+        + (n - k) * math.log1p(-q)
+    )
 
 
 def binom_cdf(t: int, n: int, q: float) -> float:
@@ -148,8 +154,9 @@ def min_queries(p: float, confidence: float = DEFAULT_CONFIDENCE, over_rate: flo
     return _first_n(lambda n: binom_cdf(math.floor(over_rate * n + 1e-9), n, 1.0 - p) <= 1.0 - confidence, start)
 
 
-def min_queries_to_fail(p: float, confidence: float = DEFAULT_CONFIDENCE, over_rate: float = 1.0,
-                        start: int = 0) -> int | None:
+def min_queries_to_fail(
+    p: float, confidence: float = DEFAULT_CONFIDENCE, over_rate: float = 1.0, start: int = 0
+) -> int | None:
     """Fewest queries N with which a run whose over-bound share is `over_rate` (> 1 - p) shows with
     `confidence` that the true percentile exceeds the bound. None when over_rate <= 1 - p."""
     _check(p, confidence)
@@ -195,8 +202,9 @@ class PercentileVerdict:
         return asdict(self)
 
 
-def judge(n: int, over: int, percentile: float, confidence: float = DEFAULT_CONFIDENCE,
-          bound_label: str = "the bound") -> PercentileVerdict:
+def judge(
+    n: int, over: int, percentile: float, confidence: float = DEFAULT_CONFIDENCE, bound_label: str = "the bound"
+) -> PercentileVerdict:
     """Three-way verdict (see module docstring). `percentile` in percent (99 = p99)."""
     if not 0 <= over <= max(n, 0):
         raise ValueError(f"over ({over}) must be between 0 and n ({n})")
@@ -207,20 +215,38 @@ def judge(n: int, over: int, percentile: float, confidence: float = DEFAULT_CONF
     q, alpha = 1.0 - p, 1.0 - confidence
     t_pass = max_overs_to_pass(n, p, confidence) if n > 0 else None
     if n > 0 and binom_cdf(over, n, q) <= alpha:
-        return PercentileVerdict("pass", percentile, confidence, n, over, t_pass, None,
-                                 f"{name} meets {bound_label} with {conf} confidence: {over} of {n} over it "
-                                 f"(at most {t_pass} allowed)")
+        return PercentileVerdict(
+            "pass",
+            percentile,
+            confidence,
+            n,
+            over,
+            t_pass,
+            None,
+            f"{name} meets {bound_label} with {conf} confidence: {over} of {n} over it (at most {t_pass} allowed)",
+        )
     if n > 0 and binom_sf(over, n, q) <= alpha:
-        return PercentileVerdict("fail", percentile, confidence, n, over, t_pass, None,
-                                 f"{name} exceeds {bound_label} with {conf} confidence: {over} of {n} over it "
-                                 f"({over / n:.2%} > {q:.2%})")
+        return PercentileVerdict(
+            "fail",
+            percentile,
+            confidence,
+            n,
+            over,
+            t_pass,
+            None,
+            f"{name} exceeds {bound_label} with {conf} confidence: {over} of {n} over it ({over / n:.2%} > {q:.2%})",
+        )
     rate = over / n if n > 0 else 0.0
     need = min_queries(p, confidence, rate, n) if rate < q else min_queries_to_fail(p, confidence, rate, n)
     if need is None:
-        msg = (f"{name} is too close to {bound_label} to decide: {over} of {n} over it ({rate:.2%}, "
-               f"the bound allows {q:.2%}); no number of queries at this rate decides it")
+        msg = (
+            f"{name} is too close to {bound_label} to decide: {over} of {n} over it ({rate:.2%}, "
+            f"the bound allows {q:.2%}); no number of queries at this rate decides it"
+        )
     else:
-        msg = (f"undecided at {conf} confidence: {over} of {n} over {bound_label}"
-               + (f" (at most {t_pass} allowed to pass); " if t_pass is not None else "; ")
-               + f"about {need} queries at the same over-rate ({need - n} more) would decide it")
+        msg = (
+            f"undecided at {conf} confidence: {over} of {n} over {bound_label}"
+            + (f" (at most {t_pass} allowed to pass); " if t_pass is not None else "; ")
+            + f"about {need} queries at the same over-rate ({need - n} more) would decide it"
+        )
     return PercentileVerdict("undecided", percentile, confidence, n, over, t_pass, need, msg)

@@ -2,6 +2,7 @@
 or a bench JSON (in-process baseline). Each becomes a `Doc` with its kind, path and the documents it refers to
 (sweep points, peak probes), loaded from beside it when present.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,8 +22,9 @@ def write_json(path: str | Path, doc: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
-                    + b"\n")
+    tmp.write_bytes(
+        orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS) + b"\n"
+    )
     tmp.replace(path)
 
 
@@ -40,9 +42,11 @@ class Doc:
 
     @property
     def title(self) -> str:
-        return (self.path.parent.name if self.path.name in ("sweep.json", "peak.json", "matrix.json", "overload.json",
-                                                             "tune.json")
-                else self.path.stem)
+        return (
+            self.path.parent.name
+            if self.path.name in ("sweep.json", "peak.json", "matrix.json", "overload.json", "tune.json")
+            else self.path.stem
+        )
 
 
 def read_json(path: Path) -> dict:
@@ -69,8 +73,10 @@ def detect_kind(data: dict) -> str:
         return str(kind)
     if isinstance(data.get("results"), list) and any("throughput_items_per_s" in r for r in data["results"]):
         return "bench"
-    raise ReportInputError("not a recognised inferload file (expected a run result, sweep.json, peak.json, "
-                           "matrix.json, overload.json, tune.json or a bench JSON)")
+    raise ReportInputError(
+        "not a recognised inferload file (expected a run result, sweep.json, peak.json, "
+        "matrix.json, overload.json, tune.json or a bench JSON)"
+    )
 
 
 def load_doc(path: Path) -> Doc:
@@ -81,8 +87,9 @@ def load_doc(path: Path) -> Doc:
                 path = path / name
                 break
         else:
-            raise ReportInputError(f"{path}: directory holds no sweep.json, peak.json, matrix.json, overload.json "
-                                   "or tune.json")
+            raise ReportInputError(
+                f"{path}: directory holds no sweep.json, peak.json, matrix.json, overload.json or tune.json"
+            )
     data = read_json(path)
     try:
         kind = detect_kind(data)

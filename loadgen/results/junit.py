@@ -5,6 +5,7 @@ a `<failure>` with the observed value and the bound when it failed) and, first, 
 an `<error>` listing the reasons when the measurement was INVALID (an error, not a failure: the figures are not
 trustworthy, so the run is broken rather than the thresholds not met).
 """
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -20,8 +21,15 @@ def junit_xml(ev: Evaluation, *, suite: str = "inferload", source: str | None = 
     failures = len(ev.failed)
     errors = 0 if ev.valid else 1
     root = ET.Element("testsuites", tests=str(len(ev.outcomes) + 1), failures=str(failures), errors=str(errors))
-    s = ET.SubElement(root, "testsuite", name=suite, tests=str(len(ev.outcomes) + 1), failures=str(failures),
-                      errors=str(errors), skipped="0")
+    s = ET.SubElement(
+        root,
+        "testsuite",
+        name=suite,
+        tests=str(len(ev.outcomes) + 1),
+        failures=str(failures),
+        errors=str(errors),
+        skipped="0",
+    )
     props = ET.SubElement(s, "properties")
     ET.SubElement(props, "property", name="document_kind", value=ev.kind)
     if source:

@@ -1,4 +1,5 @@
 """The one description of the machine a measurement ran on (every document carries it as `machine`)."""
+
 from __future__ import annotations
 
 import os

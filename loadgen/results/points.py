@@ -1,5 +1,6 @@
 """A run as a row of a curve (sweep point, peak probe, matrix cell): its figures summarised for tables and plots,
 read the same way by searches and reports; and the raw in-process limit read from a bench document."""
+
 from __future__ import annotations
 
 import math
@@ -18,7 +19,9 @@ def summarize_point(result: dict, file: str | None = None, index: int | None = N
     return {
         "index": index,
         "mode": result.get("mode"),
-        "offered_rps": result.get("target_rate_rps") if result.get("mode") == "open" else result.get("offered_rate_rps"),
+        "offered_rps": result.get("target_rate_rps")
+        if result.get("mode") == "open"
+        else result.get("offered_rate_rps"),
         "users": result.get("users"),
         "achieved_rps": result.get("achieved_rate_rps"),
         "items_per_s": result.get("items_per_s"),

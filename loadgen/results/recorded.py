@@ -11,13 +11,13 @@ wire dict (`to_wire`, histograms HdrHistogram-encoded base64); the master `merge
 addition is exact: percentiles of the merge equal those of one histogram holding every sample.
 The engine's `Recorder` (loadgen.engine.recorder) fills these; results/ builds documents from them.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
-
 
 LOWEST_US = 1
 HIGHEST_US = 60_000_000
@@ -114,7 +114,7 @@ class PhaseData:
             h = self.hists[name] = new_histogram()
         return h
 
-    def merge(self, other: "PhaseData") -> None:
+    def merge(self, other: PhaseData) -> None:
         self.flush()
         other.flush()
         for name, h in other.hists.items():
@@ -133,7 +133,7 @@ class PhaseData:
         return d
 
     @classmethod
-    def from_wire(cls, d: dict[str, Any]) -> "PhaseData":
+    def from_wire(cls, d: dict[str, Any]) -> PhaseData:
         p = cls()
         for c in cls.COUNTERS:
             setattr(p, c, int(d.get(c, 0)))
@@ -167,7 +167,7 @@ class SecondBin:
             record_many(self.hist, self.pending)
             self.pending.clear()
 
-    def merge(self, o: "SecondBin") -> None:
+    def merge(self, o: SecondBin) -> None:
         self.flush()
         o.flush()
         self.offered += o.offered
@@ -185,7 +185,7 @@ class SecondBin:
         return [self.offered, self.completed, self.errors, self.in_flight, h]
 
     @classmethod
-    def from_wire(cls, w: list[Any]) -> "SecondBin":
+    def from_wire(cls, w: list[Any]) -> SecondBin:
         b = cls()
         b.offered, b.completed, b.errors, b.in_flight = (int(x) for x in w[:4])
         b.hist = decode_histogram(w[4]) if w[4] else None
@@ -213,7 +213,7 @@ class RecordData:
         for b in self.seconds.values():
             b.flush()
 
-    def merge(self, other: "RecordData") -> None:
+    def merge(self, other: RecordData) -> None:
         for p in PHASES:
             self.phases[p].merge(other.phases[p])
         for s, b in other.seconds.items():
@@ -229,7 +229,7 @@ class RecordData:
         }
 
     @classmethod
-    def from_wire(cls, w: dict[str, Any]) -> "RecordData":
+    def from_wire(cls, w: dict[str, Any]) -> RecordData:
         r = cls()
         for p in PHASES:
             if p in w.get("phases", {}):

@@ -10,6 +10,7 @@ Units are in the field names: `_ms` milliseconds, `_rps` requests/s, `_s` second
 Top-level fields and table rows are strict (`extra="forbid"`); free-form blocks (scenario, server, machine,
 percentile maps) are typed as mappings.
 """
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -382,8 +383,14 @@ class TuneCheckpoint(_Doc):
 
 
 MODELS: dict[str, type[_Doc]] = {
-    "run": RunResult, "sweep": SweepDoc, "peak": PeakDoc, "matrix": MatrixDoc, "bench": BenchDoc,
-    "overload": OverloadDoc, "tune": TuneDoc, "tune-checkpoint": TuneCheckpoint,
+    "run": RunResult,
+    "sweep": SweepDoc,
+    "peak": PeakDoc,
+    "matrix": MatrixDoc,
+    "bench": BenchDoc,
+    "overload": OverloadDoc,
+    "tune": TuneDoc,
+    "tune-checkpoint": TuneCheckpoint,
 }
 
 

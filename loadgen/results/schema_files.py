@@ -2,6 +2,7 @@
 
 python -m loadgen.results.schema_files --write schemas
 """
+
 from __future__ import annotations
 
 import json

@@ -23,20 +23,24 @@ bad expression, metric not in the document); 3 the measurement is INVALID. *Inva
 threshold*: the figures of an INVALID run (or a generator-limited peak) are not trustworthy, so neither is a
 verdict on them, pass or fail; a CI job should fix the measurement before it reads the numbers.
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from loadgen.results.schema import upgrade
 
 Op = Literal["<", "<=", ">", ">=", "=="]
 Status = Literal["pass", "fail"]
 EXIT_PASS, EXIT_FAIL, EXIT_USAGE, EXIT_INVALID = 0, 1, 2, 3
-_EXPR = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_.]*)\s*(<=|>=|==|<|>)\s*"
-                   r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z%/µ]*)\s*$")
+_EXPR = re.compile(
+    r"^\s*([A-Za-z][A-Za-z0-9_.]*)\s*(<=|>=|==|<|>)\s*"
+    r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z%/µ]*)\s*$"
+)
 _PCT = {"p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99", "p99.9": "p999", "p999": "p999"}
 _UNITS: dict[str, dict[str, float]] = {
     "latency": {"": 1.0, "ms": 1.0, "s": 1000.0, "us": 0.001, "µs": 0.001},
@@ -104,8 +108,13 @@ def _metrics() -> dict[str, Metric]:
     out: dict[str, Metric] = {}
     for name, key in _PCT.items():
         out[name] = Metric(name, "latency", ("run",), _lat("latency_ms", key), f"latency {name} estimate (ms)")
-        out[name + "_ucb"] = Metric(name + "_ucb", "latency", ("run",), _lat("latency_ucb_ms", key),
-                                    f"upper confidence bound of latency {name} (ms)")
+        out[name + "_ucb"] = Metric(
+            name + "_ucb",
+            "latency",
+            ("run",),
+            _lat("latency_ucb_ms", key),
+            f"upper confidence bound of latency {name} (ms)",
+        )
     out["errors"] = Metric("errors", "fraction", ("run",), _errors, "failed / (completed + failed)")
     out["throughput"] = Metric("throughput", "rate", ("run", "sweep", "tune"), _throughput, "successes per second")
     out["goodput"] = Metric("goodput", "rate", ("run",), _goodput, "successes within the SLO per second")
@@ -115,8 +124,10 @@ def _metrics() -> dict[str, Metric]:
 
 
 METRICS = _metrics()
-ALLOWED = "metrics: " + ", ".join(k for k in METRICS if k != "p999" and k != "p999_ucb") + "; ops: < <= > >= ==; " \
-          "units: ms s us (latency), % (errors), rps (rates)"
+ALLOWED = (
+    "metrics: " + ", ".join(k for k in METRICS if k != "p999" and k != "p999_ucb") + "; ops: < <= > >= ==; "
+    "units: ms s us (latency), % (errors), rps (rates)"
+)
 
 
 @dataclass(frozen=True)
@@ -131,8 +142,13 @@ class Threshold:
 
     def holds(self, observed: float) -> bool:
         b = self.bound
-        return {"<": observed < b, "<=": observed <= b, ">": observed > b, ">=": observed >= b,
-                "==": math.isclose(observed, b, rel_tol=1e-9, abs_tol=1e-12)}[self.op]
+        return {
+            "<": observed < b,
+            "<=": observed <= b,
+            ">": observed > b,
+            ">=": observed >= b,
+            "==": math.isclose(observed, b, rel_tol=1e-9, abs_tol=1e-12),
+        }[self.op]
 
     def describe(self, value: float) -> str:
         """A value in the threshold's own unit, e.g. '63.2 ms', '0.3%'."""
@@ -146,8 +162,10 @@ def parse_threshold(text: str) -> Threshold:
     """Parse one `--assert` expression; ThresholdError says what is wrong and what is allowed."""
     m = _EXPR.match(text or "")
     if not m:
-        raise ThresholdError(f"cannot parse threshold {text!r}: expected <metric> <op> <number>[unit], e.g. "
-                             f"'p99<50ms', 'errors<0.1%', 'throughput>=100rps' ({ALLOWED})")
+        raise ThresholdError(
+            f"cannot parse threshold {text!r}: expected <metric> <op> <number>[unit], e.g. "
+            f"'p99<50ms', 'errors<0.1%', 'throughput>=100rps' ({ALLOWED})"
+        )
     name, op, num, unit = m.group(1).lower(), m.group(2), float(m.group(3)), m.group(4)
     metric = METRICS.get(name)
     if metric is None:
@@ -156,8 +174,10 @@ def parse_threshold(text: str) -> Threshold:
     unit_key = unit if unit in units else unit.lower()
     if unit_key not in units:
         allowed = ", ".join(u for u in units if u) or "none"
-        raise ThresholdError(f"threshold {text!r}: unit {unit!r} does not fit {name} ({metric.what}); "
-                             f"allowed: {allowed} (or no unit: {_CANON[metric.kind] or 'a fraction'})")
+        raise ThresholdError(
+            f"threshold {text!r}: unit {unit!r} does not fit {name} ({metric.what}); "
+            f"allowed: {allowed} (or no unit: {_CANON[metric.kind] or 'a fraction'})"
+        )
     if metric.kind == "fraction" and not 0 <= num * units[unit_key] <= 1:
         raise ThresholdError(f"threshold {text!r}: {name} is a share between 0 and 1 (or 0% and 100%)")
     return Threshold(text.strip(), metric.name, op, num * units[unit_key], unit_key)  # type: ignore[arg-type]
@@ -171,8 +191,9 @@ def parse_thresholds(texts: list[str], kind: str | None = None) -> list[Threshol
         for t in out:
             kinds = METRICS[t.metric].kinds
             if kind not in kinds:
-                raise ThresholdError(f"threshold {t.text!r}: a {kind} document has no {t.metric} "
-                                     f"(it is read from: {', '.join(kinds)})")
+                raise ThresholdError(
+                    f"threshold {t.text!r}: a {kind} document has no {t.metric} (it is read from: {', '.join(kinds)})"
+                )
     return out
 
 
@@ -206,8 +227,9 @@ def document_kind(doc: dict[str, Any]) -> str:
 def validity_of(doc: dict[str, Any], kind: str) -> tuple[bool, tuple[str, ...]]:
     """Is the measurement trustworthy? run: `valid`; peak: not generator-limited; sweep: some valid point."""
     if kind == "run":
-        reasons = tuple(r.get("message", str(r)) if isinstance(r, dict) else str(r)
-                        for r in doc.get("invalid_reasons") or [])
+        reasons = tuple(
+            r.get("message", str(r)) if isinstance(r, dict) else str(r) for r in doc.get("invalid_reasons") or []
+        )
         return bool(doc.get("valid")), reasons or (() if doc.get("valid") else ("run marked INVALID",))
     if kind == "peak" and doc.get("status") == "generator_limited":
         return False, (f"peak search was generator-limited: {doc.get('reason') or doc.get('advice') or ''}".strip(),)
@@ -224,12 +246,17 @@ def evaluate(doc: dict[str, Any], thresholds: list[Threshold]) -> Evaluation:
     for t in thresholds:
         metric = METRICS[t.metric]
         if kind not in metric.kinds:
-            raise ThresholdError(f"threshold {t.text!r}: a {kind} document has no {t.metric} "
-                                 f"(it is read from: {', '.join(metric.kinds)})")
+            raise ThresholdError(
+                f"threshold {t.text!r}: a {kind} document has no {t.metric} "
+                f"(it is read from: {', '.join(metric.kinds)})"
+            )
         v = metric.get(doc, kind)
         if v is None:
-            why = ("no upper bound yet: too few samples at this confidence" if t.metric.endswith("_ucb")
-                   else "no value in the document")
+            why = (
+                "no upper bound yet: too few samples at this confidence"
+                if t.metric.endswith("_ucb")
+                else "no value in the document"
+            )
             outs.append(Outcome(t, None, "fail", f"{t.text}: {why}"))
             continue
         ok = t.holds(v)

@@ -3,15 +3,16 @@ answer (too short, nothing succeeded, the schedule not carried out, lateness tha
 saturated generator, client-side drops); everything else is a warning. See README, "Late sends, judged by their
 effect".
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
 from loadgen.results.analysis import PERCENTILES, judge_slo, us_to_ms, values_at_percentiles
 from loadgen.results.confidence import DEFAULT_CONFIDENCE, min_queries
-
 
 MIN_DURATION_S = 2.0
 
@@ -85,18 +86,22 @@ def lag_effect(
         out["lag_free_verdict"] = free["verdict"]
         if free["verdict"] != slo["verdict"]:
             out["material"] = True
-            out["message"] = (f"judged from the actual send instants the {name} verdict would be "
-                              f"'{free['verdict']}' instead of '{slo['verdict']}' (lag p99 {lag_p99:g} ms): the "
-                              "generator's lateness could change the answer")
+            out["message"] = (
+                f"judged from the actual send instants the {name} verdict would be "
+                f"'{free['verdict']}' instead of '{slo['verdict']}' (lag p99 {lag_p99:g} ms): the "
+                "generator's lateness could change the answer"
+            )
         return out
     sched = values_at_percentiles(succ, [percentile])[percentile]
     free_v = values_at_percentiles(lag_free, [percentile])[percentile] if lag_free is not None else sched
     out["lag_free_ms"] = us_to_ms(free_v)
     if sched > (1.0 + LAG_MATERIAL_SHARE) * free_v and sched - free_v > floor_ms * 1000.0:
         out["material"] = True
-        out["message"] = (f"{name} from the schedule ({us_to_ms(sched):g} ms) exceeds {name} from the actual send "
-                          f"instants ({us_to_ms(free_v):g} ms) by more than {LAG_MATERIAL_SHARE:.0%} and {floor_ms:g} ms (lag p99 "
-                          f"{lag_p99:g} ms): the generator's lateness is a material share of the latency")
+        out["message"] = (
+            f"{name} from the schedule ({us_to_ms(sched):g} ms) exceeds {name} from the actual send "
+            f"instants ({us_to_ms(free_v):g} ms) by more than {LAG_MATERIAL_SHARE:.0%} and {floor_ms:g} ms (lag p99 "
+            f"{lag_p99:g} ms): the generator's lateness is a material share of the latency"
+        )
     return out
 
 
@@ -124,58 +129,91 @@ def validity(
     reasons: list[dict[str, str]] = []
     warnings: list[dict[str, str]] = []
     if duration_s < MIN_DURATION_S:
-        reasons.append(reason("window_too_short",
-                              f"measurement window {duration_s:g} s is shorter than the minimum {MIN_DURATION_S:g} s"))
+        reasons.append(
+            reason(
+                "window_too_short",
+                f"measurement window {duration_s:g} s is shorter than the minimum {MIN_DURATION_S:g} s",
+            )
+        )
     if completed == 0:
         reasons.append(reason("no_successes", "no successful requests in the measurement window"))
     if unbounded and completed > 0:
         k = len(unbounded)
         need = {p: min_queries(PERCENTILES[p] / 100.0, confidence) for p in unbounded}
-        warnings.append(reason(
-            "percentile_unbounded",
-            f"{', '.join(unbounded)} {'has' if k == 1 else 'have'} no {confidence:.0%} upper confidence bound from "
-            f"{completed} successes (" + ", ".join(f"{p} needs >= {n}" for p, n in need.items())
-            + "): the estimate is indicative; run longer or faster"))
+        warnings.append(
+            reason(
+                "percentile_unbounded",
+                f"{', '.join(unbounded)} {'has' if k == 1 else 'have'} no {confidence:.0%} upper confidence bound from "
+                f"{completed} successes ("
+                + ", ".join(f"{p} needs >= {n}" for p, n in need.items())
+                + "): the estimate is indicative; run longer or faster",
+            )
+        )
     if mode == "open" and target_rate_rps:
         # The schedule is known: compare answered requests (successes and failures: the server answered) with
         # the arrivals it scheduled in the window (a Poisson schedule of rate λ has λT ± √(λT) of them).
         answered = completed + failed
         ratio = (answered / scheduled) if scheduled else (achieved_rate_rps / target_rate_rps)
         if ratio < MIN_ACHIEVED_RATIO:
-            reasons.append(reason(
-                "schedule_short",
-                "the generator did not carry out its schedule: "
-                + (f"{answered} of {scheduled} scheduled requests were answered " if scheduled else
-                   f"achieved {achieved_rate_rps:.1f} req/s for a {target_rate_rps:g} req/s target ")
-                + f"({ratio:.1%} < {MIN_ACHIEVED_RATIO:.0%}; {dropped} dropped)"))
+            reasons.append(
+                reason(
+                    "schedule_short",
+                    "the generator did not carry out its schedule: "
+                    + (
+                        f"{answered} of {scheduled} scheduled requests were answered "
+                        if scheduled
+                        else f"achieved {achieved_rate_rps:.1f} req/s for a {target_rate_rps:g} req/s target "
+                    )
+                    + f"({ratio:.1%} < {MIN_ACHIEVED_RATIO:.0%}; {dropped} dropped)",
+                )
+            )
         if lag is not None and lag.get("material"):
-            reasons.append(reason(
-                "lag_material",
-                f"{lag['message']}; {delayed_fraction:.1%} of requests were sent more than {late_threshold_ms:g} ms "
-                "late: add --workers, run the generator on another machine, or lower the server's CPU priority"))
+            reasons.append(
+                reason(
+                    "lag_material",
+                    f"{lag['message']}; {delayed_fraction:.1%} of requests were sent more than {late_threshold_ms:g} ms "
+                    "late: add --workers, run the generator on another machine, or lower the server's CPU priority",
+                )
+            )
         elif delayed_fraction > MAX_DELAYED_FRACTION:
             lp = (lag or {}).get("lag_p99_ms")
-            warnings.append(reason(
-                "late_sends",
-                f"{delayed_fraction:.1%} of requests were sent more than {late_threshold_ms:g} ms after their "
-                f"scheduled instant" + (f" (lag p99 {lp:g} ms)" if lp is not None else "")
-                + ": latency is measured from the schedule, so this can only make the result pessimistic, and "
-                "here not enough to change it"))
+            warnings.append(
+                reason(
+                    "late_sends",
+                    f"{delayed_fraction:.1%} of requests were sent more than {late_threshold_ms:g} ms after their "
+                    f"scheduled instant"
+                    + (f" (lag p99 {lp:g} ms)" if lp is not None else "")
+                    + ": latency is measured from the schedule, so this can only make the result pessimistic, and "
+                    "here not enough to change it",
+                )
+            )
     if cpu_max_percent is not None and cpu_max_percent >= MAX_CPU_PERCENT:
-        reasons.append(reason(
-            "generator_cpu",
-            f"generator CPU reached {cpu_max_percent:.0f}% (>= {MAX_CPU_PERCENT:.0f}%) of a core in a generating "
-            "process: its timing cannot be trusted; add --workers or lower the load"))
+        reasons.append(
+            reason(
+                "generator_cpu",
+                f"generator CPU reached {cpu_max_percent:.0f}% (>= {MAX_CPU_PERCENT:.0f}%) of a core in a generating "
+                "process: its timing cannot be trusted; add --workers or lower the load",
+            )
+        )
     elif cpu_max_percent is None:
-        warnings.append(reason("cpu_unsampled",
-                               "generator CPU was not sampled (window shorter than the 1 s sampling interval?)"))
+        warnings.append(
+            reason("cpu_unsampled", "generator CPU was not sampled (window shorter than the 1 s sampling interval?)")
+        )
     if dropped > 0:
-        reasons.append(reason(
-            "client_drops",
-            f"{dropped} requests dropped client-side at the in-flight cap (max_in_flight={max_in_flight}): "
-            "the server cannot keep up with this rate, or raise --max-in-flight"))
+        reasons.append(
+            reason(
+                "client_drops",
+                f"{dropped} requests dropped client-side at the in-flight cap (max_in_flight={max_in_flight}): "
+                "the server cannot keep up with this rate, or raise --max-in-flight",
+            )
+        )
     if failed > 0:
         kinds = ", ".join(f"{k}: {v}" for k, v in sorted(errors.items(), key=lambda kv: -kv[1]))
-        warnings.append(reason("failures", f"{failed} requests failed ({kinds}); failures are excluded from "
-                                           "latency_ms and count as over the bound in an SLO verdict"))
+        warnings.append(
+            reason(
+                "failures",
+                f"{failed} requests failed ({kinds}); failures are excluded from "
+                "latency_ms and count as over the bound in an SLO verdict",
+            )
+        )
     return (not reasons), reasons, warnings

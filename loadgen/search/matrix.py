@@ -13,20 +13,23 @@ The server runs as a subprocess on 127.0.0.1 and a free port, configured only th
 (INFERLOAD_MODEL_NAMES, INFERLOAD_OVERRIDES — see server/settings.py) by loadgen.baseline.serverproc.ServerProcess,
 and is always stopped.
 """
+
 from __future__ import annotations
 
 import contextlib
 import itertools
 import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any
 
-from loadgen.search.peaksearch import PeakOptions, run_peak_search
 from loadgen.results.io import write_json
 from loadgen.results.points import summarize_point
 from loadgen.results.schema import SCHEMA_VERSION
+from loadgen.search.peaksearch import PeakOptions, run_peak_search
 from loadgen.search.sizing import sizing_for
 
 RunFn = Callable[[Any], dict]
@@ -34,8 +37,10 @@ MAX_THROUGHPUT_USERS_CAP = 64
 
 
 def matrix_configs(batch_sizes: list[int], instances: list[int], delays_ms: list[float]) -> list[dict]:
-    return [{"max_batch_size": b, "instances": n, "max_queue_delay_ms": d}
-            for n, b, d in itertools.product(instances, batch_sizes, delays_ms)]
+    return [
+        {"max_batch_size": b, "instances": n, "max_queue_delay_ms": d}
+        for n, b, d in itertools.product(instances, batch_sizes, delays_ms)
+    ]
 
 
 def config_label(cfg: dict) -> str:
@@ -99,15 +104,22 @@ def measure_config(
     row["max_items_per_s"] = mt.get("items_per_s") or (mt.get("achieved_rps") or 0) * items_per_req
 
     cap = mt.get("achieved_rps") if mt.get("valid") else None
-    opts = PeakOptions(slo_ms=slo_ms, percentile=percentile, precision=precision, max_probes=max_probes,
-                       confirm=confirm, max_probe_s=max_probe_s, capacity_rps=cap or None)
+    opts = PeakOptions(
+        slo_ms=slo_ms,
+        percentile=percentile,
+        precision=precision,
+        max_probes=max_probes,
+        confirm=confirm,
+        max_probe_s=max_probe_s,
+        capacity_rps=cap or None,
+    )
     if cap is None:
         say(f"{label}: the max-throughput run was INVALID; the peak search probes capacity itself")
     doc = run_peak_search(base, run, cell_dir / "peak", opts, say=lambda m: say(f"{label}: {m}"))
     row["peak"] = doc
     row["peak_rps"] = doc["peak_rps"]
     row["peak_items_per_s"] = None if doc["peak_rps"] is None else doc["peak_rps"] * items_per_req
-    spread = ((doc.get("confirmation") or {}).get("percentile_ms") or {})
+    spread = (doc.get("confirmation") or {}).get("percentile_ms") or {}
     row["p99_at_peak_ms"] = spread.get("median")  # over the runs at the peak (a majority of them passed)
     return row
 
@@ -142,7 +154,7 @@ NOTES = [
     "majority of 3 runs)",
 ]
 
-Serve = Callable[[dict, Path], ContextManager[Any]]
+Serve = Callable[[dict, Path], AbstractContextManager[Any]]
 """serve(cfg, log_path) -> a context manager yielding a started server with `.url` (ServerProcess in the CLI)."""
 
 
@@ -159,14 +171,31 @@ class MatrixOptions:
     headroom: float = 0.2
 
 
-def new_matrix_doc(base_scenario: Any, model: str, models_dir: str, opts: MatrixOptions, *,
-                   baseline: dict | None, baseline_note: str | None, machine: dict) -> dict[str, Any]:
+def new_matrix_doc(
+    base_scenario: Any,
+    model: str,
+    models_dir: str,
+    opts: MatrixOptions,
+    *,
+    baseline: dict | None,
+    baseline_note: str | None,
+    machine: dict,
+) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION, "kind": "matrix", "model": model, "models_dir": models_dir,
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "slo_ms": opts.slo_ms, "percentile": opts.percentile, "precision": opts.precision,
-        "scenario": base_scenario.model_dump(mode="json"), "configs": [], "best": {}, "baseline": baseline,
-        "notes": list(NOTES), "machine": machine,
+        "schema_version": SCHEMA_VERSION,
+        "kind": "matrix",
+        "model": model,
+        "models_dir": models_dir,
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "slo_ms": opts.slo_ms,
+        "percentile": opts.percentile,
+        "precision": opts.precision,
+        "scenario": base_scenario.model_dump(mode="json"),
+        "configs": [],
+        "best": {},
+        "baseline": baseline,
+        "notes": list(NOTES),
+        "machine": machine,
     }
     if baseline_note:
         doc["baseline_note"] = baseline_note
@@ -174,14 +203,28 @@ def new_matrix_doc(base_scenario: Any, model: str, models_dir: str, opts: Matrix
 
 
 def raw_items_per_s(baseline: dict | None, cfg: dict) -> float | None:
-    raw = next((r for r in (baseline or {}).get("results") or []
-                if r.get("batch_size") == cfg["max_batch_size"] and r.get("instances") == cfg["instances"]), None)
+    raw = next(
+        (
+            r
+            for r in (baseline or {}).get("results") or []
+            if r.get("batch_size") == cfg["max_batch_size"] and r.get("instances") == cfg["instances"]
+        ),
+        None,
+    )
     return raw.get("throughput_items_per_s") if raw else None
 
 
-def run_matrix(doc: dict[str, Any], base_scenario: Any, run: RunFn, configs: list[dict], serve: Serve, out_dir: Path,
-               opts: MatrixOptions, on_event: Callable[[str], None] | None = None,
-               on_config: Callable[[int, str], None] | None = None) -> dict[str, Any]:
+def run_matrix(
+    doc: dict[str, Any],
+    base_scenario: Any,
+    run: RunFn,
+    configs: list[dict],
+    serve: Serve,
+    out_dir: Path,
+    opts: MatrixOptions,
+    on_event: Callable[[str], None] | None = None,
+    on_config: Callable[[int, str], None] | None = None,
+) -> dict[str, Any]:
     """Measure every configuration on its own server (one bad configuration never loses the others); rewrite
     matrix.json after each; then choose the best cells and size for `opts.target_rps`."""
     say = on_event or (lambda _m: None)
@@ -195,11 +238,22 @@ def run_matrix(doc: dict[str, Any], base_scenario: Any, run: RunFn, configs: lis
         log = out_dir / f"server-{label.replace('·', '_')}.log"
         try:
             with serve(cfg, log) as srv:
-                row = measure_config(base_scenario, run, cfg, srv.url, out_dir, slo_ms=opts.slo_ms,
-                                     percentile=opts.percentile, precision=opts.precision,
-                                     max_probes=opts.max_probes, confirm=opts.confirm, max_probe_s=opts.max_probe_s,
-                                     low_load=opts.low_load, on_event=say)
-        except Exception as e:  # noqa: BLE001 - one bad configuration must not lose the others
+                row = measure_config(
+                    base_scenario,
+                    run,
+                    cfg,
+                    srv.url,
+                    out_dir,
+                    slo_ms=opts.slo_ms,
+                    percentile=opts.percentile,
+                    precision=opts.precision,
+                    max_probes=opts.max_probes,
+                    confirm=opts.confirm,
+                    max_probe_s=opts.max_probe_s,
+                    low_load=opts.low_load,
+                    on_event=say,
+                )
+        except Exception as e:
             row = {**cfg, "label": label, "error": f"{type(e).__name__}: {e}", "server_log": log.name}
             say(f"{label}: {row['error']}")
         row["raw_items_per_s"] = raw_items_per_s(doc.get("baseline"), cfg)
@@ -214,18 +268,20 @@ def run_matrix(doc: dict[str, Any], base_scenario: Any, run: RunFn, configs: lis
         if sizing:
             sizing["configuration"] = best_peak.get("label")
         doc["sizing"] = sizing
-    doc["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    doc["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     write_json(out_dir / "matrix.json", doc)
     return doc
 
 
 def no_server(url: str = "http://127.0.0.1:1") -> Serve:
     """A `serve` for simulations: nothing is started, runs go to `url`."""
+
     class _S:
         pass
 
-    def serve(_cfg: dict, _log: Path) -> ContextManager[Any]:
+    def serve(_cfg: dict, _log: Path) -> AbstractContextManager[Any]:
         s = _S()
         s.url = url  # type: ignore[attr-defined]
         return contextlib.nullcontext(s)
+
     return serve

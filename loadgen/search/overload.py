@@ -10,32 +10,38 @@ against their caps and its resident memory, both sampled from its Prometheus met
 Like the searches, the load test is the injected `run(scenario) -> result`; the server's metrics come from an
 injected `fetch(url) -> text`, so this module is tested without sockets.
 """
+
 from __future__ import annotations
 
 import re
 import threading
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from loadgen.results import analysis
+from loadgen.results.io import write_json
+from loadgen.results.recorded import decode_histogram
 from loadgen.results.schema import SCHEMA_VERSION
 from loadgen.search.peaksearch import capacity_probe
-from loadgen.results.recorded import decode_histogram
-from loadgen.results.io import write_json
 
 DEFAULT_STEPS = (1.0, 1.5, 2.0, 3.0)
 RunFn = Callable[[Any], dict]
 Fetch = Callable[[str], str]
-_SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)', re.M)
+_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)", re.M)
 
 
 def parse_metrics(text: str, model: str) -> dict[str, float]:
     """The few series the overload report needs, for one model: queue depth, admitted (in-flight) requests, the
     admission limit, and the process's resident memory (bytes)."""
-    want = {"inferload_queue_depth": "queue_depth", "inferload_inflight_requests": "inflight",
-            "inferload_admission_limit": "admission_limit", "process_resident_memory_bytes": "rss_bytes"}
+    want = {
+        "inferload_queue_depth": "queue_depth",
+        "inferload_inflight_requests": "inflight",
+        "inferload_admission_limit": "admission_limit",
+        "process_resident_memory_bytes": "rss_bytes",
+    }
     out: dict[str, float] = {}
     for m in _SAMPLE.finditer(text):
         key = want.get(m.group("name"))
@@ -54,7 +60,7 @@ def parse_metrics(text: str, model: str) -> dict[str, float]:
 def urllib_fetch(url: str) -> str:
     import urllib.request
 
-    with urllib.request.urlopen(url, timeout=2.0) as r:  # noqa: S310 - the user's own server
+    with urllib.request.urlopen(url, timeout=2.0) as r:
         return r.read().decode("utf-8", "replace")
 
 
@@ -72,13 +78,13 @@ class MetricsWatcher:
     def sample(self) -> None:
         try:
             s = parse_metrics(self.fetch(self.url), self.model)
-        except Exception:  # noqa: BLE001 - an overloaded server may not answer a scrape: count it, go on
+        except Exception:
             self.errors += 1
             return
         s["t"] = time.monotonic()
         self.samples.append(s)
 
-    def __enter__(self) -> "MetricsWatcher":
+    def __enter__(self) -> MetricsWatcher:
         self.sample()
 
         def loop() -> None:
@@ -102,7 +108,8 @@ class MetricsWatcher:
         rss = col("rss_bytes")
         mb = 1024 * 1024
         return {
-            "samples": len(self.samples), "scrape_errors": self.errors,
+            "samples": len(self.samples),
+            "scrape_errors": self.errors,
             "queue_depth_max": max(col("queue_depth"), default=None),
             "inflight_max": max(col("inflight"), default=None),
             "admission_limit": max(col("admission_limit"), default=None),
@@ -120,7 +127,9 @@ def queue_cap(result: dict) -> int | None:
     return int(v) if v else None
 
 
-def step_row(result: dict, multiple: float, capacity_rps: float, slo_ms: float | None, watched: dict, file: str) -> dict:
+def step_row(
+    result: dict, multiple: float, capacity_rps: float, slo_ms: float | None, watched: dict, file: str
+) -> dict:
     """One step of the table (every figure with its unit in the key)."""
     T = float(result["duration_s"])
     ok = int(result["completed"])
@@ -150,25 +159,45 @@ def step_row(result: dict, multiple: float, capacity_rps: float, slo_ms: float |
     }
 
 
-def run_overload(base: Any, run: RunFn, out_dir: Path, *, steps: tuple[float, ...] = DEFAULT_STEPS,
-                 capacity_rps: float | None = None, slo_ms: float | None = None, probe_users: int = 8,
-                 capacity_s: float = 5.0, fetch: Fetch = urllib_fetch, say: Callable[[str], None] = lambda _m: None,
-                 on_step: Callable[[dict], None] | None = None) -> dict[str, Any]:
+def run_overload(
+    base: Any,
+    run: RunFn,
+    out_dir: Path,
+    *,
+    steps: tuple[float, ...] = DEFAULT_STEPS,
+    capacity_rps: float | None = None,
+    slo_ms: float | None = None,
+    probe_users: int = 8,
+    capacity_s: float = 5.0,
+    fetch: Fetch = urllib_fetch,
+    say: Callable[[str], None] = lambda _m: None,
+    on_step: Callable[[dict], None] | None = None,
+) -> dict[str, Any]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    capacity = {"rps": capacity_rps, "source": "given"} if capacity_rps else \
-        capacity_probe(base, run, out_dir, probe_users, capacity_s, say)
+    capacity = (
+        {"rps": capacity_rps, "source": "given"}
+        if capacity_rps
+        else capacity_probe(base, run, out_dir, probe_users, capacity_s, say)
+    )
     cap = float(capacity.get("rps") or 0.0)
     if cap <= 0:
         raise ValueError("the capacity probe completed nothing: is the server up and the model right?")
     doc: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION, "kind": "overload",
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "scenario": base.model_dump(mode="json"), "capacity": capacity, "capacity_rps": cap,
-        "steps_requested": list(steps), "slo_ms": slo_ms, "steps": [],
-        "method": ("open loop (Poisson) at each multiple of the closed-loop capacity; goodput = successes/s; "
-                   "queue depth, admitted requests and resident memory sampled from the server's /metrics every "
-                   "0.25 s during the step"),
+        "schema_version": SCHEMA_VERSION,
+        "kind": "overload",
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "scenario": base.model_dump(mode="json"),
+        "capacity": capacity,
+        "capacity_rps": cap,
+        "steps_requested": list(steps),
+        "slo_ms": slo_ms,
+        "steps": [],
+        "method": (
+            "open loop (Poisson) at each multiple of the closed-loop capacity; goodput = successes/s; "
+            "queue depth, admitted requests and resident memory sampled from the server's /metrics every "
+            "0.25 s during the step"
+        ),
     }
     for i, mult in enumerate(steps):
         rate = round(mult * cap, 3)
@@ -183,6 +212,6 @@ def run_overload(base: Any, run: RunFn, out_dir: Path, *, steps: tuple[float, ..
         write_json(out_dir / "overload.json", doc)
         if on_step is not None:
             on_step(row)
-    doc["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    doc["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     write_json(out_dir / "overload.json", doc)
     return doc

@@ -26,10 +26,12 @@ Statuses a user can act on: found; capped (passed at the highest rate allowed); 
 top is a rate the generator could not offer: add workers or another machine); never_passed (no rate passed down
 to the floor: the lowest rate tried and why); probe_limit (the run budget ran out: the best bracket so far).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Literal, cast
+from typing import Any, Literal, cast
 
 Outcome = Literal["pass", "fail", "undecided", "generator_limited"]
 Phase = Literal["bracket", "bisect", "confirm"]
@@ -163,12 +165,14 @@ def find_peak(
 
     def done(status: Status, lower: float | None, upper: float | None, reason: str) -> PeakResult:
         conf = at(lower) if lower is not None else []
-        res = PeakResult(lower, status, reason, lower, upper, precision, probes, confirm, conf,
-                         generator_ceiling_rps=gen_ceiling())
+        res = PeakResult(
+            lower, status, reason, lower, upper, precision, probes, confirm, conf, generator_ceiling_rps=gen_ceiling()
+        )
         if lower is not None:
             res.non_monotone = [
                 {"rate_rps": p.rate_rps, "outcome": p.outcome, "reason": _reason(p.info)}
-                for p in probes if p.rate_rps < lower and p.outcome in ("fail", "undecided")
+                for p in probes
+                if p.rate_rps < lower and p.outcome in ("fail", "undecided")
             ]
         return res
 
@@ -224,31 +228,48 @@ def find_peak(
                 return _never_passed(probes, floor, gen_ceiling(), precision)
     except _Budget:
         best = max((p.rate_rps for p in probes if p.passed and p.rate_rps not in refuted), default=None)
-        return done("probe_limit", best, upper,
-                    f"probe limit ({max_probes}) reached; "
-                    + (f"best passing rate {best:.4g} req/s" if best is not None else "no rate passed")
-                    + ("" if upper is None or best is None else f", bracket [{best:.4g}, {upper:.4g}] req/s")
-                    + " (not confirmed: raise --max-probes)")
+        return done(
+            "probe_limit",
+            best,
+            upper,
+            f"probe limit ({max_probes}) reached; "
+            + (f"best passing rate {best:.4g} req/s" if best is not None else "no rate passed")
+            + ("" if upper is None or best is None else f", bracket [{best:.4g}, {upper:.4g}] req/s")
+            + " (not confirmed: raise --max-probes)",
+        )
 
     n_ok = sum(p.passed for p in at(lower))
     confirmed = f"confirmed by {n_ok} of {len(at(lower))} runs there"
     if upper is None:
-        return done("capped", lower, None,
-                    f"passed at the highest rate allowed (the max rate cap), {lower:.4g} req/s ({confirmed}); the real "
-                    "peak may be higher (raise --max-rate)")
+        return done(
+            "capped",
+            lower,
+            None,
+            f"passed at the highest rate allowed (the max rate cap), {lower:.4g} req/s ({confirmed}); the real "
+            "peak may be higher (raise --max-rate)",
+        )
     top = at(upper)
     if top and all(p.outcome == "generator_limited" for p in top):
-        return done("generator_limited", lower, upper,
-                    f"highest passing rate {lower:.4g} req/s ({confirmed}); the generator could not offer "
-                    f"{upper:.4g} req/s, so the server's peak may be higher: add --workers or run the generator on "
-                    "another machine")
-    return done("found", lower, upper,
-                f"highest passing rate {lower:.4g} req/s ({confirmed}); {upper:.4g} req/s did not pass "
-                f"({_reason(top[-1].info if top else {})})")
+        return done(
+            "generator_limited",
+            lower,
+            upper,
+            f"highest passing rate {lower:.4g} req/s ({confirmed}); the generator could not offer "
+            f"{upper:.4g} req/s, so the server's peak may be higher: add --workers or run the generator on "
+            "another machine",
+        )
+    return done(
+        "found",
+        lower,
+        upper,
+        f"highest passing rate {lower:.4g} req/s ({confirmed}); {upper:.4g} req/s did not pass "
+        f"({_reason(top[-1].info if top else {})})",
+    )
 
 
-def _bracket_up(probe: Callable[[float, Phase], Outcome], lower: float, growth: float,
-                max_rps: float | None) -> tuple[float, float | None]:
+def _bracket_up(
+    probe: Callable[[float, Phase], Outcome], lower: float, growth: float, max_rps: float | None
+) -> tuple[float, float | None]:
     """Multiply a passing rate by growth until a rate does not pass (or max_rps passes: upper None)."""
     while max_rps is None or lower < max_rps:
         nxt = lower * growth if max_rps is None else min(lower * growth, max_rps)
@@ -258,8 +279,13 @@ def _bracket_up(probe: Callable[[float, Phase], Outcome], lower: float, growth: 
     return lower, None
 
 
-def _look_above(probe: Callable[[float, Phase], Outcome], start: float, growth: float, max_rps: float | None,
-                steps: int = LOOK_ABOVE_STEPS) -> float | None:
+def _look_above(
+    probe: Callable[[float, Phase], Outcome],
+    start: float,
+    growth: float,
+    max_rps: float | None,
+    steps: int = LOOK_ABOVE_STEPS,
+) -> float | None:
     """Up to `steps` rates above a failed start (never above max_rps); the first that passes, or None."""
     rate = start
     for _ in range(steps):
@@ -290,14 +316,28 @@ def _undecided_majority(runs: list[Probe], confirm: int) -> bool:
 def _never_passed(probes: list[Probe], floor: float, ceiling: float | None, precision: float) -> PeakResult:
     lowest = min(probes, key=lambda p: p.rate_rps)
     if probes and all(p.outcome == "generator_limited" for p in probes):
-        return PeakResult(None, "generator_limited",
-                          f"the generator could not offer any probed rate, down to {lowest.rate_rps:g} req/s "
-                          f"({_reason(lowest.info)}): add --workers or run the generator on another machine",
-                          None, lowest.rate_rps, precision, probes, generator_ceiling_rps=ceiling)
-    return PeakResult(None, "never_passed",
-                      f"no probed rate passed, down to {lowest.rate_rps:g} req/s (floor {floor:.4g}); at the lowest: "
-                      f"{_reason(lowest.info)}",
-                      None, lowest.rate_rps, precision, probes, generator_ceiling_rps=ceiling)
+        return PeakResult(
+            None,
+            "generator_limited",
+            f"the generator could not offer any probed rate, down to {lowest.rate_rps:g} req/s "
+            f"({_reason(lowest.info)}): add --workers or run the generator on another machine",
+            None,
+            lowest.rate_rps,
+            precision,
+            probes,
+            generator_ceiling_rps=ceiling,
+        )
+    return PeakResult(
+        None,
+        "never_passed",
+        f"no probed rate passed, down to {lowest.rate_rps:g} req/s (floor {floor:.4g}); at the lowest: "
+        f"{_reason(lowest.info)}",
+        None,
+        lowest.rate_rps,
+        precision,
+        probes,
+        generator_ceiling_rps=ceiling,
+    )
 
 
 def _reason(info: dict[str, Any]) -> str:

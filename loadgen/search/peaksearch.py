@@ -10,19 +10,21 @@ imports locust.
    generator fell short, extended once when undecided.
 3. **Search** (loadgen.search.peak): bracket, bisect to `precision`, confirm both ends of the bracket by majority.
 """
+
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from loadgen.search.peak import find_peak
-from loadgen.search.probe import ProbePlan, probe_with_retry
 from loadgen.results.io import write_json
 from loadgen.results.points import summarize_point
 from loadgen.results.schema import SCHEMA_VERSION
+from loadgen.search.peak import find_peak
+from loadgen.search.probe import ProbePlan, probe_with_retry
 
 RunFn = Callable[[Any], dict]
 Say = Callable[[str], None]
@@ -52,8 +54,16 @@ class PeakOptions:
 
 def capacity_probe(base: Any, run: RunFn, out_dir: Path, users: int, seconds: float, say: Say) -> dict[str, Any]:
     """Closed loop, `users` users, `seconds` measured: what the server completes back to back."""
-    sc = base.model_copy(update={"mode": "closed", "users": users, "rate_rps": None, "think_time_ms": 0,
-                                 "duration_s": seconds, "slo_p99_ms": None})
+    sc = base.model_copy(
+        update={
+            "mode": "closed",
+            "users": users,
+            "rate_rps": None,
+            "think_time_ms": 0,
+            "duration_s": seconds,
+            "slo_p99_ms": None,
+        }
+    )
     say(f"capacity probe: closed loop, {users} users, {seconds:g} s")
     res = run(sc)
     write_json(out_dir / "capacity.json", res)
@@ -63,14 +73,27 @@ def capacity_probe(base: Any, run: RunFn, out_dir: Path, users: int, seconds: fl
     return row
 
 
-def run_peak_search(base: Any, run: RunFn, out_dir: Path, opts: PeakOptions, *, say: Say = lambda _m: None,
-                    on_probe: Callable[[dict], None] | None = None, raw_limit: dict | None = None) -> dict[str, Any]:
+def run_peak_search(
+    base: Any,
+    run: RunFn,
+    out_dir: Path,
+    opts: PeakOptions,
+    *,
+    say: Say = lambda _m: None,
+    on_probe: Callable[[dict], None] | None = None,
+    raw_limit: dict | None = None,
+) -> dict[str, Any]:
     """Search and write `peak.json` (rewritten after every probe) plus one JSON per run; return the document."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plan = ProbePlan(slo_ms=opts.slo_ms, percentile=opts.percentile, confidence=opts.confidence,
-                     min_duration_s=base.duration_s, max_duration_s=max(opts.max_probe_s, base.duration_s),
-                     target_samples=opts.target_samples)
+    plan = ProbePlan(
+        slo_ms=opts.slo_ms,
+        percentile=opts.percentile,
+        confidence=opts.confidence,
+        min_duration_s=base.duration_s,
+        max_duration_s=max(opts.max_probe_s, base.duration_s),
+        target_samples=opts.target_samples,
+    )
     notes: list[str] = []
     capacity = None
     start, growth, max_rps = opts.start_rps, opts.growth, opts.max_rps
@@ -85,8 +108,10 @@ def run_peak_search(base: Any, run: RunFn, out_dir: Path, opts: PeakOptions, *, 
             growth = growth or AUTO_GROWTH
             if max_rps is None:
                 max_rps = AUTO_MAX_SHARE * cap_rps
-            notes.append(f"closed-loop capacity: {cap_rps:.4g} req/s; the search starts "
-                         f"at {AUTO_START_SHARE:.0%} of it and probes at most {max_rps:.4g} req/s")
+            notes.append(
+                f"closed-loop capacity: {cap_rps:.4g} req/s; the search starts "
+                f"at {AUTO_START_SHARE:.0%} of it and probes at most {max_rps:.4g} req/s"
+            )
         else:
             start = 10.0
             notes.append("the closed-loop capacity probe completed nothing; the search starts at 10 req/s")
@@ -114,11 +139,13 @@ def run_peak_search(base: Any, run: RunFn, out_dir: Path, opts: PeakOptions, *, 
         "max_rps": max_rps,
         "min_rps": floor,
         "plan": {**asdict(plan), "samples": plan.samples()},
-        "method": ("bracket (x growth up while passing / down while not) then bisect until (upper - lower) / upper "
-                   "<= precision, then confirm both ends: a majority of `confirm` runs at the answer must pass and a "
-                   "majority at the rate above it must not. A probe passes "
-                   "when its run is VALID and its percentile meets the SLO with the stated confidence; each probe is "
-                   "sized to the queries that verdict needs"),
+        "method": (
+            "bracket (x growth up while passing / down while not) then bisect until (upper - lower) / upper "
+            "<= precision, then confirm both ends: a majority of `confirm` runs at the answer must pass and a "
+            "majority at the rate above it must not. A probe passes "
+            "when its run is VALID and its percentile meets the SLO with the stated confidence; each probe is "
+            "sized to the queries that verdict needs"
+        ),
         "capacity_probe": capacity,
         "probes": [],
         "raw_limit": raw_limit,
@@ -127,15 +154,24 @@ def run_peak_search(base: Any, run: RunFn, out_dir: Path, opts: PeakOptions, *, 
     }
 
     def save() -> None:
-        doc["written_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        doc["written_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         write_json(out_dir / "peak.json", doc)
 
     def run_one(rate: float, duration_s: float, seed: int, tag: str) -> tuple[dict, str]:
         i = len(doc["probes"])
         fname = f"probe-{i:03d}" + (f"-{tag}" if tag else "") + ".json"
-        sc = base.model_copy(update={"mode": "open", "rate_rps": rate, "users": None, "duration_s": duration_s,
-                                     "seed": seed, "slo_p99_ms": opts.slo_ms, "slo_percentile": opts.percentile,
-                                     "confidence": opts.confidence})
+        sc = base.model_copy(
+            update={
+                "mode": "open",
+                "rate_rps": rate,
+                "users": None,
+                "duration_s": duration_s,
+                "seed": seed,
+                "slo_p99_ms": opts.slo_ms,
+                "slo_percentile": opts.percentile,
+                "confidence": opts.confidence,
+            }
+        )
         res = run(sc)
         write_json(out_dir / fname, res)
         return res, fname
@@ -144,8 +180,14 @@ def run_peak_search(base: Any, run: RunFn, out_dir: Path, opts: PeakOptions, *, 
         i = len(doc["probes"])
         say(f"probe {i + 1}: {rate:.4g} req/s for {plan.duration_for(rate):g} s")
         outcome, info = probe_with_retry(run_one, rate, plan, seed=base.seed + 10 * i)
-        entry = {"rate_rps": rate, "outcome": outcome, "passed": outcome == "pass", "phase": None,
-                 "file": info["files"][-1], "info": info}
+        entry = {
+            "rate_rps": rate,
+            "outcome": outcome,
+            "passed": outcome == "pass",
+            "phase": None,
+            "file": info["files"][-1],
+            "info": info,
+        }
         doc["probes"].append(entry)
         save()
         if on_probe is not None:
@@ -153,15 +195,40 @@ def run_peak_search(base: Any, run: RunFn, out_dir: Path, opts: PeakOptions, *, 
         return outcome, info
 
     save()
-    res = find_peak(measure, start_rps=start, precision=opts.precision, growth=growth, max_rps=max_rps,
-                    min_rps=floor, max_probes=opts.max_probes, confirm=opts.confirm).to_dict()
+    res = find_peak(
+        measure,
+        start_rps=start,
+        precision=opts.precision,
+        growth=growth,
+        max_rps=max_rps,
+        min_rps=floor,
+        max_probes=opts.max_probes,
+        confirm=opts.confirm,
+    ).to_dict()
     for p, rp in zip(doc["probes"], res["probes"]):
         p["phase"] = rp["phase"]
-    doc.update({k: res[k] for k in ("peak_rps", "status", "reason", "lower_rps", "upper_rps", "capped",
-                                    "relative_gap", "non_monotone", "generator_ceiling_rps", "confirmed_passes")})
+    doc.update(
+        {
+            k: res[k]
+            for k in (
+                "peak_rps",
+                "status",
+                "reason",
+                "lower_rps",
+                "upper_rps",
+                "capped",
+                "relative_gap",
+                "non_monotone",
+                "generator_ceiling_rps",
+                "confirmed_passes",
+            )
+        }
+    )
     doc["confirmation"] = confirmation_summary(doc["probes"], res["peak_rps"])
-    doc["generator_rps"] = max((p["info"].get("generator_rps") or 0 for p in doc["probes"]
-                                if p["outcome"] == "generator_limited"), default=None)
+    doc["generator_rps"] = max(
+        (p["info"].get("generator_rps") or 0 for p in doc["probes"] if p["outcome"] == "generator_limited"),
+        default=None,
+    )
     doc["advice"] = advice(doc)
     save()
     return doc
@@ -182,26 +249,39 @@ def confirmation_summary(probes: list[dict], peak_rps: float | None) -> dict[str
         med = statistics.median(v)
         return {"min": min(v), "max": max(v), "median": med, "relative": (max(v) - min(v)) / med if med else None}
 
-    return {"rate_rps": peak_rps, "runs": len(runs), "passes": sum(p["passed"] for p in runs),
-            "outcomes": [p["outcome"] for p in runs], "percentile_ms": spread(p99),
-            "ucb_ms": ucb, "achieved_rps": spread(ach)}
+    return {
+        "rate_rps": peak_rps,
+        "runs": len(runs),
+        "passes": sum(p["passed"] for p in runs),
+        "outcomes": [p["outcome"] for p in runs],
+        "percentile_ms": spread(p99),
+        "ucb_ms": ucb,
+        "achieved_rps": spread(ach),
+    }
 
 
 def advice(doc: dict[str, Any]) -> str:
     """One actionable sentence per status."""
     st = doc.get("status")
     if st == "found":
-        return (f"the server sustains {doc['peak_rps']:.4g} req/s at p{doc['percentile']:g} <= {doc['slo_ms']:g} ms "
-                f"({doc['confidence']:.0%} confidence); size replicas with --target-rps")
+        return (
+            f"the server sustains {doc['peak_rps']:.4g} req/s at p{doc['percentile']:g} <= {doc['slo_ms']:g} ms "
+            f"({doc['confidence']:.0%} confidence); size replicas with --target-rps"
+        )
     if st == "capped":
         return "passed at the highest rate allowed: raise --max-rate (or --probe-users if the capacity probe understated it)"
     if st == "generator_limited":
         g = doc.get("generator_rps")
-        return ("the load generator is the bottleneck" + (f" (it reached ~{g:.4g} req/s)" if g else "")
-                + ": add --workers N, run the generator on another machine, or lower the server's CPU priority")
+        return (
+            "the load generator is the bottleneck"
+            + (f" (it reached ~{g:.4g} req/s)" if g else "")
+            + ": add --workers N, run the generator on another machine, or lower the server's CPU priority"
+        )
     if st == "never_passed":
-        return ("no rate passed: check the SLO against the latency at low load (the probes' p50), the server's "
-                "errors, or run longer probes (--max-probe-duration) for low rates")
+        return (
+            "no rate passed: check the SLO against the latency at low load (the probes' p50), the server's "
+            "errors, or run longer probes (--max-probe-duration) for low rates"
+        )
     if st == "probe_limit":
         return "the run budget ran out before the answer was confirmed: raise --max-probes or --precision"
     return ""
@@ -217,9 +297,12 @@ def finish_peak_doc(doc: dict, out: Path, target_rps: float | None, headroom: fl
     per_replica = min(achieved) if achieved else peak_rate
     from loadgen.search.sizing import sizing_for
 
-    doc["sizing"] = sizing_for(target_rps, headroom, per_replica, [p["info"] for p in doc.get("probes") or []],
-                               doc.get("slo_ms"))
+    doc["sizing"] = sizing_for(
+        target_rps, headroom, per_replica, [p["info"] for p in doc.get("probes") or []], doc.get("slo_ms")
+    )
     if doc["sizing"] and doc["sizing"].get("replicas") and doc.get("status") == "found":
-        doc["advice"] = (f"deploy {doc['sizing']['replicas']} replicas for {target_rps:g} req/s "
-                         f"({headroom:.0%} headroom per replica)")
+        doc["advice"] = (
+            f"deploy {doc['sizing']['replicas']} replicas for {target_rps:g} req/s "
+            f"({headroom:.0%} headroom per replica)"
+        )
     write_json(Path(out) / "peak.json", doc)

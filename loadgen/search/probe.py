@@ -12,18 +12,19 @@ server; only when one more run of at most `max_duration_s` can reach the queries
 run INVALID because of the server; "generator_limited" when the run was INVALID only for
 the generator's reasons twice in a row (measured again with another seed first).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from loadgen.results.analysis import judge_slo
-
-from loadgen.results.validity import generator_limited, reason_list, reason_text
 from loadgen.results.confidence import DEFAULT_CONFIDENCE, min_queries
-from loadgen.results.recorded import decode_histogram, new_histogram
 from loadgen.results.points import summarize_point
+from loadgen.results.recorded import decode_histogram, new_histogram
+from loadgen.results.validity import generator_limited, reason_list, reason_text
 
 SAMPLE_SLACK = 0.3
 RunProbe = Callable[[float, float, int, str], tuple[dict, str]]
@@ -60,9 +61,11 @@ class ProbePlan:
         d = self.duration_for(rate_rps)
         if d * rate_rps >= self.samples():
             return None
-        return (f"at {rate_rps:.4g} req/s a probe of {d:g} s collects ~{d * rate_rps:.0f} queries, fewer than the "
-                f"{self.samples()} a confident p{self.percentile:g} verdict is sized for; its verdict may stay "
-                f"undecided (raise --max-probe-duration to probe such low rates)")
+        return (
+            f"at {rate_rps:.4g} req/s a probe of {d:g} s collects ~{d * rate_rps:.0f} queries, fewer than the "
+            f"{self.samples()} a confident p{self.percentile:g} verdict is sized for; its verdict may stay "
+            f"undecided (raise --max-probe-duration to probe such low rates)"
+        )
 
     def lowest_rate(self) -> float:
         """Below this rate even the longest probe cannot collect the minimum for any pass (no query over)."""
@@ -89,26 +92,34 @@ def probe_with_retry(run: RunProbe, rate_rps: float, plan: ProbePlan, seed: int 
 
     def attempt(d: float, s: int, tag: str) -> dict:
         res, file = run(rate_rps, d, s, tag)
-        attempts.append({"tag": tag or "first", "file": file, "duration_s": d, "valid": bool(res.get("valid")),
-                         "invalid_reasons": reason_list(res.get("invalid_reasons") or []),
-                         "achieved_rps": res.get("achieved_rate_rps")})
+        attempts.append(
+            {
+                "tag": tag or "first",
+                "file": file,
+                "duration_s": d,
+                "valid": bool(res.get("valid")),
+                "invalid_reasons": reason_list(res.get("invalid_reasons") or []),
+                "achieved_rps": res.get("achieved_rate_rps"),
+            }
+        )
         return res
 
     res = attempt(duration, seed, "")
     if generator_limited(res):
         res = attempt(duration, seed + 1, "retry")
     row = summarize_point(res, attempts[-1]["file"])
-    info: dict[str, Any] = {**row, "attempts": attempts, "files": [a["file"] for a in attempts],
-                            "duration_s": duration}
+    info: dict[str, Any] = {**row, "attempts": attempts, "files": [a["file"] for a in attempts], "duration_s": duration}
     short = plan.shortfall(rate_rps)
     if short:
         info["note"] = short
     if generator_limited(res):
         answered = (res.get("completed") or 0) + (res.get("failed") or 0)
         info["generator_rps"] = round(answered / float(res.get("duration_s") or duration), 3)
-        info["reason"] = {"code": "generator_limited",
-                          "message": "the generator, not the server, fell short twice: "
-                                     + reason_text(res.get("invalid_reasons") or [])}
+        info["reason"] = {
+            "code": "generator_limited",
+            "message": "the generator, not the server, fell short twice: "
+            + reason_text(res.get("invalid_reasons") or []),
+        }
         return "generator_limited", info
     if not res.get("valid"):
         info["reason"] = {"code": "invalid", "message": "INVALID run: " + reason_text(res.get("invalid_reasons") or [])}

@@ -11,11 +11,13 @@ monotone (Fritsch–Carlson / PCHIP) interpolation of p99 against *achieved* rat
 load rises, so the measured p99s are first made non-decreasing (running maximum): measurement noise never
 makes the estimate optimistic.
 """
+
 from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 DEFAULT_HEADROOM = 0.2
 
@@ -66,8 +68,11 @@ def monotone_interpolate(xs: Sequence[float], ys: Sequence[float], x: float) -> 
 def prepare_curve(points: Sequence[tuple[float, float]]) -> tuple[list[float], list[float]]:
     """(achieved_rps, p99_ms) pairs → strictly increasing x and non-decreasing y (running max; duplicates of
     x keep the worst p99)."""
-    clean = sorted((float(x), float(y)) for x, y in points
-                   if x is not None and y is not None and math.isfinite(x) and math.isfinite(y) and x > 0)
+    clean = sorted(
+        (float(x), float(y))
+        for x, y in points
+        if x is not None and y is not None and math.isfinite(x) and math.isfinite(y) and x > 0
+    )
     xs: list[float] = []
     ys: list[float] = []
     for x, y in clean:
@@ -108,7 +113,9 @@ def size_replicas(
         raise ValueError("headroom must be in [0, 1), e.g. 0.2 for 20%")
     if peak_rps_per_replica is None or peak_rps_per_replica <= 0:
         return {
-            "target_rps": target_rps, "headroom": headroom, "replicas": None,
+            "target_rps": target_rps,
+            "headroom": headroom,
+            "replicas": None,
             "peak_rps_per_replica": peak_rps_per_replica,
             "note": "no peak per replica was measured (no rate met the SLO), so no replica count can be given",
         }
@@ -140,13 +147,19 @@ def size_replicas(
     return out
 
 
-
-
-def sizing_for(target_rps: float | None, headroom: float, peak_rps: float | None,
-               curve_rows: list[dict[str, Any]], slo_ms: float | None) -> dict[str, Any] | None:
+def sizing_for(
+    target_rps: float | None,
+    headroom: float,
+    peak_rps: float | None,
+    curve_rows: list[dict[str, Any]],
+    slo_ms: float | None,
+) -> dict[str, Any] | None:
     """Replicas for `target_rps` from a peak and the (rate, p99) curve of the valid runs (None without a target)."""
     if target_rps is None:
         return None
-    curve = [(float(r["achieved_rps"]), float(r["p99_ms"])) for r in curve_rows
-             if r.get("valid") and r.get("achieved_rps") is not None and r.get("p99_ms") is not None]
+    curve = [
+        (float(r["achieved_rps"]), float(r["p99_ms"]))
+        for r in curve_rows
+        if r.get("valid") and r.get("achieved_rps") is not None and r.get("p99_ms") is not None
+    ]
     return size_replicas(target_rps, peak_rps or 0.0, headroom=headroom, curve=curve, slo_ms=slo_ms)

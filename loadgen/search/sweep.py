@@ -11,18 +11,20 @@ point, so an interrupted sweep still leaves a readable file).
   * errors appear (any failed request),
   * or the step / rate limit is reached.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
+from loadgen.results.confidence import min_queries
 from loadgen.results.io import write_json
+from loadgen.results.points import percentile_of, summarize_point
 from loadgen.results.schema import SCHEMA_VERSION
 from loadgen.search.sizing import sizing_for
-from loadgen.results.confidence import min_queries
-from loadgen.results.points import percentile_of, summarize_point
 from loadgen.util.numbers import parse_numbers
 
 SATURATION_RATIO = 0.95
@@ -62,7 +64,11 @@ def peak_from_points(points: list[dict], slo_ms: float | None, percentile: float
         return None
 
     def meets(p: dict) -> bool:
-        if p.get("slo_verdict") is not None and p.get("slo_bound_ms") == slo_ms and p.get("slo_percentile") == percentile:
+        if (
+            p.get("slo_verdict") is not None
+            and p.get("slo_bound_ms") == slo_ms
+            and p.get("slo_percentile") == percentile
+        ):
             return p["slo_verdict"] == "pass"
         lat = percentile_of(p, percentile)
         return lat is not None and lat <= slo_ms
@@ -70,8 +76,12 @@ def peak_from_points(points: list[dict], slo_ms: float | None, percentile: float
     ok = [p for p in points if p.get("valid") and meets(p)]
     if not ok:
         undecided = sum(1 for p in points if p.get("valid") and p.get("slo_verdict") == "undecided")
-        why = (f" ({undecided} undecided: too few samples for a confident verdict; raise --duration or use "
-               "`inferload peak`, which sizes each probe)" if undecided else "")
+        why = (
+            f" ({undecided} undecided: too few samples for a confident verdict; raise --duration or use "
+            "`inferload peak`, which sizes each probe)"
+            if undecided
+            else ""
+        )
         return {"rate_rps": None, "reason": f"no valid point passed p{percentile:g} <= {slo_ms:g} ms{why}"}
     best = max(ok, key=lambda p: p.get("achieved_rps") or 0)
     return {
@@ -113,8 +123,12 @@ def run_sweep(
         updates = [{"mode": "open", "rate_rps": float(r), "users": None} for r in rates]
         kind = "rates"
     else:
-        updates = ({"mode": "open", "rate_rps": float(r), "users": None} for r in auto_rates(
-            auto.get("start_rps", 5.0), auto.get("factor", 1.5), auto.get("max_rps"), auto.get("max_points", 12)))
+        updates = (
+            {"mode": "open", "rate_rps": float(r), "users": None}
+            for r in auto_rates(
+                auto.get("start_rps", 5.0), auto.get("factor", 1.5), auto.get("max_rps"), auto.get("max_points", 12)
+            )
+        )
         kind = "auto"
 
     doc: dict[str, Any] = {
@@ -122,7 +136,7 @@ def run_sweep(
         "kind": "sweep",
         "sweep": kind,
         "auto": auto,
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "scenario": _dump(base_scenario),
         "slo_p99_ms": slo_ms,
         "percentile": percentile,
@@ -133,8 +147,10 @@ def run_sweep(
         "notes": [],
     }
     if kind == "users":
-        doc["notes"].append("closed loop: each user waits for its answer, so latency under overload hides "
-                            "server stalls (coordinated omission); use an open-loop rate sweep for SLO questions")
+        doc["notes"].append(
+            "closed loop: each user waits for its answer, so latency under overload hides "
+            "server stalls (coordinated omission); use an open-loop rate sweep for SLO questions"
+        )
     for i, update in enumerate(updates):
         scenario = base_scenario.model_copy(update=update)
         result = run(scenario)
@@ -154,7 +170,7 @@ def run_sweep(
     else:
         if kind == "auto":
             doc["stopped"] = "step limit reached before the SLO broke or the server saturated"
-    doc["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    doc["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     write_json(out_dir / "sweep.json", doc)
     return doc
 
@@ -174,8 +190,16 @@ class SweepPlan:
     auto: dict[str, Any] | None = None
 
     @classmethod
-    def parse(cls, rates: str | None, users: str | None, *, start_rps: float, factor: float, max_rps: float | None,
-              max_points: int) -> "SweepPlan":
+    def parse(
+        cls,
+        rates: str | None,
+        users: str | None,
+        *,
+        start_rps: float,
+        factor: float,
+        max_rps: float | None,
+        max_points: int,
+    ) -> SweepPlan:
         """--rates '5,10' | 'auto', or --users '1,2,4' (exactly one); ValueError with the fix otherwise."""
         if (rates is None) == (users is None):
             raise ValueError("give exactly one of --rates (open loop) or --users (closed loop)")
@@ -209,10 +233,12 @@ class SweepPlan:
         low = [r for r in (self.rates or [(self.auto or {})["start_rps"]]) if r < floor]
         if not low:
             return None
-        return (f"a {scenario.confidence:.0%}-confident p{scenario.slo_percentile:g} verdict needs >= {need} queries; "
-                f"with {scenario.duration_s:g}s measured, points below {floor:.4g} req/s "
-                f"({', '.join(f'{r:g}' for r in low)}) can only be undecided — raise --duration, or use "
-                "`inferload peak`, which sizes each probe")
+        return (
+            f"a {scenario.confidence:.0%}-confident p{scenario.slo_percentile:g} verdict needs >= {need} queries; "
+            f"with {scenario.duration_s:g}s measured, points below {floor:.4g} req/s "
+            f"({', '.join(f'{r:g}' for r in low)}) can only be undecided — raise --duration, or use "
+            "`inferload peak`, which sizes each probe"
+        )
 
 
 def add_sizing(doc: dict[str, Any], out_dir: Path, target_rps: float | None, headroom: float) -> None:

@@ -27,17 +27,36 @@ are measured once more and everything is ranked on pooled figures (the median of
 configuration's measurements; a missing peak counts as 0). **Grid search** measures every configuration, then
 re-measures the top 3 the same way.
 """
+
 from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from loadgen.search.tune_space import DIMENSIONS, Dimension, TuneConfig, TuneSpace
 
-__all__ = ["DIMENSIONS", "Dimension", "TuneConfig", "TuneSpace", "Measurement", "pool", "Objective", "Constraints",
-           "score", "Evaluated", "gain", "Ledger", "ranked", "Step", "TuneResult", "quick_search", "grid_search"]
+__all__ = [
+    "DIMENSIONS",
+    "Dimension",
+    "TuneConfig",
+    "TuneSpace",
+    "Measurement",
+    "pool",
+    "Objective",
+    "Constraints",
+    "score",
+    "Evaluated",
+    "gain",
+    "Ledger",
+    "ranked",
+    "Step",
+    "TuneResult",
+    "quick_search",
+    "grid_search",
+]
 
 ObjectiveName = Literal["throughput", "latency", "balanced"]
 MIN_GAIN = 0.05
@@ -62,7 +81,7 @@ class Measurement:
         return dict(self.__dict__)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Measurement":
+    def from_dict(cls, d: dict[str, Any]) -> Measurement:
         return cls(**{k: d.get(k) for k in cls.__dataclass_fields__})
 
 
@@ -76,7 +95,11 @@ def pool(ms: Iterable[Measurement]) -> Measurement:
         return ms[0]
 
     def med(vals: list[float | None], missing_as_zero: bool = False) -> float | None:
-        v = [0.0 if x is None else float(x) for x in vals] if missing_as_zero else [float(x) for x in vals if x is not None]
+        v = (
+            [0.0 if x is None else float(x) for x in vals]
+            if missing_as_zero
+            else [float(x) for x in vals if x is not None]
+        )
         if not v or (missing_as_zero and all(x is None for x in vals)):
             return None
         m = statistics.median(v)
@@ -90,7 +113,8 @@ def pool(ms: Iterable[Measurement]) -> Measurement:
         p99_low_load_ms=med([m.p99_low_load_ms for m in ms]),
         rss_mb=med([m.rss_mb for m in ms]),
         raw_rps=med([m.raw_rps for m in ms]),
-        p99_at_peak_ms=med([m.p99_at_peak_ms for m in ms]))
+        p99_at_peak_ms=med([m.p99_at_peak_ms for m in ms]),
+    )
 
 
 @dataclass(frozen=True)
@@ -109,7 +133,7 @@ class Objective:
         object.__setattr__(self, "latency", self.latency / s)
 
     @classmethod
-    def named(cls, name: str) -> "Objective":
+    def named(cls, name: str) -> Objective:
         w = {"throughput": (1.0, 0.0), "latency": (0.0, 1.0), "balanced": (0.5, 0.5)}.get(name)
         if w is None:
             raise ValueError(f"objective {name!r}: expected throughput | latency | balanced")
@@ -219,8 +243,7 @@ class Ledger:
     def evaluated(self, cfg: TuneConfig) -> Evaluated:
         ms = tuple(self.recorded[cfg.name][: self.used[cfg.name]])
         p = pool(ms)
-        return Evaluated(cfg, ms, p, score(p, self.objective, self.constraints),
-                         tuple(self.constraints.violations(p)))
+        return Evaluated(cfg, ms, p, score(p, self.objective, self.constraints), tuple(self.constraints.violations(p)))
 
     def all(self) -> list[Evaluated]:
         return [self.evaluated(c) for c in self.configs.values()]
@@ -258,8 +281,15 @@ class TuneResult:
         return next(e for e in self.evaluated if e.config.name == name)
 
 
-def _climb(ledger: Ledger, space: TuneSpace, current: TuneConfig, dim: Dimension, steps: list[Step],
-           min_gain: float, patience: int) -> TuneConfig:
+def _climb(
+    ledger: Ledger,
+    space: TuneSpace,
+    current: TuneConfig,
+    dim: Dimension,
+    steps: list[Step],
+    min_gain: float,
+    patience: int,
+) -> TuneConfig:
     line, i0 = space.neighbours(current, dim)
     best = ledger.get(current)
     start_key = best.key
@@ -281,8 +311,9 @@ def _climb(ledger: Ledger, space: TuneSpace, current: TuneConfig, dim: Dimension
     return best.config
 
 
-def _finish(ledger: Ledger, method: Literal["quick", "grid"], start: TuneConfig, steps: list[Step],
-            top: int) -> TuneResult:
+def _finish(
+    ledger: Ledger, method: Literal["quick", "grid"], start: TuneConfig, steps: list[Step], top: int
+) -> TuneResult:
     for e in ranked(ledger.all())[:top]:
         ledger.take(e.config)
     order = ranked(ledger.all())
@@ -292,18 +323,38 @@ def _finish(ledger: Ledger, method: Literal["quick", "grid"], start: TuneConfig,
         ledger.take(order[0].config)
         order = ranked(ledger.all())
     rec = order[0].config if order and order[0].feasible else None
-    return TuneResult(method, ledger.objective, ledger.constraints, tuple(ledger.all()),
-                      tuple(e.config.name for e in order), rec, start, tuple(steps), ledger.calls, ledger.reused)
+    return TuneResult(
+        method,
+        ledger.objective,
+        ledger.constraints,
+        tuple(ledger.all()),
+        tuple(e.config.name for e in order),
+        rec,
+        start,
+        tuple(steps),
+        ledger.calls,
+        ledger.reused,
+    )
 
 
-def quick_search(space: TuneSpace, measure: MeasureFn, *, objective: Objective | None = None,
-                 constraints: Constraints | None = None, recorded: dict[str, list[Measurement]] | None = None,
-                 on_new: Callable[[TuneConfig, Measurement], None] | None = None, min_gain: float = MIN_GAIN,
-                 patience: int = PATIENCE, top: int = TOP_REMEASURE, max_passes: int = MAX_PASSES) -> TuneResult:
+def quick_search(
+    space: TuneSpace,
+    measure: MeasureFn,
+    *,
+    objective: Objective | None = None,
+    constraints: Constraints | None = None,
+    recorded: dict[str, list[Measurement]] | None = None,
+    on_new: Callable[[TuneConfig, Measurement], None] | None = None,
+    min_gain: float = MIN_GAIN,
+    patience: int = PATIENCE,
+    top: int = TOP_REMEASURE,
+    max_passes: int = MAX_PASSES,
+) -> TuneResult:
     """Coordinate ascent (module docstring). `recorded`: earlier measurements by config name (a checkpoint's);
     `on_new(config, measurement)` is called after every new measurement (to write the checkpoint)."""
-    ledger = Ledger(measure, objective or Objective.named("balanced"), constraints or Constraints(),
-                    dict(recorded or {}), on_new)
+    ledger = Ledger(
+        measure, objective or Objective.named("balanced"), constraints or Constraints(), dict(recorded or {}), on_new
+    )
     start = current = space.start()
     steps: list[Step] = []
     ledger.get(current)
@@ -316,12 +367,20 @@ def quick_search(space: TuneSpace, measure: MeasureFn, *, objective: Objective |
     return _finish(ledger, "quick", start, steps, top)
 
 
-def grid_search(space: TuneSpace, measure: MeasureFn, *, objective: Objective | None = None,
-                constraints: Constraints | None = None, recorded: dict[str, list[Measurement]] | None = None,
-                on_new: Callable[[TuneConfig, Measurement], None] | None = None, top: int = TOP_REMEASURE) -> TuneResult:
+def grid_search(
+    space: TuneSpace,
+    measure: MeasureFn,
+    *,
+    objective: Objective | None = None,
+    constraints: Constraints | None = None,
+    recorded: dict[str, list[Measurement]] | None = None,
+    on_new: Callable[[TuneConfig, Measurement], None] | None = None,
+    top: int = TOP_REMEASURE,
+) -> TuneResult:
     """Measure every configuration of the space once, then re-measure the top `top` and rank on pooled figures."""
-    ledger = Ledger(measure, objective or Objective.named("balanced"), constraints or Constraints(),
-                    dict(recorded or {}), on_new)
+    ledger = Ledger(
+        measure, objective or Objective.named("balanced"), constraints or Constraints(), dict(recorded or {}), on_new
+    )
     for cfg in space.grid():
         ledger.get(cfg)
     return _finish(ledger, "grid", space.start(), [], top)

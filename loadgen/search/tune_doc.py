@@ -12,6 +12,7 @@
   keys set — `max_batch_size`, `[batching] max_queue_delay_ms, preferred_batch_sizes`, `[instances] count,
   intra_op_threads` — written back as TOML the server's `ModelConfig` accepts.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,6 @@ from typing import Any
 from loadgen.results.io import write_json
 from loadgen.results.schema import SCHEMA_VERSION
 from loadgen.search.tune import Evaluated, Measurement, TuneConfig, TuneResult
-
 
 
 class CheckpointError(ValueError):
@@ -48,8 +48,10 @@ class Checkpoint:
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise CheckpointError(f"{p}: unreadable checkpoint ({e}); delete it to start afresh") from None
         if doc.get("meta") != self.meta:
-            raise CheckpointError(f"{p}: written for another search (meta {doc.get('meta')!r} != {self.meta!r}); "
-                                  "use the same options to resume, or delete the file to start afresh")
+            raise CheckpointError(
+                f"{p}: written for another search (meta {doc.get('meta')!r} != {self.meta!r}); "
+                "use the same options to resume, or delete the file to start afresh"
+            )
         self._data = recorded
         return {k: list(v) for k, v in recorded.items()}
 
@@ -58,8 +60,11 @@ class Checkpoint:
         data: dict[str, list[Measurement]] = getattr(self, "_data", None) or {}
         data.setdefault(config.name, []).append(m)
         self._data = data
-        doc = {"kind": "tune-checkpoint", "meta": self.meta,
-               "measurements": {k: [x.to_dict() for x in v] for k, v in data.items()}}
+        doc = {
+            "kind": "tune-checkpoint",
+            "meta": self.meta,
+            "measurements": {k: [x.to_dict() for x in v] for k, v in data.items()},
+        }
         write_json(self.path, doc)
 
 
@@ -74,20 +79,31 @@ def pareto_frontier(result: TuneResult) -> list[Evaluated]:
         t, p = _throughput(e, result), e.pooled.p99_low_load_ms
         if not e.violations and t is not None and p is not None:
             pts.append((e, t, p))
-    front = [e for e, t, p in pts
-             if not any(t2 >= t and p2 <= p and (t2 > t or p2 < p) for _, t2, p2 in pts)]
+    front = [e for e, t, p in pts if not any(t2 >= t and p2 <= p and (t2 > t or p2 < p) for _, t2, p2 in pts)]
     return sorted(front, key=lambda e: (_throughput(e, result) or 0.0, e.config.name))
 
 
 def _evaluated_row(e: Evaluated, r: TuneResult, ref: float | None) -> dict[str, Any]:
-    return {**e.config.to_dict(), "measurements": [m.to_dict() for m in e.measurements],
-            "pooled": e.pooled.to_dict(), "throughput_rps": _throughput(e, r), "score": e.score,
-            "score_vs_start": None if e.score is None or not ref else e.score / ref,
-            "feasible": e.feasible, "violations": list(e.violations)}
+    return {
+        **e.config.to_dict(),
+        "measurements": [m.to_dict() for m in e.measurements],
+        "pooled": e.pooled.to_dict(),
+        "throughput_rps": _throughput(e, r),
+        "score": e.score,
+        "score_vs_start": None if e.score is None or not ref else e.score / ref,
+        "feasible": e.feasible,
+        "violations": list(e.violations),
+    }
 
 
-def tune_document(result: TuneResult, *, model: str, sizing: dict[str, Any] | None = None,
-                  config_toml: str | None = None, notes: list[str] | None = None) -> dict[str, Any]:
+def tune_document(
+    result: TuneResult,
+    *,
+    model: str,
+    sizing: dict[str, Any] | None = None,
+    config_toml: str | None = None,
+    notes: list[str] | None = None,
+) -> dict[str, Any]:
     """The JSON-able tune document (`kind: "tune"`): every configuration measured, ranking, Pareto frontier,
     recommendation. `loadgen.results.comparison` reads it."""
     start = next((e for e in result.evaluated if e.config == result.start), None)
@@ -95,22 +111,42 @@ def tune_document(result: TuneResult, *, model: str, sizing: dict[str, Any] | No
     rec = result.recommended
     o, c = result.objective, result.constraints
     return {
-        "schema_version": SCHEMA_VERSION, "kind": "tune", "model": model, "method": result.method,
-        "objective": {"name": o.name, "throughput_weight": o.throughput, "latency_weight": o.latency,
-                      "formula": "score = T^wt / L^wl (T: peak under the SLO, else max throughput, req/s; "
-                                 "L: p99 at low load, ms); score_vs_start divides by the start's score"},
-        "constraints": {"slo_p99_ms": c.slo_p99_ms, "min_throughput_rps": c.min_throughput_rps,
-                        "max_memory_mb": c.max_memory_mb},
+        "schema_version": SCHEMA_VERSION,
+        "kind": "tune",
+        "model": model,
+        "method": result.method,
+        "objective": {
+            "name": o.name,
+            "throughput_weight": o.throughput,
+            "latency_weight": o.latency,
+            "formula": "score = T^wt / L^wl (T: peak under the SLO, else max throughput, req/s; "
+            "L: p99 at low load, ms); score_vs_start divides by the start's score",
+        },
+        "constraints": {
+            "slo_p99_ms": c.slo_p99_ms,
+            "min_throughput_rps": c.min_throughput_rps,
+            "max_memory_mb": c.max_memory_mb,
+        },
         "start": result.start.name,
         "configs": [_evaluated_row(e, result, ref) for e in result.evaluated],
         "ranking": list(result.ranking),
         "pareto": [e.config.name for e in pareto_frontier(result)],
         "recommended": None if rec is None else rec.to_dict(),
         "recommended_pooled": None if rec is None else result.by_name(rec.name).pooled.to_dict(),
-        "steps": [{"dimension": s.dimension, "config": s.config, "gain": None if math.isinf(s.gain) else s.gain,
-                   "accepted": s.accepted} for s in result.steps],
-        "measure_calls": result.measure_calls, "reused_from_checkpoint": result.reused,
-        "sizing": sizing, "config_toml": config_toml, "notes": list(notes or []),
+        "steps": [
+            {
+                "dimension": s.dimension,
+                "config": s.config,
+                "gain": None if math.isinf(s.gain) else s.gain,
+                "accepted": s.accepted,
+            }
+            for s in result.steps
+        ],
+        "measure_calls": result.measure_calls,
+        "reused_from_checkpoint": result.reused,
+        "sizing": sizing,
+        "config_toml": config_toml,
+        "notes": list(notes or []),
     }
 
 
@@ -157,8 +193,10 @@ def render_config_toml(base: dict[str, Any], cfg: TuneConfig, *, header: list[st
         if v is not None and not isinstance(v, dict):
             lines.append(f"{k} = {_toml_value(v)}")
     order = ["batching", "instances", "image"]
-    tables = sorted((k for k, v in d.items() if isinstance(v, dict)),
-                    key=lambda k: (order.index(k) if k in order else len(order), k))
+    tables = sorted(
+        (k for k, v in d.items() if isinstance(v, dict)),
+        key=lambda k: (order.index(k) if k in order else len(order), k),
+    )
     for k in tables:
         lines += ["", f"[{k}]"]
         lines += [f"{kk} = {_toml_value(vv)}" for kk, vv in d[k].items() if vv is not None]

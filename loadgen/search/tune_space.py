@@ -1,5 +1,6 @@
 """The configuration advisor's search space: configurations (frozen, hashable, stably named) and the values of
 each dimension, with instances x intra-op threads split to fit the CPUs. See loadgen.search.tune for the search."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,27 +23,38 @@ class TuneConfig:
     @property
     def name(self) -> str:
         pref = "-p" + "_".join(str(p) for p in self.preferred_batch_sizes) if self.preferred_batch_sizes else ""
-        return (f"b{self.max_batch_size}-i{self.instances}x{self.intra_op_threads}"
-                f"-d{self.max_queue_delay_ms:g}{pref}")
+        return f"b{self.max_batch_size}-i{self.instances}x{self.intra_op_threads}-d{self.max_queue_delay_ms:g}{pref}"
 
     def overrides(self) -> dict[str, Any]:
         """Model-config overrides (INFERLOAD_OVERRIDES / ServerProcess(overrides=...)) for this configuration."""
         return {
             "max_batch_size": self.max_batch_size,
-            "batching": {"max_queue_delay_ms": float(self.max_queue_delay_ms),
-                         "preferred_batch_sizes": list(self.preferred_batch_sizes)},
+            "batching": {
+                "max_queue_delay_ms": float(self.max_queue_delay_ms),
+                "preferred_batch_sizes": list(self.preferred_batch_sizes),
+            },
             "instances": {"count": self.instances, "intra_op_threads": self.intra_op_threads},
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "max_batch_size": self.max_batch_size, "instances": self.instances,
-                "intra_op_threads": self.intra_op_threads, "max_queue_delay_ms": self.max_queue_delay_ms,
-                "preferred_batch_sizes": list(self.preferred_batch_sizes)}
+        return {
+            "name": self.name,
+            "max_batch_size": self.max_batch_size,
+            "instances": self.instances,
+            "intra_op_threads": self.intra_op_threads,
+            "max_queue_delay_ms": self.max_queue_delay_ms,
+            "preferred_batch_sizes": list(self.preferred_batch_sizes),
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TuneConfig":
-        return cls(int(d["max_batch_size"]), int(d["instances"]), int(d["intra_op_threads"]),
-                   float(d["max_queue_delay_ms"]), tuple(int(x) for x in d.get("preferred_batch_sizes") or ()))
+    def from_dict(cls, d: dict[str, Any]) -> TuneConfig:
+        return cls(
+            int(d["max_batch_size"]),
+            int(d["instances"]),
+            int(d["intra_op_threads"]),
+            float(d["max_queue_delay_ms"]),
+            tuple(int(x) for x in d.get("preferred_batch_sizes") or ()),
+        )
 
 
 @dataclass(frozen=True)
@@ -62,23 +74,30 @@ class TuneSpace:
         object.__setattr__(self, "preferred", tuple(dict.fromkeys(tuple(sorted(set(p))) for p in self.preferred)))
         if self.cpus < 1:
             raise ValueError("cpus must be >= 1")
-        for name, vals in (("max_batch_size", self.batch_sizes), ("instances", self.instances),
-                           ("max_queue_delay_ms", self.delays_ms), ("preferred_batch_sizes", self.preferred)):
+        for name, vals in (
+            ("max_batch_size", self.batch_sizes),
+            ("instances", self.instances),
+            ("max_queue_delay_ms", self.delays_ms),
+            ("preferred_batch_sizes", self.preferred),
+        ):
             if not vals:
                 raise ValueError(f"{name}: give at least one value")
         if self.batch_sizes[0] < 1 or self.instances[0] < 1 or self.delays_ms[0] < 0:
             raise ValueError("batch sizes and instance counts must be >= 1, delays >= 0 ms")
         if self.instances[-1] > self.cpus:
-            raise ValueError(f"instances {self.instances[-1]} > {self.cpus} CPUs: each instance needs at least one "
-                             "intra-op thread; drop the value or give more CPUs")
+            raise ValueError(
+                f"instances {self.instances[-1]} > {self.cpus} CPUs: each instance needs at least one "
+                "intra-op thread; drop the value or give more CPUs"
+            )
         if any(x < 1 for p in self.preferred for x in p):
             raise ValueError("preferred batch sizes must be >= 1")
 
     def threads_for(self, instances: int) -> int:
         return max(1, self.cpus // instances)
 
-    def config(self, max_batch_size: int, instances: int, delay_ms: float,
-               preferred: tuple[int, ...] = ()) -> TuneConfig:
+    def config(
+        self, max_batch_size: int, instances: int, delay_ms: float, preferred: tuple[int, ...] = ()
+    ) -> TuneConfig:
         pref = tuple(p for p in preferred if p <= max_batch_size)
         return TuneConfig(max_batch_size, instances, self.threads_for(instances), float(delay_ms), pref)
 
@@ -88,25 +107,40 @@ class TuneSpace:
 
     def grid(self) -> list[TuneConfig]:
         """Every distinct configuration, in a fixed order (instances, batch, delay, preferred)."""
-        out = (self.config(b, n, d, p) for n in self.instances for b in self.batch_sizes
-               for d in self.delays_ms for p in self.preferred)
+        out = (
+            self.config(b, n, d, p)
+            for n in self.instances
+            for b in self.batch_sizes
+            for d in self.delays_ms
+            for p in self.preferred
+        )
         return list(dict.fromkeys(out))
 
     def dimensions(self) -> list[Dimension]:
         """The dimensions with more than one value, in climbing order."""
-        sizes = {"max_batch_size": self.batch_sizes, "instances": self.instances,
-                 "max_queue_delay_ms": self.delays_ms, "preferred_batch_sizes": self.preferred}
+        sizes = {
+            "max_batch_size": self.batch_sizes,
+            "instances": self.instances,
+            "max_queue_delay_ms": self.delays_ms,
+            "preferred_batch_sizes": self.preferred,
+        }
         return [d for d in DIMENSIONS if len(sizes[d]) > 1]
 
     def neighbours(self, cfg: TuneConfig, dim: Dimension) -> tuple[list[TuneConfig], int]:
         """The configurations along `dim` through `cfg` (ordered, distinct) and the index of `cfg` among them."""
         if dim == "max_batch_size":
-            line = [self.config(b, cfg.instances, cfg.max_queue_delay_ms, _pref_of(self, cfg)) for b in self.batch_sizes]
+            line = [
+                self.config(b, cfg.instances, cfg.max_queue_delay_ms, _pref_of(self, cfg)) for b in self.batch_sizes
+            ]
         elif dim == "instances":
-            line = [self.config(cfg.max_batch_size, n, cfg.max_queue_delay_ms, cfg.preferred_batch_sizes)
-                    for n in self.instances]
+            line = [
+                self.config(cfg.max_batch_size, n, cfg.max_queue_delay_ms, cfg.preferred_batch_sizes)
+                for n in self.instances
+            ]
         elif dim == "max_queue_delay_ms":
-            line = [self.config(cfg.max_batch_size, cfg.instances, d, cfg.preferred_batch_sizes) for d in self.delays_ms]
+            line = [
+                self.config(cfg.max_batch_size, cfg.instances, d, cfg.preferred_batch_sizes) for d in self.delays_ms
+            ]
         else:
             line = [self.config(cfg.max_batch_size, cfg.instances, cfg.max_queue_delay_ms, p) for p in self.preferred]
         line = list(dict.fromkeys(line))

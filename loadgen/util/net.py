@@ -1,4 +1,5 @@
 """Small network helpers shared by the engine, the baseline and the tests."""
+
 from __future__ import annotations
 
 import socket

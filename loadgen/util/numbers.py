@@ -1,13 +1,16 @@
 """Comma-separated number lists from the command line ('1,4,8'), checked once, with the fix in the message."""
+
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 N = TypeVar("N", int, float)
 
 
-def parse_numbers(text: str, what: str, kind: Callable[[str], N], *, minimum: float = 0.0,
-                  allow_minimum: bool = False) -> list[N]:
+def parse_numbers(
+    text: str, what: str, kind: Callable[[str], N], *, minimum: float = 0.0, allow_minimum: bool = False
+) -> list[N]:
     """Numbers above `minimum` (or equal to it, `allow_minimum`); ValueError naming `what` otherwise."""
     noun = "integers" if kind is int else "numbers"
     try:

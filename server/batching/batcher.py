@@ -9,6 +9,7 @@ Thread safety: the queue and counters are guarded by one `threading.Condition`. 
 called from the event loop and from worker threads; `on_queue_depth` is called under that lock (so the
 gauge sees depths in order), so observers must be cheap, must not block and must not call the batcher.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -69,8 +70,16 @@ _QUEUED, _RUNNING, _DONE = 0, 1, 2
 class _Request(Entry):
     __slots__ = ("inputs", "loop", "fut", "state")
 
-    def __init__(self, inputs: dict[str, np.ndarray], n: int, sig: tuple[Any, ...], enqueued: float,
-                 deadline: float | None, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[BatchOutcome]) -> None:
+    def __init__(
+        self,
+        inputs: dict[str, np.ndarray],
+        n: int,
+        sig: tuple[Any, ...],
+        enqueued: float,
+        deadline: float | None,
+        loop: asyncio.AbstractEventLoop,
+        fut: asyncio.Future[BatchOutcome],
+    ) -> None:
         super().__init__(n, sig, enqueued, deadline)
         self.inputs = inputs
         self.loop = loop
@@ -181,7 +190,9 @@ class DynamicBatcher:
                 raise Unavailable(f"model '{self.model_name}' is {state}")
             depth = len(self._queue) - self._n_cancelled
             if depth >= self.max_queue_size:
-                raise QueueFull(f"model '{self.model_name}': queue is full ({self.max_queue_size} requests waiting); retry later")
+                raise QueueFull(
+                    f"model '{self.model_name}': queue is full ({self.max_queue_size} requests waiting); retry later"
+                )
             now = self._clock()
             if deadline is not None and now >= deadline:
                 expired = True
@@ -225,7 +236,13 @@ class DynamicBatcher:
             left = self._take_all_queued()
             alive = [t.name for t in threads if t.is_alive()]
         if alive:
-            log.warning("model '%s': %d worker(s) still busy after %.1f s: %s", self.model_name, len(alive), timeout_s, ", ".join(alive))
+            log.warning(
+                "model '%s': %d worker(s) still busy after %.1f s: %s",
+                self.model_name,
+                len(alive),
+                timeout_s,
+                ", ".join(alive),
+            )
         self._fail(left, "shutting down")
 
     # ------------------------------------------------------------------ internals
@@ -234,7 +251,9 @@ class DynamicBatcher:
         """The one check of a request's item count against 1..max_batch_size (BadRequest otherwise). Submission calls
         it; the service calls it too for encoded images, to refuse an oversized request before decoding it."""
         if n < 1 or n > self.max_batch_size:
-            raise BadRequest(f"model '{self.model_name}': batch of {n} items is outside 1..max_batch_size ({self.max_batch_size})")
+            raise BadRequest(
+                f"model '{self.model_name}': batch of {n} items is outside 1..max_batch_size ({self.max_batch_size})"
+            )
         return n
 
     def _items(self, inputs: dict[str, np.ndarray]) -> int:
@@ -316,7 +335,13 @@ class DynamicBatcher:
                     self._execute(idx, runner, batch, now)
                 except BaseException as e:  # never let a worker die with requests in hand
                     log.exception("model '%s' instance %d: batch failed unexpectedly", self.model_name, idx)
-                    _deliver([(r, InferError(f"model '{self.model_name}': internal error: {e}"), True) for r in batch if r.state != _DONE])
+                    _deliver(
+                        [
+                            (r, InferError(f"model '{self.model_name}': internal error: {e}"), True)
+                            for r in batch
+                            if r.state != _DONE
+                        ]
+                    )
                 finally:
                     with cond:
                         self._executing -= len(batch)
@@ -333,7 +358,15 @@ class DynamicBatcher:
             for r in expired:
                 obs.on_dropped("timeout")
                 waited_ms = (now - r.enqueued) * 1000.0
-                items.append((r, DeadlineExceeded(f"model '{self.model_name}': deadline exceeded after {waited_ms:.1f} ms in the queue"), True))
+                items.append(
+                    (
+                        r,
+                        DeadlineExceeded(
+                            f"model '{self.model_name}': deadline exceeded after {waited_ms:.1f} ms in the queue"
+                        ),
+                        True,
+                    )
+                )
             _deliver(items)
 
     def _execute(self, idx: int, runner: Runner, batch: list[_Request], dispatched: float) -> None:
@@ -358,13 +391,21 @@ class DynamicBatcher:
             compute_s = clock() - t0
             parts = split(out, sizes)
         except Exception as e:
-            log.info("model '%s' instance %d: batch of %d requests failed (%s); retrying them one by one", self.model_name, idx, len(batch), e)
+            log.info(
+                "model '%s' instance %d: batch of %d requests failed (%s); retrying them one by one",
+                self.model_name,
+                idx,
+                len(batch),
+                e,
+            )
             for r in batch:
                 self._execute(idx, runner, [r], dispatched)
             return
         items = sum(sizes)
         obs.on_batch(idx, items, len(batch), compute_s)
-        _deliver([(r, BatchOutcome(p, dispatched - r.enqueued, compute_s, items, idx), False) for r, p in zip(batch, parts)])
+        _deliver(
+            [(r, BatchOutcome(p, dispatched - r.enqueued, compute_s, items, idx), False) for r, p in zip(batch, parts)]
+        )
 
     def _error(self, e: Exception) -> InferError:
         if isinstance(e, InferError):

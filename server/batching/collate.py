@@ -2,6 +2,7 @@
 
 No I/O, no threads: numpy only. The batcher only puts requests with equal `signature` into one batch.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

@@ -19,6 +19,7 @@ Rules, for the batch that a free instance would take:
 - Otherwise wait until the oldest has waited the delay, or until the earliest deadline in the batch
   (so that an expiring request is answered on time), whichever comes first.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,7 +33,9 @@ class Entry:
 
     __slots__ = ("n", "sig", "enqueued", "deadline", "cancelled")
 
-    def __init__(self, n: int, sig: tuple[Any, ...], enqueued: float, deadline: float | None = None, cancelled: bool = False) -> None:
+    def __init__(
+        self, n: int, sig: tuple[Any, ...], enqueued: float, deadline: float | None = None, cancelled: bool = False
+    ) -> None:
         self.n = n  # items (rows of dim 0)
         self.sig = sig  # collate.signature(inputs)
         self.enqueued = enqueued  # clock time of enqueue
@@ -50,7 +53,9 @@ class Policy:
     preferred_batch_sizes: frozenset[int] = frozenset()
 
     @classmethod
-    def create(cls, max_batch_size: int, max_queue_delay_ms: float = 0.0, preferred_batch_sizes: Iterable[int] = ()) -> "Policy":
+    def create(
+        cls, max_batch_size: int, max_queue_delay_ms: float = 0.0, preferred_batch_sizes: Iterable[int] = ()
+    ) -> Policy:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1 (got {max_batch_size})")
         if not (max_queue_delay_ms >= 0 and math.isfinite(max_queue_delay_ms)):

@@ -10,12 +10,13 @@ Public interface:
 Every model is float32 NCHW with input "input" [batch, 3, H, W]; every output has "batch" as dim 0.
 Same name + precision -> the same bytes on every build (fixed seeds, opset 17, IR 8, no timestamps).
 """
+
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import onnx
 
@@ -40,7 +41,9 @@ def build_model(name: str) -> onnx.ModelProto:
     try:
         builder = BUILDERS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown built-in model {name!r}; available builders: {', '.join(sorted(BUILDERS))}") from None
+        raise ValueError(
+            f"unknown built-in model {name!r}; available builders: {', '.join(sorted(BUILDERS))}"
+        ) from None
     return builder()
 
 

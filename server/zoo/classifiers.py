@@ -4,6 +4,7 @@ Compute-faithful architectures with seeded random weights; BatchNorm is folded i
 so `params` counts conv weights + one bias per BN channel + FC (ResNet-50: 25,530,472, vs 25,557,032
 in torchvision's count with BN gamma and beta; MobileNetV2: 3,487,816 vs 3,504,872).
 """
+
 from __future__ import annotations
 
 import onnx

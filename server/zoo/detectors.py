@@ -2,6 +2,7 @@
 and a few-KB test detector. Both end in the shared in-graph post-processing (`postprocess.py`):
 anchors constant-folded into initializers, box decoding, NonMaxSuppression, fixed K outputs per image.
 """
+
 from __future__ import annotations
 
 import onnx

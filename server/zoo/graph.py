@@ -11,10 +11,11 @@ Weights are "sane" random: He-normal init (std = gain * sqrt(2 / fan_in) before 
 sqrt(1 / fan_in) before linear outputs), BatchNorm folded into the convolution (weight + bias), so a
 random N(0, 1) input keeps activations O(1) through the network.
 """
+
 from __future__ import annotations
 
 import collections
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import onnx

@@ -15,10 +15,11 @@ How the variable NMS result becomes fixed per-image tensors (all in-graph, any b
 4. `TopK(K)` over each image's buffer merges the classes (like TF's combined NMS); the class is
    slot // K, the box is gathered by anchor; slots with score 0 are the padding.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from onnx import TensorProto, helper
@@ -118,7 +119,9 @@ def detection_postprocess(
     batch = g.op("Shape", [image], start=0, end=1)  # [1]
     group = g.op("Add", [g.op("Mul", [sel_b, g.const(num_classes)]), sel_c])
     group_col = g.op("Unsqueeze", [group, g.const([1])])
-    ones = g.op("ConstantOfShape", [g.op("Shape", [group])], value=helper.make_tensor("one", TensorProto.INT64, [1], [1]))
+    ones = g.op(
+        "ConstantOfShape", [g.op("Shape", [group])], value=helper.make_tensor("one", TensorProto.INT64, [1], [1])
+    )
     zeros_groups = g.op(
         "ConstantOfShape",
         [g.op("Mul", [batch, g.const([num_classes])])],

@@ -11,6 +11,7 @@ Choices (for speed on x86 CPUs and for determinism):
   activations of the calibration run may differ in the last bits and so may the scales.
 - The quantizer's producer fields are replaced by fixed ones.
 """
+
 from __future__ import annotations
 
 import logging

@@ -7,6 +7,7 @@
 - `macs`: multiply-accumulates of Conv / ConvTranspose / Gemm / MatMul at batch 1 (symbolic dims = 1),
   from `onnx.shape_inference`; `gmacs` = macs / 1e9; `gflops` = 2 * macs / 1e9.
 """
+
 from __future__ import annotations
 
 import math

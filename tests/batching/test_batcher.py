@@ -2,6 +2,7 @@
 
 Timing is controlled with threading.Event / Barrier inside the fake runners; every wait has a timeout.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +30,13 @@ class FakeClock:
 class FakeRunner:
     """y = 2x. Blocks in run() until `gate` is set (if given); raises if `poison` is in the batch."""
 
-    def __init__(self, gate: threading.Event | None = None, barrier: threading.Barrier | None = None, poison: float | None = None, outputs=None) -> None:
+    def __init__(
+        self,
+        gate: threading.Event | None = None,
+        barrier: threading.Barrier | None = None,
+        poison: float | None = None,
+        outputs=None,
+    ) -> None:
         self.gate = gate
         self.barrier = barrier
         self.poison = poison

@@ -1,4 +1,5 @@
 """The pure batch-formation policy (Triton semantics) against a fake clock: `now` is just a number."""
+
 from __future__ import annotations
 
 import math

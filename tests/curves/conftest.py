@@ -11,8 +11,15 @@ from tests.curves.fakes import write_fake_sweep
 def base_scenario():
     from loadgen.engine.scenario import Scenario
 
-    return Scenario(target="http://127.0.0.1:9", model="tiny_classifier", mode="open", rate_rps=10,
-                    duration_s=5, warmup_s=1, slo_p99_ms=50)
+    return Scenario(
+        target="http://127.0.0.1:9",
+        model="tiny_classifier",
+        mode="open",
+        rate_rps=10,
+        duration_s=5,
+        warmup_s=1,
+        slo_p99_ms=50,
+    )
 
 
 @pytest.fixture

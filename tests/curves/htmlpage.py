@@ -1,6 +1,7 @@
 """A small reader for the HTML report (stdlib html.parser): sections, headings, cards, tables, figures, list items —
 so report tests assert the figures of their input documents in the right place, not that a common word appears
 somewhere on the page."""
+
 from __future__ import annotations
 
 import re
@@ -14,7 +15,7 @@ VOID = {"img", "meta", "br", "wbr", "link", "input", "hr", "source"}
 class Node:
     tag: str
     attrs: dict[str, str]
-    children: list["Node | str"] = field(default_factory=list)
+    children: list[Node | str] = field(default_factory=list)
 
     @property
     def classes(self) -> set[str]:
@@ -24,7 +25,7 @@ class Node:
         parts = [c if isinstance(c, str) else c.text() for c in self.children]
         return re.sub(r"\s+", " ", "".join(parts)).strip()
 
-    def find_all(self, tag: str, cls: str | None = None) -> list["Node"]:
+    def find_all(self, tag: str, cls: str | None = None) -> list[Node]:
         out: list[Node] = []
         for c in self.children:
             if isinstance(c, Node):
@@ -33,7 +34,7 @@ class Node:
                 out.extend(c.find_all(tag, cls))
         return out
 
-    def find(self, tag: str, cls: str | None = None) -> "Node":
+    def find(self, tag: str, cls: str | None = None) -> Node:
         found = self.find_all(tag, cls)
         assert found, f"no <{tag}{' class=' + cls if cls else ''}> in <{self.tag} {self.attrs}>"
         return found[0]
@@ -85,8 +86,9 @@ class Table:
 def table_of(node: Node) -> Table:
     headers = [th.text() for th in node.find("thead").find_all("th")]
     trs = node.find("tbody").find_all("tr")
-    return Table(headers, [[td.text() for td in tr.find_all("td")] for tr in trs],
-                 [tr.attrs.get("class", "") for tr in trs])
+    return Table(
+        headers, [[td.text() for td in tr.find_all("td")] for tr in trs], [tr.attrs.get("class", "") for tr in trs]
+    )
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The HTML report in a real browser: headless Chromium loads it without console errors, every plot decodes,
 and a screenshot is not blank. Skipped (with the reason) only when Chromium is not installed
 (Debian: apt-get install chromium)."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from loadgen.report.html import write_html
-from loadgen.results.io import load_all
-from loadgen.results.io import write_json
+from loadgen.results.io import load_all, write_json
 from tests.curves.fakes import fake_result, write_fake_sweep
 from tests.curves.htmlpage import num, parse, sections
 
@@ -29,10 +29,22 @@ IMG_PROBE = """<script>window.addEventListener("load", function () {
 
 
 def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--disable-extensions", f"--user-data-dir={tmp / 'profile'}", "--enable-logging=stderr", "--v=0",
-           *args]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        f"--user-data-dir={tmp / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=90)
 
 
@@ -65,7 +77,8 @@ def test_loads_without_console_errors_and_plots_decode(report: Path, tmp_path: P
     assert [num(x) for x in secs[1].table("#").column("offered req/s")] == [p["offered_rps"] for p in sweep["points"]]
     assert num(secs[2].cards()["p99"]) == pytest.approx(run["latency_ms"]["p99"], rel=2e-3)
     assert [x.rsplit(" ", 1)[1] for x in secs[2].callout("INVALID because:")] == [
-        x["code"] for x in run["invalid_reasons"]]
+        x["code"] for x in run["invalid_reasons"]
+    ]
     assert _console_lines(r.stderr) == [], _console_lines(r.stderr)
     # 2) the same page with a probe script: every <img> decoded into a real bitmap
     probe = tmp_path / "probe.html"
@@ -101,10 +114,16 @@ def test_tune_report_pareto_plot_renders(tmp_path: Path):
     from tests.curves.fakes import _scenario, tune_fetch, tune_run, tune_serve
 
     out = tmp_path / "tune"
-    req = TuneRequest(model="tiny_classifier", space=TuneSpace((1, 4, 8), (1, 2), (0.0,), 2), method="grid",
-                      objective=Objective.named("balanced"), constraints=Constraints(50.0, max_memory_mb=200.0),
-                      opts=TuneOptions(slo_ms=50.0, max_probes=4, confirm=1), out_dir=out,
-                      checkpoint=out / "ckpt.json")
+    req = TuneRequest(
+        model="tiny_classifier",
+        space=TuneSpace((1, 4, 8), (1, 2), (0.0,), 2),
+        method="grid",
+        objective=Objective.named("balanced"),
+        constraints=Constraints(50.0, max_memory_mb=200.0),
+        opts=TuneOptions(slo_ms=50.0, max_probes=4, confirm=1),
+        out_dir=out,
+        checkpoint=out / "ckpt.json",
+    )
     doc = run_tune(req, _scenario(), tune_run, tune_serve, fetch=tune_fetch)
     assert doc["pareto"] and any(not c["feasible"] for c in doc["configs"])  # RSS 160 MB at 1 instance, 220 MB at 2
     page = tmp_path / "tune.html"

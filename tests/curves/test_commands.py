@@ -1,4 +1,5 @@
 """The sweep / peak / report / compare commands, wired through Typer with a simulated runner (no locust)."""
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,7 @@ from typer.testing import CliRunner
 from loadgen.cli import app
 from loadgen.commands import _curves
 from loadgen.results.io import write_json
-from tests.curves.fakes import fake_run
-from tests.curves.fakes import fake_bench
+from tests.curves.fakes import fake_bench, fake_run
 
 cli = CliRunner()
 
@@ -24,10 +24,32 @@ def test_sweep_command_rates_with_sizing_and_html(tmp_path, monkeypatch):
     _fake_runner(monkeypatch)
     write_json(tmp_path / "bench.json", fake_bench())
     out = tmp_path / "sw"
-    r = cli.invoke(app, ["sweep", "--model", "tiny_classifier", "--target", "http://127.0.0.1:9", "--rates",
-                         "50,100,300", "--duration", "5", "--warmup", "1", "--slo-p99-ms", "50", "--out", str(out),
-                         "--target-rps", "1000", "--raw-limit", str(tmp_path / "bench.json"),
-                         "--html", str(tmp_path / "r.html")])
+    r = cli.invoke(
+        app,
+        [
+            "sweep",
+            "--model",
+            "tiny_classifier",
+            "--target",
+            "http://127.0.0.1:9",
+            "--rates",
+            "50,100,300",
+            "--duration",
+            "5",
+            "--warmup",
+            "1",
+            "--slo-p99-ms",
+            "50",
+            "--out",
+            str(out),
+            "--target-rps",
+            "1000",
+            "--raw-limit",
+            str(tmp_path / "bench.json"),
+            "--html",
+            str(tmp_path / "r.html"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     doc = orjson.loads((out / "sweep.json").read_bytes())
     assert len(doc["points"]) == 3 and doc["peak"]["rate_rps"] == 100
@@ -38,8 +60,24 @@ def test_sweep_command_rates_with_sizing_and_html(tmp_path, monkeypatch):
 
 def test_sweep_command_auto_and_users(tmp_path, monkeypatch):
     _fake_runner(monkeypatch)
-    r = cli.invoke(app, ["sweep", "--model", "m", "--rates", "auto", "--start-rate", "40", "--factor", "2",
-                         "--slo-p99-ms", "50", "--out", str(tmp_path / "a")])
+    r = cli.invoke(
+        app,
+        [
+            "sweep",
+            "--model",
+            "m",
+            "--rates",
+            "auto",
+            "--start-rate",
+            "40",
+            "--factor",
+            "2",
+            "--slo-p99-ms",
+            "50",
+            "--out",
+            str(tmp_path / "a"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "SLO broken" in orjson.loads((tmp_path / "a" / "sweep.json").read_bytes())["stopped"]
     r = cli.invoke(app, ["sweep", "--model", "m", "--users", "1,2", "--out", str(tmp_path / "u")])
@@ -51,8 +89,26 @@ def test_sweep_command_auto_and_users(tmp_path, monkeypatch):
 def test_peak_command_writes_every_probe(tmp_path, monkeypatch):
     _fake_runner(monkeypatch)
     out = tmp_path / "pk"
-    r = cli.invoke(app, ["peak", "--model", "m", "--slo-p99-ms", "50", "--start-rate", "50", "--precision", "0.1",
-                         "--out", str(out), "--target-rps", "1000", "--html", str(tmp_path / "p.html")])
+    r = cli.invoke(
+        app,
+        [
+            "peak",
+            "--model",
+            "m",
+            "--slo-p99-ms",
+            "50",
+            "--start-rate",
+            "50",
+            "--precision",
+            "0.1",
+            "--out",
+            str(out),
+            "--target-rps",
+            "1000",
+            "--html",
+            str(tmp_path / "p.html"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     doc = orjson.loads((out / "peak.json").read_bytes())
     assert doc["kind"] == "peak" and doc["status"] == "found"
@@ -85,8 +141,22 @@ def test_peak_command_without_start_rate_probes_capacity_first(tmp_path, monkeyp
 
 def test_peak_command_never_passing_exits_1(tmp_path, monkeypatch):
     _fake_runner(monkeypatch)
-    r = cli.invoke(app, ["peak", "--model", "m", "--slo-p99-ms", "0.5", "--start-rate", "8", "--min-rate", "2",
-                         "--out", str(tmp_path / "pk")])
+    r = cli.invoke(
+        app,
+        [
+            "peak",
+            "--model",
+            "m",
+            "--slo-p99-ms",
+            "0.5",
+            "--start-rate",
+            "8",
+            "--min-rate",
+            "2",
+            "--out",
+            str(tmp_path / "pk"),
+        ],
+    )
     assert r.exit_code == 1
     doc = orjson.loads((tmp_path / "pk" / "peak.json").read_bytes())
     assert doc["peak_rps"] is None and doc["status"] == "never_passed"
@@ -99,7 +169,9 @@ def test_report_and_compare_commands(tmp_path, fake_sweep):
     assert html.read_text().startswith("<!DOCTYPE html>")
     r = cli.invoke(app, ["report", str(fake_sweep)])
     assert r.exit_code == 0 and "Sweep" in r.output
-    r = cli.invoke(app, ["compare", str(fake_sweep.parent / "point-000.json"), str(fake_sweep.parent / "point-003.json")])
+    r = cli.invoke(
+        app, ["compare", str(fake_sweep.parent / "point-000.json"), str(fake_sweep.parent / "point-003.json")]
+    )
     assert r.exit_code == 0, r.output
     assert "p99 ms" in r.output and "Δ%" in r.output
     r = cli.invoke(app, ["report", str(tmp_path / "nope.json")])
@@ -118,7 +190,7 @@ def test_peak_html_puts_the_answer_and_sizing_on_top(tmp_path, monkeypatch):
     page = render_html([load_doc(out)])
     top = page.index('id="overview"')
     assert top < page.index('id="doc-0"')
-    answer = page[top:page.index('id="doc-0"')]
+    answer = page[top : page.index('id="doc-0"')]
     assert f"{doc['sizing']['replicas']} replicas</strong> for 1,000 req/s" in answer
     assert "--target-rps" not in answer  # the advice names the sizing already given, not the flag
     assert "99% confidence" in answer and "req/s</strong> at p99 &le; 50 ms" in answer
@@ -144,9 +216,26 @@ def test_matrix_command_runs_with_its_default_delay(tmp_path, monkeypatch):
     from loadgen.search.matrix import no_server
 
     monkeypatch.setattr(sp, "ServerProcess", lambda *a, **k: no_server()({}, tmp_path))
-    r = cli.invoke(app, ["matrix", "--model", "tiny_classifier", "--max-batch-size", "1", "--instances", "1",
-                         "--slo-p99-ms", "50", "--no-baseline", "--no-low-load", "--max-probes", "4",
-                         "--out", str(tmp_path / "mx")])
+    r = cli.invoke(
+        app,
+        [
+            "matrix",
+            "--model",
+            "tiny_classifier",
+            "--max-batch-size",
+            "1",
+            "--instances",
+            "1",
+            "--slo-p99-ms",
+            "50",
+            "--no-baseline",
+            "--no-low-load",
+            "--max-probes",
+            "4",
+            "--out",
+            str(tmp_path / "mx"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     doc = orjson.loads((tmp_path / "mx" / "matrix.json").read_bytes())
     assert [c["max_queue_delay_ms"] for c in doc["configs"]] == [0.0]

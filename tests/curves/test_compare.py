@@ -1,12 +1,12 @@
 """compare: deltas between two runs / two sweeps / two peaks."""
+
 from __future__ import annotations
 
 import pytest
 from rich.console import Console
 
 from loadgen.report.compare import compare_rows, print_compare
-from loadgen.results.io import load_doc
-from loadgen.results.io import write_json
+from loadgen.results.io import load_doc, write_json
 from tests.curves.fakes import fake_result, write_fake_sweep
 
 

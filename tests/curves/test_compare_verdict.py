@@ -1,5 +1,6 @@
 """`inferload compare` answers the question under its table: which of A and B is better, with bounds
 (loadgen.results.comparison), for runs, sweeps, peaks and tune documents."""
+
 from __future__ import annotations
 
 from typer.testing import CliRunner
@@ -14,10 +15,16 @@ cli = CliRunner()
 
 
 def _tune(out, batch_sizes):
-    req = TuneRequest(model="tiny_classifier", space=TuneSpace(batch_sizes, (1,), (0.0,), 2), method="grid",
-                      objective=Objective.named("throughput"), constraints=Constraints(50.0),
-                      opts=TuneOptions(slo_ms=50.0, max_probes=4, confirm=1), out_dir=out,
-                      checkpoint=out / "ckpt.json")
+    req = TuneRequest(
+        model="tiny_classifier",
+        space=TuneSpace(batch_sizes, (1,), (0.0,), 2),
+        method="grid",
+        objective=Objective.named("throughput"),
+        constraints=Constraints(50.0),
+        opts=TuneOptions(slo_ms=50.0, max_probes=4, confirm=1),
+        out_dir=out,
+        checkpoint=out / "ckpt.json",
+    )
     run_tune(req, _scenario(), tune_run, tune_serve)
     return out / "tune.json"
 

@@ -1,5 +1,6 @@
 """The HTML report from synthetic results: each section in its place with the figures of its input documents
 (points, probes, configurations, percentiles, reasons with their codes), inline PNGs, no external references."""
+
 from __future__ import annotations
 
 import base64
@@ -9,8 +10,7 @@ import re
 import pytest
 
 from loadgen.report.html import render_html, write_html
-from loadgen.results.io import ReportInputError, load_all, load_doc
-from loadgen.results.io import write_json
+from loadgen.results.io import ReportInputError, load_all, load_doc, write_json
 from tests.curves.fakes import fake_bench, fake_result, write_fake_matrix
 from tests.curves.htmlpage import num, parse, sections
 
@@ -38,9 +38,15 @@ def test_sweep_report_has_every_section(fake_sweep, tmp_path):
     assert_self_contained(page)
     [sec] = sections(parse(page))  # one input, no peak answer: no overview
     assert sec.kind == "sweep" and "5 of 6 points VALID" in sec.title
-    assert sec.headings() == ["Latency vs throughput", "Points", "Latency percentile distribution",
-                              "Latency decomposition", "Realised batch sizes vs offered load", "Timelines",
-                              "Configuration"]
+    assert sec.headings() == [
+        "Latency vs throughput",
+        "Points",
+        "Latency percentile distribution",
+        "Latency decomposition",
+        "Realised batch sizes vs offered load",
+        "Timelines",
+        "Configuration",
+    ]
     assert sec.headings("h4") == ["Scenario", "Machine", "Server"]
     cards = sec.cards()
     assert num(cards["points"]) == len(doc["points"]) == 6
@@ -60,10 +66,16 @@ def test_sweep_report_has_every_section(fake_sweep, tmp_path):
         assert r["message"] in why
     assert "requests dropped client-side at the in-flight cap" in why and "did not carry out its schedule" in why
     timelines = [d.find("summary").text() for d in sec.node.find_all("details")]
-    assert timelines == [f"Timeline: point {i} · {p['offered_rps']:g} req/s {'VALID' if p['valid'] else 'INVALID'}"
-                         for i, p in enumerate(doc["points"])]
-    assert sec.alts() == ["latency-throughput curve", "latency percentile distribution", "latency decomposition",
-                          "realised batch sizes vs offered load"] + [f"timeline point {i}" for i in range(6)]
+    assert timelines == [
+        f"Timeline: point {i} · {p['offered_rps']:g} req/s {'VALID' if p['valid'] else 'INVALID'}"
+        for i, p in enumerate(doc["points"])
+    ]
+    assert sec.alts() == [
+        "latency-throughput curve",
+        "latency percentile distribution",
+        "latency decomposition",
+        "realised batch sizes vs offered load",
+    ] + [f"timeline point {i}" for i in range(6)]
     assert sec.kv("Machine")["cpu_model"] == "Fake CPU @ 2.0GHz"
     assert sec.kv("Scenario")["model"] == "tiny_classifier" and sec.kv("Server")["server.name"] == "inferload"
     imgs = _images(page)
@@ -81,9 +93,13 @@ def test_single_result_report(tmp_path):
     assert sec.kind == "run" and sec.title.endswith("INVALID")
     cards = sec.cards()
     assert num(cards["target"]) == r["target_rate_rps"] == 300
-    for label, value in (("achieved", r["achieved_rate_rps"]), ("p50", r["latency_ms"]["p50"]),
-                         ("p99", r["latency_ms"]["p99"]), ("p99.9", r["latency_ms"]["p999"]),
-                         ("max", r["latency_ms"]["max"])):
+    for label, value in (
+        ("achieved", r["achieved_rate_rps"]),
+        ("p50", r["latency_ms"]["p50"]),
+        ("p99", r["latency_ms"]["p99"]),
+        ("p99.9", r["latency_ms"]["p999"]),
+        ("max", r["latency_ms"]["max"]),
+    ):
         assert num(cards[label]) == pytest.approx(value, rel=2e-3), label
     assert num(cards["completed"]) == r["completed"] and num(cards["failed"]) == r["failed"] == 2
     ucb = sec.table("")
@@ -91,14 +107,21 @@ def test_single_result_report(tmp_path):
     assert [num(x) for x in ucb.rows[0][1:]] == pytest.approx([r["latency_ms"][k] for k in ucb.headers[1:]], rel=2e-3)
     assert num(ucb.rows[1][4]) == pytest.approx(r["latency_ucb_ms"]["p99"], rel=2e-3) and ucb.rows[1][5] == "–"
     invalid = sec.callout("INVALID because:")  # every reason, with its code
-    assert [x.rsplit(" ", 1)[1] for x in invalid] == [x["code"] for x in r["invalid_reasons"]] == [
-        "schedule_short", "client_drops"]
+    assert (
+        [x.rsplit(" ", 1)[1] for x in invalid]
+        == [x["code"] for x in r["invalid_reasons"]]
+        == ["schedule_short", "client_drops"]
+    )
     assert all(x["message"] in line for x, line in zip(r["invalid_reasons"], invalid))
     assert "errors by status: 503: 2" in sec.callout("Notes")
     slo = [c.text() for c in sec.callouts() if c.text().startswith("SLO p99")]
     assert slo and slo[0].startswith(f"SLO p99 ≤ 50 ms: {r['slo']['verdict'].upper()}")
-    assert sec.alts() == ["latency percentile distribution", "timeline", "latency decomposition",
-                          "realised batch sizes"]
+    assert sec.alts() == [
+        "latency percentile distribution",
+        "timeline",
+        "latency decomposition",
+        "realised batch sizes",
+    ]
     assert len(_images(page)) == 4
 
 
@@ -110,8 +133,9 @@ def test_mixed_inputs_peak_matrix_bench(tmp_path, fake_sweep, monkeypatch):
     from tests.curves.fakes import fake_run
 
     monkeypatch.setattr(_curves, "runner", lambda progress=True: fake_run)
-    r = CliRunner().invoke(app, ["peak", "--model", "m", "--slo-p99-ms", "50", "--start-rate", "50",
-                                 "--out", str(tmp_path / "pk")])
+    r = CliRunner().invoke(
+        app, ["peak", "--model", "m", "--slo-p99-ms", "50", "--start-rate", "50", "--out", str(tmp_path / "pk")]
+    )
     assert r.exit_code == 0, r.output
     m = write_fake_matrix(tmp_path / "mx")
     write_json(tmp_path / "bench.json", fake_bench())

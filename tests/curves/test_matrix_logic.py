@@ -1,7 +1,15 @@
 """Matrix helpers (loadgen.search.matrix) without a server: configurations, overrides, one cell with a fake runner."""
+
 from __future__ import annotations
 
-from loadgen.search.matrix import choose_best, config_label, matrix_configs, measure_config, overrides_for, throughput_users
+from loadgen.search.matrix import (
+    choose_best,
+    config_label,
+    matrix_configs,
+    measure_config,
+    overrides_for,
+    throughput_users,
+)
 from tests.curves.fakes import fake_run
 
 
@@ -10,8 +18,11 @@ def test_configs_and_overrides():
     assert len(cfgs) == 8
     assert config_label(cfgs[0]) == "b1·i1·d0ms"
     o = overrides_for({"max_batch_size": 8, "instances": 2, "max_queue_delay_ms": 2})
-    assert o == {"max_batch_size": 8, "batching": {"max_queue_delay_ms": 2.0, "preferred_batch_sizes": []},
-                 "instances": {"count": 2}}
+    assert o == {
+        "max_batch_size": 8,
+        "batching": {"max_queue_delay_ms": 2.0, "preferred_batch_sizes": []},
+        "instances": {"count": 2},
+    }
 
 
 def test_throughput_users():
@@ -41,7 +52,12 @@ def test_choose_best():
     rows = [
         {"label": "a", "low_load": {"valid": True, "p99_ms": 5}, "peak_rps": 100, "max_items_per_s": 400},
         {"label": "b", "low_load": {"valid": True, "p99_ms": 9}, "peak_rps": 150, "max_items_per_s": 300},
-        {"label": "c", "low_load": {"valid": False, "p99_ms": 1}, "peak_rps": None, "max_items_per_s": 500,
-         "error": "server died"},
+        {
+            "label": "c",
+            "low_load": {"valid": False, "p99_ms": 1},
+            "peak_rps": None,
+            "max_items_per_s": 500,
+            "error": "server died",
+        },
     ]
     assert choose_best(rows) == {"latency": "a", "peak": "b", "throughput": "a"}

@@ -1,5 +1,6 @@
 """The overload benchmark (loadgen.search.overload) without sockets: a simulated server that refuses what exceeds its
 capacity, a scripted /metrics, the real build_result / step rows / document / terminal table / HTML section."""
+
 from __future__ import annotations
 
 import itertools
@@ -8,10 +9,10 @@ import orjson
 import pytest
 from rich.console import Console
 
-from loadgen.report.terminal import overload_table
-from loadgen.search.overload import MetricsWatcher, parse_metrics, run_overload
 from loadgen.report.html import render_html
+from loadgen.report.terminal_search import overload_table
 from loadgen.results.io import load_doc
+from loadgen.search.overload import MetricsWatcher, parse_metrics, run_overload
 from tests.curves.fakes import CAPACITY_RPS, fake_result
 
 METRICS = """# HELP inferload_queue_depth Requests waiting in the batcher queue.
@@ -33,8 +34,15 @@ def overloaded_server(scenario):
     """Serves up to 95% of capacity at full speed and refuses the excess in ~0.4 ms."""
     rate = scenario.rate_rps
     refused = int(round(max(0.0, rate - 0.95 * CAPACITY_RPS) * scenario.duration_s))
-    r = fake_result(rate, duration_s=scenario.duration_s, slo_ms=scenario.slo_p99_ms, overload=False,
-                    errors=refused, seed=scenario.seed, refusal_server_ms=0.4 if refused else None)
+    r = fake_result(
+        rate,
+        duration_s=scenario.duration_s,
+        slo_ms=scenario.slo_p99_ms,
+        overload=False,
+        errors=refused,
+        seed=scenario.seed,
+        refusal_server_ms=0.4 if refused else None,
+    )
     r["server"]["model_config"] = {"dynamic_batching": {"default_queue_policy": {"max_queue_size": 16}}}
     return r
 
@@ -48,8 +56,9 @@ def test_overload_steps_report_goodput_refusals_queue_and_memory(tmp_path, base_
         k = next(depth)
         return METRICS % (min(k, 16), min(k, 24), 2.0e8 + k * 1e6)
 
-    doc = run_overload(base_scenario, overloaded_server, tmp_path, steps=(1.0, 2.0, 3.0), capacity_rps=380.0,
-                       slo_ms=50.0, fetch=fetch)
+    doc = run_overload(
+        base_scenario, overloaded_server, tmp_path, steps=(1.0, 2.0, 3.0), capacity_rps=380.0, slo_ms=50.0, fetch=fetch
+    )
     assert fetched and fetched[0] == "http://127.0.0.1:9/metrics"
     assert [s["multiple"] for s in doc["steps"]] == [1.0, 2.0, 3.0]
     s1, s3 = doc["steps"][0], doc["steps"][-1]
@@ -69,7 +78,11 @@ def test_overload_steps_report_goodput_refusals_queue_and_memory(tmp_path, base_
     text = console.export_text()
     assert "3x" in text and "16" in text and "24" in text
     page = render_html([load_doc(tmp_path)])
-    assert "Goodput under overload" in page and "refusal p99 ms (server)" in page and 'alt="goodput under overload"' in page
+    assert (
+        "Goodput under overload" in page
+        and "refusal p99 ms (server)" in page
+        and 'alt="goodput under overload"' in page
+    )
 
 
 def test_watcher_counts_scrape_failures_and_keeps_going():

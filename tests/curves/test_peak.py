@@ -1,4 +1,5 @@
 """Peak search (loadgen.search.peak) on simulated latency curves: pure, no sockets, no sleeps."""
+
 from __future__ import annotations
 
 import random
@@ -15,6 +16,7 @@ def threshold_measure(threshold: float, calls: list | None = None):
             calls.append(rate)
         ok = rate <= threshold
         return ok, {"reason": f"p99 {'ok' if ok else 'too high'} at {rate:.1f}"}
+
     return measure
 
 
@@ -107,8 +109,16 @@ def test_probe_info_is_kept():
     assert d["relative_gap"] <= 0.2
 
 
-@pytest.mark.parametrize("kwargs", [dict(start_rps=0), dict(start_rps=1, precision=0), dict(start_rps=1, growth=1),
-                                    dict(start_rps=1, min_rps=2), dict(start_rps=1, max_rps=-1)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(start_rps=0),
+        dict(start_rps=1, precision=0),
+        dict(start_rps=1, growth=1),
+        dict(start_rps=1, min_rps=2),
+        dict(start_rps=1, max_rps=-1),
+    ],
+)
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         find_peak(lambda r: (True, {}), **kwargs)
@@ -123,6 +133,7 @@ def scripted(table):
         k = seen.get(rate, 0)
         seen[rate] = k + 1
         return outs[min(k, len(outs) - 1)], {"reason": f"scripted {rate:g}"}
+
     return measure
 
 
@@ -134,6 +145,7 @@ def test_confirmation_majority_refutes_a_lucky_pass():
         if rate == 100:
             return ["pass", "fail", "fail"]
         return ["fail"]
+
     res = find_peak(scripted(table), start_rps=50, growth=2, precision=0.1, max_probes=30)
     assert res.status == "found" and res.peak_rps is not None and res.peak_rps <= 90
     assert 100 not in [c.rate_rps for c in res.confirmations]
@@ -152,6 +164,7 @@ def test_low_rates_worse_than_mid_rates_the_search_looks_above_before_concluding
     # low rates fail (idle CPUs wake slowly), mid rates pass, high rates fail
     def table(rate):
         return ["fail"] if rate < 20 or rate > 200 else ["pass"]
+
     res = find_peak(scripted(table), start_rps=10, growth=2, precision=0.05, min_rps=2, max_probes=40)
     assert res.status == "found" and 190 <= res.peak_rps <= 200
     assert sorted(n["rate_rps"] for n in res.non_monotone) == [2, 2.5, 5, 10]
@@ -171,6 +184,7 @@ def test_generator_limited_top_is_reported_as_such_never_as_a_server_failure():
         if rate > 120:
             return ["generator_limited"]
         return ["pass"]
+
     res = find_peak(scripted(table), start_rps=50, growth=2, precision=0.05, max_probes=30)
     assert res.status == "generator_limited" and res.peak_rps is not None and 114 <= res.peak_rps <= 120
     assert res.generator_ceiling_rps is not None and res.generator_ceiling_rps > 120
@@ -182,6 +196,7 @@ def test_generator_limited_top_is_reported_as_such_never_as_a_server_failure():
 def test_undecided_is_not_a_pass():
     def table(rate):
         return ["pass"] if rate <= 50 else (["undecided"] if rate <= 80 else ["fail"])
+
     res = find_peak(scripted(table), start_rps=40, growth=2, precision=0.05, max_probes=30)
     assert res.status == "found" and 47.5 <= res.peak_rps <= 50
 
@@ -205,6 +220,7 @@ def test_a_rate_above_the_answer_that_passes_by_majority_moves_the_answer_up():
         if rate <= 100:
             return ["fail", "pass", "pass"] if rate == 100 else ["pass"]
         return ["fail"]
+
     res = find_peak(scripted(table), start_rps=50, growth=2, precision=0.05, max_probes=40)
     assert res.status == "found" and 95 <= res.peak_rps <= 100
     assert res.peak_rps == 100 or any(p.rate_rps == 100 and p.phase == "confirm" for p in res.probes)

@@ -1,5 +1,6 @@
 """One probe (loadgen.search.probe): sizing, the generator retry, the undecided extension, pooled verdicts. Pure: the
 load test is a simulation built through the real Recorder and build_result (tests.curves.fakes)."""
+
 from __future__ import annotations
 
 import math

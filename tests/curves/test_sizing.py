@@ -1,4 +1,5 @@
 """Sizing (loadgen.search.sizing): replica count with headroom, p99 expected per replica from the measured curve."""
+
 from __future__ import annotations
 
 import math
@@ -70,7 +71,9 @@ def test_monotone_interpolate_hits_knots_and_stays_within_bounds():
         monotone_interpolate([1, 1], [1, 2], 1)
 
 
-@pytest.mark.parametrize("bad", [dict(target_rps=0, peak_rps_per_replica=1), dict(target_rps=1, peak_rps_per_replica=1, headroom=1)])
+@pytest.mark.parametrize(
+    "bad", [dict(target_rps=0, peak_rps_per_replica=1), dict(target_rps=1, peak_rps_per_replica=1, headroom=1)]
+)
 def test_bad_inputs(bad):
     with pytest.raises(ValueError):
         size_replicas(**bad)

@@ -1,19 +1,24 @@
 """Sweep orchestration (loadgen.search.sweep) with a simulated runner: files written, stop conditions, peak."""
+
 from __future__ import annotations
 
 import orjson
 
-from loadgen.search.sweep import auto_rates, peak_from_points, run_sweep, stop_reason
-
 from loadgen.results.points import raw_limit_from_bench, summarize_point
-from tests.curves.fakes import fake_run
-from tests.curves.fakes import fake_bench, fake_result
+from loadgen.search.sweep import auto_rates, peak_from_points, run_sweep, stop_reason
+from tests.curves.fakes import fake_bench, fake_result, fake_run
 
 
 def test_rate_sweep_writes_points_and_summary(tmp_path, base_scenario):
     seen = []
-    doc = run_sweep(base_scenario, fake_run, tmp_path, rates=[50, 100, 300], slo_ms=50,
-                    on_point=lambda row, res: seen.append(row["offered_rps"]))
+    doc = run_sweep(
+        base_scenario,
+        fake_run,
+        tmp_path,
+        rates=[50, 100, 300],
+        slo_ms=50,
+        on_point=lambda row, res: seen.append(row["offered_rps"]),
+    )
     assert seen == [50, 100, 300]
     on_disk = orjson.loads((tmp_path / "sweep.json").read_bytes())
     assert on_disk["kind"] == "sweep" and on_disk["schema_version"] == 3
@@ -35,16 +40,26 @@ def test_users_sweep_is_closed_loop(tmp_path, base_scenario):
 
 
 def test_auto_sweep_stops_when_slo_breaks(tmp_path, base_scenario):
-    doc = run_sweep(base_scenario, fake_run, tmp_path,
-                    auto={"start_rps": 20, "factor": 2, "max_rps": None, "max_points": 12}, slo_ms=50)
+    doc = run_sweep(
+        base_scenario,
+        fake_run,
+        tmp_path,
+        auto={"start_rps": 20, "factor": 2, "max_rps": None, "max_points": 12},
+        slo_ms=50,
+    )
     rates = [p["offered_rps"] for p in doc["points"]]
     assert rates == [20, 40, 80, 160, 320]
     assert "SLO broken" in doc["stopped"]
 
 
 def test_auto_sweep_step_limit(tmp_path, base_scenario):
-    doc = run_sweep(base_scenario, fake_run, tmp_path,
-                    auto={"start_rps": 5, "factor": 1.5, "max_rps": None, "max_points": 3}, slo_ms=None)
+    doc = run_sweep(
+        base_scenario,
+        fake_run,
+        tmp_path,
+        auto={"start_rps": 5, "factor": 1.5, "max_rps": None, "max_points": 3},
+        slo_ms=None,
+    )
     assert len(doc["points"]) == 3 and "step limit" in doc["stopped"]
 
 
@@ -64,8 +79,7 @@ def test_auto_rates_geometric():
 
 
 def test_peak_from_points_ignores_invalid():
-    pts = [summarize_point(fake_result(r, overload=r == 200), None, i)
-           for i, r in enumerate([50, 100, 200])]
+    pts = [summarize_point(fake_result(r, overload=r == 200), None, i) for i, r in enumerate([50, 100, 200])]
     assert peak_from_points(pts, 1000)["rate_rps"] == 100
     assert peak_from_points(pts, 0.001)["rate_rps"] is None
     assert peak_from_points(pts, None) is None
@@ -80,8 +94,17 @@ def test_raw_limit_in_requests():
 def test_no_peak_says_when_points_were_only_undecided():
     from loadgen.search.sweep import peak_from_points
 
-    pts = [{"valid": True, "slo_verdict": "undecided", "slo_bound_ms": 50.0, "slo_percentile": 99, "p99_ms": 10.0,
-            "achieved_rps": 50.0, "offered_rps": 50.0}]
+    pts = [
+        {
+            "valid": True,
+            "slo_verdict": "undecided",
+            "slo_bound_ms": 50.0,
+            "slo_percentile": 99,
+            "p99_ms": 10.0,
+            "achieved_rps": 50.0,
+            "offered_rps": 50.0,
+        }
+    ]
     peak = peak_from_points(pts, 50.0, 99)
     assert peak["rate_rps"] is None and "1 undecided" in peak["reason"] and "--duration" in peak["reason"]
     pts[0]["slo_verdict"] = "fail"

@@ -1,5 +1,6 @@
 """`--assert` / `--junit` through the CLI on simulated runs: exit codes 0 pass, 1 a threshold failed, 2 usage
 error (before any load), 3 the measurement is INVALID; each outcome printed; JUnit XML written."""
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -13,8 +14,18 @@ from loadgen.commands import _curves
 from tests.curves.fakes import fake_run
 
 cli = CliRunner()
-RUN = ["run", "--model", "tiny_classifier", "--target", "http://127.0.0.1:9", "--duration", "10", "--warmup", "1",
-       "--no-progress"]
+RUN = [
+    "run",
+    "--model",
+    "tiny_classifier",
+    "--target",
+    "http://127.0.0.1:9",
+    "--duration",
+    "10",
+    "--warmup",
+    "1",
+    "--no-progress",
+]
 
 
 def _runner(monkeypatch, run=fake_run) -> list:
@@ -23,6 +34,7 @@ def _runner(monkeypatch, run=fake_run) -> list:
     def counted(scenario):
         calls.append(scenario)
         return run(scenario)
+
     monkeypatch.setattr(_curves, "runner", lambda progress=True, **kw: counted)
     return calls
 
@@ -30,8 +42,24 @@ def _runner(monkeypatch, run=fake_run) -> list:
 def test_run_passing_thresholds_exit_0_and_write_junit(tmp_path, monkeypatch):
     calls = _runner(monkeypatch)
     junit = tmp_path / "ci" / "junit.xml"
-    r = cli.invoke(app, [*RUN, "--rate", "100", "--out", str(tmp_path / "r.json"), "--assert", "p99<1s",
-                         "--assert", "errors<0.1%", "--assert", "throughput>=90rps", "--junit", str(junit)])
+    r = cli.invoke(
+        app,
+        [
+            *RUN,
+            "--rate",
+            "100",
+            "--out",
+            str(tmp_path / "r.json"),
+            "--assert",
+            "p99<1s",
+            "--assert",
+            "errors<0.1%",
+            "--assert",
+            "throughput>=90rps",
+            "--junit",
+            str(junit),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert len(calls) == 1 and calls[0].rate_rps == 100
     assert r.output.count("threshold PASS") == 3
@@ -41,8 +69,10 @@ def test_run_passing_thresholds_exit_0_and_write_junit(tmp_path, monkeypatch):
 
 def test_run_failed_threshold_exits_1(tmp_path, monkeypatch):
     _runner(monkeypatch)
-    r = cli.invoke(app, [*RUN, "--rate", "100", "--assert", "p99<0.5ms", "--assert", "errors<1%",
-                         "--junit", str(tmp_path / "j.xml")])
+    r = cli.invoke(
+        app,
+        [*RUN, "--rate", "100", "--assert", "p99<0.5ms", "--assert", "errors<1%", "--junit", str(tmp_path / "j.xml")],
+    )
     assert r.exit_code == 1, r.output
     assert "threshold FAIL p99<0.5ms" in r.output and "threshold PASS errors<1%" in r.output
     assert 'failures="1"' in (tmp_path / "j.xml").read_text()
@@ -55,12 +85,15 @@ def test_invalid_run_exits_3_even_when_thresholds_pass(tmp_path, monkeypatch):
     assert "INVALID measurement" in r.output and "threshold PASS p99<10s" in r.output
 
 
-@pytest.mark.parametrize("expr,message", [
-    ("p99 50ms", "expected <metric> <op> <number>"),
-    ("p98<50ms", "unknown metric 'p98'"),
-    ("p99<50rps", "does not fit p99"),
-    ("peak>=10rps", "a run document has no peak"),
-])
+@pytest.mark.parametrize(
+    "expr,message",
+    [
+        ("p99 50ms", "expected <metric> <op> <number>"),
+        ("p98<50ms", "unknown metric 'p98'"),
+        ("p99<50rps", "does not fit p99"),
+        ("peak>=10rps", "a run document has no peak"),
+    ],
+)
 def test_bad_assert_exits_2_before_any_load(monkeypatch, expr, message):
     calls = _runner(monkeypatch)
     r = cli.invoke(app, [*RUN, "--rate", "100", "--assert", expr])
@@ -77,12 +110,38 @@ def test_without_thresholds_an_invalid_run_still_exits_0(monkeypatch):
 def test_sweep_and_peak_thresholds(tmp_path, monkeypatch):
     _runner(monkeypatch)
     base = ["--model", "m", "--slo-p99-ms", "50", "--duration", "5", "--warmup", "1"]
-    r = cli.invoke(app, ["sweep", *base, "--rates", "50,100", "--out", str(tmp_path / "s"),
-                         "--assert", "peak>=100rps", "--assert", "throughput>=1000rps"])
+    r = cli.invoke(
+        app,
+        [
+            "sweep",
+            *base,
+            "--rates",
+            "50,100",
+            "--out",
+            str(tmp_path / "s"),
+            "--assert",
+            "peak>=100rps",
+            "--assert",
+            "throughput>=1000rps",
+        ],
+    )
     assert r.exit_code == 1, r.output
     assert "threshold PASS peak>=100rps" in r.output and "threshold FAIL throughput>=1000rps" in r.output
-    r = cli.invoke(app, ["peak", *base, "--start-rate", "50", "--out", str(tmp_path / "p"), "--assert", "peak>=150rps",
-                         "--junit", str(tmp_path / "p.xml")])
+    r = cli.invoke(
+        app,
+        [
+            "peak",
+            *base,
+            "--start-rate",
+            "50",
+            "--out",
+            str(tmp_path / "p"),
+            "--assert",
+            "peak>=150rps",
+            "--junit",
+            str(tmp_path / "p.xml"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     peak = orjson.loads((tmp_path / "p" / "peak.json").read_bytes())["peak_rps"]
     assert peak >= 150 and "threshold PASS peak>=150rps" in r.output

@@ -1,4 +1,5 @@
 """The configuration advisor's driver and command on simulated servers (fake runner, no server, no locust)."""
+
 from __future__ import annotations
 
 import tomllib
@@ -23,10 +24,18 @@ cli = CliRunner()
 
 
 def _request(out: Path, space: TuneSpace = SPACE, **kw) -> TuneRequest:
-    return TuneRequest(model="tiny_classifier", space=space, method=kw.pop("method", "quick"),
-                       objective=Objective.named("balanced"), constraints=kw.pop("constraints", Constraints(50.0)),
-                       opts=TuneOptions(slo_ms=50.0, max_probes=4, confirm=1), out_dir=out,
-                       checkpoint=out / "tune-checkpoint.json", models_dir=REPO / "models", **kw)
+    return TuneRequest(
+        model="tiny_classifier",
+        space=space,
+        method=kw.pop("method", "quick"),
+        objective=Objective.named("balanced"),
+        constraints=kw.pop("constraints", Constraints(50.0)),
+        opts=TuneOptions(slo_ms=50.0, max_probes=4, confirm=1),
+        out_dir=out,
+        checkpoint=out / "tune-checkpoint.json",
+        models_dir=REPO / "models",
+        **kw,
+    )
 
 
 class Interrupt(BaseException):
@@ -92,8 +101,9 @@ def test_a_configuration_whose_server_fails_is_recorded_not_fatal(tmp_path):
             raise RuntimeError("server exited with code 1 before it was ready")
         return tune_serve(cfg, log)
 
-    doc = run_tune(_request(tmp_path, space=TuneSpace((1, 8), (1, 2), (0.0,), 2), method="grid"), _scenario(),
-                   tune_run, serve)
+    doc = run_tune(
+        _request(tmp_path, space=TuneSpace((1, 8), (1, 2), (0.0,), 2), method="grid"), _scenario(), tune_run, serve
+    )
     bad = [c for c in doc["configs"] if c["instances"] == 2]
     assert len(bad) == 2 and all(not c["feasible"] for c in bad)
     assert all("server exited" in c["pooled"]["peak_status"] for c in bad)
@@ -106,17 +116,51 @@ def _patch(monkeypatch, run=tune_run):
     monkeypatch.setattr(tune_cmd, "_fetch", tune_fetch)
 
 
-ARGS = ["tune", "--model", "tiny_classifier", "--models", str(REPO / "models"), "--slo-p99-ms", "50",
-        "--max-batch-size", "1,8", "--instances", "1,2", "--max-queue-delay-ms", "0", "--no-baseline",
-        "--max-probes", "4", "--confirm", "1", "--cpus", "2"]
+ARGS = [
+    "tune",
+    "--model",
+    "tiny_classifier",
+    "--models",
+    str(REPO / "models"),
+    "--slo-p99-ms",
+    "50",
+    "--max-batch-size",
+    "1,8",
+    "--instances",
+    "1,2",
+    "--max-queue-delay-ms",
+    "0",
+    "--no-baseline",
+    "--max-probes",
+    "4",
+    "--confirm",
+    "1",
+    "--cpus",
+    "2",
+]
 
 
 def test_tune_command_thresholds_junit_html_and_resume(tmp_path, monkeypatch):
     _patch(monkeypatch)
     out = tmp_path / "t"
-    r = cli.invoke(app, [*ARGS, "--out", str(out), "--target-rps", "1000", "--assert", "peak>=100rps",
-                         "--assert", "throughput>=100rps", "--junit", str(tmp_path / "j.xml"),
-                         "--html", str(tmp_path / "t.html")])
+    r = cli.invoke(
+        app,
+        [
+            *ARGS,
+            "--out",
+            str(out),
+            "--target-rps",
+            "1000",
+            "--assert",
+            "peak>=100rps",
+            "--assert",
+            "throughput>=100rps",
+            "--junit",
+            str(tmp_path / "j.xml"),
+            "--html",
+            str(tmp_path / "t.html"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     doc = orjson.loads((out / "tune.json").read_bytes())
     assert doc["recommended"]["name"] == "b8-i2x1-d0" and (out / "config.toml").is_file()

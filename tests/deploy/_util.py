@@ -1,4 +1,5 @@
 """Shared helpers for the deployment tests (no locust import: gevent must stay out of the test process)."""
+
 from __future__ import annotations
 
 import json
@@ -14,20 +15,40 @@ DS_PROVISIONING = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometh
 
 # Pinned metric families (server + load generator); dashboards may only query these (plus `up`).
 SERVER_FAMILIES = {
-    "inferload_requests_total", "inferload_request_duration_seconds", "inferload_queue_duration_seconds",
-    "inferload_preprocess_duration_seconds", "inferload_compute_duration_seconds", "inferload_batch_size",
-    "inferload_inference_items_total", "inferload_inference_executions_total", "inferload_queue_depth",
-    "inferload_inflight_requests", "inferload_instance_busy_seconds_total", "inferload_model_ready",
-    "inferload_queue_dropped_total", "inferload_http_unknown_model_total",
+    "inferload_requests_total",
+    "inferload_request_duration_seconds",
+    "inferload_queue_duration_seconds",
+    "inferload_preprocess_duration_seconds",
+    "inferload_compute_duration_seconds",
+    "inferload_batch_size",
+    "inferload_inference_items_total",
+    "inferload_inference_executions_total",
+    "inferload_queue_depth",
+    "inferload_inflight_requests",
+    "inferload_instance_busy_seconds_total",
+    "inferload_model_ready",
+    "inferload_queue_dropped_total",
+    "inferload_http_unknown_model_total",
 }
 LOADGEN_FAMILIES = {
-    "inferload_loadgen_offered_requests_total", "inferload_loadgen_requests_total", "inferload_loadgen_errors_total",
-    "inferload_loadgen_latency_seconds", "inferload_loadgen_in_flight", "inferload_loadgen_delayed_requests_total",
-    "inferload_loadgen_dropped_requests_total", "inferload_loadgen_target_rate_rps", "inferload_loadgen_users",
+    "inferload_loadgen_offered_requests_total",
+    "inferload_loadgen_requests_total",
+    "inferload_loadgen_errors_total",
+    "inferload_loadgen_latency_seconds",
+    "inferload_loadgen_in_flight",
+    "inferload_loadgen_delayed_requests_total",
+    "inferload_loadgen_dropped_requests_total",
+    "inferload_loadgen_target_rate_rps",
+    "inferload_loadgen_users",
 }
-HISTOGRAMS = {"inferload_request_duration_seconds", "inferload_queue_duration_seconds",
-              "inferload_preprocess_duration_seconds", "inferload_compute_duration_seconds", "inferload_batch_size",
-              "inferload_loadgen_latency_seconds"}
+HISTOGRAMS = {
+    "inferload_request_duration_seconds",
+    "inferload_queue_duration_seconds",
+    "inferload_preprocess_duration_seconds",
+    "inferload_compute_duration_seconds",
+    "inferload_batch_size",
+    "inferload_loadgen_latency_seconds",
+}
 
 METRIC_RE = re.compile(r"\b(inferload_[a-z0-9_]+)")
 

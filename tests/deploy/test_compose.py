@@ -1,5 +1,6 @@
 """docker-compose.yml: valid for the compose tool, and the deployment rules hold (ports on 127.0.0.1, non-root,
 read-only models, healthcheck, limits, scalable workers, headless profile writing ./results)."""
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,9 @@ def compose() -> dict:
 def test_compose_config_validates(profile):
     tool = compose_tool()
     if tool is None:
-        pytest.skip("no compose tool: install Debian's docker-compose (apt-get install docker-compose) or the docker compose plugin")
+        pytest.skip(
+            "no compose tool: install Debian's docker-compose (apt-get install docker-compose) or the docker compose plugin"
+        )
     cmd = [*tool, "-f", str(COMPOSE_FILE)]
     if profile:
         cmd += ["--profile", profile]
@@ -39,7 +42,9 @@ def _ports(svc: dict) -> list[str]:
 def test_published_ports_bind_loopback_by_default(compose):
     for name, svc in compose["services"].items():
         for p in _ports(svc):
-            assert p.startswith("${INFERLOAD_BIND:-127.0.0.1}:"), f"service {name}: port {p!r} must bind 127.0.0.1 by default"
+            assert p.startswith("${INFERLOAD_BIND:-127.0.0.1}:"), (
+                f"service {name}: port {p!r} must bind 127.0.0.1 by default"
+            )
 
 
 def test_server_service(compose):
@@ -111,15 +116,16 @@ def test_dockerfiles_run_as_non_root_and_install_only_their_own_dependencies():
         assert "USER 10001" in text
 
     def prefix(t: str) -> list[str]:  # identical base steps → shared build cache (comments do not matter)
-        body = t[t.index("ARG BASE_IMAGE"): t.index("COPY pyproject.toml")]
+        body = t[t.index("ARG BASE_IMAGE") : t.index("COPY pyproject.toml")]
         return [ln for ln in body.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
 
     assert prefix(server) == prefix(loadgen)
     assert "ARG EXTRA=server" in server and "COPY loadgen" not in server
     assert "ARG EXTRA=loadgen" in loadgen and "COPY server" not in loadgen
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    server_deps = " ".join(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-                           + extras["server"]).lower()
+    server_deps = " ".join(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"] + extras["server"]
+    ).lower()
     for heavy in ("locust", "gevent", "matplotlib", "typer"):
         assert heavy not in server_deps, f"the server image would install {heavy}"
     assert "onnxruntime" not in " ".join(extras["loadgen"]).lower()

@@ -11,6 +11,7 @@ Only failure-by-kind series can be empty in a clean run (the load generator's er
 until an error happens): for those the family must at least be exposed by the target (HELP/TYPE on /metrics).
 Load generation runs in its own process: importing locust here would monkey-patch this test process.
 """
+
 from __future__ import annotations
 
 import io
@@ -30,7 +31,7 @@ from loadgen.baseline.serverproc import ServerProcess
 from loadgen.util.net import free_port
 from tests.waiting import wait_until
 
-from ._util import ROOT, family_of, load_dashboards, METRIC_RE, panel_targets, substitute
+from ._util import METRIC_RE, ROOT, family_of, load_dashboards, panel_targets, substitute
 
 PROMETHEUS = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
 # Labelled by kind of failure: no series until that failure happens.
@@ -44,7 +45,9 @@ def _wait(url: str, timeout_s: float, proc: subprocess.Popen, what: str) -> None
             raise RuntimeError(f"{what} exited with {proc.returncode} before {url} answered")
         return httpx.get(url, timeout=1.0).status_code == 200
 
-    wait_until(answers, timeout_s=timeout_s, interval_s=0.2, ignore=(httpx.HTTPError,), what=f"{what}: {url} answering 200")
+    wait_until(
+        answers, timeout_s=timeout_s, interval_s=0.2, ignore=(httpx.HTTPError,), what=f"{what}: {url} answering 200"
+    )
 
 
 def _scraped_since(prom: str, t: float) -> dict[str, float]:
@@ -120,21 +123,53 @@ def live(tmp_path_factory):
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n"
             "scrape_configs:\n"
             f"  - job_name: inferload-server\n    static_configs: [{{targets: ['127.0.0.1:{server_port}']}}]\n"
-            f"  - job_name: inferload-loadgen\n    static_configs: [{{targets: ['127.0.0.1:{metrics_port}']}}]\n")
+            f"  - job_name: inferload-loadgen\n    static_configs: [{{targets: ['127.0.0.1:{metrics_port}']}}]\n"
+        )
         procs["prometheus"] = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={prom_cfg}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
-            cwd=tmp, stdout=logs["prometheus"].open("wb"), stderr=subprocess.STDOUT)
+            [
+                PROMETHEUS,
+                f"--config.file={prom_cfg}",
+                f"--storage.tsdb.path={tmp / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+                "--log.level=warn",
+            ],
+            cwd=tmp,
+            stdout=logs["prometheus"].open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         prom = f"http://127.0.0.1:{prom_port}"
         base = f"http://127.0.0.1:{server_port}"
         _wait(f"{prom}/-/ready", 30, procs["prometheus"], "prometheus")
 
         t_start = time.time()
         procs["loadgen"] = subprocess.Popen(
-            [*_inferload_cmd(), "run", "--target", base, "--model", "tiny_classifier", "--mode", "open",
-             "--rate", str(RATE), "--duration", str(LOAD_S), "--warmup", str(WARMUP_S), "--payload", "binary",
-             "--out", str(tmp / "run.json"), "--metrics-port", str(metrics_port)],
-            cwd=tmp, env=env, stdout=logs["loadgen"].open("wb"), stderr=subprocess.STDOUT)
+            [
+                *_inferload_cmd(),
+                "run",
+                "--target",
+                base,
+                "--model",
+                "tiny_classifier",
+                "--mode",
+                "open",
+                "--rate",
+                str(RATE),
+                "--duration",
+                str(LOAD_S),
+                "--warmup",
+                str(WARMUP_S),
+                "--payload",
+                "binary",
+                "--out",
+                str(tmp / "run.json"),
+                "--metrics-port",
+                str(metrics_port),
+            ],
+            cwd=tmp,
+            env=env,
+            stdout=logs["loadgen"].open("wb"),
+            stderr=subprocess.STDOUT,
+        )
 
         # Side traffic while the load runs: JPEGs (preprocess path) and one invalid request (non-success outcome).
         jpeg = _jpeg()
@@ -145,13 +180,18 @@ def live(tmp_path_factory):
             sent_invalid = False
             while time.monotonic() < deadline and procs["loadgen"].poll() is None:
                 try:
-                    r = client.post(f"{base}/v2/models/tiny_classifier_jpeg/infer", content=jpeg,
-                                    headers={"Content-Type": "image/jpeg"})
+                    r = client.post(
+                        f"{base}/v2/models/tiny_classifier_jpeg/infer",
+                        content=jpeg,
+                        headers={"Content-Type": "image/jpeg"},
+                    )
                     if r.status_code != 200:
                         side_errors.append(f"jpeg → {r.status_code} {r.text[:200]}")
                     if not sent_invalid and time.monotonic() > deadline - LOAD_S / 2:
-                        client.post(f"{base}/v2/models/tiny_classifier/infer",
-                                    json={"inputs": [{"name": "nope", "shape": [1], "datatype": "FP32", "data": [0]}]})
+                        client.post(
+                            f"{base}/v2/models/tiny_classifier/infer",
+                            json={"inputs": [{"name": "nope", "shape": [1], "datatype": "FP32", "data": [0]}]},
+                        )
                         sent_invalid = True
                 except httpx.HTTPError as e:
                     side_errors.append(repr(e))
@@ -168,12 +208,24 @@ def live(tmp_path_factory):
         # the last scrapes have landed: Prometheus scraped both jobs after the run ended (the load generator's
         # scrape then fails, up=0, which still means every scrape while it lived is stored)
         jobs = ("inferload-server", "inferload-loadgen")
-        wait_until(lambda: all(_scraped_since(prom, t_end).get(j, 0.0) >= t_end for j in jobs), timeout_s=30,
-                   interval_s=0.2, ignore=(httpx.HTTPError,),
-                   what=f"a Prometheus scrape of {jobs} after the run ended",
-                   describe=lambda: f"latest scrapes: {_scraped_since(prom, t_end)}, run ended at {t_end:.3f}")
-        yield {"prom": prom, "start": t_start, "end": t_end, "loadgen_rc": rc, "exposed": exposed,
-               "side_errors": side_errors, "logs": logs, "tmp": tmp}
+        wait_until(
+            lambda: all(_scraped_since(prom, t_end).get(j, 0.0) >= t_end for j in jobs),
+            timeout_s=30,
+            interval_s=0.2,
+            ignore=(httpx.HTTPError,),
+            what=f"a Prometheus scrape of {jobs} after the run ended",
+            describe=lambda: f"latest scrapes: {_scraped_since(prom, t_end)}, run ended at {t_end:.3f}",
+        )
+        yield {
+            "prom": prom,
+            "start": t_start,
+            "end": t_end,
+            "loadgen_rc": rc,
+            "exposed": exposed,
+            "side_errors": side_errors,
+            "logs": logs,
+            "tmp": tmp,
+        }
     finally:
         _stop(procs.get("loadgen"))
         server.stop()
@@ -181,7 +233,9 @@ def live(tmp_path_factory):
 
 
 def _query_range(prom: str, expr: str, start: float, end: float) -> list[dict]:
-    r = httpx.get(f"{prom}/api/v1/query_range", params={"query": expr, "start": start, "end": end, "step": "1s"}, timeout=10)
+    r = httpx.get(
+        f"{prom}/api/v1/query_range", params={"query": expr, "start": start, "end": end, "step": "1s"}, timeout=10
+    )
     body = r.json()
     assert r.status_code == 200 and body.get("status") == "success", f"query failed: {expr}\n{body}"
     return body["data"]["result"]
@@ -192,8 +246,12 @@ def _has_finite(result: list[dict]) -> bool:
 
 
 def test_setup_worked(live):
-    assert live["exposed"], "could not read the load generator's /metrics during the run\n" + _tail(live["logs"]["loadgen"])
-    assert not live["side_errors"][:1], f"side traffic failed: {live['side_errors'][:3]}\n{_tail(live['logs']['server'])}"
+    assert live["exposed"], "could not read the load generator's /metrics during the run\n" + _tail(
+        live["logs"]["loadgen"]
+    )
+    assert not live["side_errors"][:1], (
+        f"side traffic failed: {live['side_errors'][:3]}\n{_tail(live['logs']['server'])}"
+    )
     up = _query_range(live["prom"], 'up{job="inferload-server"}', live["start"], live["end"])
     assert up and any(v == "1" for s in up for _, v in s["values"]), "Prometheus never scraped the server"
 
@@ -201,7 +259,12 @@ def test_setup_worked(live):
 def _cases():
     for fname, board in load_dashboards().items():
         for panel, target in panel_targets(board):
-            yield pytest.param(fname, panel["title"], target["expr"], id=f"{fname.removesuffix('.json')}:{panel['title']}:{target['refId']}")
+            yield pytest.param(
+                fname,
+                panel["title"],
+                target["expr"],
+                id=f"{fname.removesuffix('.json')}:{panel['title']}:{target['refId']}",
+            )
 
 
 @pytest.mark.parametrize(("board", "title", "expr"), list(_cases()))
@@ -217,5 +280,7 @@ def test_panel_query_returns_data(live, board, title, expr):
         assert exposed, f"{board}: {title!r}: {families} not exposed by the load generator"
         print(f"no events for {sorted(families)} in this run (family exposed): {query}")
         return
-    pytest.fail(f"{board}: panel {title!r} returned no data\n  query: {query}\n  result: {str(result)[:500]}\n"
-                f"  loadgen rc={live['loadgen_rc']} log tail:\n{_tail(live['logs']['loadgen'], 1500)}")
+    pytest.fail(
+        f"{board}: panel {title!r} returned no data\n  query: {query}\n  result: {str(result)[:500]}\n"
+        f"  loadgen rc={live['loadgen_rc']} log tail:\n{_tail(live['logs']['loadgen'], 1500)}"
+    )

@@ -1,5 +1,6 @@
 """deploy/k8s/*.yaml parse and carry what production needs: probes, resources, a grace period longer than the
 server's shutdown delay + drain, non-root, read-only model volume; Locust master + workers + Service; an HPA."""
+
 from __future__ import annotations
 
 import pytest
@@ -54,7 +55,9 @@ def test_server_deployment(objects):
     drain = float(env.get("INFERLOAD_DRAIN_TIMEOUT_S", _drain_default()))
     delay = float(env.get("INFERLOAD_SHUTDOWN_DELAY_S", 0))
     grace = pod["terminationGracePeriodSeconds"]
-    assert grace > delay + drain, f"terminationGracePeriodSeconds {grace} must exceed shutdown delay {delay} + drain {drain}"
+    assert grace > delay + drain, (
+        f"terminationGracePeriodSeconds {grace} must exceed shutdown delay {delay} + drain {drain}"
+    )
     assert pod["securityContext"]["runAsNonRoot"] is True
     mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
     assert mounts["/models"].get("readOnly") is True

@@ -1,4 +1,5 @@
 """deploy/prometheus.yml passes `promtool check config` and scrapes the server and the load generators."""
+
 from __future__ import annotations
 
 import shutil
@@ -14,7 +15,9 @@ def test_promtool_check_config():
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed (Debian package 'prometheus': apt-get install prometheus)")
-    r = subprocess.run([promtool, "check", "config", str(DEPLOY / "prometheus.yml")], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [promtool, "check", "config", str(DEPLOY / "prometheus.yml")], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 

@@ -1,5 +1,6 @@
 """deploy/*.sh: shell syntax, and prepare-models (the compose init service / k8s initContainer) really fills a
 repository the server can then serve from read-only."""
+
 from __future__ import annotations
 
 import os
@@ -26,18 +27,35 @@ def test_prepare_models_copies_and_builds(tmp_path):
     for name in ("tiny_classifier", "tiny_classifier_jpeg"):
         shutil.copytree(ROOT / "models" / name, src / name, ignore=shutil.ignore_patterns("*.onnx"))
     dest = tmp_path / "dest"
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-               INFERLOAD_MODEL_NAMES="tiny_classifier_jpeg")
-    r = subprocess.run(["sh", str(DEPLOY / "prepare-models.sh"), str(src), str(dest)], capture_output=True, text=True,
-                       timeout=120, env=env, cwd=tmp_path)
+    env = dict(
+        os.environ,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        INFERLOAD_MODEL_NAMES="tiny_classifier_jpeg",
+    )
+    r = subprocess.run(
+        ["sh", str(DEPLOY / "prepare-models.sh"), str(src), str(dest)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
-    assert (dest / "tiny_classifier" / "config.toml").exists() and (dest / "tiny_classifier_jpeg" / "config.toml").exists()
+    assert (dest / "tiny_classifier" / "config.toml").exists() and (
+        dest / "tiny_classifier_jpeg" / "config.toml"
+    ).exists()
     # the jpeg pipeline shares tiny_classifier's file, which must have been built
     assert (dest / "tiny_classifier" / "model.onnx").stat().st_size > 0
     assert not list(src.rglob("*.onnx")), "the source (read-only in compose) must not be written"
     # idempotent: a second run keeps the built file
     mtime = (dest / "tiny_classifier" / "model.onnx").stat().st_mtime_ns
-    r = subprocess.run(["sh", str(DEPLOY / "prepare-models.sh"), str(src), str(dest)], capture_output=True, text=True,
-                       timeout=120, env=env, cwd=tmp_path)
+    r = subprocess.run(
+        ["sh", str(DEPLOY / "prepare-models.sh"), str(src), str(dest)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert (dest / "tiny_classifier" / "model.onnx").stat().st_mtime_ns == mtime

@@ -1,4 +1,5 @@
 """In-process baseline on the tiny classifier: JSON rows and fields as documented."""
+
 from __future__ import annotations
 
 import json
@@ -22,10 +23,33 @@ def tiny_repo(tmp_path_factory) -> Path:
 def test_bench_json_rows(tiny_repo, tmp_path):
     out = tmp_path / "b.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "loadgen.cli", "bench", "--model", "tiny_classifier", "--models", str(tiny_repo),
-         "--batch", "1,4", "--instances", "1,2", "--duration", "0.3", "--warmup", "0.1", "--idle-gap-ms", "5",
-         "--idle-calls", "4", "--out", str(out)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "loadgen.cli",
+            "bench",
+            "--model",
+            "tiny_classifier",
+            "--models",
+            str(tiny_repo),
+            "--batch",
+            "1,4",
+            "--instances",
+            "1,2",
+            "--duration",
+            "0.3",
+            "--warmup",
+            "0.1",
+            "--idle-gap-ms",
+            "5",
+            "--idle-calls",
+            "4",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (tiny_repo / "tiny_classifier" / "model.onnx").exists()  # built on demand
@@ -50,8 +74,21 @@ def test_bench_json_rows(tiny_repo, tmp_path):
 
 def test_bench_rejects_bad_lists(tiny_repo):
     proc = subprocess.run(
-        [sys.executable, "-m", "loadgen.cli", "bench", "--model", "tiny_classifier", "--models", str(tiny_repo), "--batch", "1,x"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "loadgen.cli",
+            "bench",
+            "--model",
+            "tiny_classifier",
+            "--models",
+            str(tiny_repo),
+            "--batch",
+            "1,x",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode != 0
     assert "comma-separated integers" in proc.stdout + proc.stderr
@@ -60,7 +97,9 @@ def test_bench_rejects_bad_lists(tiny_repo):
 def test_bench_unknown_model(tiny_repo):
     proc = subprocess.run(
         [sys.executable, "-m", "loadgen.cli", "bench", "--model", "nope", "--models", str(tiny_repo)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "nope not found" in proc.stdout

@@ -1,4 +1,5 @@
 """Model repository configuration: good configs load; bad ones fail fast naming file, field and fix."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +21,14 @@ def _model(tmp_path: Path, name: str, text: str) -> Path:
 
 def test_builtin_repository_loads():
     repo = load_repository(REPO)
-    assert {"resnet50", "mobilenet_v2", "mobilenet_v2_jpeg", "ssd_mobilenet", "tiny_classifier", "tiny_detector"} <= set(repo)
+    assert {
+        "resnet50",
+        "mobilenet_v2",
+        "mobilenet_v2_jpeg",
+        "ssd_mobilenet",
+        "tiny_classifier",
+        "tiny_detector",
+    } <= set(repo)
     jpeg = repo["mobilenet_v2_jpeg"]
     assert jpeg.image is not None and jpeg.image.input_name == "IMAGE"
     # The image pipeline shares the plain model's ONNX file.
@@ -29,7 +37,10 @@ def test_builtin_repository_loads():
 
 
 def test_full_config_fields(tmp_path):
-    d = _model(tmp_path, "m", """
+    d = _model(
+        tmp_path,
+        "m",
+        """
 builtin = "tiny_classifier"
 max_batch_size = 16
 labels = "labels.txt"
@@ -49,7 +60,8 @@ mean = [0.5, 0.5, 0.5]
 std = [0.25, 0.25, 0.25]
 layout = "NHWC"
 channel_order = "BGR"
-""")
+""",
+    )
     (d / "labels.txt").write_text("a\nb\n")
     cfg = load_model_config(d)
     assert cfg.name == "m"
@@ -67,7 +79,11 @@ channel_order = "BGR"
         ("max_batch_size = 'eight'", "max_batch_size", "valid integer"),
         ("[batching]\nmax_queue_delay_ms = -1", "batching.max_queue_delay_ms", "greater than or equal to 0"),
         ("[batching]\nmax_queu_size = 4", "batching.max_queu_size", "unknown field"),
-        ("max_batch_size = 4\n[batching]\npreferred_batch_sizes = [8]", "(top level)", "preferred_batch_sizes has 8 > max_batch_size 4"),
+        (
+            "max_batch_size = 4\n[batching]\npreferred_batch_sizes = [8]",
+            "(top level)",
+            "preferred_batch_sizes has 8 > max_batch_size 4",
+        ),
         ("[instances]\ncount = 0", "instances.count", "greater than or equal to 1"),
         ("[image]\nlayout = 'CHW'", "image.layout", "'NCHW' or 'NHWC'"),
         ("[image]\nmean = [0.5, 0.5]", "image.mean", "exactly 3 values"),

@@ -1,4 +1,5 @@
 """`inferload models build`: scaffolds built-in models into an empty repository, byte-identical rebuilds, int8."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +10,9 @@ from server.repository import load_repository
 
 
 def _build(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "loadgen.cli", "models", "build", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "loadgen.cli", "models", "build", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def _digest(path) -> str:

@@ -1,4 +1,5 @@
 """ServerProcess: a server that cannot start is reported with its own reason; a good one is stopped cleanly."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """tests/waiting.py: wait_until returns the first truthy value, treats ignored exceptions as "not yet", and fails
 naming the awaited state and the last value seen."""
+
 from __future__ import annotations
 
 import itertools
@@ -34,7 +35,9 @@ def test_timeout_names_the_state_and_the_last_value():
 
 
 def test_metric_value_reads_one_series():
-    text = ('# TYPE inferload_queue_depth gauge\ninferload_queue_depth{model="a"} 3.0\n'
-            'inferload_queue_depth{model="b"} 0.0\n')
+    text = (
+        '# TYPE inferload_queue_depth gauge\ninferload_queue_depth{model="a"} 3.0\n'
+        'inferload_queue_depth{model="b"} 0.0\n'
+    )
     assert metric_value(text, "inferload_queue_depth", model="a") == 3.0
     assert metric_value(text, "inferload_queue_depth", model="c") is None

@@ -3,14 +3,16 @@
 The generator runs in its own process (`python -m loadgen.cli run ...`): importing locust monkey-patches
 the importing process with gevent, which must never happen to the pytest process.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -23,7 +25,9 @@ class StandIn:
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(STANDIN), "--port", "0", "--max-lifetime-s", "120", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line.startswith("PORT "):
@@ -63,7 +67,11 @@ def run_generator(tmp_path: Path, *args: str, timeout_s: float = 90) -> dict[str
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     p = subprocess.run(
         [sys.executable, "-m", "loadgen.cli", "run", *args, "--out", str(out), "--no-progress"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout_s,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
     )
     if p.returncode != 0 or not out.exists():
         raise AssertionError(f"inferload run failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")

@@ -19,15 +19,16 @@ recursion W_{n+1} = max(0, W_n + S_n - A_{n+1}) with seeded exponential gaps A, 
 (W_n = U_n - min_{j<=n} U_j with U the running sum of S_{n-1} - A_n). A fixed seed gives common random numbers
 across rates: every W_n then grows with λ along the same path, so simulated quantiles are monotone in rate.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from decimal import Decimal, localcontext
-from typing import Sequence, Union
 
 import numpy as np
 
-ServiceLike = Union[float, np.ndarray, Sequence[float]]
+ServiceLike = float | np.ndarray | Sequence[float]
 """A constant service time (s) or an array of service-time samples (s)."""
 
 
@@ -54,17 +55,17 @@ def _md1_waiting_cdf_decimal(rho: float, t: float) -> Decimal:
         ctx.prec = digits
         r = Decimal(rho)
         td = Decimal(t)
-        e_rt = (r * td).exp()        # e^{ρ t}
-        e_mr = (-r).exp()            # e^{-ρ}
+        e_rt = (r * td).exp()  # e^{ρ t}
+        e_mr = (-r).exp()  # e^{-ρ}
         total = Decimal(0)
-        fact = Decimal(1)            # k!
-        e_k = Decimal(1)             # e^{-ρ k}
+        fact = Decimal(1)  # k!
+        e_k = Decimal(1)  # e^{-ρ k}
         for k in range(m + 1):
             if k:
                 fact *= k
                 e_k *= e_mr
             a = r * (Decimal(k) - td)  # ρ(k - t) <= 0
-            power = a ** k if k else Decimal(1)  # (Decimal 0 ** 0 is undefined; here it is 1)
+            power = a**k if k else Decimal(1)  # (Decimal 0 ** 0 is undefined; here it is 1)
             total += power / fact * e_rt * e_k
         cdf = (1 - r) * total
         # exact arithmetic up to rounding at `digits`; clamp the last-digit noise into [0, 1]
@@ -119,6 +120,7 @@ def md1_sojourn_quantile(rate_rps: float, service_s: float, q: float) -> float:
 
 # --------------------------------------------------------------------------------------------- simulation
 
+
 def _service_draws(service: ServiceLike, n: int, rng: np.random.Generator) -> np.ndarray:
     s = np.asarray(service, dtype=np.float64)
     if s.ndim == 0:
@@ -151,8 +153,9 @@ def _burn_in(n: int) -> int:
     return max(2000, n // 4)
 
 
-def simulate_sojourn(rate_rps: float, service: ServiceLike, n: int = 200_000, seed: int = 0,
-                     *, return_arrivals: bool = False):
+def simulate_sojourn(
+    rate_rps: float, service: ServiceLike, n: int = 200_000, seed: int = 0, *, return_arrivals: bool = False
+):
     """n stationary sojourn times (s) of a FIFO single server with Poisson arrivals (M/G/1).
 
     service: a constant (M/D/1) or an array of service-time samples (s), drawn with replacement.
@@ -163,7 +166,7 @@ def simulate_sojourn(rate_rps: float, service: ServiceLike, n: int = 200_000, se
     rng = np.random.default_rng(seed)
     burn = _burn_in(n)
     total = n + burn
-    unit = rng.standard_exponential(total)      # drawn first: same gaps (scaled) at every rate for one seed
+    unit = rng.standard_exponential(total)  # drawn first: same gaps (scaled) at every rate for one seed
     services = _service_draws(service, total, rng)
     gaps = unit / rate_rps if rate_rps > 0 else np.full(total, np.inf)
     if rate_rps > 0:
@@ -186,14 +189,21 @@ def mg1_sojourn_quantile(rate_rps: float, service: ServiceLike, q: float, n: int
     return _nearest_rank(np.sort(simulate_sojourn(rate_rps, service, n, seed)), q)
 
 
-def mg1_sojourn_exceed(rate_rps: float, service: ServiceLike, bound_s: float, n: int = 200_000,
-                       seed: int = 0) -> float:
+def mg1_sojourn_exceed(rate_rps: float, service: ServiceLike, bound_s: float, n: int = 200_000, seed: int = 0) -> float:
     """Simulated P(T > bound_s)."""
     return float(np.mean(simulate_sojourn(rate_rps, service, n, seed) > bound_s))
 
 
-def window_quantile_band(rate_rps: float, service: ServiceLike, duration_s: float, qs: tuple[float, ...],
-                         *, windows: int = 4000, tail: float = 1e-3, seed: int = 0) -> dict[float, tuple[float, float]]:
+def window_quantile_band(
+    rate_rps: float,
+    service: ServiceLike,
+    duration_s: float,
+    qs: tuple[float, ...],
+    *,
+    windows: int = 4000,
+    tail: float = 1e-3,
+    seed: int = 0,
+) -> dict[float, tuple[float, float]]:
     """Sampling spread of a measured sojourn quantile: what a run of duration_s would report.
 
     Simulates `windows` consecutive windows of duration_s (the queue in its stationary state, requests
@@ -209,7 +219,7 @@ def window_quantile_band(rate_rps: float, service: ServiceLike, duration_s: floa
     wid = (arr // duration_s).astype(np.int64)
     keep = wid < windows
     t, wid = t[keep], wid[keep]
-    order = np.lexsort((t, wid))          # by window, then by sojourn
+    order = np.lexsort((t, wid))  # by window, then by sojourn
     t_sorted = t[order]
     counts = np.bincount(wid, minlength=windows)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
@@ -224,8 +234,17 @@ def window_quantile_band(rate_rps: float, service: ServiceLike, duration_s: floa
 
 # --------------------------------------------------------------------------------------------- peak rate
 
-def true_peak_rps(service_s: float, slo_s: float, q: float = 0.99, *, service_samples: ServiceLike | None = None,
-                  n: int = 200_000, seed: int = 0, rel_tol: float = 1e-9) -> float:
+
+def true_peak_rps(
+    service_s: float,
+    slo_s: float,
+    q: float = 0.99,
+    *,
+    service_samples: ServiceLike | None = None,
+    n: int = 200_000,
+    seed: int = 0,
+    rel_tol: float = 1e-9,
+) -> float:
     """The highest arrival rate at which the q-quantile of sojourn time is <= slo_s (bisection; the quantile
     is monotone in rate). Exact M/D/1 with service_s; with service_samples, simulated M/G/1 (service_s is
     then ignored; common random numbers keep the simulated quantile monotone in rate). 0 if slo_s is below

@@ -8,6 +8,7 @@ It sends the kind of request the generator sends by default: an OIP v2 binary-ex
 inputs follow the model's metadata (GET /v2/models/{m}, plus /config when offered), batch 1, seeded data.
 No gevent/locust here: safe in the pytest process.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -21,8 +22,20 @@ import numpy as np
 
 perf = time.perf_counter
 
-_DTYPES = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8", "INT8": "<i1",
-           "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "FP16": "<f2", "FP32": "<f4", "FP64": "<f8"}
+_DTYPES = {
+    "BOOL": "?",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
+}
 
 
 def quantile(samples: list[float] | np.ndarray, q: float) -> float:
@@ -37,7 +50,7 @@ def quantile(samples: list[float] | np.ndarray, q: float) -> float:
 class Reference:
     """What the reference client measured; all figures in ms."""
 
-    latency_ms: list[float]   # per success: from the intended send instant to the end of the response
+    latency_ms: list[float]  # per success: from the intended send instant to the end of the response
     lateness_ms: list[float]  # per success: actual send - intended instant (0 back-to-back; sleep overshoot paced)
     errors: dict[str, int] = field(default_factory=dict)  # non-200 answers, by status (not in latency_ms)
 
@@ -62,9 +75,11 @@ class Reference:
         return self.p50 - self.p10
 
     def describe(self) -> str:
-        return (f"reference client: n={len(self.latency_ms)} min={min(self.latency_ms):.3f} p10={self.p10:.3f} "
-                f"p50={self.p50:.3f} p90={self.p90:.3f} max={max(self.latency_ms):.3f} ms, "
-                f"lateness p50={quantile(self.lateness_ms, 0.5):.3f} ms, errors={self.errors}")
+        return (
+            f"reference client: n={len(self.latency_ms)} min={min(self.latency_ms):.3f} p10={self.p10:.3f} "
+            f"p50={self.p50:.3f} p90={self.p90:.3f} max={max(self.latency_ms):.3f} ms, "
+            f"lateness p50={quantile(self.lateness_ms, 0.5):.3f} ms, errors={self.errors}"
+        )
 
 
 def _get_json(conn: http.client.HTTPConnection, path: str) -> dict | None:
@@ -95,15 +110,31 @@ def infer_request(metadata: dict, config: dict | None, seed: int = 0) -> tuple[b
             raise ValueError(f"input {inp['name']!r}: datatype {inp['datatype']} not supported by the reference client")
         raw = rng.random(shape).astype(np.dtype(dt)).tobytes()
         blobs.append(raw)
-        inputs.append({"name": inp["name"], "shape": shape, "datatype": inp["datatype"],
-                       "parameters": {"binary_data_size": len(raw)}})
+        inputs.append(
+            {
+                "name": inp["name"],
+                "shape": shape,
+                "datatype": inp["datatype"],
+                "parameters": {"binary_data_size": len(raw)},
+            }
+        )
     header = json.dumps({"id": "reference", "inputs": inputs, "parameters": {"binary_data_output": True}}).encode()
-    return header + b"".join(blobs), {"Inference-Header-Content-Length": str(len(header)),
-                                      "Content-Type": "application/octet-stream"}
+    return header + b"".join(blobs), {
+        "Inference-Header-Content-Length": str(len(header)),
+        "Content-Type": "application/octet-stream",
+    }
 
 
-def _one_client(url: str, model: str, n: int, pace_s: float, warmup: int, timeout_s: float,
-                max_requests: int | None, start: threading.Barrier | None) -> Reference:
+def _one_client(
+    url: str,
+    model: str,
+    n: int,
+    pace_s: float,
+    warmup: int,
+    timeout_s: float,
+    max_requests: int | None,
+    start: threading.Barrier | None,
+) -> Reference:
     u = urlparse(url)
     conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port or 80, timeout=timeout_s)
     try:
@@ -122,8 +153,9 @@ def _one_client(url: str, model: str, n: int, pace_s: float, warmup: int, timeou
             start.wait(timeout_s)
         while len(lat) < n:
             if sent >= limit:
-                raise RuntimeError(f"reference client: only {len(lat)} of {n} successes in {sent} requests "
-                                   f"(errors {errors})")
+                raise RuntimeError(
+                    f"reference client: only {len(lat)} of {n} successes in {sent} requests (errors {errors})"
+                )
             intended = perf() + pace_s
             if pace_s > 0:
                 d = intended - perf()
@@ -148,8 +180,17 @@ def _one_client(url: str, model: str, n: int, pace_s: float, warmup: int, timeou
         conn.close()
 
 
-def measure(url: str, model: str = "m", n: int = 25, *, pace_s: float = 0.0, warmup: int = 3,
-            concurrency: int = 1, timeout_s: float = 10.0, max_requests: int | None = None) -> Reference:
+def measure(
+    url: str,
+    model: str = "m",
+    n: int = 25,
+    *,
+    pace_s: float = 0.0,
+    warmup: int = 3,
+    concurrency: int = 1,
+    timeout_s: float = 10.0,
+    max_requests: int | None = None,
+) -> Reference:
     """Send inferences one at a time until `n` succeed (after `warmup` unrecorded ones); return the latencies.
 
     pace_s = 0: back to back (a closed-loop user, no think time); latency = round trip.
@@ -170,7 +211,7 @@ def measure(url: str, model: str = "m", n: int = 25, *, pace_s: float = 0.0, war
     def run(i: int) -> None:
         try:
             results[i] = _one_client(url, model, per, pace_s, warmup, timeout_s, max_requests, start)
-        except BaseException as e:  # noqa: BLE001 - re-raised below, in the caller's thread
+        except BaseException as e:
             start.abort()
             results[i] = e
 

@@ -22,6 +22,7 @@ GET /stats?samples=1 adds the per-request lists "service_samples_ms", "wait_samp
 service), so a test can compute the queueing truth from the service times actually realised here.
 Injected errors are answered at once and are not inferences here (not queued, not in /stats).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,9 +43,9 @@ class State:
         self.first_infer: float | None = None
         self.count = 0
         self.fast = a.service_ms == 0 and a.stall_s == 0 and not a.single_server
-        self.service_s: list[float] = []   # per inference: start of service -> end of service
-        self.wait_s: list[float] = []      # per inference: arrival -> start of service
-        self.sojourn_s: list[float] = []   # per inference: arrival -> done (wait + service + stall)
+        self.service_s: list[float] = []  # per inference: start of service -> end of service
+        self.wait_s: list[float] = []  # per inference: arrival -> start of service
+        self.sojourn_s: list[float] = []  # per inference: arrival -> done (wait + service + stall)
         self.fifo: asyncio.Queue | None = None  # --single-server: the one global queue ...
         self.fifo_task: asyncio.Task | None = None  # ... and its server (a reference keeps the task alive)
 
@@ -57,11 +58,16 @@ class State:
         self.service_s, self.wait_s, self.sojourn_s = [], [], []
 
     def stats(self, samples: bool) -> dict:
-        out: dict = {"count": len(self.service_s), "single_server": bool(self.a.single_server),
-                     "service_ms_configured": self.a.service_ms, "precise": bool(self.a.precise),
-                     "spin_ms": self.a.spin_ms,
-                     "service_ms": summary_ms(self.service_s), "wait_ms": summary_ms(self.wait_s),
-                     "sojourn_ms": summary_ms(self.sojourn_s)}
+        out: dict = {
+            "count": len(self.service_s),
+            "single_server": bool(self.a.single_server),
+            "service_ms_configured": self.a.service_ms,
+            "precise": bool(self.a.precise),
+            "spin_ms": self.a.spin_ms,
+            "service_ms": summary_ms(self.service_s),
+            "wait_ms": summary_ms(self.wait_s),
+            "sojourn_ms": summary_ms(self.sojourn_s),
+        }
         if samples:
             out["service_samples_ms"] = [round(x * 1e3, 6) for x in self.service_s]
             out["wait_samples_ms"] = [round(x * 1e3, 6) for x in self.wait_s]
@@ -88,8 +94,13 @@ def metadata(a: argparse.Namespace) -> dict:
         inputs = [{"name": "image", "datatype": "BYTES", "shape": [-1]}]
     else:
         inputs = [{"name": "input", "datatype": "FP32", "shape": [-1, 3, 8, 8]}]
-    return {"name": a.model, "versions": ["1"], "platform": "onnxruntime_onnx", "inputs": inputs,
-            "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}]}
+    return {
+        "name": a.model,
+        "versions": ["1"],
+        "platform": "onnxruntime_onnx",
+        "inputs": inputs,
+        "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}],
+    }
 
 
 def config(a: argparse.Namespace) -> dict:
@@ -97,14 +108,24 @@ def config(a: argparse.Namespace) -> dict:
         inp = [{"name": "image", "data_type": "TYPE_STRING", "dims": [1]}]
     else:
         inp = [{"name": "input", "data_type": "TYPE_FP32", "dims": [3, 8, 8]}]
-    return {"name": a.model, "platform": "onnxruntime_onnx", "max_batch_size": a.max_batch_size, "input": inp,
-            "output": [{"name": "logits", "data_type": "TYPE_FP32", "dims": [10]}],
-            "dynamic_batching": {"max_queue_delay_microseconds": 0, "preferred_batch_size": []}}
+    return {
+        "name": a.model,
+        "platform": "onnxruntime_onnx",
+        "max_batch_size": a.max_batch_size,
+        "input": inp,
+        "output": [{"name": "logits", "data_type": "TYPE_FP32", "dims": [10]}],
+        "dynamic_batching": {"max_queue_delay_microseconds": 0, "preferred_batch_size": []},
+    }
 
 
 def response(status: int, body: bytes, headers: dict[str, str] | None = None) -> bytes:
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error",
-              503: "Service Unavailable"}.get(status, "X")
+    reason = {
+        200: "OK",
+        400: "Bad Request",
+        404: "Not Found",
+        500: "Internal Server Error",
+        503: "Service Unavailable",
+    }.get(status, "X")
     h = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {len(body)}"]
     for k, v in (headers or {}).items():
         h.append(f"{k}: {v}")
@@ -143,8 +164,8 @@ class Proto(asyncio.Protocol):
             n = int(hdrs.get("content-length", "0"))
             if len(self.buf) < end + 4 + n:
                 return
-            body = bytes(self.buf[end + 4:end + 4 + n])
-            del self.buf[:end + 4 + n]
+            body = bytes(self.buf[end + 4 : end + 4 + n])
+            del self.buf[: end + 4 + n]
             if self.st.fast:
                 if self.transport is not None:
                     self.transport.write(handle_now(self.st, perf(), method, path, hdrs, body))
@@ -178,7 +199,9 @@ def route(st: State, arrived: float, method: str, path: str, hdrs: dict, body: b
     a = st.a
     js = {"Content-Type": "application/json"}
     if method == "GET" and path == "/v2":
-        return response(200, json.dumps({"name": "standin", "version": "0", "extensions": ["binary_tensor_data"]}).encode(), js)
+        return response(
+            200, json.dumps({"name": "standin", "version": "0", "extensions": ["binary_tensor_data"]}).encode(), js
+        )
     if method == "GET" and path == f"/v2/models/{a.model}":
         return response(200, json.dumps(metadata(a)).encode(), js)
     if method == "GET" and path == f"/v2/models/{a.model}/config":
@@ -200,9 +223,9 @@ def route(st: State, arrived: float, method: str, path: str, hdrs: dict, body: b
         return response(a.error_status, b'{"error": "injected"}', js)
     hl = hdrs.get("inference-header-content-length")
     try:
-        header = json.loads(body[:int(hl)] if hl else body)
+        header = json.loads(body[: int(hl)] if hl else body)
         batch = int(header["inputs"][0]["shape"][0])
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         return response(400, json.dumps({"error": f"bad request: {e}"}).encode(), js)
     return header, batch
 
@@ -219,13 +242,28 @@ def infer_response(st: State, header: dict, batch: int, arrived: float, computed
     values = [0.1 * i for i in range(10)] * batch
     if (header.get("parameters") or {}).get("binary_data_output"):
         raw = struct.pack(f"<{len(values)}f", *values)
-        head = json.dumps({"model_name": a.model, "id": header.get("id", ""), "outputs": [
-            {"name": "logits", "datatype": "FP32", "shape": [batch, 10], "parameters": {"binary_data_size": len(raw)}}]}).encode()
+        head = json.dumps(
+            {
+                "model_name": a.model,
+                "id": header.get("id", ""),
+                "outputs": [
+                    {
+                        "name": "logits",
+                        "datatype": "FP32",
+                        "shape": [batch, 10],
+                        "parameters": {"binary_data_size": len(raw)},
+                    }
+                ],
+            }
+        ).encode()
         h.update({"Inference-Header-Content-Length": str(len(head)), "Content-Type": "application/octet-stream"})
         return response(200, head + raw, h)
     h["Content-Type"] = "application/json"
-    out = {"model_name": a.model, "id": header.get("id", ""),
-           "outputs": [{"name": "logits", "datatype": "FP32", "shape": [batch, 10], "data": values}]}
+    out = {
+        "model_name": a.model,
+        "id": header.get("id", ""),
+        "outputs": [{"name": "logits", "datatype": "FP32", "shape": [batch, 10], "data": values}],
+    }
     return response(200, json.dumps(out).encode(), h)
 
 
@@ -255,7 +293,7 @@ async def fifo_server(st: State) -> None:
             continue
         try:
             out = await infer(st, header, batch, arrived)
-        except Exception as e:  # noqa: BLE001 - answer it, keep serving the others
+        except Exception as e:
             out = response(500, json.dumps({"error": f"stand-in failure: {e}"}).encode())
         if not fut.cancelled():
             fut.set_result(out)
@@ -289,8 +327,11 @@ def main() -> None:
     p.add_argument("--service-ms", type=float, default=0.0)
     p.add_argument("--precise", action="store_true", help="spin the last --spin-ms of each service time")
     p.add_argument("--spin-ms", type=float, default=0.4, help="with --precise: sleep, then spin this long (ms)")
-    p.add_argument("--single-server", action="store_true",
-                   help="one global FIFO server for all connections (M/D/1 with Poisson arrivals)")
+    p.add_argument(
+        "--single-server",
+        action="store_true",
+        help="one global FIFO server for all connections (M/D/1 with Poisson arrivals)",
+    )
     p.add_argument("--stall-after-s", type=float, default=0.0, help="stall starts this long after the first infer")
     p.add_argument("--stall-s", type=float, default=0.0)
     p.add_argument("--error-every", type=int, default=0)
@@ -298,8 +339,12 @@ def main() -> None:
     p.add_argument("--bytes-input", action="store_true")
     p.add_argument("--max-batch-size", type=int, default=8)
     p.add_argument("--no-server-timing", action="store_true")
-    p.add_argument("--loop", choices=["select", "epoll"], default="select",
-                   help="select: microsecond sleeps, <= 1024 connections; epoll: many connections, 1 ms sleeps")
+    p.add_argument(
+        "--loop",
+        choices=["select", "epoll"],
+        default="select",
+        help="select: microsecond sleeps, <= 1024 connections; epoll: many connections, 1 ms sleeps",
+    )
     p.add_argument("--max-lifetime-s", type=float, default=300.0, help="exit after this long regardless")
     a = p.parse_args()
     sel = selectors.SelectSelector() if a.loop == "select" else selectors.EpollSelector()

@@ -1,4 +1,5 @@
 """Pure tests: recording, exact merging, statistics, validity reasons, result schema, exporter."""
+
 from __future__ import annotations
 
 import json
@@ -7,15 +8,13 @@ import numpy as np
 import pytest
 from prometheus_client import generate_latest
 
-from loadgen.results import analysis
-
-from loadgen.results import validity
 from loadgen.engine.exporter import LoadgenMetrics
 from loadgen.engine.recorder import Recorder
-from loadgen.results.recorded import RecordData, decode_histogram, encode_histogram, new_histogram
-from loadgen.report.csv_report import write_csv
-from loadgen.results.build import build_result
 from loadgen.engine.scenario import Scenario
+from loadgen.report.csv_report import write_csv
+from loadgen.results import analysis, validity
+from loadgen.results.build import build_result
+from loadgen.results.recorded import RecordData, decode_histogram, encode_histogram, new_histogram
 
 ST = 'queue;dur=2.0, compute;dur=5.0, batch;desc="4", total;dur=7.5'
 
@@ -30,7 +29,7 @@ def test_merged_worker_histograms_equal_the_single_histogram_exactly():
     rng = np.random.default_rng(42)
     samples = np.clip(rng.lognormal(9.5, 1.2, 50000), 1, 59_000_000).astype(int)
     single, a, b = new_histogram(), new_histogram(), new_histogram()
-    for i, v in enumerate(samples):
+    for _i, v in enumerate(samples):
         single.record_value(int(v))
         (a if rng.random() < 0.37 else b).record_value(int(v))
     merged = decode_histogram(encode_histogram(a))  # what the master receives from worker A
@@ -41,7 +40,8 @@ def test_merged_worker_histograms_equal_the_single_histogram_exactly():
     assert merged.get_total_count() == single.get_total_count() == len(samples)
     # and our numpy statistics agree with hdrh's own
     assert analysis.values_at_percentiles(single, [50.0, 99.0, 99.9]) == {
-        p: float(single.get_value_at_percentile(p)) for p in (50.0, 99.0, 99.9)}
+        p: float(single.get_value_at_percentile(p)) for p in (50.0, 99.0, 99.9)
+    }
     assert analysis.mean_stdev(single)[0] == pytest.approx(single.get_mean_value())
 
 
@@ -63,19 +63,27 @@ def test_recorder_deltas_over_the_wire_merge_exactly():
     ref = whole.take()
     for p in ("warmup", "measure", "drain"):
         a, b = total.phases[p], ref.phases[p]
-        assert (a.sent, a.success, a.failure, a.errors, a.batch_sizes) == (b.sent, b.success, b.failure, b.errors, b.batch_sizes)
-        assert analysis.latency_summary_ms(a.hists.get("success")) == analysis.latency_summary_ms(b.hists.get("success"))
+        assert (a.sent, a.success, a.failure, a.errors, a.batch_sizes) == (
+            b.sent,
+            b.success,
+            b.failure,
+            b.errors,
+            b.batch_sizes,
+        )
+        assert analysis.latency_summary_ms(a.hists.get("success")) == analysis.latency_summary_ms(
+            b.hists.get("success")
+        )
 
 
 def test_phases_errors_delays_and_server_timing():
     r = Recorder(warmup_s=1, duration_s=2)
     for sched, sent, done, ok, err in [
-        (0.5, 0.5, 0.51, True, None),      # warm-up
-        (1.5, 1.5, 1.52, True, None),      # measure, 20 ms
+        (0.5, 0.5, 0.51, True, None),  # warm-up
+        (1.5, 1.5, 1.52, True, None),  # measure, 20 ms
         (1.6, 1.6005, 1.601, False, "500"),  # measure, failure (fast)
-        (2.0, 2.003, 2.05, True, None),    # measure, sent 3 ms late -> delayed, 50 ms from schedule
-        (2.999, 2.999, 3.5, True, None),   # scheduled inside: counts even though it completes after the end
-        (3.0, 3.0, 3.01, True, None),      # drain
+        (2.0, 2.003, 2.05, True, None),  # measure, sent 3 ms late -> delayed, 50 ms from schedule
+        (2.999, 2.999, 3.5, True, None),  # scheduled inside: counts even though it completes after the end
+        (3.0, 3.0, 3.01, True, None),  # drain
     ]:
         r.on_send(sched)
         r.record(sched, sent, done, ok, err, ST if ok else None)
@@ -103,9 +111,21 @@ def test_unbounded_percentiles_follow_the_confidence_bound():
 
 
 def _validity(**kw):
-    args = dict(mode="open", duration_s=10, completed=5000, failed=0, errors={}, unbounded=["p999"],
-                target_rate_rps=500.0, achieved_rate_rps=500.0, delayed_fraction=0.0, dropped=0,
-                max_in_flight=100, cpu_max_percent=40.0, scheduled=5000)
+    args = dict(
+        mode="open",
+        duration_s=10,
+        completed=5000,
+        failed=0,
+        errors={},
+        unbounded=["p999"],
+        target_rate_rps=500.0,
+        achieved_rate_rps=500.0,
+        delayed_fraction=0.0,
+        dropped=0,
+        max_in_flight=100,
+        cpu_max_percent=40.0,
+        scheduled=5000,
+    )
     args.update(kw)
     return validity.validity(**args)
 
@@ -122,8 +142,16 @@ def test_validity_valid_run_with_p999_warning_only():
 
 def test_validity_lists_every_reason_as_codes():
     lag = {"material": True, "message": "the verdict would differ", "lag_p99_ms": 9.0}
-    valid, reasons, _ = _validity(duration_s=1, completed=400, scheduled=500, achieved_rate_rps=50,
-                                  delayed_fraction=0.2, dropped=7, cpu_max_percent=97.0, lag=lag)
+    valid, reasons, _ = _validity(
+        duration_s=1,
+        completed=400,
+        scheduled=500,
+        achieved_rate_rps=50,
+        delayed_fraction=0.2,
+        dropped=7,
+        cpu_max_percent=97.0,
+        lag=lag,
+    )
     assert not valid
     assert _codes(reasons) == ["window_too_short", "schedule_short", "lag_material", "generator_cpu", "client_drops"]
     assert all(r["message"] for r in reasons)
@@ -160,8 +188,15 @@ def test_schedule_judged_against_answered_requests():
     # 89 of 89 scheduled answered: valid, even though 89/3 s < 0.99 x 30 req/s
     assert _validity(completed=89, achieved_rate_rps=29.67, target_rate_rps=30, scheduled=89, unbounded=[])[0]
     # failures are the server's answer, not a short schedule: a warning (and over the bound in an SLO verdict)
-    valid, reasons, warnings = _validity(completed=80, failed=9, errors={"503": 9}, achieved_rate_rps=26.7,
-                                         target_rate_rps=30, scheduled=89, unbounded=[])
+    valid, reasons, warnings = _validity(
+        completed=80,
+        failed=9,
+        errors={"503": 9},
+        achieved_rate_rps=26.7,
+        target_rate_rps=30,
+        scheduled=89,
+        unbounded=[],
+    )
     assert valid and "failures" in _codes(warnings)
     valid, reasons, _ = _validity(completed=80, achieved_rate_rps=26.7, target_rate_rps=30, scheduled=89, unbounded=[])
     assert not valid and _codes(reasons) == ["schedule_short"]
@@ -219,13 +254,15 @@ def test_lag_effect_judged_by_its_effect_on_the_answer():
     assert e["material"] and slo["verdict"] != e["lag_free_verdict"]
     # without an SLO: material when p99 from the schedule is > 10% above the lag-free p99
     assert not validity.lag_effect("open", lag=lag, succ=sched, lag_free=free, failed=0, slo=None)["material"]
-    assert validity.lag_effect("open", lag=lag, succ=_hist([23.0] * 990 + [98.0] * 10), lag_free=free,
-                               failed=0, slo=None)["material"]
+    assert validity.lag_effect(
+        "open", lag=lag, succ=_hist([23.0] * 990 + [98.0] * 10), lag_free=free, failed=0, slo=None
+    )["material"]
     # ... and by more than the late threshold: 0.3 ms on a 2 ms latency is within any client's own overhead
     small_free, small = _hist([2.0] * 1000), _hist([2.3] * 1000)
     assert not validity.lag_effect("open", lag=lag, succ=small, lag_free=small_free, failed=0, slo=None)["material"]
-    assert validity.lag_effect("open", lag=lag, succ=small, lag_free=small_free, failed=0, slo=None,
-                               floor_ms=0.1)["material"]
+    assert validity.lag_effect("open", lag=lag, succ=small, lag_free=small_free, failed=0, slo=None, floor_ms=0.1)[
+        "material"
+    ]
     assert not validity.lag_effect("closed", lag=lag, succ=worse, lag_free=free, failed=0, slo=None)["material"]
 
 
@@ -238,11 +275,43 @@ def test_build_result_schema_and_csv(tmp_path):
         r.record(t, t, t + 0.01 + (i % 10) / 1000, i % 50 != 0, "503", ST)
     r.on_cpu(1.5, 35.0)
     res = build_result(r.take(), sc, started_at="2026-01-01T00:00:00+00:00", server={}, machine={})
-    for key in ("schema_version", "tool", "started_at", "mode", "target_rate_rps", "users", "duration_s", "warmup_s",
-                "completed", "failed", "achieved_rate_rps", "offered_rate_rps", "items_per_s", "latency_ms",
-                "latency_insufficient", "latency_ucb_ms", "confidence", "errors", "delayed_fraction", "dropped", "schedule_lag_ms", "server_timing_ms",
-                "decomposition_ms", "batch_size", "percentiles", "histogram_b64", "timeseries", "generator_cpu_percent",
-                "valid", "invalid_reasons", "warnings", "notes", "scenario", "server", "machine"):
+    for key in (
+        "schema_version",
+        "tool",
+        "started_at",
+        "mode",
+        "target_rate_rps",
+        "users",
+        "duration_s",
+        "warmup_s",
+        "completed",
+        "failed",
+        "achieved_rate_rps",
+        "offered_rate_rps",
+        "items_per_s",
+        "latency_ms",
+        "latency_insufficient",
+        "latency_ucb_ms",
+        "confidence",
+        "errors",
+        "delayed_fraction",
+        "dropped",
+        "schedule_lag_ms",
+        "server_timing_ms",
+        "decomposition_ms",
+        "batch_size",
+        "percentiles",
+        "histogram_b64",
+        "timeseries",
+        "generator_cpu_percent",
+        "valid",
+        "invalid_reasons",
+        "warnings",
+        "notes",
+        "scenario",
+        "server",
+        "machine",
+    ):
         assert key in res, key
     assert res["schema_version"] == 3 and res["kind"] == "run" and res["tool"] == "inferload"
     assert res["completed"] == 294 and res["errors"] == {"503": 6}
@@ -273,16 +342,18 @@ def test_exporter_pinned_names():
     r.on_drop(1.0)
     m.observe(r.take(), "w1")
     text = generate_latest(m.registry).decode()
-    for line in ("inferload_loadgen_offered_requests_total 10.0",
-                 'inferload_loadgen_requests_total{outcome="success"} 9.0',
-                 'inferload_loadgen_requests_total{outcome="failure"} 1.0',
-                 'inferload_loadgen_errors_total{status="503"} 1.0',
-                 "inferload_loadgen_latency_seconds_count 9.0",
-                 "inferload_loadgen_in_flight 0.0",
-                 "inferload_loadgen_delayed_requests_total 10.0",
-                 "inferload_loadgen_dropped_requests_total 1.0",
-                 "inferload_loadgen_target_rate_rps 250.0",
-                 "inferload_loadgen_users 0.0"):
+    for line in (
+        "inferload_loadgen_offered_requests_total 10.0",
+        'inferload_loadgen_requests_total{outcome="success"} 9.0',
+        'inferload_loadgen_requests_total{outcome="failure"} 1.0',
+        'inferload_loadgen_errors_total{status="503"} 1.0',
+        "inferload_loadgen_latency_seconds_count 9.0",
+        "inferload_loadgen_in_flight 0.0",
+        "inferload_loadgen_delayed_requests_total 10.0",
+        "inferload_loadgen_dropped_requests_total 1.0",
+        "inferload_loadgen_target_rate_rps 250.0",
+        "inferload_loadgen_users 0.0",
+    ):
         assert line in text, line
     assert 'inferload_loadgen_latency_seconds_bucket{le="0.0005"}' in text
 
@@ -292,7 +363,9 @@ def test_vectorised_recording_equals_record_value():
 
     rng = np.random.default_rng(5)
     vals = [0, 1, 2, 1023, 1024, 2047, 2048, 4095, 4096, 65535, 65536, HIGHEST_US, HIGHEST_US - 1]
-    vals += [int(x) for x in rng.integers(0, HIGHEST_US, 5000)] + [int(x) for x in rng.lognormal(8, 2, 5000) % HIGHEST_US]
+    vals += [int(x) for x in rng.integers(0, HIGHEST_US, 5000)] + [
+        int(x) for x in rng.lognormal(8, 2, 5000) % HIGHEST_US
+    ]
     for sig in (3, 2):
         a, b = new_histogram(sig), new_histogram(sig)
         for v in vals:

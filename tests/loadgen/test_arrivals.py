@@ -1,5 +1,6 @@
 """Real traffic shapes, pure: trace replay follows the trace, streams interleave to the whole trace, ramps follow
 their line, bursts stay inside their on periods; the Scenario fields that select them are validated."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,20 @@ import numpy as np
 import pytest
 
 from loadgen.engine.arrivals import (
-    ArrivalError, RateProfile, burst_profile, expected_per_second, offered_per_second, parse_ramp, parse_trace,
-    parse_trace_spec, profile_offsets, ramp_profile, read_trace, scale_trace, trace_offsets, trace_rate,
+    ArrivalError,
+    RateProfile,
+    burst_profile,
+    expected_per_second,
+    offered_per_second,
+    parse_ramp,
+    parse_trace,
+    parse_trace_spec,
+    profile_offsets,
+    ramp_profile,
+    read_trace,
+    scale_trace,
+    trace_offsets,
+    trace_rate,
 )
 from loadgen.engine.scenario import Scenario, ScenarioError
 from loadgen.engine.schedule import arrival_offsets, constant_offsets, scenario_offsets

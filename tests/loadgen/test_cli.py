@@ -1,4 +1,5 @@
 """`inferload run` command-line behaviour (subprocesses: the generator imports locust)."""
+
 from __future__ import annotations
 
 import os
@@ -9,21 +10,35 @@ from .conftest import ROOT
 
 
 def _py(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
 
 
 def test_cli_import_does_not_import_locust_or_gevent():
-    p = _py("import sys, loadgen.cli, loadgen.engine.runner, loadgen.results.build, loadgen.report.terminal\n"
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('gevent', 'locust', 'geventhttpclient')]\n"
-            "assert not bad, bad\n"
-            "assert 'run' in [c.name for c in loadgen.cli.app.registered_commands]\n")
+    p = _py(
+        "import sys, loadgen.cli, loadgen.engine.runner, loadgen.results.build, loadgen.report.terminal\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('gevent', 'locust', 'geventhttpclient')]\n"
+        "assert not bad, bad\n"
+        "assert 'run' in [c.name for c in loadgen.cli.app.registered_commands]\n"
+    )
     assert p.returncode == 0, p.stderr
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "loadgen.cli", "run", *args, "--no-progress"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=90, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    return subprocess.run(
+        [sys.executable, "-m", "loadgen.cli", "run", *args, "--no-progress"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
 
 
 def test_scenario_file_preset_and_flag_precedence(standin, tmp_path):
@@ -32,8 +47,20 @@ def test_scenario_file_preset_and_flag_precedence(standin, tmp_path):
     f.write_text(f'target = "{s.url}"\nmodel = "m"\nmode = "open"\nrate_rps = 500\nbatch = 4\nduration_s = 30\n')
     out = tmp_path / "r.json"
     csv = tmp_path / "r.csv"
-    p = _cli("--scenario", str(f), "--preset", "latency", "--duration", "2", "--warmup", "0.5", "--out", str(out),
-             "--csv", str(csv))
+    p = _cli(
+        "--scenario",
+        str(f),
+        "--preset",
+        "latency",
+        "--duration",
+        "2",
+        "--warmup",
+        "0.5",
+        "--out",
+        str(out),
+        "--csv",
+        str(csv),
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     import json
 
@@ -47,13 +74,29 @@ def test_scenario_file_preset_and_flag_precedence(standin, tmp_path):
 def test_throughput_preset_reads_max_batch_size(standin, tmp_path):
     s = standin("--service-ms", "1", "--max-batch-size", "4")
     out = tmp_path / "r.json"
-    p = _cli("--target", s.url, "--model", "m", "--preset", "throughput", "--duration", "2", "--warmup", "0.5",
-             "--out", str(out))
+    p = _cli(
+        "--target",
+        s.url,
+        "--model",
+        "m",
+        "--preset",
+        "throughput",
+        "--duration",
+        "2",
+        "--warmup",
+        "0.5",
+        "--out",
+        str(out),
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     import json
 
     sc = json.loads(out.read_text())["scenario"]
-    assert (sc["mode"], sc["users"], sc["batch"]) == ("closed", 2, 4)  # two full server batches in flight: ceil(2 x 4 / 4)
+    assert (sc["mode"], sc["users"], sc["batch"]) == (
+        "closed",
+        2,
+        4,
+    )  # two full server batches in flight: ceil(2 x 4 / 4)
 
 
 def test_errors_name_the_problem(standin, tmp_path):

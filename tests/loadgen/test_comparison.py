@@ -1,10 +1,14 @@
 """Compare that answers a question: which of two results is better under the SLO, with bounds, not raw deltas."""
+
 from __future__ import annotations
 
 import pytest
 
 from loadgen.results.comparison import (
-    compare_documents, peak_estimate, run_latency_estimate, verdict_lines,
+    compare_documents,
+    peak_estimate,
+    run_latency_estimate,
+    verdict_lines,
 )
 from loadgen.results.thresholds import ThresholdError
 from loadgen.search.tune import Constraints, Measurement, Objective, TuneSpace, grid_search
@@ -63,8 +67,11 @@ def test_peaks_compare_on_their_brackets():
 
 
 def test_sweep_bracket_and_mixed_kinds():
-    sweep = {"kind": "sweep", "peak": {"rate_rps": 200.0},
-             "points": [{"offered_rps": r, "valid": True} for r in (100.0, 200.0, 300.0, 400.0)]}
+    sweep = {
+        "kind": "sweep",
+        "peak": {"rate_rps": 200.0},
+        "points": [{"offered_rps": r, "valid": True} for r in (100.0, 200.0, 300.0, 400.0)],
+    }
     e = peak_estimate(sweep, "sweep")
     assert (e.value, e.lo, e.hi) == (200.0, 200.0, 300.0)
     assert compare_documents(sweep, _peak(310, 330)).verdicts[0].better == "B"
@@ -82,7 +89,8 @@ def test_tune_documents_compare_on_the_recommendation_range():
         def measure(c):  # a configuration's second measurement is `wobble` higher than its first
             seen[c.name] = seen.get(c.name, 0) + 1
             w = 1 + wobble * (seen[c.name] - 1)
-            return Measurement(100 * scale * c.max_batch_size ** 0.3 * w, "found", 200.0, 5.0, 100.0)
+            return Measurement(100 * scale * c.max_batch_size**0.3 * w, "found", 200.0, 5.0, 100.0)
+
         r = grid_search(space, measure, objective=Objective.named("throughput"), constraints=Constraints(slo_p99_ms=50))
         return tune_document(r, model="m")
 

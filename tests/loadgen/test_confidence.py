@@ -1,4 +1,5 @@
 """loadgen.results.confidence against exact binomial arithmetic (fractions) and MLPerf LoadGen's published figure."""
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,19 @@ def exact_cdf(t: int, n: int, q: Fraction) -> Fraction:
     return sum((math.comb(n, k) * q**k * (1 - q) ** (n - k) for k in range(t + 1)), Fraction(0))
 
 
-@pytest.mark.parametrize("t,n,q", [(0, 459, "1/100"), (3, 1000, "1/100"), (10, 1000, "1/100"), (20, 1000, "1/100"),
-                                   (5, 200, "1/20"), (150, 300, "1/2"), (0, 1, "1/2"), (7, 7, "1/3")])
+@pytest.mark.parametrize(
+    "t,n,q",
+    [
+        (0, 459, "1/100"),
+        (3, 1000, "1/100"),
+        (10, 1000, "1/100"),
+        (20, 1000, "1/100"),
+        (5, 200, "1/20"),
+        (150, 300, "1/2"),
+        (0, 1, "1/2"),
+        (7, 7, "1/3"),
+    ],
+)
 def test_cdf_and_sf_are_exact(t, n, q):
     qf = Fraction(q)
     assert C.binom_cdf(t, n, float(qf)) == pytest.approx(float(exact_cdf(t, n, qf)), rel=1e-9, abs=1e-15)
@@ -79,7 +91,7 @@ def test_pass_is_the_same_event_as_ucb_below_the_bound():
         k = C.upper_rank(n, 0.99)
         for _ in range(50):
             x = np.sort(rng.exponential(size=n))
-            bound = float(rng.choice(x[int(0.97 * n):]))
+            bound = float(rng.choice(x[int(0.97 * n) :]))
             over = int((x > bound).sum())
             assert (C.judge(n, over, 99).verdict == "pass") == (x[k - 1] <= bound)
 

@@ -7,6 +7,7 @@ pays that, so it is part of the observed latency (the decomposition shows it as 
 do not judge the generator against absolute figures tuned on one CPU, but against a plain blocking client
 (tests/loadgen/reference_client.py) measured in the same test against the same stand-in.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,8 @@ import urllib.request
 import numpy as np
 import pytest
 
-
 from loadgen.results import validity
-
-from tests.loadgen import queueing
-from tests.loadgen import reference_client
+from tests.loadgen import queueing, reference_client
 
 SERVICE_MS = 100.0
 
@@ -62,15 +60,31 @@ def _cpu_pressure() -> float:
 
 
 def _summary(r: dict) -> str:
-    keys = ("completed", "failed", "achieved_rate_rps", "latency_ms", "errors", "delayed_fraction", "dropped",
-            "schedule_lag_ms", "generator_cpu_percent", "valid", "invalid_reasons", "warnings")
+    keys = (
+        "completed",
+        "failed",
+        "achieved_rate_rps",
+        "latency_ms",
+        "errors",
+        "delayed_fraction",
+        "dropped",
+        "schedule_lag_ms",
+        "generator_cpu_percent",
+        "valid",
+        "invalid_reasons",
+        "warnings",
+    )
     return str({k: r.get(k) for k in keys})
 
 
-@pytest.mark.parametrize("mode_args", [
-    ("--users", "1"),
-    ("--rate", "30", "--arrival", "poisson"),
-], ids=["closed", "open"])
+@pytest.mark.parametrize(
+    "mode_args",
+    [
+        ("--users", "1"),
+        ("--rate", "30", "--arrival", "poisson"),
+    ],
+    ids=["closed", "open"],
+)
 def test_a_fixed_service_time_p50_matches_a_plain_client(standin, generate, mode_args):
     # Truth: every answer takes SERVICE_MS at the server, plus what any client pays on this machine, which a
     # plain sequential client measures first (25 round trips, ~2.5 s). In open loop (30 req/s Poisson, ~3 in
@@ -97,8 +111,9 @@ def test_b_stall_visible_in_open_loop_hidden_in_closed_loop(standin, generate):
     # uniform over (s, 1 s + s], s = 5 ms. So the top q of all requests (q < 20%) sit at 1 s + s - 5 s * q:
     # p99 = 1.005 - 0.05 = 0.955 s, p95 = 0.755 s, p90 = 0.505 s.
     s = standin("--service-ms", "5", "--stall-after-s", "3", "--stall-s", "1")
-    r = generate("--target", s.url, "--model", "m", "--rate", "200", "--arrival", "constant",
-                 "--duration", "5", "--warmup", "1")
+    r = generate(
+        "--target", s.url, "--model", "m", "--rate", "200", "--arrival", "constant", "--duration", "5", "--warmup", "1"
+    )
     lat = r["latency_ms"]
     assert r["completed"] == pytest.approx(1000, abs=5), _summary(r)
     assert lat["p99"] == pytest.approx(955, rel=0.05), _summary(r)
@@ -121,9 +136,21 @@ def test_c_open_loop_achieves_target_rate(standin, generate):
     # consistently (a warning, or INVALID when it could change the answer), never hidden.
     s = standin("--service-ms", "1")
     interval_ms = 1000.0 / 300
-    for attempt in range(3):
-        r = generate("--target", s.url, "--model", "m", "--rate", "300", "--arrival", "constant",
-                     "--duration", "5", "--warmup", "1")
+    for _attempt in range(3):
+        r = generate(
+            "--target",
+            s.url,
+            "--model",
+            "m",
+            "--rate",
+            "300",
+            "--arrival",
+            "constant",
+            "--duration",
+            "5",
+            "--warmup",
+            "1",
+        )
         assert r["achieved_rate_rps"] == pytest.approx(300, rel=0.01), _summary(r)
         assert r["completed"] == 1500, _summary(r)
         rows = [t for t in r["timeseries"] if t["phase"] == "measure"]
@@ -135,8 +162,10 @@ def test_c_open_loop_achieves_target_rate(standin, generate):
             break
         assert set(codes) & validity.GENERATOR_CODES, _summary(r)  # INVALID only for the generator's reasons
     if not r["valid"] and _cpu_pressure() > 20:
-        pytest.skip(f"CPU contended by other processes (PSI some avg10 = {_cpu_pressure():.0f}%): three runs were "
-                    f"late and said so (INVALID); the on-time criterion needs an uncontended core")
+        pytest.skip(
+            f"CPU contended by other processes (PSI some avg10 = {_cpu_pressure():.0f}%): three runs were "
+            f"late and said so (INVALID); the on-time criterion needs an uncontended core"
+        )
     assert r["valid"], _summary(r)
     # relative to the schedule itself: a dispatcher that batched its sends would lag half an interval at the median
     assert r["schedule_lag_ms"]["p50"] < interval_ms / 4, _summary(r)
@@ -146,8 +175,24 @@ def test_d_generator_past_its_capacity_is_invalid(standin, generate):
     s = standin("--service-ms", "0")
     # 15,000 req/s from one process is beyond this generator (~5-6k req/s per core): it falls behind its
     # schedule and burns its core; the run must say INVALID and why, with the generator's codes.
-    r = generate("--target", s.url, "--model", "m", "--rate", "15000", "--arrival", "constant",
-                 "--duration", "2", "--warmup", "0.5", "--max-in-flight", "300", "--timeout-ms", "5000")
+    r = generate(
+        "--target",
+        s.url,
+        "--model",
+        "m",
+        "--rate",
+        "15000",
+        "--arrival",
+        "constant",
+        "--duration",
+        "2",
+        "--warmup",
+        "0.5",
+        "--max-in-flight",
+        "300",
+        "--timeout-ms",
+        "5000",
+    )
     assert not r["valid"], _summary(r)
     codes = [x["code"] for x in r["invalid_reasons"]]
     assert set(codes) & {"lag_material", "schedule_short"}, codes
@@ -158,8 +203,23 @@ def test_d_generator_past_its_capacity_is_invalid(standin, generate):
 
 def test_e_two_workers_merge(standin, generate):
     s = standin("--service-ms", "2")
-    r = generate("--target", s.url, "--model", "m", "--rate", "200", "--arrival", "constant",
-                 "--duration", "3", "--warmup", "1", "--workers", "2", timeout_s=120)
+    r = generate(
+        "--target",
+        s.url,
+        "--model",
+        "m",
+        "--rate",
+        "200",
+        "--arrival",
+        "constant",
+        "--duration",
+        "3",
+        "--warmup",
+        "1",
+        "--workers",
+        "2",
+        timeout_s=120,
+    )
     # stream k of 2 follows instants (k + 2i)/200 s: together exactly 600 in the 3 s window
     assert r["completed"] == 600, _summary(r)
     assert r["failed"] == 0 and r["dropped"] == 0
@@ -193,8 +253,22 @@ def test_f_errors_never_enter_success_latency(standin, generate):
 
 def test_image_payload_batch(standin, generate):
     s = standin("--service-ms", "1", "--bytes-input")
-    r = generate("--target", s.url, "--model", "m", "--users", "1", "--payload", "image", "--batch", "4",
-                 "--duration", "2", "--warmup", "0.5")
+    r = generate(
+        "--target",
+        s.url,
+        "--model",
+        "m",
+        "--users",
+        "1",
+        "--payload",
+        "image",
+        "--batch",
+        "4",
+        "--duration",
+        "2",
+        "--warmup",
+        "0.5",
+    )
     assert r["completed"] > 50 and r["failed"] == 0, _summary(r)
     assert r["batch_size"] == {"4": r["completed"]}
     assert r["items_per_s"] == pytest.approx(4 * r["achieved_rate_rps"])
@@ -236,8 +310,20 @@ def test_g_single_server_is_md1(standin, generate):
     assert overhead.min() > 0, (overhead.tolist(), ref.describe())
 
     _reset_stats(s.url)
-    r = generate("--target", s.url, "--model", "m", "--rate", str(rate), "--arrival", "poisson",
-                 "--duration", str(duration), "--warmup", str(warmup))
+    r = generate(
+        "--target",
+        s.url,
+        "--model",
+        "m",
+        "--rate",
+        str(rate),
+        "--arrival",
+        "poisson",
+        "--duration",
+        str(duration),
+        "--warmup",
+        str(warmup),
+    )
     st = _stats(s.url, samples=True)
     assert r["failed"] == 0 and r["dropped"] == 0, _summary(r)
     assert st["count"] >= r["completed"], (st["count"], _summary(r))
@@ -246,16 +332,19 @@ def test_g_single_server_is_md1(standin, generate):
     eps = (0.05, 0.1, 0.2, 0.3, 0.4)
     qs = sorted({0.5, 0.9} | {round(q + e, 6) for q in (0.5, 0.9) for e in eps if q + e < 1})
     band = queueing.window_quantile_band(rate, service_s, duration, tuple(qs), windows=10_000, tail=1e-3, seed=11)
-    server_band = queueing.window_quantile_band(rate, service_s, duration + warmup, (0.5, 0.9),
-                                                windows=10_000, tail=1e-3, seed=12)
+    server_band = queueing.window_quantile_band(
+        rate, service_s, duration + warmup, (0.5, 0.9), windows=10_000, tail=1e-3, seed=12
+    )
     exact = {q: queueing.md1_sojourn_quantile(rate, float(service_s.mean()), q) for q in (0.5, 0.9)}
     o_q = {q: reference_client.quantile(overhead, q) for q in (0.1, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)}
     slack = 3 * (o_q[0.5] - o_q[0.1])
     lat = r["latency_ms"]
-    info = (f"service realised {st['service_ms']}; overhead O p10/p50/p90/p95 {o_q[0.1]:.3f}/{o_q[0.5]:.3f}/"
-            f"{o_q[0.9]:.3f}/{o_q[0.95]:.3f} ms; M/D/1 truth p50 {exact[0.5] * 1e3:.3f} p90 {exact[0.9] * 1e3:.3f} ms; "
-            f"T band {({q: (round(lo * 1e3, 3), round(hi * 1e3, 3)) for q, (lo, hi) in band.items()})}; "
-            f"server sojourn {st['sojourn_ms']}; {ref.describe()}; {_summary(r)}")
+    info = (
+        f"service realised {st['service_ms']}; overhead O p10/p50/p90/p95 {o_q[0.1]:.3f}/{o_q[0.5]:.3f}/"
+        f"{o_q[0.9]:.3f}/{o_q[0.95]:.3f} ms; M/D/1 truth p50 {exact[0.5] * 1e3:.3f} p90 {exact[0.9] * 1e3:.3f} ms; "
+        f"T band { ({q: (round(lo * 1e3, 3), round(hi * 1e3, 3)) for q, (lo, hi) in band.items()}) }; "
+        f"server sojourn {st['sojourn_ms']}; {ref.describe()}; {_summary(r)}"
+    )
     for q, key in ((0.5, "p50"), (0.9, "p90")):
         lo, hi = (x * 1e3 for x in band[q])
         assert lo <= exact[q] * 1e3 <= hi, info  # the simulated band is about the exact M/D/1 truth

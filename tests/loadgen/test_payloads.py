@@ -1,4 +1,5 @@
 """Pure tests of request bodies and answer checks (no sockets)."""
+
 from __future__ import annotations
 
 import io
@@ -14,13 +15,22 @@ from loadgen.engine.scenario import Scenario, ScenarioError
 
 INFO = {
     "server": {"name": "x"},
-    "metadata": {"name": "m", "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 3, 4, 4]}],
-                 "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}]},
+    "metadata": {
+        "name": "m",
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 3, 4, 4]}],
+        "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}],
+    },
     "config": {"max_batch_size": 8},
 }
-IMG_INFO = {"server": {}, "metadata": {"name": "mj", "inputs": [{"name": "image", "datatype": "BYTES", "shape": [-1]}],
-                                       "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}]},
-            "config": {"max_batch_size": 8}}
+IMG_INFO = {
+    "server": {},
+    "metadata": {
+        "name": "mj",
+        "inputs": [{"name": "image", "datatype": "BYTES", "shape": [-1]}],
+        "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}],
+    },
+    "config": {"max_batch_size": 8},
+}
 
 
 def _sc(**kw) -> Scenario:
@@ -65,7 +75,7 @@ def test_image_body_and_synthetic_images():
     blob, off, n = body[hl:], 0, 0
     while off < len(blob):
         (ln,) = struct.unpack_from("<I", blob, off)
-        img = Image.open(io.BytesIO(blob[off + 4: off + 4 + ln]))
+        img = Image.open(io.BytesIO(blob[off + 4 : off + 4 + ln]))
         img.load()  # the JPEG comment segment keeps it a valid image
         off += 4 + ln
         n += 1
@@ -84,8 +94,13 @@ def test_shape_and_kind_errors():
 def test_check_answers():
     pool = PayloadPool(_sc(batch=2), INFO, seed=1)
     raw = np.zeros(20, np.float32).tobytes()
-    head = json.dumps({"outputs": [{"name": "logits", "datatype": "FP32", "shape": [2, 10],
-                                    "parameters": {"binary_data_size": len(raw)}}]}).encode()
+    head = json.dumps(
+        {
+            "outputs": [
+                {"name": "logits", "datatype": "FP32", "shape": [2, 10], "parameters": {"binary_data_size": len(raw)}}
+            ]
+        }
+    ).encode()
     assert pool.check(head + raw, str(len(head))) is None
     assert "binary outputs declare" in pool.check(head + raw[:-4], str(len(head)))
     bad = json.dumps({"outputs": [{"name": "other", "shape": [2, 10], "data": [0] * 20}]}).encode()
@@ -109,8 +124,9 @@ def test_scenario_toml_and_validation(tmp_path):
 def test_response_check_accepts_tritons_non_finite_literals():
     from loadgen.engine.payloads import _loads_oip
 
-    head = _loads_oip(b'{"outputs": [{"name": "logits", "shape": [1, 3], "datatype": "FP32", '
-                      b'"data": [NaN, Infinity, -Infinity]}]}')
+    head = _loads_oip(
+        b'{"outputs": [{"name": "logits", "shape": [1, 3], "datatype": "FP32", "data": [NaN, Infinity, -Infinity]}]}'
+    )
     d = head["outputs"][0]["data"]
     assert d[0] != d[0] and d[1] == float("inf") and d[2] == float("-inf")
     with pytest.raises(ValueError):

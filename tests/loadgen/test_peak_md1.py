@@ -9,6 +9,7 @@ The margin is honest rather than tuned: a 99%-confident verdict passes a rate on
 ~840-1700 queries exceed 100 ms, i.e. somewhat below the rate where the *true* p99 equals the bound (about -5% to
 -10% for this queue), and M/D/1 tails come in bursts (a busy period), so probes near the peak are noisy.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,25 @@ def test_peak_with_default_flags_finds_the_md1_truth(standin, tmp_path):
     out = tmp_path / "peak"
     t0 = time.monotonic()
     p = subprocess.run(
-        [sys.executable, "-m", "loadgen.cli", "peak", "--target", s.url, "--model", "m", "--slo-p99-ms",
-         f"{SLO_MS:g}", "--out", str(out)],
-        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "loadgen.cli",
+            "peak",
+            "--target",
+            s.url,
+            "--model",
+            "m",
+            "--slo-p99-ms",
+            f"{SLO_MS:g}",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     elapsed = time.monotonic() - t0
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
@@ -43,9 +60,10 @@ def test_peak_with_default_flags_finds_the_md1_truth(standin, tmp_path):
         stats = json.loads(r.read())
     service_s = [x / 1e3 for x in stats["service_samples_ms"]]
     truth = queueing.true_peak_rps(SERVICE_MS / 1e3, SLO_MS / 1e3, 0.99, service_samples=service_s)
-    summary = (f"peak {doc['peak_rps']} ({doc['status']}) vs truth {truth:.2f} req/s in {elapsed:.0f} s; realised service "
-               f"{stats['service_ms']}; probes: "
-               + "; ".join(f"{q['rate_rps']:.1f}:{q['outcome']}" for q in doc["probes"]))
+    summary = (
+        f"peak {doc['peak_rps']} ({doc['status']}) vs truth {truth:.2f} req/s in {elapsed:.0f} s; realised service "
+        f"{stats['service_ms']}; probes: " + "; ".join(f"{q['rate_rps']:.1f}:{q['outcome']}" for q in doc["probes"])
+    )
     print(summary)
     assert doc["status"] == "found", summary
     assert abs(doc["peak_rps"] - truth) / truth <= 0.15, summary

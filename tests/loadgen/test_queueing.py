@@ -1,4 +1,5 @@
 """Unit tests of the queueing truth (tests/loadgen/queueing.py): exact M/D/1 against theory and simulation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,9 @@ def test_exact_cdf_atom_first_interval_and_bounds():
     f = np.array([Q.md1_waiting_cdf(0.97 / S, S, x) for x in xs])
     assert np.all((f >= 0) & (f <= 1)) and np.all(np.diff(f) >= 0)
     assert f[-1] > 0.999
-    assert Q.md1_sojourn_exceed(0.97 / S, S, 400 * S) == pytest.approx(1 - Q.md1_sojourn_cdf(0.97 / S, S, 400 * S),
-                                                                      abs=1e-12)
+    assert Q.md1_sojourn_exceed(0.97 / S, S, 400 * S) == pytest.approx(
+        1 - Q.md1_sojourn_cdf(0.97 / S, S, 400 * S), abs=1e-12
+    )
 
 
 @pytest.mark.parametrize("rho", [0.3, 0.7, 0.9])
@@ -138,10 +140,10 @@ def test_window_band_brackets_the_truth_and_narrows_with_duration():
 
 def test_rejects_unstable_and_bad_arguments():
     with pytest.raises(ValueError):
-        Q.md1_sojourn_quantile(100, S, 0.5)     # rho = 1
+        Q.md1_sojourn_quantile(100, S, 0.5)  # rho = 1
     with pytest.raises(ValueError):
         Q.md1_sojourn_quantile(50, S, 1.0)
     with pytest.raises(ValueError):
         Q.md1_waiting_cdf(50, 0.0, 0.1)
-    assert Q.true_peak_rps(S, 0.5 * S) == 0.0     # an SLO below the service time: no rate passes
+    assert Q.true_peak_rps(S, 0.5 * S) == 0.0  # an SLO below the service time: no rate passes
     assert Q.true_peak_rps(S, S, q=0.99) == pytest.approx(0.01 / S, rel=1e-6)  # only the atom: 1 - rho >= q

@@ -1,12 +1,12 @@
 """Pure tests of the arrival schedules."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from loadgen.engine.schedule import arrival_offsets, constant_offsets, poisson_offsets
-
 from loadgen.engine.arrivals import derive_seed
+from loadgen.engine.schedule import arrival_offsets, constant_offsets, poisson_offsets
 
 
 def test_constant_spacing_is_exact():

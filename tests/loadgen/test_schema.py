@@ -1,5 +1,6 @@
 """The typed result schema (loadgen.results.schema): every writer is held to it, readers upgrade older documents,
 and the published JSON Schema files are the models' own."""
+
 from __future__ import annotations
 
 import json
@@ -56,6 +57,8 @@ def test_published_json_schemas_are_current():
     assert set(current) == set(MODELS)
     for kind, schema in current.items():
         on_disk = json.loads((folder / f"{kind}.schema.json").read_text())
-        assert on_disk == schema, f"schemas/{kind}.schema.json is stale: python -m loadgen.results.schema_files --write schemas"
+        assert on_disk == schema, (
+            f"schemas/{kind}.schema.json is stale: python -m loadgen.results.schema_files --write schemas"
+        )
     run = current["run"]
     assert "achieved_rate_rps" in run["properties"] and "achieved_rate_rps" in run["required"]

@@ -1,4 +1,5 @@
 """Pure tests of the Server-Timing parser."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,8 +13,17 @@ def test_design_example():
     assert st.batch == 8
 
 
-@pytest.mark.parametrize("header,batch", [('batch;desc=4', 4), ("batch;dur=2", 2), ('batch;desc="x"', None),
-                                          ("", None), (None, None), ("batch;desc=0", None)])
+@pytest.mark.parametrize(
+    "header,batch",
+    [
+        ("batch;desc=4", 4),
+        ("batch;dur=2", 2),
+        ('batch;desc="x"', None),
+        ("", None),
+        (None, None),
+        ("batch;desc=0", None),
+    ],
+)
 def test_batch_forms(header, batch):
     assert parse_server_timing(header).batch == batch
 
@@ -31,12 +41,15 @@ def test_joined_headers_and_escapes():
     assert st.descriptions["compute"] == 'say "hi"'
 
 
-@pytest.mark.parametrize("header", [
-    'preprocess;dur=1.31, queue;dur=4.02, compute;dur=38.10, batch;desc="8", total;dur=43.9',
-    "queue;dur=0.057,compute;dur=0.101;desc=x,batch;desc=3,total;dur=0.556",
-    ' Total ; dur = 2 , miss;desc="a b", x;dur, y;dur=nan, =;dur=1, z;dur=1e-3',
-    'a;dur="5", b;desc="q"x, c;dur=1;dur=2',
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        'preprocess;dur=1.31, queue;dur=4.02, compute;dur=38.10, batch;desc="8", total;dur=43.9',
+        "queue;dur=0.057,compute;dur=0.101;desc=x,batch;desc=3,total;dur=0.556",
+        ' Total ; dur = 2 , miss;desc="a b", x;dur, y;dur=nan, =;dur=1, z;dur=1e-3',
+        'a;dur="5", b;desc="q"x, c;dur=1;dur=2',
+    ],
+)
 def test_fast_path_agrees_with_the_general_parser(header):
     from loadgen.engine.servertiming import _parse_general
 

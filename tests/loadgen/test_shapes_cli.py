@@ -1,5 +1,6 @@
 """Traffic shapes through `inferload run` on a stand-in server (generator in a subprocess): the scheduled instants
 follow the trace, the ramp and the bursts; the HTML report of a shaped run shows its per-second timeline."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,8 +22,20 @@ def _offered(result: dict) -> list[int]:
 
 def test_trace_replay_follows_the_trace_second_by_second(standin, generate, tmp_path):
     srv = standin()
-    res = generate("--target", srv.url, "--model", "m", "--arrival", f"trace:{BURSTY}", "--speedup", "10",
-                   "--warmup", "1", "--duration", "5")
+    res = generate(
+        "--target",
+        srv.url,
+        "--model",
+        "m",
+        "--arrival",
+        f"trace:{BURSTY}",
+        "--speedup",
+        "10",
+        "--warmup",
+        "1",
+        "--duration",
+        "5",
+    )
     assert res["mode"] == "open" and res["scenario"]["speedup"] == 10 and res["dropped"] == 0
     want = offered_per_second(scale_trace(read_trace(parse_trace_spec(f"trace:{BURSTY}")), speedup=10), 6.0)
     assert _offered(res) == want
@@ -36,11 +49,35 @@ def test_trace_replay_follows_the_trace_second_by_second(standin, generate, tmp_
 
 def test_trace_rescaled_by_rate_and_a_ramp(standin, generate):
     srv = standin()
-    res = generate("--target", srv.url, "--model", "m", "--arrival", f"trace:{BURSTY}", "--rate", "60",
-                   "--warmup", "1", "--duration", "4")
+    res = generate(
+        "--target",
+        srv.url,
+        "--model",
+        "m",
+        "--arrival",
+        f"trace:{BURSTY}",
+        "--rate",
+        "60",
+        "--warmup",
+        "1",
+        "--duration",
+        "4",
+    )
     offsets = scale_trace(read_trace(parse_trace_spec(f"trace:{BURSTY}")), rate_rps=60)
     assert _offered(res) == offered_per_second(offsets, 5.0)
-    ramp = generate("--target", srv.url, "--model", "m", "--ramp", "20:200:4s", "--arrival", "constant",
-                    "--warmup", "1", "--duration", "4")
+    ramp = generate(
+        "--target",
+        srv.url,
+        "--model",
+        "m",
+        "--ramp",
+        "20:200:4s",
+        "--arrival",
+        "constant",
+        "--warmup",
+        "1",
+        "--duration",
+        "4",
+    )
     per_s = _offered(ramp)
     assert per_s[0] == 20 and per_s == sorted(per_s) and per_s[-1] >= 150  # warm-up at the start rate, then rising

@@ -1,4 +1,5 @@
 """CI thresholds: the --assert grammar, evaluation on real result documents, exit codes, JUnit XML."""
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -7,7 +8,14 @@ import pytest
 
 from loadgen.results.junit import junit_xml, write_junit
 from loadgen.results.thresholds import (
-    EXIT_FAIL, EXIT_INVALID, EXIT_PASS, ThresholdError, evaluate, exit_code, parse_threshold, parse_thresholds,
+    EXIT_FAIL,
+    EXIT_INVALID,
+    EXIT_PASS,
+    ThresholdError,
+    evaluate,
+    exit_code,
+    parse_threshold,
+    parse_thresholds,
 )
 from tests.curves.fakes import fake_result
 
@@ -17,36 +25,42 @@ def run() -> dict:
     return fake_result(100, seed=1, slo_ms=50.0, errors=2)  # VALID, 1000 requests, 2 failed (503)
 
 
-@pytest.mark.parametrize("text,metric,op,bound,unit", [
-    ("p99<50ms", "p99", "<", 50.0, "ms"),
-    ("p99 < 50", "p99", "<", 50.0, ""),
-    ("p95<=0.05s", "p95", "<=", 50.0, "s"),
-    ("p50 < 800us", "p50", "<", 0.8, "us"),
-    ("p99.9<120ms", "p99.9", "<", 120.0, "ms"),
-    ("P99_UCB<50MS", "p99_ucb", "<", 50.0, "ms"),
-    ("errors<0.1%", "errors", "<", 0.001, "%"),
-    ("errors<=0.002", "errors", "<=", 0.002, ""),
-    ("throughput>=100rps", "throughput", ">=", 100.0, "rps"),
-    ("goodput > 1e2 req/s", "goodput", ">", 100.0, "req/s"),
-    ("peak==250", "peak", "==", 250.0, ""),
-])
+@pytest.mark.parametrize(
+    "text,metric,op,bound,unit",
+    [
+        ("p99<50ms", "p99", "<", 50.0, "ms"),
+        ("p99 < 50", "p99", "<", 50.0, ""),
+        ("p95<=0.05s", "p95", "<=", 50.0, "s"),
+        ("p50 < 800us", "p50", "<", 0.8, "us"),
+        ("p99.9<120ms", "p99.9", "<", 120.0, "ms"),
+        ("P99_UCB<50MS", "p99_ucb", "<", 50.0, "ms"),
+        ("errors<0.1%", "errors", "<", 0.001, "%"),
+        ("errors<=0.002", "errors", "<=", 0.002, ""),
+        ("throughput>=100rps", "throughput", ">=", 100.0, "rps"),
+        ("goodput > 1e2 req/s", "goodput", ">", 100.0, "req/s"),
+        ("peak==250", "peak", "==", 250.0, ""),
+    ],
+)
 def test_grammar(text, metric, op, bound, unit):
     t = parse_threshold(text)
     assert (t.metric, t.op, t.unit) == (metric, op, unit)
     assert t.bound == pytest.approx(bound)
 
 
-@pytest.mark.parametrize("text,match", [
-    ("p99 50ms", "expected <metric> <op> <number>"),
-    ("p99<<50", "expected <metric> <op> <number>"),
-    ("p98<50ms", "unknown metric 'p98'.*p99_ucb"),
-    ("latency<5", "unknown metric"),
-    ("p99<50rps", "unit 'rps' does not fit p99.*allowed: ms, s, us"),
-    ("throughput>5ms", "unit 'ms' does not fit throughput"),
-    ("errors<5", "between 0 and 1"),
-    ("errors<150%", "between 0 and 1"),
-    ("", "expected"),
-])
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("p99 50ms", "expected <metric> <op> <number>"),
+        ("p99<<50", "expected <metric> <op> <number>"),
+        ("p98<50ms", "unknown metric 'p98'.*p99_ucb"),
+        ("latency<5", "unknown metric"),
+        ("p99<50rps", "unit 'rps' does not fit p99.*allowed: ms, s, us"),
+        ("throughput>5ms", "unit 'ms' does not fit throughput"),
+        ("errors<5", "between 0 and 1"),
+        ("errors<150%", "between 0 and 1"),
+        ("", "expected"),
+    ],
+)
 def test_parse_errors_say_what_is_allowed(text, match):
     with pytest.raises(ThresholdError, match=match):
         parse_threshold(text)
@@ -56,10 +70,22 @@ def test_evaluation_reads_the_result_fields(run):
     assert run["valid"] and run["failed"] == 2
     p99, ucb = run["latency_ms"]["p99"], run["latency_ucb_ms"]["p99"]
     n = run["completed"] + run["failed"]
-    ev = evaluate(run, parse_thresholds([
-        f"p99<{p99 + 0.01:.4f}ms", f"p99<{p99 - 0.01:.4f}ms", f"p99_ucb<={ucb}ms", f"p99_ucb<{ucb}ms",
-        f"errors<={2 / n:.6f}", "errors<0.1%", f"throughput>={run['achieved_rate_rps']}rps", "p50<1s",
-        "goodput>=1rps"]))
+    ev = evaluate(
+        run,
+        parse_thresholds(
+            [
+                f"p99<{p99 + 0.01:.4f}ms",
+                f"p99<{p99 - 0.01:.4f}ms",
+                f"p99_ucb<={ucb}ms",
+                f"p99_ucb<{ucb}ms",
+                f"errors<={2 / n:.6f}",
+                "errors<0.1%",
+                f"throughput>={run['achieved_rate_rps']}rps",
+                "p50<1s",
+                "goodput>=1rps",
+            ]
+        ),
+    )
     assert [o.status for o in ev.outcomes] == ["pass", "fail", "pass", "fail", "pass", "fail", "pass", "pass", "pass"]
     assert ev.outcomes[0].observed == pytest.approx(p99)
     assert ev.outcomes[5].observed == pytest.approx(2 / n)
@@ -103,8 +129,11 @@ def test_peak_sweep_and_tune_documents():
     gen = {"kind": "peak", "peak_rps": 120.0, "status": "generator_limited", "reason": "generator at 90% CPU"}
     ev = evaluate(gen, [parse_threshold("peak>=100")])
     assert exit_code(ev) == EXIT_INVALID and "generator" in ev.invalid_reasons[0]
-    sweep = {"kind": "sweep", "peak": {"rate_rps": 80.0},
-             "points": [{"valid": True, "achieved_rps": 90.0}, {"valid": False, "achieved_rps": 300.0}]}
+    sweep = {
+        "kind": "sweep",
+        "peak": {"rate_rps": 80.0},
+        "points": [{"valid": True, "achieved_rps": 90.0}, {"valid": False, "achieved_rps": 300.0}],
+    }
     ev = evaluate(sweep, parse_thresholds(["peak>=80", "throughput<100"]))
     assert [o.observed for o in ev.outcomes] == [80.0, 90.0] and exit_code(ev) == EXIT_PASS
     tune = {"kind": "tune", "recommended_pooled": {"peak_rps": 55.5}}
@@ -112,8 +141,10 @@ def test_peak_sweep_and_tune_documents():
     none = {"kind": "tune", "recommended_pooled": None}
     assert evaluate(none, [parse_threshold("peak>50")]).outcomes[0].status == "fail"
     tune["recommended_pooled"]["max_throughput_rps"] = 90.0
-    assert [o.status for o in evaluate(tune, parse_thresholds(["throughput>=80", "throughput>=100"])).outcomes] \
-        == ["pass", "fail"]
+    assert [o.status for o in evaluate(tune, parse_thresholds(["throughput>=80", "throughput>=100"])).outcomes] == [
+        "pass",
+        "fail",
+    ]
 
 
 def test_a_metric_the_document_lacks_is_refused_before_the_run():
@@ -130,7 +161,9 @@ def test_junit_xml_round_trips(tmp_path, run):
     write_junit(path, ev, source="run.json")
     root = ET.parse(path).getroot()
     suite = root.find("testsuite")
-    assert suite is not None and suite.get("tests") == "3" and suite.get("failures") == "1" and suite.get("errors") == "0"
+    assert (
+        suite is not None and suite.get("tests") == "3" and suite.get("failures") == "1" and suite.get("errors") == "0"
+    )
     cases = suite.findall("testcase")
     assert [c.get("name") for c in cases] == ["validity", "p99<1s", "errors<0.1%"]
     assert cases[1].find("failure") is None

@@ -1,4 +1,5 @@
 """The configuration advisor's search as pure functions on simulated response surfaces (no server, no sleeps)."""
+
 from __future__ import annotations
 
 import json
@@ -12,10 +13,23 @@ import numpy as np
 import pytest
 
 from loadgen.search.tune import (
-    Constraints, Measurement, Objective, TuneConfig, TuneSpace, grid_search, pool, quick_search, score,
+    Constraints,
+    Measurement,
+    Objective,
+    TuneConfig,
+    TuneSpace,
+    grid_search,
+    pool,
+    quick_search,
+    score,
 )
 from loadgen.search.tune_doc import (
-    Checkpoint, CheckpointError, pareto_frontier, render_config_toml, tune_document, tune_sizing,
+    Checkpoint,
+    CheckpointError,
+    pareto_frontier,
+    render_config_toml,
+    tune_document,
+    tune_sizing,
 )
 from server.repository import load_model_config
 
@@ -39,11 +53,12 @@ class Surface:
             eff = min(b, 8) / 8
         else:
             eff = 1 - math.exp(-b / 10)
-        thr = 300 * n ** 0.85 * (0.3 + eff) * (1 + 0.04 * min(d, 2)) * (1.1 if c.preferred_batch_sizes else 1)
-        p99 = 4.0 / t ** 0.6 + 0.9 * d + 0.02 * b
+        thr = 300 * n**0.85 * (0.3 + eff) * (1 + 0.04 * min(d, 2)) * (1.1 if c.preferred_batch_sizes else 1)
+        p99 = 4.0 / t**0.6 + 0.9 * d + 0.02 * b
         peak = None if self.slo_ms is not None and p99 * 3 > self.slo_ms else 0.8 * thr
-        return Measurement(peak, "found" if peak else "never_passed", thr, p99, 100 + 60 * n + 0.5 * b,
-                           p99_at_peak_ms=p99 * 3)
+        return Measurement(
+            peak, "found" if peak else "never_passed", thr, p99, 100 + 60 * n + 0.5 * b, p99_at_peak_ms=p99 * 3
+        )
 
     def __call__(self, c: TuneConfig) -> Measurement:
         self.calls[c.name] += 1
@@ -66,8 +81,11 @@ def test_config_names_are_stable_and_configs_hashable():
     assert TuneConfig(8, 2, 1, 0.5, (4, 8)).name == "b8-i2x1-d0.5-p4_8"
     assert {c, TuneConfig(8, 2, 1, 2.0)} == {c}
     assert TuneConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
-    assert c.overrides() == {"max_batch_size": 8, "batching": {"max_queue_delay_ms": 2.0, "preferred_batch_sizes": []},
-                             "instances": {"count": 2, "intra_op_threads": 1}}
+    assert c.overrides() == {
+        "max_batch_size": 8,
+        "batching": {"max_queue_delay_ms": 2.0, "preferred_batch_sizes": []},
+        "instances": {"count": 2, "intra_op_threads": 1},
+    }
 
 
 def test_space_splits_threads_to_fit_the_cpus_and_dedupes_the_grid():
@@ -94,8 +112,10 @@ def test_objective_weights_are_normalised_and_named():
     assert score(m, Objective.named("throughput"), Constraints(slo_p99_ms=10)) is None  # no peak under the SLO
 
 
-@pytest.mark.parametrize("kind,noise,seed", [("smooth", 0.0, 0), ("plateau", 0.0, 0), ("smooth", 0.04, 1),
-                                             ("plateau", 0.04, 2), ("smooth", 0.04, 3)])
+@pytest.mark.parametrize(
+    "kind,noise,seed",
+    [("smooth", 0.0, 0), ("plateau", 0.0, 0), ("smooth", 0.04, 1), ("plateau", 0.04, 2), ("smooth", 0.04, 3)],
+)
 @pytest.mark.parametrize("objective", ["throughput", "balanced", "latency"])
 def test_quick_measures_fewer_than_grid_and_lands_within_10_percent(kind, noise, seed, objective):
     obj, cons = Objective.named(objective), Constraints()
@@ -140,7 +160,7 @@ def test_constraints_exclude_configurations():
     capped = grid_search(SPACE, s, objective=Objective.named("throughput"), constraints=Constraints(max_memory_mb=260))
     assert capped.recommended is not None and capped.recommended.instances == 2
     assert all(("RSS" in " ".join(e.violations)) == (e.config.instances == 4) for e in capped.evaluated)
-    assert all(not capped.by_name(n).feasible for n in capped.ranking[-len(SPACE.grid()) // 3:])
+    assert all(not capped.by_name(n).feasible for n in capped.ranking[-len(SPACE.grid()) // 3 :])
     # SLO: configurations whose p99 at load breaks it have no peak; nothing passing -> no recommendation
     slo = Surface("smooth", slo_ms=9.0)
     r = grid_search(SPACE, slo, objective=Objective.named("throughput"), constraints=Constraints(slo_p99_ms=9.0))
@@ -153,10 +173,19 @@ def test_constraints_exclude_configurations():
 
 
 def test_pool_takes_medians_and_counts_a_missing_peak_as_zero():
-    ms = [Measurement(100.0, "found", 200.0, 5.0, 300.0), Measurement(None, "never_passed", 220.0, 7.0, 310.0),
-          Measurement(120.0, "found", 240.0, 6.0, None)]
+    ms = [
+        Measurement(100.0, "found", 200.0, 5.0, 300.0),
+        Measurement(None, "never_passed", 220.0, 7.0, 310.0),
+        Measurement(120.0, "found", 240.0, 6.0, None),
+    ]
     p = pool(ms)
-    assert (p.peak_rps, p.peak_status, p.max_throughput_rps, p.p99_low_load_ms, p.rss_mb) == (100.0, "found", 220.0, 6.0, 305.0)
+    assert (p.peak_rps, p.peak_status, p.max_throughput_rps, p.p99_low_load_ms, p.rss_mb) == (
+        100.0,
+        "found",
+        220.0,
+        6.0,
+        305.0,
+    )
     assert pool(ms[1:2] * 2).peak_rps is None
 
 
@@ -177,6 +206,7 @@ def test_checkpoint_resume_measures_nothing_twice(tmp_path):
                 raise Interrupt
             taken.append(c.name)
             return real(c)
+
         return measure
 
     ck = Checkpoint(tmp_path / "tune.ckpt.json", meta)
@@ -198,8 +228,14 @@ def test_checkpoint_resume_measures_nothing_twice(tmp_path):
 
 
 def test_pareto_frontier_keeps_only_undominated_configs():
-    table = {"b1-i1x4-d0": (100.0, 2.0), "b8-i1x4-d0": (300.0, 2.5), "b8-i2x2-d0": (500.0, 3.0),
-             "b16-i2x2-d0": (450.0, 3.5), "b32-i4x1-d0": (600.0, 6.0), "b64-i4x1-d0": (590.0, 6.0)}
+    table = {
+        "b1-i1x4-d0": (100.0, 2.0),
+        "b8-i1x4-d0": (300.0, 2.5),
+        "b8-i2x2-d0": (500.0, 3.0),
+        "b16-i2x2-d0": (450.0, 3.5),
+        "b32-i4x1-d0": (600.0, 6.0),
+        "b64-i4x1-d0": (590.0, 6.0),
+    }
     space = TuneSpace(batch_sizes=(1, 8, 16, 32, 64), instances=(1, 2, 4), cpus=4)
 
     def measure(c: TuneConfig) -> Measurement:

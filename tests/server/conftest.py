@@ -1,6 +1,7 @@
 """Fixtures: a temp model repository with the tiny models, and a real `python -m server` subprocess on
 127.0.0.1 (one per session). No locust/gevent is imported in this process (tritonclient runs in a subprocess).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -53,12 +54,19 @@ def make_repository(root: Path, extra: dict[str, str] | None = None) -> Path:
     return repo
 
 
-def start_server(repo: Path, log_path: Path, *args: str, env: dict[str, str] | None = None,
-                 timeout_s: float = 60.0) -> ServerProcess:
+def start_server(
+    repo: Path, log_path: Path, *args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0
+) -> ServerProcess:
     """`python -m server` on a free loopback port with extra flags `args`, started by the product's own
     ServerProcess (the developer's INFERLOAD_* environment is not inherited); ready when it returns."""
-    return ServerProcess(repo, log_path=log_path, env=env, args=["--log-level", "warning", *args], clean_env=True,
-                         ready_timeout_s=timeout_s).start()
+    return ServerProcess(
+        repo,
+        log_path=log_path,
+        env=env,
+        args=["--log-level", "warning", *args],
+        clean_env=True,
+        ready_timeout_s=timeout_s,
+    ).start()
 
 
 def server_metric(url: str, name: str, **labels: str) -> float | None:

@@ -1,6 +1,7 @@
 """Admission before ingestion: a slow-body client cannot make the server hold more than the model's admission
 limit, and the request beyond it is refused (503 + Retry-After) before its body is read. A real `python -m server`
 on 127.0.0.1; the waits poll the server's own metrics (a state), never sleep-and-hope."""
+
 from __future__ import annotations
 
 import re
@@ -30,9 +31,11 @@ BODY, HL = encode_request([("input", "FP32", np.zeros((1, 3, 32, 32), np.float32
 
 
 def _head(port: int, content_length: int) -> bytes:
-    return (f"POST /v2/models/tiny_admit2/infer HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Content-Type: application/octet-stream\r\nInference-Header-Content-Length: {HL}\r\n"
-            f"Content-Length: {content_length}\r\n\r\n").encode()
+    return (
+        f"POST /v2/models/tiny_admit2/infer HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/octet-stream\r\nInference-Header-Content-Length: {HL}\r\n"
+        f"Content-Length: {content_length}\r\n\r\n"
+    ).encode()
 
 
 def _metric(url: str, name: str) -> float:
@@ -75,13 +78,21 @@ def test_slow_bodies_hold_at_most_the_admission_limit(admit2):
             s = socket.create_connection(("127.0.0.1", sp.port))
             s.sendall(_head(sp.port, len(BODY)) + BODY[: len(BODY) // 2])
             slow.append(s)
-        wait_until(lambda: _metric(sp.url, "inferload_inflight_requests") == 2, timeout_s=10,
-                   what="both slow-body clients admitted (inflight_requests{tiny_admit2} == 2)", describe=sp.log)
+        wait_until(
+            lambda: _metric(sp.url, "inferload_inflight_requests") == 2,
+            timeout_s=10,
+            what="both slow-body clients admitted (inflight_requests{tiny_admit2} == 2)",
+            describe=sp.log,
+        )
 
         # a third client with a complete request: refused at once, with Retry-After, its body never needed
         t0 = time.perf_counter()
-        r = httpx.post(f"{sp.url}/v2/models/tiny_admit2/infer", content=BODY, timeout=10,
-                       headers={"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(HL)})
+        r = httpx.post(
+            f"{sp.url}/v2/models/tiny_admit2/infer",
+            content=BODY,
+            timeout=10,
+            headers={"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(HL)},
+        )
         assert r.status_code == 503 and int(r.headers["Retry-After"]) >= 1, r.text
         assert "at its limit of 2" in r.json()["error"]
         # a fourth announces 64 MB and sends none of it: the answer comes before any body byte
@@ -94,14 +105,22 @@ def test_slow_bodies_hold_at_most_the_admission_limit(admit2):
 
         # the stalled clients finish their bodies: both get a real answer
         for s in slow:
-            s.sendall(BODY[len(BODY) // 2:])
+            s.sendall(BODY[len(BODY) // 2 :])
         for s in slow:
             status, raw = _read_response(s)
             assert status == 200, raw[:300]
-        wait_until(lambda: _metric(sp.url, "inferload_inflight_requests") == 0, timeout_s=10,
-                   what="every admitted request released (inflight_requests{tiny_admit2} == 0)", describe=sp.log)
-        ok = httpx.post(f"{sp.url}/v2/models/tiny_admit2/infer", content=BODY, timeout=10,
-                        headers={"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(HL)})
+        wait_until(
+            lambda: _metric(sp.url, "inferload_inflight_requests") == 0,
+            timeout_s=10,
+            what="every admitted request released (inflight_requests{tiny_admit2} == 0)",
+            describe=sp.log,
+        )
+        ok = httpx.post(
+            f"{sp.url}/v2/models/tiny_admit2/infer",
+            content=BODY,
+            timeout=10,
+            headers={"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(HL)},
+        )
         assert ok.status_code == 200
         text = httpx.get(f"{sp.url}/metrics").text
         assert re.search(r'inferload_requests_total\{model="tiny_admit2",outcome="rejected"\} 2\.0', text), text[-2000:]
@@ -120,8 +139,12 @@ def test_a_refused_request_leaves_the_connection_usable(admit2):
             s = socket.create_connection(("127.0.0.1", sp.port))
             s.sendall(_head(sp.port, len(BODY)) + BODY[:100])
             slow.append(s)
-        wait_until(lambda: _metric(sp.url, "inferload_inflight_requests") == 2, timeout_s=10,
-                   what="both slow-body clients admitted (inflight_requests{tiny_admit2} == 2)", describe=sp.log)
+        wait_until(
+            lambda: _metric(sp.url, "inferload_inflight_requests") == 2,
+            timeout_s=10,
+            what="both slow-body clients admitted (inflight_requests{tiny_admit2} == 2)",
+            describe=sp.log,
+        )
         with socket.create_connection(("127.0.0.1", sp.port)) as c:
             c.sendall(_head(sp.port, len(BODY)) + BODY)
             status, _ = _read_response(c)
@@ -130,8 +153,12 @@ def test_a_refused_request_leaves_the_connection_usable(admit2):
                 s.sendall(BODY[100:])
             for s in slow:
                 assert _read_response(s)[0] == 200
-            wait_until(lambda: _metric(sp.url, "inferload_inflight_requests") == 0, timeout_s=10,
-                       what="every admitted request released (inflight_requests{tiny_admit2} == 0)", describe=sp.log)
+            wait_until(
+                lambda: _metric(sp.url, "inferload_inflight_requests") == 0,
+                timeout_s=10,
+                what="every admitted request released (inflight_requests{tiny_admit2} == 0)",
+                describe=sp.log,
+            )
             c.sendall(_head(sp.port, len(BODY)) + BODY)  # same connection
             status, _ = _read_response(c)
             assert status == 200

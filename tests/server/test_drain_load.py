@@ -1,6 +1,7 @@
 """SIGTERM under steady load: every request the server admitted before the signal gets a real answer (200), later
 ones get 503 or find the listener closed, nothing is cut off mid-response, and the process exits 0 within the drain
 timeout. A real `python -m server` on 127.0.0.1; the test waits for states (successes counted, threads done)."""
+
 from __future__ import annotations
 
 import signal
@@ -78,7 +79,7 @@ def test_sigterm_under_load_answers_every_admitted_request(tmp_path):
     flat = [(k, t0, t1, o) for k, rs in enumerate(records) for t0, t1, o in rs]
     in_flight_served = [x for x in flat if x[1] < t_sig < x[2] and isinstance(x[3], tuple) and x[3][0] == 200]
     assert in_flight_served, "no request was in flight at the signal: the test did not test the drain"
-    for k, t0, t1, o in flat:
+    for k, t0, _t1, o in flat:
         if t0 < t_sig - ADMITTED_MARGIN_S:  # admitted before the signal: a real answer, never a refusal or a cut
             assert isinstance(o, tuple) and o[0] == 200, (k, t0 - t_sig, o)
         elif isinstance(o, tuple):

@@ -1,6 +1,7 @@
 """Request head limit (max_header_bytes, default 16 KiB): a larger head gets 431 Request Header Fields Too Large
 with {"error": ...} — from the real server over 127.0.0.1 (uvicorn + httptools, which has no limit of its own),
 whether the head arrives in one piece or keeps streaming — and never a connection reset."""
+
 from __future__ import annotations
 
 import asyncio
@@ -20,8 +21,9 @@ BODY, _ = encode_request([("input", "FP32", np.zeros((1, 3, 32, 32), np.float32)
 
 
 def _infer(client, **headers):
-    return client.post("/v2/models/tiny_classifier/infer", content=BODY,
-                       headers={"Content-Type": "application/json", **headers})
+    return client.post(
+        "/v2/models/tiny_classifier/infer", content=BODY, headers={"Content-Type": "application/json", **headers}
+    )
 
 
 def test_8k_header_is_served(client):
@@ -31,8 +33,12 @@ def test_8k_header_is_served(client):
 
 
 def test_100k_header_is_431(server):
-    r = httpx.post(f"{server.url}/v2/models/tiny_classifier/infer", content=BODY,
-                   headers={"Content-Type": "application/json", "X-Big": "b" * 100 * 1024}, timeout=20)
+    r = httpx.post(
+        f"{server.url}/v2/models/tiny_classifier/infer",
+        content=BODY,
+        headers={"Content-Type": "application/json", "X-Big": "b" * 100 * 1024},
+        timeout=20,
+    )
     assert r.status_code == 431
     assert "exceeds the server's limit of 16384 bytes" in r.json()["error"]
     assert r.headers["connection"] == "close"

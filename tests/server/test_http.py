@@ -1,4 +1,5 @@
 """Integration: every endpoint of a real `python -m server` on 127.0.0.1, and every error path."""
+
 from __future__ import annotations
 
 import asyncio
@@ -71,8 +72,16 @@ def test_image_model_exposes_one_bytes_input(client):
     assert cfg["input"][0]["data_type"] == "TYPE_STRING"
 
 
-@pytest.mark.parametrize("path", ["/v2/models/nope", "/v2/models/nope/ready", "/v2/models/nope/config",
-                                  "/v2/models/tiny_classifier/versions/9", "/v2/nothing"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/models/nope",
+        "/v2/models/nope/ready",
+        "/v2/models/nope/config",
+        "/v2/models/tiny_classifier/versions/9",
+        "/v2/nothing",
+    ],
+)
 def test_404s_have_error_body(client, path):
     r = client.get(path)
     assert r.status_code == 404 and "error" in r.json()
@@ -95,16 +104,25 @@ def test_json_and_binary_infer_agree(client):
 
 
 def test_request_id_and_output_selection(client):
-    r = infer(client, "tiny_detector", [("input", "FP32", np.zeros((1, 3, 64, 64), np.float32))],
-              request_id="req-7", outputs=[{"name": "num_detections"}])
+    r = infer(
+        client,
+        "tiny_detector",
+        [("input", "FP32", np.zeros((1, 3, 64, 64), np.float32))],
+        request_id="req-7",
+        outputs=[{"name": "num_detections"}],
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["id"] == "req-7" and [o["name"] for o in body["outputs"]] == ["num_detections"]
 
 
 def test_classification_extension(client):
-    r = infer(client, "tiny_classifier", [("input", "FP32", X)],
-              outputs=[{"name": "logits", "parameters": {"classification": 3}}])
+    r = infer(
+        client,
+        "tiny_classifier",
+        [("input", "FP32", X)],
+        outputs=[{"name": "logits", "parameters": {"classification": 3}}],
+    )
     assert r.status_code == 200, r.text
     out = r.json()["outputs"][0]
     assert out["datatype"] == "BYTES" and out["shape"] == [2, 3]
@@ -121,7 +139,9 @@ def test_raw_image_post_returns_top5(client, fmt, ctype):
     out = r.json()["outputs"][0]
     assert out["shape"] == [1, 5] and len(out["data"]) == 5
     assert "preprocess" in timing(r)
-    r = client.post("/v2/models/tiny_classifier_jpeg/infer?top_k=2", content=jpeg(fmt=fmt), headers={"Content-Type": ctype})
+    r = client.post(
+        "/v2/models/tiny_classifier_jpeg/infer?top_k=2", content=jpeg(fmt=fmt), headers={"Content-Type": ctype}
+    )
     assert r.json()["outputs"][0]["shape"] == [1, 2]
 
 
@@ -154,15 +174,24 @@ def test_invalid_requests(client, model, inputs, fragment):
 def test_unknown_output_and_missing_input(client):
     r = infer(client, "tiny_classifier", [("input", "FP32", X)], outputs=[{"name": "nope"}])
     assert r.status_code == 400 and "no output 'nope'" in r.json()["error"]
-    r = client.post("/v2/models/tiny_classifier/infer", content=b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}]}')
+    r = client.post(
+        "/v2/models/tiny_classifier/infer",
+        content=b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}]}',
+    )
     assert r.status_code == 400
 
 
 def test_malformed_binary_header_is_400(client):
     body, hl = encode_request([("input", "FP32", X)], binary=True)
-    r = client.post("/v2/models/tiny_classifier/infer", content=body, headers={"Inference-Header-Content-Length": str(len(body) + 10)})
+    r = client.post(
+        "/v2/models/tiny_classifier/infer",
+        content=body,
+        headers={"Inference-Header-Content-Length": str(len(body) + 10)},
+    )
     assert r.status_code == 400 and "outside the body" in r.json()["error"]
-    r = client.post("/v2/models/tiny_classifier/infer", content=body, headers={"Inference-Header-Content-Length": "abc"})
+    r = client.post(
+        "/v2/models/tiny_classifier/infer", content=body, headers={"Inference-Header-Content-Length": "abc"}
+    )
     assert r.status_code == 400
 
 
@@ -172,18 +201,28 @@ def test_unknown_model_infer_is_404(client):
 
 
 def test_unsupported_content_types_are_415(client):
-    r = client.post("/v2/models/tiny_classifier/infer", content=b"a=b", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    r = client.post(
+        "/v2/models/tiny_classifier/infer",
+        content=b"a=b",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 415 and "error" in r.json()
     r = client.post("/v2/models/tiny_classifier/infer", content=jpeg(), headers={"Content-Type": "image/jpeg"})
     assert r.status_code == 415 and "takes tensors" in r.json()["error"]
     buf = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buf, "GIF")
-    r = client.post("/v2/models/tiny_classifier_jpeg/infer", content=buf.getvalue(), headers={"Content-Type": "image/png"})
+    r = client.post(
+        "/v2/models/tiny_classifier_jpeg/infer", content=buf.getvalue(), headers={"Content-Type": "image/png"}
+    )
     assert r.status_code == 415
 
 
 def test_body_limit_is_413(client):
-    r = client.post("/v2/models/tiny_classifier/infer", content=b"x" * (1024 * 1024 + 1), headers={"Content-Type": "application/json"})
+    r = client.post(
+        "/v2/models/tiny_classifier/infer",
+        content=b"x" * (1024 * 1024 + 1),
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 413 and "limit" in r.json()["error"]
 
 
@@ -204,8 +243,9 @@ def test_nan_and_infinity_literals_reach_the_model(client):
     """Triton's perf_analyzer --input-tensor-format json sends random FP32 bit patterns as JSON: NaN/Infinity too."""
     x = X.copy()
     x[0, 0, 0, :3] = [np.nan, np.inf, -np.inf]  # item 0 non-finite, item 1 finite
-    body = _json_body([{"name": "input", "shape": list(x.shape), "datatype": "FP32",
-                        "data": [float(v) for v in x.reshape(-1)]}])
+    body = _json_body(
+        [{"name": "input", "shape": list(x.shape), "datatype": "FP32", "data": [float(v) for v in x.reshape(-1)]}]
+    )
     assert b"NaN" in body and b"-Infinity" in body
     r = client.post("/v2/models/tiny_classifier/infer", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 200, r.text
@@ -214,10 +254,13 @@ def test_nan_and_infinity_literals_reach_the_model(client):
     got = outputs(r)["logits"]
     assert not np.isfinite(got[0]).all()  # the NaN reached the model and propagated
     assert b"NaN" in r.content  # written as Triton writes it (RapidJSON kWriteNanAndInfFlag), not as null
-    ref = outputs(infer(client, "tiny_classifier", [("input", "FP32", x)], binary=True,
-                        parameters={"binary_data_output": True}))["logits"]
+    ref = outputs(
+        infer(client, "tiny_classifier", [("input", "FP32", x)], binary=True, parameters={"binary_data_output": True})
+    )["logits"]
     np.testing.assert_array_equal(got, ref)  # same values (and NaN positions) as the binary path
-    np.testing.assert_array_equal(got[1], outputs(infer(client, "tiny_classifier", [("input", "FP32", X)]))["logits"][1])
+    np.testing.assert_array_equal(
+        got[1], outputs(infer(client, "tiny_classifier", [("input", "FP32", X)]))["logits"][1]
+    )
 
 
 def test_nan_for_an_integer_input_is_400(client):
@@ -234,17 +277,23 @@ def test_malformed_json_is_400_with_error(client, body):
 
 def test_non_finite_timeout_parameter_is_400(client):
     for literal in (b"NaN", b"Infinity"):
-        body = (b'{"parameters": {"timeout": %s}, "inputs": [{"name": "input", "shape": [1, 3, 32, 32], '
-                b'"datatype": "FP32", "data": [%s]}]}' % (literal, b",".join([b"0"] * 3072)))
+        body = (
+            b'{"parameters": {"timeout": %s}, "inputs": [{"name": "input", "shape": [1, 3, 32, 32], '
+            b'"datatype": "FP32", "data": [%s]}]}' % (literal, b",".join([b"0"] * 3072))
+        )
         r = client.post("/v2/models/tiny_classifier/infer", content=body, headers={"Content-Type": "application/json"})
         assert r.status_code == 400 and "timeout" in r.json()["error"]
 
 
 async def _burst(url: str, bodies: list[tuple[str, bytes]]) -> list[tuple[int, dict, bytes]]:
     async with aiohttp.ClientSession() as s:
+
         async def one(model, body):
-            async with s.post(f"{url}/v2/models/{model}/infer", data=body, headers={"Content-Type": "application/json"}) as r:
+            async with s.post(
+                f"{url}/v2/models/{model}/infer", data=body, headers={"Content-Type": "application/json"}
+            ) as r:
                 return r.status, dict(r.headers), await r.read()
+
         return await asyncio.gather(*(one(m, b) for m, b in bodies))
 
 
@@ -266,7 +315,7 @@ def test_bad_requests_never_fail_their_batch_mates(server):
     bad_shape, _ = encode_request([("input", "FP32", X[:1, :, :8])], binary=False)
     mix = [("tiny_classifier", b) for b in [good, bad_type, good, bad_shape, good, b"{oops", good] * 4]
     results = asyncio.run(_burst(server.url, mix))
-    for (model, body), (status, _, data) in zip(mix, results):
+    for (_model, body), (status, _, data) in zip(mix, results):
         assert status == (200 if body is good else 400), data
 
 
@@ -298,7 +347,7 @@ def test_versioned_infer_and_chunked_body(client):
 
     def chunks():  # no Content-Length: Transfer-Encoding: chunked
         for i in range(0, len(body), 1000):
-            yield body[i:i + 1000]
+            yield body[i : i + 1000]
 
     r = client.post("/v2/models/tiny_classifier/infer", content=chunks(), headers=headers)
     assert r.status_code == 200, r.text
@@ -315,8 +364,10 @@ def _expect_request(port: int, path: str, body: bytes, send_body_after_continue:
     """One request with `Expect: 100-continue` on a raw socket: (everything the server sent, whether it closed)."""
     import socket
 
-    head = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n").encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(head)
         got = s.recv(65536)

@@ -1,5 +1,6 @@
 """Whole-body reading for admitted infer requests (server/httpproto.py), on a real uvicorn on 127.0.0.1 with a
 recording ASGI app: what the app receives, and that refusals without reading keep the connection usable."""
+
 from __future__ import annotations
 
 import http.client
@@ -34,8 +35,9 @@ class Recorder:
                 if m["type"] != "http.request" or not m.get("more_body"):
                     break
         self.seen.append((scope["path"], msgs, data))
-        await send({"type": "http.response.start", "status": 200 if msgs else 503,
-                    "headers": [(b"content-length", b"2")]})
+        await send(
+            {"type": "http.response.start", "status": 200 if msgs else 503, "headers": [(b"content-length", b"2")]}
+        )
         await send({"type": "http.response.body", "body": b"ok"})
 
 
@@ -45,8 +47,16 @@ def served():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
-                                           http=inferload_httptools_protocol(16384)))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            lifespan="off",
+            log_level="warning",
+            http=inferload_httptools_protocol(16384),
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -81,8 +91,7 @@ def test_other_routes_and_chunked_bodies_keep_uvicorns_path(served):
     app, port = served
     c = http.client.HTTPConnection("127.0.0.1", port)
     assert post(c, "/elsewhere", BIG)[0] == 200
-    assert post(c, "/v2/models/m/infer", iter([BIG[:1000], BIG[1000:]]),
-                {"Transfer-Encoding": "chunked"})[0] == 200
+    assert post(c, "/v2/models/m/infer", iter([BIG[:1000], BIG[1000:]]), {"Transfer-Encoding": "chunked"})[0] == 200
     for _, msgs, data in app.seen:
         assert data == BIG and all(kind == "bytes" for _, kind, _, _ in msgs)
     c.close()

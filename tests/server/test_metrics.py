@@ -1,5 +1,6 @@
 """/metrics: pinned names, series pre-created at 0, counters consistent with the requests sent, no series for
 unknown models, promtool-clean exposition, and a client that disconnects while queued is counted as cancelled."""
+
 from __future__ import annotations
 
 import shutil
@@ -13,10 +14,19 @@ from prometheus_client.parser import text_string_to_metric_families
 from server.protocol import encode_request
 from tests.waiting import wait_until
 
-PINNED_COUNTERS = ["inferload_requests", "inferload_inference_items", "inferload_inference_executions",
-                   "inferload_instance_busy_seconds"]
-PINNED_HISTOGRAMS = ["inferload_request_duration_seconds", "inferload_queue_duration_seconds",
-                     "inferload_preprocess_duration_seconds", "inferload_compute_duration_seconds", "inferload_batch_size"]
+PINNED_COUNTERS = [
+    "inferload_requests",
+    "inferload_inference_items",
+    "inferload_inference_executions",
+    "inferload_instance_busy_seconds",
+]
+PINNED_HISTOGRAMS = [
+    "inferload_request_duration_seconds",
+    "inferload_queue_duration_seconds",
+    "inferload_preprocess_duration_seconds",
+    "inferload_compute_duration_seconds",
+    "inferload_batch_size",
+]
 PINNED_GAUGES = ["inferload_queue_depth", "inferload_inflight_requests", "inferload_model_ready"]
 
 
@@ -62,7 +72,10 @@ def test_counters_match_requests(client):
         assert client.post("/v2/models/tiny_detector/infer", content=good).status_code == 200
     for _ in range(2):
         assert client.post("/v2/models/tiny_detector/infer", content=bad).status_code == 400
-    assert client.post("/v2/models/tiny_detector/infer", content=b"x", headers={"Content-Type": "text/plain"}).status_code == 415
+    assert (
+        client.post("/v2/models/tiny_detector/infer", content=b"x", headers={"Content-Type": "text/plain"}).status_code
+        == 415
+    )
     assert client.post("/v2/models/not_a_model/infer", content=good).status_code == 404
     after = scrape(client)
 
@@ -94,20 +107,33 @@ def test_disconnect_while_queued_is_cancelled(server, client):
         return now(name, **labels) > val(before, name, **labels)
 
     body, _ = encode_request([("input", "FP32", np.zeros((1, 3, 32, 32), np.float32))], binary=False)
-    head = (f"POST /v2/models/tiny_queue1/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"POST /v2/models/tiny_queue1/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
     with socket.create_connection(("127.0.0.1", server.port)) as s:
         s.sendall(head + body)
         # the request is in the batcher's queue (tiny_queue1 holds it 300 ms for batch-mates) before we hang up
-        wait_until(lambda: now("inferload_queue_depth", model="tiny_queue1") >= 1, timeout_s=5, interval_s=0.01,
-                   what="queue depth of tiny_queue1 >= 1 (request queued before the disconnect)")
-    wait_until(lambda: grew("inferload_requests_total", model="tiny_queue1", outcome="cancelled"), timeout_s=5,
-               what="the disconnected request counted as outcome=cancelled")
-    wait_until(lambda: grew("inferload_queue_dropped_total", model="tiny_queue1", reason="cancelled"), timeout_s=5,
-               what="the batcher dropping the cancelled request (queue_dropped_total{reason=cancelled})")
+        wait_until(
+            lambda: now("inferload_queue_depth", model="tiny_queue1") >= 1,
+            timeout_s=5,
+            interval_s=0.01,
+            what="queue depth of tiny_queue1 >= 1 (request queued before the disconnect)",
+        )
+    wait_until(
+        lambda: grew("inferload_requests_total", model="tiny_queue1", outcome="cancelled"),
+        timeout_s=5,
+        what="the disconnected request counted as outcome=cancelled",
+    )
+    wait_until(
+        lambda: grew("inferload_queue_dropped_total", model="tiny_queue1", reason="cancelled"),
+        timeout_s=5,
+        what="the batcher dropping the cancelled request (queue_dropped_total{reason=cancelled})",
+    )
     assert now("inferload_queue_depth", model="tiny_queue1") == 0
     assert now("inferload_requests_total", model="tiny_queue1", outcome="success") == val(
-        before, "inferload_requests_total", model="tiny_queue1", outcome="success")  # never computed
+        before, "inferload_requests_total", model="tiny_queue1", outcome="success"
+    )  # never computed
 
 
 def test_promtool_check_metrics(client):

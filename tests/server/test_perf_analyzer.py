@@ -5,6 +5,7 @@ perf_analyzer ships as a binary in the `perf-analyzer` / `tritonclient[all]` whe
 GCC 13's libstdc++; Debian 12 has glibc 2.36, so on this project's machines it does not start. The test looks for
 it (PATH, then the installed wheels), runs `--help` to see whether it starts at all, and skips with the loader's
 own reason when it cannot."""
+
 from __future__ import annotations
 
 import shutil
@@ -38,9 +39,23 @@ def perf_analyzer() -> str:
 
 @pytest.mark.parametrize("fmt", ["binary", "json"])
 def test_perf_analyzer_concurrency_mode(perf_analyzer, server, fmt):
-    args = [perf_analyzer, "-m", "tiny_classifier", "-u", f"127.0.0.1:{server.port}", "-i", "http",
-            "--concurrency-range", "2", "--measurement-interval", "2000", "--input-tensor-format", fmt,
-            "--output-tensor-format", fmt]
+    args = [
+        perf_analyzer,
+        "-m",
+        "tiny_classifier",
+        "-u",
+        f"127.0.0.1:{server.port}",
+        "-i",
+        "http",
+        "--concurrency-range",
+        "2",
+        "--measurement-interval",
+        "2000",
+        "--input-tensor-format",
+        fmt,
+        "--output-tensor-format",
+        fmt,
+    ]
     p = subprocess.run(args, capture_output=True, text=True, timeout=180)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     assert "Throughput:" in p.stdout and "infer/sec" in p.stdout, p.stdout[-3000:]

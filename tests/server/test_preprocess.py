@@ -1,4 +1,5 @@
 """Image preprocessing: allowlist (415), pixel cap before decode (413), garbage (400), geometry and normalisation."""
+
 from __future__ import annotations
 
 import io
@@ -40,8 +41,16 @@ def test_png_with_alpha_and_grayscale_become_rgb():
 
 
 def test_nhwc_bgr_layout_and_exact_values():
-    cfg = ImageConfig(height=8, width=8, resize=None, layout="NHWC", channel_order="BGR",
-                      mean=[0.0, 0.0, 0.0], std=[1.0, 1.0, 1.0], scale=1.0)
+    cfg = ImageConfig(
+        height=8,
+        width=8,
+        resize=None,
+        layout="NHWC",
+        channel_order="BGR",
+        mean=[0.0, 0.0, 0.0],
+        std=[1.0, 1.0, 1.0],
+        scale=1.0,
+    )
     x = preprocess_image(encode(solid(8, 8, (10, 20, 30)), "PNG"), cfg)
     assert x.shape == (8, 8, 3) == output_shape(cfg)
     np.testing.assert_allclose(x[0, 0], [30, 20, 10])

@@ -1,4 +1,5 @@
 """The OIP v2 codec (pure): round trips for every datatype in JSON and binary, and malformed requests."""
+
 from __future__ import annotations
 
 import struct
@@ -10,7 +11,15 @@ import pytest
 from server.dtypes import OIP_TO_NUMPY
 from server.errors import BadRequest
 from server.labels import classify
-from server.protocol import OutputTensor, decode_request, decode_response, encode_request, encode_response, parse_bytes_elements, serialize_bytes_elements
+from server.protocol import (
+    OutputTensor,
+    decode_request,
+    decode_response,
+    encode_request,
+    encode_response,
+    parse_bytes_elements,
+    serialize_bytes_elements,
+)
 
 NUMERIC = [t for t in OIP_TO_NUMPY if t != "BYTES"]
 
@@ -101,7 +110,12 @@ def test_bytes_wire_format():
 
 
 def _binary(shape, datatype="FP32", size=None, payload=b"", extra=None):
-    item = {"name": "x", "datatype": datatype, "shape": shape, "parameters": {"binary_data_size": size if size is not None else len(payload)}}
+    item = {
+        "name": "x",
+        "datatype": datatype,
+        "shape": shape,
+        "parameters": {"binary_data_size": size if size is not None else len(payload)},
+    }
     h = orjson.dumps({"inputs": [item], **(extra or {})})
     return h + payload, len(h)
 
@@ -119,15 +133,27 @@ def _binary(shape, datatype="FP32", size=None, payload=b"", extra=None):
         (b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1.5], "data": [1]}]}', None, "integers only"),
         (b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [3], "data": [1, 2]}]}', None, "needs 3"),
         (b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [2, 2], "data": [[1, 2], [3]]}]}', None, "ragged"),
-        (b'{"inputs": [{"name": "x", "datatype": "INT8", "shape": [1], "data": [300]}]}', None, "outside the INT8 range"),
+        (
+            b'{"inputs": [{"name": "x", "datatype": "INT8", "shape": [1], "data": [300]}]}',
+            None,
+            "outside the INT8 range",
+        ),
         (b'{"inputs": [{"name": "x", "datatype": "INT32", "shape": [1], "data": [1.5]}]}', None, "must be integers"),
         (b'{"inputs": [{"name": "x", "datatype": "BOOL", "shape": [1], "data": [1]}]}', None, "true/false"),
         (b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": ["a"]}]}', None, "must be numbers"),
         (b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1]}]}', None, "needs 'data'"),
-        (b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}, '
-         b'{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}]}', None, "more than once"),
-        (b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}], "outputs": [{"name": "o", '
-         b'"parameters": {"classification": 0}}]}', None, "positive integer"),
+        (
+            b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}, '
+            b'{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}]}',
+            None,
+            "more than once",
+        ),
+        (
+            b'{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1]}], "outputs": [{"name": "o", '
+            b'"parameters": {"classification": 0}}]}',
+            None,
+            "positive integer",
+        ),
     ],
 )
 def test_malformed_requests_are_400(body, hl, fragment):
@@ -202,7 +228,10 @@ def test_classification_strings():
 def test_nan_and_infinity_literals_are_accepted_in_float_data(text, expected):
     for datatype in ("FP16", "FP32", "FP64"):
         body = b'{"id": "NaN Inf -NaN", "inputs": [{"name": "x", "datatype": "%s", "shape": [%d], "data": %s}]}' % (
-            datatype.encode(), len(expected), text.encode())
+            datatype.encode(),
+            len(expected),
+            text.encode(),
+        )
         req = decode_request(body)
         assert req.id == "NaN Inf -NaN"  # literals inside strings are left alone
         x = req.inputs[0].data
@@ -217,8 +246,18 @@ def test_perf_analyzer_style_random_bits_in_json():
     x.flat[:3] = [np.nan, np.inf, -np.inf]
     import json
 
-    body = json.dumps({"inputs": [{"name": "input", "shape": [1, 3, 32, 32], "datatype": "FP32",
-                                   "data": [float(v) for v in x.reshape(-1)]}]}).encode()
+    body = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [1, 3, 32, 32],
+                    "datatype": "FP32",
+                    "data": [float(v) for v in x.reshape(-1)],
+                }
+            ]
+        }
+    ).encode()
     got = decode_request(body).inputs[0].data
     np.testing.assert_array_equal(got, x)
 
@@ -252,7 +291,9 @@ def test_lone_surrogate_in_the_nan_fallback_is_400():
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_nan_in_integer_or_bool_data_is_400_not_a_cast(datatype, literal):
     body = b'{"inputs": [{"name": "x", "datatype": "%s", "shape": [2], "data": [1, %s]}]}' % (
-        datatype.encode(), literal.encode())
+        datatype.encode(),
+        literal.encode(),
+    )
     with pytest.raises(BadRequest) as e:
         decode_request(body)
     assert e.value.status == 400

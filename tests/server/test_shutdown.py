@@ -1,6 +1,7 @@
 """A separate `python -m server` with a bearer token and a shutdown delay: auth, then SIGTERM drain —
 readiness goes 503 at once, new inference gets 503, in-flight requests complete 200, the process exits 0.
 A bad config makes the process exit non-zero with the reason."""
+
 from __future__ import annotations
 
 import signal
@@ -28,8 +29,17 @@ def post(url: str, model: str, token: str | None = TOKEN) -> httpx.Response:
 
 def test_auth_then_sigterm_drain(tmp_path):
     repo = make_repository(tmp_path, {"tiny_slow": SLOW_CONFIG})
-    sp = start_server(repo, tmp_path / "server.log", "--model", "tiny_classifier", "--model", "tiny_slow",
-                      "--shutdown-delay", "0.3", env={"INFERLOAD_AUTH_TOKEN": TOKEN})
+    sp = start_server(
+        repo,
+        tmp_path / "server.log",
+        "--model",
+        "tiny_classifier",
+        "--model",
+        "tiny_slow",
+        "--shutdown-delay",
+        "0.3",
+        env={"INFERLOAD_AUTH_TOKEN": TOKEN},
+    )
     try:
         r = post(sp.url, "tiny_classifier", token=None)
         assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer") and "error" in r.json()
@@ -41,12 +51,21 @@ def test_auth_then_sigterm_drain(tmp_path):
         with ThreadPoolExecutor(3) as pool:
             inflight = [pool.submit(post, sp.url, "tiny_slow") for _ in range(3)]
             # all three admitted and waiting in the queue (tiny_slow holds them 600 ms for batch-mates)
-            wait_until(lambda: server_metric(sp.url, "inferload_queue_depth", model="tiny_slow") == 3,
-                       timeout_s=10, interval_s=0.01, what="queue depth of tiny_slow == 3 before SIGTERM",
-                       describe=sp.log)
+            wait_until(
+                lambda: server_metric(sp.url, "inferload_queue_depth", model="tiny_slow") == 3,
+                timeout_s=10,
+                interval_s=0.01,
+                what="queue depth of tiny_slow == 3 before SIGTERM",
+                describe=sp.log,
+            )
             sp.proc.send_signal(signal.SIGTERM)
-            wait_until(lambda: httpx.get(f"{sp.url}/v2/health/ready", timeout=5).status_code == 503, timeout_s=5,
-                       interval_s=0.01, what="readiness 503 after SIGTERM", describe=sp.log)
+            wait_until(
+                lambda: httpx.get(f"{sp.url}/v2/health/ready", timeout=5).status_code == 503,
+                timeout_s=5,
+                interval_s=0.01,
+                what="readiness 503 after SIGTERM",
+                describe=sp.log,
+            )
             # still inside the drain: the queued requests have not been answered yet
             assert not any(f.done() for f in inflight), "answered before the drain: the test did not test it"
             late = post(sp.url, "tiny_classifier")
@@ -61,7 +80,12 @@ def test_auth_then_sigterm_drain(tmp_path):
 def test_bad_config_exits_nonzero_with_reason(tmp_path):
     repo = make_repository(tmp_path)
     (repo / "tiny_classifier" / "config.toml").write_text('builtin = "tiny_classifier"\nmax_batch_size = "lots"\n')
-    p = subprocess.run([sys.executable, "-m", "server", "--models", str(repo), "--port", "0"],
-                       cwd=str(ROOT), capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "server", "--models", str(repo), "--port", "0"],
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 1
     assert "max_batch_size" in p.stderr and "failed to start" in p.stderr

@@ -1,5 +1,6 @@
 """The real Triton HTTP client (tritonclient.http) against the server. tritonclient imports gevent, so it runs
 in a subprocess: this test process must never import gevent."""
+
 from __future__ import annotations
 
 import json
@@ -74,7 +75,9 @@ def triton_run(server, tmp_path_factory):
     out = tmp / "arrays.npz"
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, f"127.0.0.1:{server.port}", str(out), *map(str, paths)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1]), dict(np.load(out, allow_pickle=False)), paths
@@ -97,7 +100,9 @@ def test_health_and_metadata(triton_run):
 
 def test_json_binary_and_onnxruntime_agree(triton_run, server):
     _, arrays, _ = triton_run
-    sess = ort.InferenceSession(str(repo_dir(server) / "tiny_classifier" / "model.onnx"), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(
+        str(repo_dir(server) / "tiny_classifier" / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
     ref = sess.run(["logits"], {"input": arrays["x"]})[0]
     np.testing.assert_array_equal(arrays["json"], arrays["binary"])
     np.testing.assert_allclose(arrays["binary"], ref, rtol=1e-5, atol=1e-5)
@@ -128,8 +133,11 @@ def test_bytes_images_via_triton_client(triton_run, server):
 
 def test_raw_jpeg_matches_bytes_input(client, triton_run):
     _, arrays, paths = triton_run
-    r = client.post("/v2/models/tiny_classifier_jpeg/infer?top_k=10", content=paths[0].read_bytes(),
-                    headers={"Content-Type": "image/jpeg"})
+    r = client.post(
+        "/v2/models/tiny_classifier_jpeg/infer?top_k=10",
+        content=paths[0].read_bytes(),
+        headers={"Content-Type": "image/jpeg"},
+    )
     assert r.status_code == 200
     scores = {int(s.split(":")[1]): float(s.split(":")[0]) for s in r.json()["outputs"][0]["data"]}
     np.testing.assert_allclose([scores[i] for i in range(10)], arrays["images"][0], atol=1e-5)

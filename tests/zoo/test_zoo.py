@@ -1,4 +1,5 @@
 """Built-in model builders: interface, determinism, architecture facts, runnable outputs."""
+
 from __future__ import annotations
 
 import hashlib
