@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any
 
 import prometheus_client
+import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 
@@ -218,8 +219,6 @@ def begin_drain(app: FastAPI) -> None:
 
 def serve(settings: ServerSettings) -> int:
     """Run the server until SIGTERM/SIGINT. Returns the process exit code (0 after a graceful drain)."""
-    import uvicorn
-
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.malloc_tuning:
         from server.malloc import tune_malloc
@@ -260,15 +259,7 @@ def serve(settings: ServerSettings) -> int:
     return 0
 
 
-try:
-    import uvicorn as _uvicorn
-
-    _ServerBase = _uvicorn.Server
-except ImportError:  # pragma: no cover
-    _ServerBase = object  # type: ignore[assignment,misc]
-
-
-class DrainingServer(_ServerBase):  # type: ignore[misc,valid-type]
+class DrainingServer(uvicorn.Server):
     """uvicorn.Server whose first SIGTERM/SIGINT flips readiness first, then (after `delay_s`) shuts down
     gracefully, and which does not re-raise the signal afterwards, so a graceful drain exits 0. A second
     signal during the drain forces the exit."""

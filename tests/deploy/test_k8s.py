@@ -32,10 +32,8 @@ def _env(container: dict) -> dict[str, str]:
 
 
 def _drain_default() -> float:
-    try:
-        from server.settings import ServerSettings
-    except ImportError:
-        return 30.0
+    from server.settings import ServerSettings
+
     return float(ServerSettings.model_fields["drain_timeout_s"].default)
 
 
