@@ -81,3 +81,36 @@ def test_the_server_runs_without_the_load_generators_dependencies(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     assert "tiny_classifier: built" in r.stdout
     assert (tmp_path / "models" / "tiny_classifier" / "config.toml").is_file()
+
+
+def test_the_load_generator_runs_without_the_servers_dependencies():
+    """`inferload[loadgen]` has no ONNX Runtime, FastAPI or uvicorn and its image has no server/ package: the CLI
+    must load and the load-generating commands must parse."""
+    code = textwrap.dedent("""
+        import sys
+        BLOCKED = {"server", "onnxruntime", "onnx", "fastapi", "uvicorn", "starlette"}
+
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in BLOCKED:
+                    raise ImportError(f"blocked in this test: {name}")
+                return None
+
+        sys.meta_path.insert(0, Block())
+        from typer.testing import CliRunner
+        from loadgen.cli import app
+        for cmd in ("run", "sweep", "peak", "report", "compare", "overload"):
+            r = CliRunner().invoke(app, [cmd, "--help"])
+            assert r.exit_code == 0, (cmd, r.output)
+        import loadgen.engine.runner, loadgen.report.html, loadgen.search.peaksearch
+        print("ok")
+    """)
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    assert r.returncode == 0 and "ok" in r.stdout, r.stdout[-2000:] + r.stderr[-3000:]
