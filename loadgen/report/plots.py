@@ -87,6 +87,24 @@ def _maybe_log_y(ax, values: Sequence[float]) -> None:
         ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+def _marker(ax: Any, x: float, label: str, colour: str, *, ls: str, bold: bool) -> None:
+    """A vertical line at rate `x`, labelled along its top (the peak and the raw limit on the curves)."""
+    ax.axvline(x, color=colour, ls=ls, lw=1.6, zorder=2)
+    ax.annotate(
+        label,
+        xy=(x, 0.98),
+        xycoords=("data", "axes fraction"),
+        xytext=(-4, 0),
+        textcoords="offset points",
+        color=colour,
+        fontsize=9,
+        fontweight="bold" if bold else "normal",
+        ha="right",
+        va="top",
+        rotation=90,
+    )
+
+
 def latency_throughput(
     curves: list[dict],
     *,
@@ -142,34 +160,9 @@ def latency_throughput(
         )
         allv.append(slo_ms)
     if peak_rps:
-        ax.axvline(peak_rps, color=PEAK_C, lw=1.6, zorder=2)
-        ax.annotate(
-            f"peak {peak_rps:.4g} req/s",
-            xy=(peak_rps, 0.98),
-            xycoords=("data", "axes fraction"),
-            xytext=(-4, 0),
-            textcoords="offset points",
-            color=PEAK_C,
-            fontsize=9,
-            fontweight="bold",
-            ha="right",
-            va="top",
-            rotation=90,
-        )
+        _marker(ax, peak_rps, f"peak {peak_rps:.4g} req/s", PEAK_C, ls="-", bold=True)
     if raw_limit_rps:
-        ax.axvline(raw_limit_rps, color=RAW_C, ls=":", lw=1.6, zorder=2)
-        ax.annotate(
-            f"raw in-process limit {raw_limit_rps:.4g} req/s",
-            xy=(raw_limit_rps, 0.98),
-            xycoords=("data", "axes fraction"),
-            xytext=(-4, 0),
-            textcoords="offset points",
-            color=RAW_C,
-            fontsize=9,
-            ha="right",
-            va="top",
-            rotation=90,
-        )
+        _marker(ax, raw_limit_rps, f"raw in-process limit {raw_limit_rps:.4g} req/s", RAW_C, ls=":", bold=False)
     _maybe_log_y(ax, allv)
     ax.set_xlim(left=0)
     ax.set_xlabel("achieved throughput (req/s)")
