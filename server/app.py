@@ -230,11 +230,26 @@ def serve(settings: ServerSettings) -> int:
         print(f"inferload server failed to start: {e}", file=sys.stderr)
         return 1
     app = create_app(settings)
-    try:  # httptools + the head cap while it arrives (431, server/headlimit.py) + whole infer bodies (server/httpproto.py)
-        http: Any = inferload_httptools_protocol(settings.max_header_bytes)
+    config = uvicorn_config(settings, app)
+    server = DrainingServer(config, app, settings.shutdown_delay_s)
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits 3 when startup fails; report the reason and exit 1 instead
+        pass
+    if not server.started:
+        print(f"inferload server failed to start: {app.state.startup_error or 'see the log above'}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def uvicorn_config(settings: ServerSettings, app: FastAPI) -> uvicorn.Config:
+    """The uvicorn configuration `serve` runs `app` with (tests run the same one in-process)."""
+    try:  # httptools + the head cap while it arrives (431, server/headlimit.py) + whole infer bodies and the infer
+        # fast path (server/httpproto.py, server/fastpath.py)
+        http: Any = inferload_httptools_protocol(settings.max_header_bytes, app)
     except ImportError:  # h11 instead: HeadLimitMiddleware answers 431, h11's own cap (400) only beyond 4× the limit
         http = "auto"
-    config = uvicorn.Config(
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -248,15 +263,6 @@ def serve(settings: ServerSettings) -> int:
         http=http,
         h11_max_incomplete_event_size=4 * settings.max_header_bytes,
     )
-    server = DrainingServer(config, app, settings.shutdown_delay_s)
-    try:
-        server.run()
-    except SystemExit:  # uvicorn exits 3 when startup fails; report the reason and exit 1 instead
-        pass
-    if not server.started:
-        print(f"inferload server failed to start: {app.state.startup_error or 'see the log above'}", file=sys.stderr)
-        return 1
-    return 0
 
 
 class DrainingServer(uvicorn.Server):

@@ -118,10 +118,13 @@ def head_limited_httptools_protocol(max_bytes: int) -> type:
                         self._refuse()
 
         def on_headers_complete(self) -> None:
+            self.count_head_done()
+            super().on_headers_complete()
+
+        def count_head_done(self) -> None:
             self._in_head = False
             self._heads_done += 1
             self._head_bytes = 0
-            super().on_headers_complete()
 
         def on_message_complete(self) -> None:
             self._in_head = True

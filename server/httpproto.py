@@ -18,12 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.fastpath import SCRATCH_BYTES, BufferedFront, FastInferMixin
 from server.headlimit import head_limited_httptools_protocol
 from server.infer_http import match_infer
 
 
-def inferload_httptools_protocol(max_head_bytes: int) -> type:
-    """uvicorn's httptools protocol + the head limit + whole-body reading for infer requests. Raises ImportError
+def inferload_httptools_protocol(max_head_bytes: int, app: Any = None) -> type:
+    """uvicorn's httptools protocol + the head limit + whole-body reading for infer requests; with `app` (the
+    InferloadApp) also the infer fast path (server/fastpath.py), behind a `BufferedFront`. Raises ImportError
     without httptools."""
     from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
@@ -67,8 +69,13 @@ def inferload_httptools_protocol(max_head_bytes: int) -> type:
                 del body[self.whole_pos :]
             return {"type": "http.request", "body": body, "more_body": False}
 
-    class InferloadHttpToolsProtocol(base):  # type: ignore[misc,valid-type]
+    class InferloadHttpToolsProtocol(FastInferMixin, base):  # type: ignore[misc,valid-type]
+        fast_app = app
+
         def on_headers_complete(self) -> None:
+            if self.try_fast():
+                self.count_head_done()  # the head limit's bookkeeping, done in the super() chain otherwise
+                return
             super().on_headers_complete()
             cycle = self.cycle
             if type(cycle) is not RequestResponseCycle or self.scope.get("method") != "POST":
@@ -89,7 +96,17 @@ def inferload_httptools_protocol(max_head_bytes: int) -> type:
             cycle.__class__ = WholeBodyCycle  # before its ASGI task first runs: receive() resolves to ours
             cycle.whole_size = size
 
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self.fast_message_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.fast_connection_lost()
+            super().connection_lost(exc)
+
         def on_body(self, body: bytes) -> None:
+            if self.fast_body(body):
+                return
             cycle = self.cycle
             if (
                 type(cycle) is WholeBodyCycle
@@ -112,4 +129,11 @@ def inferload_httptools_protocol(max_head_bytes: int) -> type:
 
     InferloadHttpToolsProtocol.__qualname__ = InferloadHttpToolsProtocol.__name__ = "InferloadHttpToolsProtocol"
     WholeBodyCycle.__qualname__ = "WholeBodyCycle"
-    return InferloadHttpToolsProtocol
+    if app is None:
+        return InferloadHttpToolsProtocol
+
+    class InferloadFront(BufferedFront):
+        inner_class = InferloadHttpToolsProtocol
+        scratch = memoryview(bytearray(SCRATCH_BYTES))
+
+    return InferloadFront

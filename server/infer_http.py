@@ -88,13 +88,20 @@ async def _send(send, status: int, body: bytes, ctype: bytes | None, extra: list
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_error(send, exc: InferError, timing: str | None, close: bool = False) -> None:
-    extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
+def error_response(exc: InferError, timing: bytes | None) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """(status, `{"error": ...}` body, headers beside content type and length) of a refused or failed request: the
+    one formatting, for this endpoint and the fast path (server/fastpath.py)."""
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
     if timing:
-        extra.append((b"server-timing", timing.encode("latin-1")))
+        headers.append((b"server-timing", timing))
+    return exc.status, orjson.dumps({"error": exc.message}), headers
+
+
+async def _send_error(send, exc: InferError, timing: str | None, close: bool = False) -> None:
+    status, body, extra = error_response(exc, timing.encode("latin-1") if timing else None)
     if close:
         extra.append((b"connection", b"close"))
-    await _send(send, exc.status, orjson.dumps({"error": exc.message}), _JSON, extra)
+    await _send(send, status, body, _JSON, extra)
 
 
 async def _read_body(receive, size: int | None, limit: int) -> bytes | bytearray:

@@ -250,48 +250,74 @@ class InferenceService:
             self.metrics.unknown_model.inc()
 
     async def _guarded(self, lm: LoadedModel, started: float, read_done: float | None, work) -> InferResult:
-        mm = lm.metrics
         timings = Timings()
         if read_done is not None:
             timings.read_s = read_done - started
         try:  # admitted already (admit): a request whose headers arrived before a drain began is served
             result = await work(timings)
         except InferError as e:
-            mm.outcome[e.outcome].inc()
+            self.account(lm, started, timings, e.outcome)
             e.timings = timings  # type: ignore[attr-defined]
             raise
         except asyncio.CancelledError:
-            mm.outcome["cancelled"].inc()
+            self.account(lm, started, timings, "cancelled")
             raise
         except Exception as e:  # a bug: never leak internals to the client
-            log.exception("model %s: unexpected error", lm.name)
-            mm.outcome["error"].inc()
-            err = InferError(f"internal error while serving model '{lm.name}' ({type(e).__name__})")
+            err = self.internal_error(lm, e)
+            self.account(lm, started, timings, "error")
             err.timings = timings  # type: ignore[attr-defined]
             raise err from e
-        else:
-            mm.outcome["success"].inc()
-            return result
-        finally:
-            timings.total_s = time.perf_counter() - started
-            mm.request_duration.observe(timings.total_s)
-            if timings.preprocess_s is not None:
-                mm.preprocess_duration.observe(timings.preprocess_s)
-            if timings.compute_s is not None:
-                mm.queue_duration.observe(timings.queue_s or 0.0)
-                mm.compute_duration.observe(timings.compute_s)
+        self.account(lm, started, timings, "success")
+        return result
 
-    async def _infer_oip(self, lm: LoadedModel, body: bytes, header_length: int | None, started: float, t: Timings):
+    @staticmethod
+    def internal_error(lm: LoadedModel, e: Exception) -> InferError:
+        """A bug: logged with its traceback; the client gets a message without internals."""
+        log.error("model %s: unexpected error", lm.name, exc_info=e)
+        return InferError(f"internal error while serving model '{lm.name}' ({type(e).__name__})")
+
+    @staticmethod
+    def account(lm: LoadedModel, started: float, t: Timings, outcome: str) -> None:
+        """Count a finished request (outcome: success|rejected|timeout|invalid|error|cancelled) and its durations."""
+        mm = lm.metrics
+        mm.outcome[outcome].inc()
+        t.total_s = time.perf_counter() - started
+        mm.request_duration.observe(t.total_s)
+        if t.preprocess_s is not None:
+            mm.preprocess_duration.observe(t.preprocess_s)
+        if t.compute_s is not None:
+            mm.queue_duration.observe(t.queue_s or 0.0)
+            mm.compute_duration.observe(t.compute_s)
+
+    def prepare_oip(
+        self, lm: LoadedModel, body: bytes, header_length: int | None, started: float, t: Timings
+    ) -> tuple[InferRequest, dict[str, np.ndarray], float | None]:
+        """The synchronous part of an OIP request to a tensor model (no image preprocessing): decode, deadline,
+        validation. Returns (request, tensors for the batcher, deadline); raises InferError."""
         req = protocol.decode_request(body, header_length)
         deadline = _deadline(lm.cfg, req.parameters, started)
-        if lm.image_tensor is not None:
+        tensors = self._validate(lm, req)
+        t.preprocess_s = time.perf_counter() - started - (t.read_s or 0.0)
+        return req, tensors, deadline
+
+    def finish(self, lm: LoadedModel, req: InferRequest, outcome: Any, t: Timings) -> InferResult:
+        """A batch outcome (`BatchOutcome`) → the encoded response; raises InferError (e.g. an unknown output)."""
+        t.queue_s = outcome.queue_s
+        t.compute_s = outcome.compute_s
+        t.batch_size = outcome.batch_size
+        return self._encode(lm, req, outcome.outputs, t)
+
+    async def _infer_oip(self, lm: LoadedModel, body: bytes, header_length: int | None, started: float, t: Timings):
+        if lm.image_tensor is None:
+            req, tensors, deadline = self.prepare_oip(lm, body, header_length, started, t)
+        else:
+            req = protocol.decode_request(body, header_length)
+            deadline = _deadline(lm.cfg, req.parameters, started)
             images = self._image_elements(lm, req)
             tensors = {lm.image_tensor: await self._preprocess_images(lm, images)}
-        else:
-            tensors = self._validate(lm, req)
-        t.preprocess_s = time.perf_counter() - started - (t.read_s or 0.0)
-        outputs = await self._submit(lm, tensors, deadline, t)
-        return self._encode(lm, req, outputs, t)
+            t.preprocess_s = time.perf_counter() - started - (t.read_s or 0.0)
+        # the batcher's is the one deadline check (it counts the drop)
+        return self.finish(lm, req, await lm.batcher.submit(tensors, deadline=deadline), t)
 
     async def _infer_raw_image(self, lm: LoadedModel, data: bytes, started: float, top_k: int | None, t: Timings):
         if lm.image_tensor is None:
@@ -302,21 +328,13 @@ class InferenceService:
         deadline = _deadline(lm.cfg, {}, started)
         tensors = {lm.image_tensor: await self._preprocess_images(lm, [data])}
         t.preprocess_s = time.perf_counter() - started - (t.read_s or 0.0)
-        outputs = await self._submit(lm, tensors, deadline, t)
+        outcome = await lm.batcher.submit(tensors, deadline=deadline)
         if lm.cfg.kind == "classification":
             k = top_k or self.default_top_k
             req_out = [RequestedOutput(lm.outputs[0].name, {"classification": k})]
         else:
             req_out = None
-        req = InferRequest(inputs=[], outputs=req_out)
-        return self._encode(lm, req, outputs, t)
-
-    async def _submit(self, lm: LoadedModel, tensors: dict[str, np.ndarray], deadline: float | None, t: Timings):
-        outcome = await lm.batcher.submit(tensors, deadline=deadline)  # the one deadline check (it counts the drop)
-        t.queue_s = outcome.queue_s
-        t.compute_s = outcome.compute_s
-        t.batch_size = outcome.batch_size
-        return outcome.outputs
+        return self.finish(lm, InferRequest(inputs=[], outputs=req_out), outcome, t)
 
     # ------------------------------------------------------------------ validation
 

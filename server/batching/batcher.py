@@ -178,10 +178,25 @@ class DynamicBatcher:
             self._cond.notify_all()
 
     async def submit(self, inputs: dict[str, np.ndarray], *, deadline: float | None = None) -> BatchOutcome:
-        """Queue one request (n >= 1 items along dim 0) and wait for its rows of the batch outputs."""
+        """Queue one request (n >= 1 items along dim 0) and wait for its rows of the batch outputs. Cancelling the
+        waiting task drops the request from the queue (see `enqueue`)."""
+        return await self.enqueue(inputs, deadline=deadline)
+
+    def enqueue(
+        self,
+        inputs: dict[str, np.ndarray],
+        *,
+        deadline: float | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> asyncio.Future[BatchOutcome]:
+        """Queue one request from the event loop `loop` (default: the running one) without a task: the future resolves
+        to its `BatchOutcome` (or its `InferError`). Cancelling the future drops the request if it is still queued (a
+        worker that already took it runs it; the result is discarded). Refusals (queue full, deadline passed,
+        stopping, bad batch) raise here."""
         n = self._items(inputs)
         sig = signature(inputs)
-        loop = asyncio.get_running_loop()
+        if loop is None:
+            loop = asyncio.get_running_loop()
         fut: asyncio.Future[BatchOutcome] = loop.create_future()
         cond = self._cond
         with cond:
@@ -205,16 +220,18 @@ class DynamicBatcher:
         if expired:
             self._observer.on_dropped("timeout")
             raise DeadlineExceeded(f"model '{self.model_name}': deadline passed before the request was queued")
-        try:
-            return await fut
-        except asyncio.CancelledError:
-            with cond:
-                if req.state == _QUEUED and not req.cancelled:
-                    req.cancelled = True
-                    self._n_cancelled += 1
-                    self._observer.on_queue_depth(len(self._queue) - self._n_cancelled)
-                    cond.notify()  # a waiting worker drops it now rather than at its next batch
-            raise
+        # Registered before anyone awaits the future, so it runs before an awaiting task sees its CancelledError.
+        fut.add_done_callback(lambda f: self._withdraw(req) if f.cancelled() else None)
+        return fut
+
+    def _withdraw(self, req: _Request) -> None:
+        """A cancelled future: drop its request if it is still queued."""
+        with self._cond:
+            if req.state == _QUEUED and not req.cancelled:
+                req.cancelled = True
+                self._n_cancelled += 1
+                self._observer.on_queue_depth(len(self._queue) - self._n_cancelled)
+                self._cond.notify()  # a waiting worker drops it now rather than at its next batch
 
     async def stop(self, drain: bool = True, timeout_s: float = 30.0) -> None:
         """Stop admitting (submit → Unavailable). drain: finish queued and executing requests; otherwise fail

@@ -12,8 +12,12 @@ import numpy as np
 
 
 def signature(inputs: Mapping[str, np.ndarray]) -> tuple[Any, ...]:
-    """(name, dtype, shape[1:]) per input, sorted by name. Requests batch together only if equal."""
-    return tuple(sorted((name, arr.dtype.str, tuple(arr.shape[1:])) for name, arr in inputs.items()))
+    """(name, dtype, shape[1:]) per input, sorted by name. Requests batch together only if equal. (The dtype
+    object, not its string: `dtype.str` builds a new string per call, on the hot path of every request.)"""
+    if len(inputs) == 1:
+        for name, arr in inputs.items():
+            return ((name, arr.dtype, arr.shape[1:]),)
+    return tuple(sorted((name, arr.dtype, arr.shape[1:]) for name, arr in inputs.items()))
 
 
 def collate(requests: Sequence[Mapping[str, np.ndarray]]) -> tuple[dict[str, np.ndarray], list[int]]:

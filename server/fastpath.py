@@ -1,0 +1,360 @@
+"""The infer fast path: a plain OIP request to a tensor model, served by the HTTP protocol itself, without an ASGI
+cycle, a task or a copy of its body.
+
+Why: at batch 1 the server's own CPU per request is what the served/raw ratio and the batch-1 overhead lose, and
+after a 7 ms inference has evicted the caches every layer a request passes through costs several times its warm
+cost. The ASGI path for a 600 KB tensor costs a `RequestResponseCycle`, a task, the proxy-headers middleware, the
+app's dispatch, the `receive()`/`send()` message protocol with its header checks, a disconnect-watcher task, and two
+user-space copies of the body (httptools hands each network read to Python as a new `bytes`, which is then copied
+into the body buffer). Here the request costs none of those:
+
+* `on_headers_complete` decides. The fast path takes a request only when nothing about it needs the ASGI path:
+  `POST /v2/models/{m}[/versions/{v}]/infer` over HTTP/1.1 with no query, no `%`, a Content-Length within
+  `max_body_bytes`, no Transfer-Encoding or `Expect`, an OIP content type (JSON or binary tensors, not an encoded
+  image), a head within `max_header_bytes`, the right bearer token, a loaded, ready tensor model (not an image
+  model), no earlier response pending on the connection, uvicorn's connection limit not reached, and admission
+  granted (`server/admission.py`). Anything else, including every refusal, takes the ASGI path unchanged, which
+  answers it as before (the one place that formats refusals).
+* The body is read straight into one buffer of Content-Length bytes: `BufferedFront` is an
+  `asyncio.BufferedProtocol` (uvloop and asyncio then `recv_into` the buffer it offers), so after the read that
+  carried the head, the kernel copies each network read into its final place. The parser, which never sees those
+  bytes, is replaced by a fresh one for the connection's next request.
+* The rest runs in callbacks on the event loop: decode and validate (`InferenceService.prepare_oip`), queue
+  (`DynamicBatcher.enqueue`, a future, no task), and when the future resolves, encode (`InferenceService.finish`),
+  count (`InferenceService.account`) and write status line, headers and body in one `transport.write`.
+
+Behaviour is the ASGI path's: the same statuses, bodies, Server-Timing, metrics and admission accounting; a client
+that disconnects while queued cancels its request (the batcher drops it); a graceful shutdown lets in-flight
+requests finish and closes their connections after the response (`keep_alive` is cleared as for any cycle).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from server.errors import ClientDisconnected, InferError
+from server.infer_http import InferEndpoint, error_response, match_infer, server_timing
+from server.service import InferenceService, LoadedModel, Timings
+
+log = logging.getLogger("server")
+
+_OIP_TYPES = (b"", b"application/json", b"application/octet-stream")
+_JSON = b"application/json"
+_OCTETS = b"application/octet-stream"
+SCRATCH_BYTES = 65536  # the read buffer outside fast-path bodies (heads, other routes), one per server
+
+
+class FastStats:
+    """How many requests took the fast path (tests check that the path they mean to test was taken)."""
+
+    __slots__ = ("taken",)
+
+    def __init__(self) -> None:
+        self.taken = 0
+
+
+STATS = FastStats()
+
+
+class _NoEvent:
+    """uvicorn's protocol sets its cycle's `message_event`; nobody waits on a fast request's."""
+
+    __slots__ = ()
+
+    def set(self) -> None:
+        pass
+
+
+_NO_EVENT = _NoEvent()
+
+
+class FastCycle:
+    """One fast-path request: the attributes uvicorn's protocol reads of a cycle, and the request's own state."""
+
+    __slots__ = (
+        "response_complete",
+        "disconnected",
+        "keep_alive",
+        "more_body",
+        "message_event",
+        "service",
+        "lm",
+        "model",
+        "started",
+        "header_length",
+        "buf",
+        "view",
+        "pos",
+        "reading",
+        "direct",
+        "fut",
+        "req",
+        "t",
+    )
+
+    def __init__(
+        self, service: InferenceService, lm: LoadedModel, model: str, started: float, hl: int | None, size: int, keep
+    ) -> None:
+        self.response_complete = False
+        self.disconnected = False
+        self.keep_alive = keep
+        self.more_body = True
+        self.message_event = _NO_EVENT
+        self.service = service
+        self.lm = lm
+        self.model = model
+        self.started = started
+        self.header_length = hl
+        self.buf = np.empty(size, dtype=np.uint8)  # not zero-filled: every byte is written by a read
+        self.view = memoryview(self.buf)
+        self.pos = 0
+        self.reading = True  # admitted and its body not complete yet
+        self.direct = False  # some of the body was read past the parser (it needs replacing)
+        self.fut: asyncio.Future[Any] | None = None
+        self.req: Any = None
+        self.t = Timings()
+
+
+class FastInferMixin:
+    """Mixed into the httptools protocol (server/httpproto.py); `fast_app` is the InferloadApp or None (off)."""
+
+    fast_app: Any = None
+    fast: FastCycle | None = None
+
+    def try_fast(self: Any) -> bool:
+        """From on_headers_complete: take this request onto the fast path (True) or leave it to uvicorn (False)."""
+        app = self.fast_app
+        if app is None:
+            return False
+        parser = self.parser
+        if parser.get_method() != b"POST" or self.expect_100_continue or parser.get_http_version() != "1.1":
+            return False
+        url: bytes = self.url
+        if b"?" in url or b"%" in url or b"#" in url or parser.should_upgrade():
+            return False
+        match = match_infer(url.decode("latin-1"))
+        if match is None:
+            return False
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            return False  # a pipelined request behind an unanswered one: uvicorn queues it
+        lc = self.limit_concurrency
+        if lc is not None and (len(self.connections) >= lc or len(self.tasks) >= lc):
+            return False
+        service: InferenceService | None = app.state.service
+        if service is None or not service.accepting:
+            return False
+        settings = app.state.settings
+        ctype = clen = auth = hl_raw = None
+        head = 18 + len(url)  # as server.headlimit.head_size counts it: "POST", the path, spaces, version, CRLFs
+        for name, value in self.headers:
+            head += len(name) + len(value) + 4
+            if name == b"content-type":
+                ctype = value
+            elif name == b"content-length":
+                clen = value
+            elif name == b"inference-header-content-length":
+                hl_raw = value
+            elif name == b"authorization":
+                auth = value
+            elif name == b"transfer-encoding":
+                return False
+        if clen is None or head > settings.max_header_bytes:
+            return False
+        if ctype is not None and ctype.split(b";", 1)[0].strip().lower() not in _OIP_TYPES:
+            return False
+        try:
+            size = int(clen)
+            hl = None if hl_raw is None else int(hl_raw)
+        except ValueError:
+            return False
+        if not 0 <= size <= settings.max_body_bytes:
+            return False
+        model, version = match
+        lm = service.models.get(model)
+        if lm is None or not lm.ready or lm.image_tensor is not None or (version is not None and version != lm.version):
+            return False
+        if settings.auth_token is not None:
+            try:
+                InferEndpoint._check_auth(settings, auth)
+            except InferError:
+                return False
+        if not lm.admission.try_enter():
+            return False
+        keep = parser.should_keep_alive()
+        self.cycle = self.fast = FastCycle(service, lm, model, time.perf_counter(), hl, size, keep)
+        STATS.taken += 1
+        return True
+
+    def fast_body(self: Any, body: bytes) -> bool:
+        """A body chunk the parser saw (it came with the head): into the buffer. False: not a fast request's."""
+        f = self.fast
+        if f is None or not f.reading:
+            return False
+        end = min(f.pos + len(body), len(f.buf))  # the parser enforces Content-Length; never write past it
+        f.view[f.pos : end] = body[: end - f.pos]
+        f.pos = end
+        return True
+
+    def fast_message_complete(self: Any) -> None:
+        """The parser saw the end of a fast request's body (it arrived with the head, or is empty)."""
+        f = self.fast
+        if f is not None and f.reading:
+            self._fast_start(f)
+
+    def fast_direct_done(self: Any) -> None:
+        """The last byte of a fast request's body arrived past the parser: the parser still waits for body bytes, so
+        the next request gets a fresh one."""
+        import httptools
+
+        f = self.fast
+        assert f is not None
+        self.parser = httptools.HttpRequestParser(self)
+        try:
+            self.parser.set_dangerous_leniencies(lenient_data_after_close=True)  # as uvicorn sets it
+        except AttributeError:  # httptools < 0.6.3
+            pass
+        self.on_message_complete()  # the protocol's own end-of-message bookkeeping (head counting, cycle state)
+
+    def _fast_start(self: Any, f: FastCycle) -> None:
+        f.reading = False
+        t = f.t
+        t.read_s = time.perf_counter() - f.started
+        try:
+            f.req, tensors, deadline = f.service.prepare_oip(f.lm, f.buf, f.header_length, f.started, t)
+            fut = f.lm.batcher.enqueue(tensors, deadline=deadline, loop=self.loop)
+        except InferError as e:
+            self._fast_end(f, e, None)
+            return
+        except Exception as e:  # a bug: never leak internals, never break the parser that called us
+            self._fast_end(f, f.service.internal_error(f.lm, e), None)
+            return
+        f.fut = fut
+        fut.add_done_callback(lambda fut: self._fast_done(f, fut))
+
+    def _fast_done(self: Any, f: FastCycle, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled():  # the client went away while its request was queued (connection_lost)
+            f.lm.admission.leave()
+            f.service.account(f.lm, f.started, f.t, "cancelled")
+            return
+        exc = fut.exception()
+        if exc is None:
+            try:
+                self._fast_end(f, None, f.service.finish(f.lm, f.req, fut.result(), f.t))
+                return
+            except Exception as e:
+                exc = e
+        if not isinstance(exc, InferError):
+            exc = f.service.internal_error(f.lm, exc)  # type: ignore[arg-type]
+        self._fast_end(f, exc, None)
+
+    def _fast_end(self: Any, f: FastCycle, exc: InferError | None, result: Any) -> None:
+        f.lm.admission.leave()
+        f.service.account(f.lm, f.started, f.t, "success" if exc is None else exc.outcome)
+        timing = (server_timing(f.t) or "").encode("latin-1")
+        if exc is None:
+            headers = [(b"server-timing", timing)]
+            if result.header_length is not None:
+                headers.append((b"inference-header-content-length", str(result.header_length).encode()))
+                ctype = _OCTETS
+            else:
+                ctype = _JSON
+            self._fast_respond(f, 200, ctype, result.body, headers)
+        else:
+            status, body, headers = error_response(exc, timing)
+            self._fast_respond(f, status, _JSON, body, headers)
+
+    def _fast_respond(self: Any, f: FastCycle, status: int, ctype: bytes, body: bytes, headers: list) -> None:
+        from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+
+        if self.fast is f:
+            self.fast = None
+        f.response_complete = True
+        transport = self.transport
+        if f.disconnected or transport.is_closing():
+            return  # nobody to answer
+        parts = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts += (b"content-type: ", ctype, b"\r\ncontent-length: ", str(len(body)).encode(), b"\r\n")
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        if not f.keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts += (b"\r\n", body)
+        transport.write(b"".join(parts))
+        if not f.keep_alive:
+            transport.close()
+        self.on_response_complete()
+
+    def fast_connection_lost(self: Any) -> None:
+        """The connection is gone: a fast request still reading gives its admission back; a queued one is cancelled
+        (the batcher drops it; `_fast_done` counts it)."""
+        f = self.fast
+        if f is None:
+            return
+        self.fast = None
+        f.disconnected = True
+        if f.reading:
+            f.reading = False
+            f.lm.admission.leave()
+            f.service.count_rejected(f.model, ClientDisconnected("client disconnected"))
+        elif f.fut is not None and not f.fut.done():
+            f.fut.cancel()
+
+
+class BufferedFront(asyncio.BufferedProtocol):
+    """The protocol object the event loop talks to: it offers the current fast request's body buffer for the next
+    read, and otherwise a scratch buffer whose bytes it hands to the httptools protocol as `data_received`.
+
+    A wrapper, not a subclass, because uvloop treats any `asyncio.Protocol` subclass (as uvicorn's protocol is) as a
+    plain protocol even when it has `get_buffer`."""
+
+    inner_class: Any = None  # set by server.httpproto
+    scratch: memoryview | None = None  # one per server: reads are consumed before the next one starts
+
+    __slots__ = ("p",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.p = self.inner_class(*args, **kwargs)
+
+    def connection_made(self, transport: Any) -> None:
+        self.p.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.p.connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        return self.p.eof_received()
+
+    def pause_writing(self) -> None:
+        self.p.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.p.resume_writing()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        f = self.p.fast
+        if f is not None and f.reading:
+            return f.view[f.pos :]
+        scratch = self.scratch
+        assert scratch is not None
+        return scratch
+
+    def buffer_updated(self, nbytes: int) -> None:
+        p = self.p
+        f = p.fast
+        if f is not None and f.reading:
+            f.pos += nbytes
+            f.direct = True
+            if f.pos >= len(f.buf):
+                p.fast_direct_done()
+            return
+        scratch = self.scratch
+        assert scratch is not None
+        p.data_received(scratch[:nbytes])
