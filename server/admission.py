@@ -14,15 +14,14 @@ from __future__ import annotations
 
 
 class Admission:
-    __slots__ = ("limit", "current", "peak", "on_change")
+    __slots__ = ("limit", "current", "peak")
 
-    def __init__(self, limit: int, on_change=None) -> None:
+    def __init__(self, limit: int) -> None:
         if limit < 1:
             raise ValueError("admission limit must be >= 1")
         self.limit = limit
-        self.current = 0
+        self.current = 0  # exposed as inferload_inflight_requests, read at scrape
         self.peak = 0
-        self.on_change = on_change
 
     def try_enter(self) -> bool:
         if self.current >= self.limit:
@@ -30,15 +29,11 @@ class Admission:
         self.current += 1
         if self.current > self.peak:
             self.peak = self.current
-        if self.on_change is not None:
-            self.on_change(self.current)
         return True
 
     def leave(self) -> None:
         if self.current > 0:
             self.current -= 1
-        if self.on_change is not None:
-            self.on_change(self.current)
 
 
 def default_limit(max_queue_size: int, instances: int, max_batch_size: int) -> int:

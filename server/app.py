@@ -30,7 +30,7 @@ from server.headlimit import HeadLimitMiddleware, head_size
 from server.httpproto import inferload_httptools_protocol
 from server.infer_http import match_infer
 from server.labels import load_labels
-from server.metrics import ModelMetrics, ServerMetrics
+from server.metrics import ServerMetrics
 from server.repository import ConfigError, ModelConfig, deep_merge, ensure_built, load_model_config, load_repository
 from server.service import InferenceService, LoadedModel, exposed_inputs
 from server.settings import ServerSettings
@@ -77,15 +77,17 @@ def _load_model(cfg: ModelConfig, metrics: ServerMetrics) -> LoadedModel:
         cfg.batching.max_queue_size, cfg.instances.count, cfg.max_batch_size
     )
     metrics.admission_limit.labels(cfg.name).set(limit)
+    admission = Admission(limit)
+    metrics.track_admission(cfg.name, lambda: admission.current)
     lm = LoadedModel(
         cfg=cfg,
-        admission=Admission(limit, on_change=metrics.inflight.labels(cfg.name).set),
+        admission=admission,
         batcher=batcher,
         inputs=inputs,
         outputs=list(first.outputs),
         onnx_inputs=list(first.inputs),
         labels=load_labels(cfg.labels_path),
-        metrics=ModelMetrics(metrics, cfg.name),
+        metrics=metrics.model(cfg.name),
         image_tensor=image_tensor,
         instances=instances,
     )

@@ -2,18 +2,27 @@
 
 Label values come only from the loaded repository: children are pre-created at load (series exist at 0)
 and an unknown model name in a URL only bumps `inferload_http_unknown_model_total`, which has no labels.
+
+The metrics a request updates (outcome counter, duration histograms; per batch: batch size, items, executions,
+busy seconds; queue depth and requests admitted) are plain numbers in `HotCounter`s and `HotHistogram`s, exposed by
+`HotCollector` at scrape time: no lock, no `prometheus_client` code on the request path. Each is written by one
+thread only: the request metrics by the event loop, a model instance's batch metrics by that instance's worker
+thread (one set per instance, summed at scrape); the queue depth is a value the batcher sets under its lock and the
+admitted count is read from the model's `Admission`. A scrape may see one request counted in its outcome and not yet
+in a histogram (as with `prometheus_client`'s own per-bucket locks), never a torn number. Rare events (dropped
+requests, unknown models, readiness, limits) stay `prometheus_client` metrics.
 """
 
 from __future__ import annotations
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+import math
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 OUTCOMES = ("success", "rejected", "timeout", "invalid", "error", "cancelled")
 DROP_REASONS = ("cancelled", "timeout")
@@ -47,71 +56,177 @@ LATENCY_BUCKETS = (
 )
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
+_HELP = {
+    "inferload_requests": "Inference requests by model and outcome (success|rejected|timeout|invalid|error|cancelled).",
+    "inferload_request_duration_seconds": "Inference request time in the server, body read to response.",
+    "inferload_queue_duration_seconds": "Time a request waited in the batcher queue.",
+    "inferload_preprocess_duration_seconds": "Decode, validation and image preprocessing time per request.",
+    "inferload_compute_duration_seconds": "Model execution time of the batch that carried the request (per request).",
+    "inferload_batch_size": "Items per executed batch.",
+    "inferload_inference_items": "Items (batch rows) executed.",
+    "inferload_inference_executions": "Model executions (batches run).",
+    "inferload_instance_busy_seconds": "Seconds a model instance spent executing (utilisation = rate).",
+    "inferload_queue_depth": "Requests waiting in the batcher queue.",
+    "inferload_inflight_requests": (
+        "Inference requests admitted: being read, decoded, queued or running (capped by the admission limit)."
+    ),
+}
+
+
+class HotCounter:
+    """A counter with one writer thread: a plain number."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+
+class HotHistogram:
+    """A histogram with one writer thread: per-bucket counts (non-cumulative) and the sum; `le` bounds as
+    `prometheus_client.Histogram` (an observation goes to the first bucket whose bound is >= it)."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self.bounds = (*(float(b) for b in buckets), math.inf)
+        self.counts = [0] * len(self.bounds)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+
+def _add_histogram(fam: HistogramMetricFamily, labels: list[str], parts: list[HotHistogram]) -> None:
+    bounds = parts[0].bounds
+    counts = [sum(p.counts[i] for p in parts) for i in range(len(bounds))]
+    cumulative, total = [], 0
+    for bound, n in zip(bounds, counts):
+        total += n
+        cumulative.append(("+Inf" if math.isinf(bound) else _le(bound), total))
+    fam.add_metric(labels, cumulative, sum_value=sum(p.sum for p in parts))
+
+
+def _le(bound: float) -> str:
+    return floatToGoString(bound)  # prometheus_client's own formatting of `le` values (0.0005, 1.0, 8.0)
+
+
+class ModelMetrics:
+    """The request metrics of one model, written by the event loop."""
+
+    def __init__(self) -> None:
+        self.outcome = {o: HotCounter() for o in OUTCOMES}
+        self.request_duration = HotHistogram(LATENCY_BUCKETS)
+        self.queue_duration = HotHistogram(LATENCY_BUCKETS)
+        self.preprocess_duration = HotHistogram(LATENCY_BUCKETS)
+        self.compute_duration = HotHistogram(LATENCY_BUCKETS)
+
+
+class _InstanceStats:
+    __slots__ = ("batch", "items", "executions", "busy")
+
+    def __init__(self) -> None:
+        self.batch = HotHistogram(BATCH_BUCKETS)
+        self.items = HotCounter()
+        self.executions = HotCounter()
+        self.busy = HotCounter()
+
+
+class BatcherObserver:
+    """Implements the DynamicBatcher observer protocol for one model: per-instance batch metrics (each written by its
+    instance's worker thread), the queue depth (set under the batcher's lock) and the dropped-request counter."""
+
+    def __init__(self, dropped: Counter, model: str, instances: int) -> None:
+        self.instances = [_InstanceStats() for _ in range(instances)]
+        self.depth = 0
+        self._dropped = {r: dropped.labels(model, r) for r in DROP_REASONS}
+
+    def on_queue_depth(self, depth: int) -> None:
+        self.depth = depth
+
+    def on_batch(self, instance: int, batch_items: int, n_requests: int, compute_s: float) -> None:
+        s = self.instances[instance]
+        s.batch.observe(batch_items)
+        s.items.value += batch_items
+        s.executions.value += 1
+        s.busy.value += compute_s if compute_s > 0.0 else 0.0
+
+    def on_dropped(self, reason: str) -> None:
+        child = self._dropped.get(reason)
+        if child is not None:
+            child.inc()
+
+
+class _Model:
+    __slots__ = ("requests", "observer", "admitted")
+
+    def __init__(self, requests: ModelMetrics, observer: BatcherObserver) -> None:
+        self.requests = requests
+        self.observer = observer
+        self.admitted: Callable[[], int] = lambda: 0
+
+
+class HotCollector(Collector):
+    """Exposes the hot metrics of every model at scrape time."""
+
+    def __init__(self) -> None:
+        self.models: dict[str, _Model] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        models = list(self.models.items())
+        req = CounterMetricFamily("inferload_requests", _HELP["inferload_requests"], labels=["model", "outcome"])
+        for name, m in models:
+            for o in OUTCOMES:
+                req.add_metric([name, o], m.requests.outcome[o].value)
+        yield req
+        for metric, attr in (
+            ("inferload_request_duration_seconds", "request_duration"),
+            ("inferload_queue_duration_seconds", "queue_duration"),
+            ("inferload_preprocess_duration_seconds", "preprocess_duration"),
+            ("inferload_compute_duration_seconds", "compute_duration"),
+        ):
+            fam = HistogramMetricFamily(metric, _HELP[metric], labels=["model"])
+            for name, m in models:
+                _add_histogram(fam, [name], [getattr(m.requests, attr)])
+            yield fam
+        batch = HistogramMetricFamily("inferload_batch_size", _HELP["inferload_batch_size"], labels=["model"])
+        items = CounterMetricFamily("inferload_inference_items", _HELP["inferload_inference_items"], labels=["model"])
+        execs = CounterMetricFamily(
+            "inferload_inference_executions", _HELP["inferload_inference_executions"], labels=["model"]
+        )
+        busy = CounterMetricFamily(
+            "inferload_instance_busy_seconds", _HELP["inferload_instance_busy_seconds"], labels=["model", "instance"]
+        )
+        depth = GaugeMetricFamily("inferload_queue_depth", _HELP["inferload_queue_depth"], labels=["model"])
+        inflight = GaugeMetricFamily(
+            "inferload_inflight_requests", _HELP["inferload_inflight_requests"], labels=["model"]
+        )
+        for name, m in models:
+            inst = m.observer.instances
+            _add_histogram(batch, [name], [s.batch for s in inst])
+            items.add_metric([name], sum(s.items.value for s in inst))
+            execs.add_metric([name], sum(s.executions.value for s in inst))
+            for i, s in enumerate(inst):
+                busy.add_metric([name, str(i)], s.busy.value)
+            depth.add_metric([name], m.observer.depth)
+            inflight.add_metric([name], m.admitted())
+        yield from (batch, items, execs, busy, depth, inflight)
+
 
 class ServerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         r = registry
-        self.requests = Counter(
-            "inferload_requests",
-            "Inference requests by model and outcome (success|rejected|timeout|invalid|error|cancelled).",
-            ["model", "outcome"],
-            registry=r,
-        )
-        self.request_duration = Histogram(
-            "inferload_request_duration_seconds",
-            "Inference request time in the server, body read to response.",
-            ["model"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.queue_duration = Histogram(
-            "inferload_queue_duration_seconds",
-            "Time a request waited in the batcher queue.",
-            ["model"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.preprocess_duration = Histogram(
-            "inferload_preprocess_duration_seconds",
-            "Decode, validation and image preprocessing time per request.",
-            ["model"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.compute_duration = Histogram(
-            "inferload_compute_duration_seconds",
-            "Model execution time of the batch that carried the request (per request).",
-            ["model"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.batch_size = Histogram(
-            "inferload_batch_size", "Items per executed batch.", ["model"], buckets=BATCH_BUCKETS, registry=r
-        )
-        self.items = Counter("inferload_inference_items", "Items (batch rows) executed.", ["model"], registry=r)
-        self.executions = Counter(
-            "inferload_inference_executions", "Model executions (batches run).", ["model"], registry=r
-        )
-        self.queue_depth = Gauge(
-            "inferload_queue_depth", "Requests waiting in the batcher queue.", ["model"], registry=r
-        )
-        self.inflight = Gauge(
-            "inferload_inflight_requests",
-            "Inference requests admitted: being read, decoded, queued or running (capped by the admission limit).",
-            ["model"],
-            registry=r,
-        )
+        self.hot = HotCollector()
+        r.register(self.hot)
         self.admission_limit = Gauge(
             "inferload_admission_limit",
             "Most inference requests a model admits at once (see inferload_inflight_requests).",
             ["model"],
-            registry=r,
-        )
-        self.busy = Counter(
-            "inferload_instance_busy_seconds",
-            "Seconds a model instance spent executing (utilisation = rate).",
-            ["model", "instance"],
             registry=r,
         )
         self.model_ready = Gauge(
@@ -133,71 +248,19 @@ class ServerMetrics:
         )
 
     def add_model(self, model: str, instances: int) -> None:
-        """Pre-create every labelled child so all series exist (at 0) from load time."""
-        for o in OUTCOMES:
-            self.requests.labels(model, o)
-        for h in (
-            self.request_duration,
-            self.queue_duration,
-            self.preprocess_duration,
-            self.compute_duration,
-            self.batch_size,
-        ):
-            h.labels(model)
-        self.items.labels(model)
-        self.executions.labels(model)
-        self.queue_depth.labels(model).set(0)
-        self.inflight.labels(model).set(0)
-        for i in range(instances):
-            self.busy.labels(model, str(i))
+        """Create every series of `model` (at 0) from load time."""
+        self.hot.models[model] = _Model(ModelMetrics(), BatcherObserver(self.dropped, model, instances))
         self.model_ready.labels(model).set(0)
-        for reason in DROP_REASONS:
-            self.dropped.labels(model, reason)
+
+    def model(self, model: str) -> ModelMetrics:
+        return self.hot.models[model].requests
 
     def observer(self, model: str) -> BatcherObserver:
-        return BatcherObserver(self, model)
+        return self.hot.models[model].observer
+
+    def track_admission(self, model: str, admitted: Callable[[], int]) -> None:
+        """`inferload_inflight_requests{model}` reads `admitted()` at scrape."""
+        self.hot.models[model].admitted = admitted
 
     def expose(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-class ModelMetrics:
-    """The children of one model, resolved once (labels() lookups are not free on the hot path)."""
-
-    def __init__(self, m: ServerMetrics, model: str) -> None:
-        self.outcome = {o: m.requests.labels(model, o) for o in OUTCOMES}
-        self.request_duration = m.request_duration.labels(model)
-        self.queue_duration = m.queue_duration.labels(model)
-        self.preprocess_duration = m.preprocess_duration.labels(model)
-        self.compute_duration = m.compute_duration.labels(model)
-        self.inflight = m.inflight.labels(model)
-
-
-class BatcherObserver:
-    """Implements the DynamicBatcher observer protocol for one model."""
-
-    def __init__(self, m: ServerMetrics, model: str) -> None:
-        self._m = m
-        self._model = model
-        self._depth = m.queue_depth.labels(model)
-        self._batch = m.batch_size.labels(model)
-        self._items = m.items.labels(model)
-        self._execs = m.executions.labels(model)
-        self._busy: dict[str, Counter] = {}
-
-    def on_queue_depth(self, depth: int) -> None:
-        self._depth.set(depth)
-
-    def on_batch(self, instance, batch_items: int, n_requests: int, compute_s: float) -> None:
-        self._batch.observe(batch_items)
-        self._items.inc(batch_items)
-        self._execs.inc()
-        key = str(instance)
-        child = self._busy.get(key)
-        if child is None:
-            child = self._busy[key] = self._m.busy.labels(self._model, key)
-        child.inc(max(0.0, compute_s))
-
-    def on_dropped(self, reason: str) -> None:
-        if reason in DROP_REASONS:
-            self._m.dropped.labels(self._model, reason).inc()

@@ -244,14 +244,14 @@ def test_client_gone_while_queued_is_dropped_from_the_queue(live):
     app, port = live
     lm = app.state.service.models["tiny_slow"]
     outcome = lm.metrics.outcome["cancelled"]
-    cancelled = outcome._value.get()
+    cancelled = outcome.value
     body, headers = request("tiny_slow")
     before = taken()
     with socket.create_connection(("127.0.0.1", port)) as s:
         s.sendall(raw_head("/v2/models/tiny_slow/infer", body, headers) + body)
         wait_until(lambda: lm.batcher.queue_depth == 1, timeout_s=10, what="queued")
     wait_until(lambda: lm.batcher.queue_depth == 0 and lm.admission.current == 0, timeout_s=10, what="dropped")
-    wait_until(lambda: outcome._value.get() == cancelled + 1, timeout_s=10, what="counted as cancelled")
+    wait_until(lambda: outcome.value == cancelled + 1, timeout_s=10, what="counted as cancelled")
     assert taken() == before + 1
 
 
