@@ -20,7 +20,7 @@ into the body buffer). Here the request costs none of those:
   carried the head, the kernel copies each network read into its final place. The parser, which never sees those
   bytes, is replaced by a fresh one for the connection's next request.
 * The rest runs in callbacks on the event loop: decode and validate (`InferenceService.prepare_oip`), queue
-  (`DynamicBatcher.enqueue`, a future, no task), and when the future resolves, encode (`InferenceService.finish`),
+  (`DynamicBatcher.enqueue_callback`: no future, no task), and when the batch is done, in the same loop turn, encode (`InferenceService.finish`),
   count (`InferenceService.account`) and write status line, headers and body in one `transport.write`.
 
 Behaviour is the ASGI path's: the same statuses, bodies, Server-Timing, metrics and admission accounting; a client
@@ -92,7 +92,7 @@ class FastCycle:
         "pos",
         "reading",
         "direct",
-        "fut",
+        "ticket",
         "req",
         "t",
     )
@@ -115,7 +115,7 @@ class FastCycle:
         self.pos = 0
         self.reading = True  # admitted and its body not complete yet
         self.direct = False  # some of the body was read past the parser (it needs replacing)
-        self.fut: asyncio.Future[Any] | None = None
+        self.ticket: Any = None  # the batcher's, once queued
         self.req: Any = None
         self.t = Timings()
 
@@ -227,30 +227,26 @@ class FastInferMixin:
         t.read_s = time.perf_counter() - f.started
         try:
             f.req, tensors, deadline = f.service.prepare_oip(f.lm, f.buf, f.header_length, f.started, t)
-            fut = f.lm.batcher.enqueue(tensors, deadline=deadline, loop=self.loop)
+            f.ticket = f.lm.batcher.enqueue_callback(
+                tensors, lambda value, is_error: self._fast_done(f, value, is_error), loop=self.loop, deadline=deadline
+            )
         except InferError as e:
             self._fast_end(f, e, None)
             return
         except Exception as e:  # a bug: never leak internals, never break the parser that called us
             self._fast_end(f, f.service.internal_error(f.lm, e), None)
-            return
-        f.fut = fut
-        fut.add_done_callback(lambda fut: self._fast_done(f, fut))
 
-    def _fast_done(self: Any, f: FastCycle, fut: asyncio.Future[Any]) -> None:
-        if fut.cancelled():  # the client went away while its request was queued (connection_lost)
-            f.lm.admission.leave()
-            f.service.account(f.lm, f.started, f.t, "cancelled")
-            return
-        exc = fut.exception()
+    def _fast_done(self: Any, f: FastCycle, value: Any, is_error: bool) -> None:
+        """The batcher's answer, on the loop (never after `withdraw`)."""
+        exc = value if is_error else None
         if exc is None:
             try:
-                self._fast_end(f, None, f.service.finish(f.lm, f.req, fut.result(), f.t))
+                self._fast_end(f, None, f.service.finish(f.lm, f.req, value, f.t))
                 return
             except Exception as e:
                 exc = e
         if not isinstance(exc, InferError):
-            exc = f.service.internal_error(f.lm, exc)  # type: ignore[arg-type]
+            exc = f.service.internal_error(f.lm, exc)
         self._fast_end(f, exc, None)
 
     def _fast_end(self: Any, f: FastCycle, exc: InferError | None, result: Any) -> None:
@@ -293,8 +289,8 @@ class FastInferMixin:
         self.on_response_complete()
 
     def fast_connection_lost(self: Any) -> None:
-        """The connection is gone: a fast request still reading gives its admission back; a queued one is cancelled
-        (the batcher drops it; `_fast_done` counts it)."""
+        """The connection is gone: a fast request still reading or waiting for its batch gives its admission back and
+        is counted (rejected while reading, cancelled once queued: the batcher drops it or discards its result)."""
         f = self.fast
         if f is None:
             return
@@ -304,8 +300,10 @@ class FastInferMixin:
             f.reading = False
             f.lm.admission.leave()
             f.service.count_rejected(f.model, ClientDisconnected("client disconnected"))
-        elif f.fut is not None and not f.fut.done():
-            f.fut.cancel()
+        elif f.ticket is not None and not f.response_complete:
+            f.lm.batcher.withdraw(f.ticket)
+            f.lm.admission.leave()
+            f.service.account(f.lm, f.started, f.t, "cancelled")
 
 
 class BufferedFront(asyncio.BufferedProtocol):

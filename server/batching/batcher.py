@@ -18,97 +18,28 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 import numpy as np
 
 from server.batching.collate import collate, rows, signature, split
+from server.batching.handoff import (
+    DONE,
+    QUEUED,
+    RUNNING,
+    BatchObserver,
+    BatchOutcome,
+    Callback,
+    NullObserver,
+    Request,
+    Runner,
+    deliver,
+)
 from server.batching.policy import Dispatch, Entry, Policy, Wait, decide
 from server.errors import BadRequest, DeadlineExceeded, InferError, QueueFull, Unavailable
 
 log = logging.getLogger(__name__)
 
 __all__ = ["BatchObserver", "BatchOutcome", "DynamicBatcher", "NullObserver", "Runner"]
-
-
-class Runner(Protocol):
-    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...  # blocking; called from a worker thread
-
-
-@dataclass(slots=True)
-class BatchOutcome:
-    outputs: dict[str, np.ndarray]  # this request's rows only
-    queue_s: float  # enqueue → batch dispatch
-    compute_s: float  # runner.run wall time for the batch it was in
-    batch_size: int  # items in the executed batch
-    instance: int  # index of the runner that executed it
-
-
-class BatchObserver(Protocol):
-    def on_queue_depth(self, depth: int) -> None: ...
-    def on_batch(self, instance: int, batch_items: int, n_requests: int, compute_s: float) -> None: ...
-    def on_dropped(self, reason: str) -> None: ...  # "cancelled" | "timeout"
-
-
-class NullObserver:
-    """No-op observer; subclass it and override what you need."""
-
-    def on_queue_depth(self, depth: int) -> None:
-        pass
-
-    def on_batch(self, instance: int, batch_items: int, n_requests: int, compute_s: float) -> None:
-        pass
-
-    def on_dropped(self, reason: str) -> None:
-        pass
-
-
-_QUEUED, _RUNNING, _DONE = 0, 1, 2
-
-
-class _Request(Entry):
-    __slots__ = ("inputs", "loop", "fut", "state")
-
-    def __init__(
-        self,
-        inputs: dict[str, np.ndarray],
-        n: int,
-        sig: tuple[Any, ...],
-        enqueued: float,
-        deadline: float | None,
-        loop: asyncio.AbstractEventLoop,
-        fut: asyncio.Future[BatchOutcome],
-    ) -> None:
-        super().__init__(n, sig, enqueued, deadline)
-        self.inputs = inputs
-        self.loop = loop
-        self.fut = fut
-        self.state = _QUEUED
-
-
-def _settle(items: list[tuple[asyncio.Future[Any], Any, bool]]) -> None:
-    """Runs on the event loop: resolve futures whose awaiting task is still there."""
-    for fut, value, is_error in items:
-        if fut.done():
-            continue
-        if is_error:
-            fut.set_exception(value)
-        else:
-            fut.set_result(value)
-
-
-def _deliver(items: list[tuple[_Request, Any, bool]]) -> None:
-    """From any thread: hand (request, value, is_error) triples to their loops, one wake-up per loop."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, bool]]] = {}
-    for req, value, is_error in items:
-        req.state = _DONE
-        by_loop.setdefault(req.loop, []).append((req.fut, value, is_error))
-    for loop, batch in by_loop.items():
-        try:
-            loop.call_soon_threadsafe(_settle, batch)
-        except RuntimeError:  # loop closed: nobody is waiting any more
-            pass
 
 
 class DynamicBatcher:
@@ -136,10 +67,10 @@ class DynamicBatcher:
         self._clock = clock
         self._observer: BatchObserver = observer if observer is not None else NullObserver()
         self._cond = threading.Condition(threading.Lock())
-        self._queue: deque[_Request] = deque()
+        self._queue: deque[Request] = deque()
         self._n_cancelled = 0  # cancelled requests still in _queue
         self._executing = 0  # requests taken by workers and not yet answered
-        self._current: list[list[_Request]] = [[] for _ in self._runners]  # per instance, for stop(drain=False)
+        self._current: list[list[Request]] = [[] for _ in self._runners]  # per instance, for stop(drain=False)
         self._threads: list[threading.Thread] = []
         self._started = False
         self._closing = False
@@ -193,11 +124,45 @@ class DynamicBatcher:
         to its `BatchOutcome` (or its `InferError`). Cancelling the future drops the request if it is still queued (a
         worker that already took it runs it; the result is discarded). Refusals (queue full, deadline passed,
         stopping, bad batch) raise here."""
-        n = self._items(inputs)
-        sig = signature(inputs)
         if loop is None:
             loop = asyncio.get_running_loop()
         fut: asyncio.Future[BatchOutcome] = loop.create_future()
+        req = self._enqueue(inputs, deadline, loop, fut, None)
+        # Registered before anyone awaits the future, so it runs before an awaiting task sees its CancelledError.
+        fut.add_done_callback(lambda f: self._withdraw(req) if f.cancelled() else None)
+        return fut
+
+    def enqueue_callback(
+        self,
+        inputs: dict[str, np.ndarray],
+        callback: Callback,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        deadline: float | None = None,
+    ) -> Entry:
+        """`enqueue` without a future: `callback(outcome or InferError, is_error)` is called on `loop` when the batch
+        is done, from the same loop turn that receives the result (a future's done-callbacks wait one more turn).
+        Returns a ticket for `withdraw`. Refusals raise here, as in `enqueue`."""
+        return self._enqueue(inputs, deadline, loop, None, callback)
+
+    def withdraw(self, ticket: Entry) -> None:
+        """Callback mode, from the loop thread: the caller no longer wants the answer (its client left). The callback
+        will not be called; the request is dropped if it is still queued."""
+        assert isinstance(ticket, Request)
+        if ticket.callback is not None:
+            ticket.callback = None
+            self._withdraw(ticket)
+
+    def _enqueue(
+        self,
+        inputs: dict[str, np.ndarray],
+        deadline: float | None,
+        loop: asyncio.AbstractEventLoop,
+        fut: asyncio.Future[BatchOutcome] | None,
+        callback: Callback | None,
+    ) -> Request:
+        n = self._items(inputs)
+        sig = signature(inputs)
         cond = self._cond
         with cond:
             if self._closing or not self._started:
@@ -209,25 +174,19 @@ class DynamicBatcher:
                     f"model '{self.model_name}': queue is full ({self.max_queue_size} requests waiting); retry later"
                 )
             now = self._clock()
-            if deadline is not None and now >= deadline:
-                expired = True
-            else:
-                expired = False
-                req = _Request(inputs, n, sig, now, deadline, loop, fut)
+            if deadline is None or now < deadline:
+                req = Request(inputs, n, sig, now, deadline, loop, fut, callback)
                 self._queue.append(req)
                 self._observer.on_queue_depth(depth + 1)
                 cond.notify()
-        if expired:
-            self._observer.on_dropped("timeout")
-            raise DeadlineExceeded(f"model '{self.model_name}': deadline passed before the request was queued")
-        # Registered before anyone awaits the future, so it runs before an awaiting task sees its CancelledError.
-        fut.add_done_callback(lambda f: self._withdraw(req) if f.cancelled() else None)
-        return fut
+                return req
+        self._observer.on_dropped("timeout")
+        raise DeadlineExceeded(f"model '{self.model_name}': deadline passed before the request was queued")
 
-    def _withdraw(self, req: _Request) -> None:
+    def _withdraw(self, req: Request) -> None:
         """A cancelled future: drop its request if it is still queued."""
         with self._cond:
-            if req.state == _QUEUED and not req.cancelled:
+            if req.state == QUEUED and not req.cancelled:
                 req.cancelled = True
                 self._n_cancelled += 1
                 self._observer.on_queue_depth(len(self._queue) - self._n_cancelled)
@@ -239,11 +198,11 @@ class DynamicBatcher:
         Joins the worker threads (up to timeout_s); whatever is still queued after that fails with Unavailable."""
         with self._cond:
             self._closing = True
-            failed: list[_Request] = []
+            failed: list[Request] = []
             if not drain or not self._started:
                 failed = self._take_all_queued()
                 for cur in self._current:
-                    failed.extend(r for r in cur if r.state == _RUNNING)
+                    failed.extend(r for r in cur if r.state == RUNNING)
             self._cond.notify_all()
         self._fail(failed, "shutting down")
         threads = list(self._threads)
@@ -280,7 +239,7 @@ class DynamicBatcher:
             raise BadRequest(f"model '{self.model_name}': {e}") from None
         return self.check_items(n)
 
-    def _take_all_queued(self) -> list[_Request]:
+    def _take_all_queued(self) -> list[Request]:
         """Under the lock: empty the queue, returning its live requests."""
         live = [r for r in self._queue if not r.cancelled]
         self._queue.clear()
@@ -289,11 +248,11 @@ class DynamicBatcher:
             self._observer.on_queue_depth(0)
         return live
 
-    def _fail(self, reqs: list[_Request], why: str) -> None:
+    def _fail(self, reqs: list[Request], why: str) -> None:
         if reqs:
-            _deliver([(r, Unavailable(f"model '{self.model_name}' is {why}"), True) for r in reqs])
+            deliver([(r, Unavailable(f"model '{self.model_name}' is {why}"), True) for r in reqs])
 
-    def _take(self, indices: Sequence[int]) -> list[_Request]:
+    def _take(self, indices: Sequence[int]) -> list[Request]:
         """Under the lock: remove queue positions `indices` (ascending) and return those requests."""
         q = self._queue
         k = len(indices)
@@ -309,8 +268,8 @@ class DynamicBatcher:
         cond = self._cond
         clock = self._clock
         while True:
-            batch: list[_Request] = []
-            expired: list[_Request] = []
+            batch: list[Request] = []
+            expired: list[Request] = []
             n_cancelled = 0
             exiting = False
             with cond:
@@ -331,7 +290,7 @@ class DynamicBatcher:
                         self._observer.on_queue_depth(len(self._queue) - self._n_cancelled)
                     if batch:
                         for r in batch:
-                            r.state = _RUNNING
+                            r.state = RUNNING
                         self._executing += len(batch)
                         self._current[idx] = batch
                         if self._queue:
@@ -352,11 +311,11 @@ class DynamicBatcher:
                     self._execute(idx, runner, batch, now)
                 except BaseException as e:  # never let a worker die with requests in hand
                     log.exception("model '%s' instance %d: batch failed unexpectedly", self.model_name, idx)
-                    _deliver(
+                    deliver(
                         [
                             (r, InferError(f"model '{self.model_name}': internal error: {e}"), True)
                             for r in batch
-                            if r.state != _DONE
+                            if r.state != DONE
                         ]
                     )
                 finally:
@@ -366,7 +325,7 @@ class DynamicBatcher:
             elif exiting:
                 return
 
-    def _answer_dropped(self, expired: list[_Request], n_cancelled: int, now: float) -> None:
+    def _answer_dropped(self, expired: list[Request], n_cancelled: int, now: float) -> None:
         obs = self._observer
         for _ in range(n_cancelled):
             obs.on_dropped("cancelled")
@@ -384,9 +343,9 @@ class DynamicBatcher:
                         True,
                     )
                 )
-            _deliver(items)
+            deliver(items)
 
-    def _execute(self, idx: int, runner: Runner, batch: list[_Request], dispatched: float) -> None:
+    def _execute(self, idx: int, runner: Runner, batch: list[Request], dispatched: float) -> None:
         clock = self._clock
         obs = self._observer
         if len(batch) == 1:
@@ -395,11 +354,11 @@ class DynamicBatcher:
             try:
                 out = runner.run(dict(r.inputs))
             except Exception as e:
-                _deliver([(r, self._error(e), True)])
+                deliver([(r, self._error(e), True)])
                 return
             compute_s = clock() - t0
             obs.on_batch(idx, r.n, 1, compute_s)
-            _deliver([(r, BatchOutcome(out, dispatched - r.enqueued, compute_s, r.n, idx), False)])
+            deliver([(r, BatchOutcome(out, dispatched - r.enqueued, compute_s, r.n, idx), False)])
             return
         try:
             inputs, sizes = collate([r.inputs for r in batch])
@@ -420,7 +379,7 @@ class DynamicBatcher:
             return
         items = sum(sizes)
         obs.on_batch(idx, items, len(batch), compute_s)
-        _deliver(
+        deliver(
             [(r, BatchOutcome(p, dispatched - r.enqueued, compute_s, items, idx), False) for r, p in zip(batch, parts)]
         )
 

@@ -414,3 +414,41 @@ def test_stop_without_drain_fails_queued_and_executing():
         assert not any(t.is_alive() for t in b._threads)
 
     run(main())
+
+
+def test_callback_mode_answers_in_the_loop_turn_and_withdraw_drops():
+    """enqueue_callback: the callback gets (outcome, False) on the loop thread; a withdrawn queued request is dropped
+    before it runs and its callback is never called; a refusal raises at once."""
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        gate = threading.Event()
+        runner = FakeRunner(gate=gate)
+        b = DynamicBatcher("m", [runner], max_batch_size=1, max_queue_size=2, clock=FakeClock())
+        b.start()
+        got: list[tuple[object, bool, bool]] = []
+        done = asyncio.Event()
+
+        def cb(value, is_error):
+            got.append((value, is_error, threading.current_thread() is threading.main_thread()))
+            if len(got) == 2:
+                done.set()
+
+        first = b.enqueue_callback({"x": np.array([[1.0]])}, cb, loop=loop)
+        assert runner.entered.wait(T)  # the first is running; the next two wait in the queue
+        second = b.enqueue_callback({"x": np.array([[2.0]])}, lambda v, e: got.append(("never", e, False)), loop=loop)
+        b.enqueue_callback({"x": np.array([[3.0]])}, cb, loop=loop)
+        with pytest.raises(QueueFull):
+            b.enqueue_callback({"x": np.array([[4.0]])}, cb, loop=loop)
+        b.withdraw(second)
+        assert b.queue_depth == 1
+        gate.set()
+        await asyncio.wait_for(done.wait(), T)
+        await b.stop(drain=True, timeout_s=T)
+        return first, got, [float(c[0, 0]) for c in runner.calls]
+
+    first, got, ran = asyncio.run(main())
+    assert ran == [1.0, 3.0]  # the withdrawn request never ran
+    assert [g[1:] for g in got] == [(False, True), (False, True)]
+    assert isinstance(got[0][0], BatchOutcome) and got[0][0].outputs["y"].tolist() == [[2.0]]
+    assert got[1][0].outputs["y"].tolist() == [[6.0]]
