@@ -7,10 +7,15 @@ For each model, raw and served are measured side by side in the same run, in alt
   throughput  raw: in-process ONNX Runtime, 1 instance, the server's thread count, best of batch 1/8/16 (items/s).
               served: `python -m server` on loopback, batch-1 binary-tensor requests (OIP binary extension) from an
               aiohttp client keeping 2 x max_batch_size requests in flight; the dynamic batcher forms the batches.
+              Rate from the completion times (`burst_rate`: from the end of the first batch's answers to the last
+              answer), over windows of at least 12 batches: a fixed-window count is off by up to a batch per window.
   batch-1     one closed-loop client (`LeanClient`: a raw socket, one keep-alive connection, little CPU of its own),
               in two regimes, each compared with raw in the same regime: back-to-back (next request as soon as the
               answer arrives) and after an idle gap (`--idle-gap-ms`, default 50: idle CPUs and parked ORT threads wake
               slowly; raw and served calls alternate one by one, `--idle-calls` each). overhead = served p50 - raw p50.
+              Also shown: raw woken from idle by another core (the wake-up a server pays and a direct call does not),
+              and per request the round trip minus its own Server-Timing compute (immune to the drift of compute time
+              between segments, which for ResNet-50 is larger than the overhead itself).
   server CPU  CPU time of every server thread (/proc/<pid>/task/*/schedstat) over the back-to-back segment / requests,
               and the same minus raw's CPU per inference (process CPU over the raw back-to-back segment): the
               server's own cost per request beside ONNX Runtime. The event-loop thread's share is shown too.
@@ -223,6 +228,8 @@ class Served:
         self.client = LeanClient("127.0.0.1", srv.port, self.path, body, headers)
         self.b2b: list[float] = []
         self.idle: list[float] = []
+        self.b2b_beside: list[float] = []  # per request: round trip - its own Server-Timing compute
+        self.idle_beside: list[float] = []
         self.cpu_s = self.main_s = self.compute_s = self.client_s = 0.0
         self.n = 0
         self.sat_rps: list[float] = []
@@ -248,7 +255,9 @@ class Served:
         while time.perf_counter() < end:
             dt, st = self.one()
             self.b2b.append(dt)
-            compute += parse_server_timing(st).durations_ms.get("compute") or 0.0
+            c = parse_server_timing(st).durations_ms.get("compute") or 0.0
+            compute += c
+            self.b2b_beside.append(dt - c / 1e3)
             n += 1
         c1, m1 = thread_cpu_s(pid)
         self.client_s += time.process_time() - k0
@@ -260,7 +269,9 @@ class Served:
     def after_idle(self, calls: int, gap_s: float) -> None:
         for _ in range(calls):
             time.sleep(gap_s)
-            self.idle.append(self.one()[0])
+            dt, st = self.one()
+            self.idle.append(dt)
+            self.idle_beside.append(dt - (parse_server_timing(st).durations_ms.get("compute") or 0.0) / 1e3)
 
     def saturate(self, concurrency: int, duration_s: float, warmup_s: float) -> None:
         r = asyncio.run(drive(f"{self.srv.url}{self.path}", self.body, self.headers, concurrency, duration_s, warmup_s))
@@ -271,17 +282,31 @@ class Served:
         self.client.close()
 
 
+def burst_rate(times: list[float], gap_s: float = 0.002) -> float | None:
+    """Completions per second from completion times, exact for a batching server whose answers come in bursts (one
+    per batch): from the end of the first burst to the last completion, counting every completion after that first
+    burst. Counting completions in a fixed window instead is off by up to one batch per window (ResNet-50: 16
+    answers every 1.25 s). None when there are fewer than two bursts."""
+    ts = sorted(times)
+    for i in range(len(ts) - 1):
+        if ts[i + 1] - ts[i] > gap_s:
+            span = ts[-1] - ts[i]
+            return (len(ts) - 1 - i) / span if span > 0 else None
+    return None
+
+
 async def drive(url: str, body: bytes, headers: dict, concurrency: int, duration_s: float, warmup_s: float) -> dict:
-    """Keep `concurrency` requests in flight; throughput = completions inside the window / window."""
+    """Keep `concurrency` requests in flight; throughput = `burst_rate` of the completions inside the window."""
     import aiohttp
 
-    done = errors = 0
+    done: list[float] = []
+    errors = 0
     t0 = time.perf_counter()
     t_measure, t_end = t0 + warmup_s, t0 + warmup_s + duration_s
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency + 4)) as session:
 
         async def worker() -> None:
-            nonlocal done, errors
+            nonlocal errors
             while time.perf_counter() < t_end:
                 async with session.post(url, data=body, headers=headers) as r:
                     await r.read()
@@ -289,12 +314,13 @@ async def drive(url: str, body: bytes, headers: dict, concurrency: int, duration
                 e = time.perf_counter()
                 if t_measure <= e < t_end:
                     if ok:
-                        done += 1
+                        done.append(e)
                     else:
                         errors += 1
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return {"rps": done / duration_s, "errors": errors}
+    rate = burst_rate(done)
+    return {"rps": rate if rate is not None else len(done) / duration_s, "errors": errors}
 
 
 def oip_body(name: str, arr: np.ndarray, output: str) -> tuple[bytes, dict]:
@@ -343,7 +369,8 @@ def run_model(model: str, args, separate: bool, all_cpus: set[int]) -> dict:
             os.sched_setaffinity(0, server_cpus)
             raw.throughput(seg)
             os.sched_setaffinity(0, client_cpus)
-            served.saturate(conc, seg, 1.0)
+            batch_s = cfg.max_batch_size / raw.best()[0]  # one full batch at raw speed
+            served.saturate(conc, max(seg, 12 * batch_s), max(1.0, 2 * batch_s))  # >= 12 batches per window
         served.close()
     finally:
         srv.stop()
@@ -366,6 +393,8 @@ def run_model(model: str, args, separate: bool, all_cpus: set[int]) -> dict:
         "n_b2b": (len(raw.b2b), len(served.b2b)),
         "raw_idle": p50(raw.idle),
         "raw_woken": p50(raw.woken),
+        "beside_b2b": p50(served.b2b_beside),
+        "beside_idle": p50(served.idle_beside),
         "served_idle": p50(served.idle),
         "n_idle": len(served.idle),
         "cpu_ms": cpu_ms,
@@ -404,6 +433,10 @@ def report(r: dict, separate: bool, idle_gap_ms: float) -> list[bool]:
     print(
         f"                   raw woken by another core p50 {r['raw_woken']:.2f} ms (the wake-up a server pays and a "
         f"direct call does not) | served - woken {r['served_idle'] - r['raw_woken']:+.2f} ms"
+    )
+    print(
+        f"  beside compute   per request, round trip - its own Server-Timing compute, p50: back to back "
+        f"{r['beside_b2b']:.2f} ms, after idle {r['beside_idle']:.2f} ms (immune to compute drift between segments)"
     )
     print(
         f"  server CPU/req   {r['cpu_ms']:.2f} ms (all threads, b2b batch 1) - raw {r['raw_cpu_ms']:.2f} ms per inference "
