@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from server.errors import ClientDisconnected, InferError
-from server.infer_http import InferEndpoint, error_response, match_infer, server_timing
+from server.infer_http import InferEndpoint, error_response, match_infer, scan_headers, server_timing
 from server.service import InferenceService, LoadedModel, Timings
 
 log = logging.getLogger("server")
@@ -150,27 +150,16 @@ class FastInferMixin:
         if service is None or not service.accepting:
             return False
         settings = app.state.settings
-        ctype = clen = auth = hl_raw = None
-        head = 18 + len(url)  # as server.headlimit.head_size counts it: "POST", the path, spaces, version, CRLFs
-        for name, value in self.headers:
-            head += len(name) + len(value) + 4
-            if name == b"content-type":
-                ctype = value
-            elif name == b"content-length":
-                clen = value
-            elif name == b"inference-header-content-length":
-                hl_raw = value
-            elif name == b"authorization":
-                auth = value
-            elif name == b"transfer-encoding":
-                return False
-        if clen is None or head > settings.max_header_bytes:
+        h = scan_headers(self.headers)
+        # the head as server.headlimit.head_size counts it: "POST", the path, spaces, version, CRLFs, header lines
+        if h.chunked or h.content_length is None or 18 + len(url) + h.size > settings.max_header_bytes:
             return False
+        ctype = h.content_type
         if ctype is not None and ctype.split(b";", 1)[0].strip().lower() not in _OIP_TYPES:
             return False
         try:
-            size = int(clen)
-            hl = None if hl_raw is None else int(hl_raw)
+            size = int(h.content_length)
+            hl = None if h.header_length is None else int(h.header_length)
         except ValueError:
             return False
         if not 0 <= size <= settings.max_body_bytes:
@@ -181,7 +170,7 @@ class FastInferMixin:
             return False
         if settings.auth_token is not None:
             try:
-                InferEndpoint._check_auth(settings, auth)
+                InferEndpoint._check_auth(settings, h.authorization)
             except InferError:
                 return False
         if not lm.admission.try_enter():
