@@ -13,8 +13,10 @@ into the body buffer). Here the request costs none of those:
   `max_body_bytes`, no Transfer-Encoding or `Expect`, an OIP content type (JSON or binary tensors, not an encoded
   image), a head within `max_header_bytes`, the right bearer token, a loaded, ready tensor model (not an image
   model), no earlier response pending on the connection, uvicorn's connection limit not reached, and admission
-  granted (`server/admission.py`). Anything else, including every refusal, takes the ASGI path unchanged, which
-  answers it as before (the one place that formats refusals).
+  granted (`server/admission.py`). A request that meets all of that but the admission limit is refused here: its
+  503 + Retry-After leaves at once (formatted by `infer_http.error_response`, as on the ASGI path) and its body is
+  discarded as it arrives, read into the scratch buffer and dropped without a Python object per chunk. Anything
+  else, including every other refusal, takes the ASGI path unchanged.
 * The body is read straight into one buffer of Content-Length bytes: `BufferedFront` is an
   `asyncio.BufferedProtocol` (uvloop and asyncio then `recv_into` the buffer it offers), so after the read that
   carried the head, the kernel copies each network read into its final place. The parser, which never sees those
@@ -47,15 +49,17 @@ _OIP_TYPES = (b"", b"application/json", b"application/octet-stream")
 _JSON = b"application/json"
 _OCTETS = b"application/octet-stream"
 SCRATCH_BYTES = 65536  # the read buffer outside fast-path bodies (heads, other routes), one per server
+DISCARD_BYTES = 1 << 20  # refused bodies are read into this and dropped, one per server
 
 
 class FastStats:
     """How many requests took the fast path (tests check that the path they mean to test was taken)."""
 
-    __slots__ = ("taken",)
+    __slots__ = ("taken", "refused")
 
     def __init__(self) -> None:
         self.taken = 0
+        self.refused = 0
 
 
 STATS = FastStats()
@@ -120,6 +124,22 @@ class FastCycle:
         self.t = Timings()
 
 
+class RefusedCycle:
+    """A request refused at admission on the fast path: answered (503) at once; its body, which the client sends
+    anyway, is discarded as it arrives without being handed to Python (`left` bytes still to come)."""
+
+    __slots__ = ("response_complete", "disconnected", "keep_alive", "more_body", "message_event", "left", "reading")
+
+    def __init__(self, left: int, keep: bool) -> None:
+        self.response_complete = False
+        self.disconnected = False
+        self.keep_alive = keep
+        self.more_body = True
+        self.message_event = _NO_EVENT
+        self.left = left
+        self.reading = left > 0  # discarding the body
+
+
 class FastInferMixin:
     """Mixed into the httptools protocol (server/httpproto.py); `fast_app` is the InferloadApp or None (off)."""
 
@@ -173,18 +193,39 @@ class FastInferMixin:
                 InferEndpoint._check_auth(settings, h.authorization)
             except InferError:
                 return False
-        if not lm.admission.try_enter():
-            return False
+        started = time.perf_counter()
         keep = parser.should_keep_alive()
-        self.cycle = self.fast = FastCycle(service, lm, model, time.perf_counter(), hl, size, keep)
+        try:
+            service.admit(model, version)  # counts a refusal (overload, draining, not ready)
+        except InferError as e:
+            self._fast_refuse(e, started, size, keep)
+            return True
+        self.cycle = self.fast = FastCycle(service, lm, model, started, hl, size, keep)
         STATS.taken += 1
         return True
+
+    def _fast_refuse(self: Any, exc: InferError, started: float, size: int, keep: bool) -> None:
+        """Admission said no: the 503 (+ Retry-After) now, before a byte of the body is read; the body is then
+        discarded as it arrives (parser callbacks for what came with the head, `BufferedFront` reads for the rest)."""
+        f = RefusedCycle(size, keep)
+        self.cycle = self.fast = f
+        STATS.refused += 1
+        t = Timings()
+        t.total_s = time.perf_counter() - started
+        status, body, headers = error_response(exc, (server_timing(t) or "").encode("latin-1"))
+        f.response_complete = True
+        self._write_response(f, status, _JSON, body, headers)
+        if not f.reading and self.fast is f:
+            self.fast = None
 
     def fast_body(self: Any, body: bytes) -> bool:
         """A body chunk the parser saw (it came with the head): into the buffer. False: not a fast request's."""
         f = self.fast
         if f is None or not f.reading:
             return False
+        if type(f) is RefusedCycle:
+            f.left -= len(body)
+            return True
         end = min(f.pos + len(body), len(f.buf))  # the parser enforces Content-Length; never write past it
         f.view[f.pos : end] = body[: end - f.pos]
         f.pos = end
@@ -194,7 +235,11 @@ class FastInferMixin:
         """The parser saw the end of a fast request's body (it arrived with the head, or is empty)."""
         f = self.fast
         if f is not None and f.reading:
-            self._fast_start(f)
+            if type(f) is RefusedCycle:  # its body is all discarded
+                f.reading = False
+                self.fast = None
+            else:
+                self._fast_start(f)
 
     def fast_direct_done(self: Any) -> None:
         """The last byte of a fast request's body arrived past the parser: the parser still waits for body bytes, so
@@ -255,11 +300,16 @@ class FastInferMixin:
             self._fast_respond(f, status, _JSON, body, headers)
 
     def _fast_respond(self: Any, f: FastCycle, status: int, ctype: bytes, body: bytes, headers: list) -> None:
-        from uvicorn.protocols.http.httptools_impl import STATUS_LINE
-
         if self.fast is f:
             self.fast = None
         f.response_complete = True
+        self._write_response(f, status, ctype, body, headers)
+
+    def _write_response(self: Any, f: Any, status: int, ctype: bytes, body: bytes, headers: list) -> None:
+        """Status line, uvicorn's default headers, ours and the body in one write; then uvicorn's end-of-response
+        bookkeeping (pipelined requests, keep-alive timer)."""
+        from uvicorn.protocols.http.httptools_impl import STATUS_LINE
+
         transport = self.transport
         if f.disconnected or transport.is_closing():
             return  # nobody to answer
@@ -285,7 +335,9 @@ class FastInferMixin:
             return
         self.fast = None
         f.disconnected = True
-        if f.reading:
+        if type(f) is RefusedCycle:
+            f.reading = False
+        elif f.reading:
             f.reading = False
             f.lm.admission.leave()
             f.service.count_rejected(f.model, ClientDisconnected("client disconnected"))
@@ -304,6 +356,7 @@ class BufferedFront(asyncio.BufferedProtocol):
 
     inner_class: Any = None  # set by server.httpproto
     scratch: memoryview | None = None  # one per server: reads are consumed before the next one starts
+    discard: memoryview | None = None  # one per server: where refused bodies are read and dropped (fewer reads)
 
     __slots__ = ("p",)
 
@@ -327,16 +380,25 @@ class BufferedFront(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         f = self.p.fast
-        if f is not None and f.reading:
-            return f.view[f.pos :]
         scratch = self.scratch
         assert scratch is not None
+        if f is not None and f.reading:
+            if type(f) is RefusedCycle:  # a refused body: read into the discard buffer and dropped, up to its end
+                sink = self.discard
+                assert sink is not None
+                return sink[: f.left] if f.left < len(sink) else sink
+            return f.view[f.pos :]
         return scratch
 
     def buffer_updated(self, nbytes: int) -> None:
         p = self.p
         f = p.fast
         if f is not None and f.reading:
+            if type(f) is RefusedCycle:
+                f.left -= nbytes
+                if f.left <= 0:
+                    p.fast_direct_done()
+                return
             f.pos += nbytes
             f.direct = True
             if f.pos >= len(f.buf):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.fastpath import SCRATCH_BYTES, BufferedFront, FastInferMixin
+from server.fastpath import DISCARD_BYTES, SCRATCH_BYTES, BufferedFront, FastInferMixin
 from server.headlimit import head_limited_httptools_protocol
 from server.infer_http import match_infer
 
@@ -135,5 +135,6 @@ def inferload_httptools_protocol(max_head_bytes: int, app: Any = None) -> type:
     class InferloadFront(BufferedFront):
         inner_class = InferloadHttpToolsProtocol
         scratch = memoryview(bytearray(SCRATCH_BYTES))
+        discard = memoryview(bytearray(DISCARD_BYTES))
 
     return InferloadFront

@@ -26,17 +26,20 @@ from tests.server.conftest import SLOW_CONFIG, make_repository  # noqa: E402
 from tests.waiting import wait_until  # noqa: E402
 
 QUEUE1 = SLOW_CONFIG.replace("max_queue_size = 64", "max_queue_size = 1")
+ADMIT1 = SLOW_CONFIG.replace("[batching]\n", "[batching]\nmax_admitted = 1\n")
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    repo = make_repository(tmp_path_factory.mktemp("fast"), {"tiny_slow": SLOW_CONFIG, "tiny_q1": QUEUE1})
+    repo = make_repository(
+        tmp_path_factory.mktemp("fast"), {"tiny_slow": SLOW_CONFIG, "tiny_q1": QUEUE1, "tiny_admit1": ADMIT1}
+    )
     port = free_port("127.0.0.1")
     settings = ServerSettings(
         models_dir=repo,
         port=port,
         log_level="warning",
-        model_names=["tiny_classifier", "tiny_classifier_jpeg", "tiny_slow", "tiny_q1"],
+        model_names=["tiny_classifier", "tiny_classifier_jpeg", "tiny_slow", "tiny_q1", "tiny_admit1"],
     )
     app = create_app(settings)
     server = uvicorn.Server(uvicorn_config(settings, app))
@@ -275,3 +278,31 @@ def test_enqueue_future_cancel_withdraws_the_request():
         return depth_queued, depth_after
 
     assert asyncio.run(main()) == (1, 0)
+
+
+def test_refused_at_admission_before_its_body_which_is_then_discarded(live):
+    """tiny_admit1 admits one request at a time: a second one gets its 503 + Retry-After as soon as its head
+    arrives, as the ASGI path words it; its 600 KB body is discarded as it arrives, and the connection goes on."""
+    app, port = live
+    lm = app.state.service.models["tiny_admit1"]
+    path = "/v2/models/tiny_admit1/infer"
+    small, sh = request("tiny_admit1")
+    big, bh = request("tiny_admit1", batch=8, pad=500_000)
+    rejected = lm.metrics.outcome["rejected"].value
+    with socket.create_connection(("127.0.0.1", port)) as first, socket.create_connection(("127.0.0.1", port)) as s:
+        first.sendall(raw_head(path, small, sh) + small)
+        wait_until(lambda: lm.admission.current == 1, timeout_s=10, what="first request admitted")
+        before = fastpath.STATS.refused
+        s.sendall(raw_head(path, big, bh) + big)
+        [(status, hdrs, data)] = read_responses(s, 1)
+        assert fastpath.STATS.refused == before + 1
+        assert status == 503 and "retry-after" in hdrs and b"at its limit of 1" in data
+        asgi = post(port, small, sh, path + "?via=asgi")  # refused on the ASGI path meanwhile: the same answer
+        assert (asgi[0], asgi[2]) == (503, data) and asgi[1]["retry-after"] == hdrs["retry-after"]
+        [(first_status, _, _)] = read_responses(first, 1)
+        assert first_status == 200
+        wait_until(lambda: lm.admission.current == 0, timeout_s=10, what="admission free again")
+        s.sendall(raw_head(path, small, sh) + small)  # the refused body is behind us: parser in step
+        [(status2, _, _)] = read_responses(s, 1)
+    assert status2 == 200
+    assert lm.metrics.outcome["rejected"].value == rejected + 2
