@@ -137,7 +137,7 @@ def size_replicas(
         "formula": "replicas = ceil(target / (peak_per_replica x (1 - headroom)))",
     }
     out["note"] = (
-        f"{replicas} replica(s): {target_rps:g} req/s / ({peak_rps_per_replica:.4g} req/s peak x "
+        f"{replicas} replica(s): {target_rps:g} req/s / ({peak_rps_per_replica:.4g} req/s measured per replica x "
         f"(1 - {headroom:.0%} headroom) = {usable:.4g} req/s usable each); each replica then serves "
         f"{per_replica:.4g} req/s"
         + (f", expected p99 ~{p99:.1f} ms" if p99 is not None else "")
