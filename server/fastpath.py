@@ -77,38 +77,30 @@ class _NoEvent:
 _NO_EVENT = _NoEvent()
 
 
-class FastCycle:
-    """One fast-path request: the attributes uvicorn's protocol reads of a cycle, and the request's own state."""
+class _Cycle:
+    """What uvicorn's protocol reads and writes of its current cycle (`self.cycle`), for the fast path's two kinds:
+    `reading` is True while the request's body is still arriving."""
 
-    __slots__ = (
-        "response_complete",
-        "disconnected",
-        "keep_alive",
-        "more_body",
-        "message_event",
-        "service",
-        "lm",
-        "model",
-        "started",
-        "header_length",
-        "buf",
-        "view",
-        "pos",
-        "reading",
-        "direct",
-        "ticket",
-        "req",
-        "t",
-    )
+    __slots__ = ("response_complete", "disconnected", "keep_alive", "more_body", "message_event", "reading")
 
-    def __init__(
-        self, service: InferenceService, lm: LoadedModel, model: str, started: float, hl: int | None, size: int, keep
-    ) -> None:
+    def __init__(self, keep: bool, reading: bool) -> None:
         self.response_complete = False
         self.disconnected = False
         self.keep_alive = keep
         self.more_body = True
         self.message_event = _NO_EVENT
+        self.reading = reading
+
+
+class FastCycle(_Cycle):
+    """One fast-path request: the cycle state, and the request's own (its body buffer, batcher ticket, timings)."""
+
+    __slots__ = ("service", "lm", "model", "started", "header_length", "buf", "view", "pos", "ticket", "req", "t")
+
+    def __init__(
+        self, service: InferenceService, lm: LoadedModel, model: str, started: float, hl: int | None, size: int, keep
+    ) -> None:
+        super().__init__(keep, reading=True)  # admitted; reading until its body is complete
         self.service = service
         self.lm = lm
         self.model = model
@@ -117,27 +109,20 @@ class FastCycle:
         self.buf = np.empty(size, dtype=np.uint8)  # not zero-filled: every byte is written by a read
         self.view = memoryview(self.buf)
         self.pos = 0
-        self.reading = True  # admitted and its body not complete yet
-        self.direct = False  # some of the body was read past the parser (it needs replacing)
         self.ticket: Any = None  # the batcher's, once queued
         self.req: Any = None
         self.t = Timings()
 
 
-class RefusedCycle:
+class RefusedCycle(_Cycle):
     """A request refused at admission on the fast path: answered (503) at once; its body, which the client sends
     anyway, is discarded as it arrives without being handed to Python (`left` bytes still to come)."""
 
-    __slots__ = ("response_complete", "disconnected", "keep_alive", "more_body", "message_event", "left", "reading")
+    __slots__ = ("left",)
 
     def __init__(self, left: int, keep: bool) -> None:
-        self.response_complete = False
-        self.disconnected = False
-        self.keep_alive = keep
-        self.more_body = True
-        self.message_event = _NO_EVENT
+        super().__init__(keep, reading=left > 0)  # reading = discarding the body
         self.left = left
-        self.reading = left > 0  # discarding the body
 
 
 class FastInferMixin:
@@ -400,7 +385,6 @@ class BufferedFront(asyncio.BufferedProtocol):
                     p.fast_direct_done()
                 return
             f.pos += nbytes
-            f.direct = True
             if f.pos >= len(f.buf):
                 p.fast_direct_done()
             return
