@@ -71,7 +71,6 @@ def _add_arguments(parser: Any) -> None:
 
 
 def _scenario_and_info(environment: Any) -> tuple[Any, dict]:
-    from loadgen.engine.payloads import fetch_model_info
     from loadgen.engine.scenario import Scenario
 
     if os.environ.get("INFERLOAD_SCENARIO_JSON"):  # workers started by `inferload run --workers`
@@ -96,7 +95,9 @@ def _scenario_and_info(environment: Any) -> tuple[Any, dict]:
         sc = Scenario.from_toml(o.inferload_scenario, **over)
     else:
         sc = Scenario.build({k: v for k, v in over.items() if v is not None}, source="locust arguments")
-    return sc, fetch_model_info(sc.target, sc.model)
+    from loadgen.engine.preflight import model_info
+
+    return sc, model_info(sc)
 
 
 def _streams(environment: Any) -> int:

@@ -77,10 +77,19 @@ def build_scenario(scenario_file: Path | None, **fields: Any):
 
 def runner(progress: bool = True, **kw: Any) -> Callable[[Any], dict]:
     """run_scenario bound with progress (and run_scenario's other keywords); imports locust (gevent) now, not before."""
+    from loadgen.engine.payloads import PayloadError
     from loadgen.engine.runner import prepare_engine, run_scenario
 
     prepare_engine()
-    return lambda scenario: run_scenario(scenario, progress=progress, **kw)
+
+    def run(scenario: Any) -> dict:
+        try:
+            return run_scenario(scenario, progress=progress, **kw)
+        except PayloadError as e:  # found before any load (loadgen.engine.preflight): the user can fix it
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+
+    return run
 
 
 def default_out(kind: str) -> Path:

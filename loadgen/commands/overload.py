@@ -8,9 +8,11 @@ from pathlib import Path
 import typer
 
 from loadgen.commands import _curves as C
+from loadgen.commands._request import request_options
 from loadgen.report import terminal_search as TS
 
 
+@request_options
 def overload(
     steps: str = typer.Option("1,1.5,2,3", "--steps", help="Multiples of the capacity to offer, in order."),
     capacity: float | None = typer.Option(
@@ -33,6 +35,7 @@ def overload(
     seed: int | None = C.SEED,
     workers: int | None = C.WORKERS,
     timeout_ms: float | None = C.TIMEOUT_MS,
+    request: dict | None = None,
 ) -> None:
     """How the server behaves past its capacity: does it keep serving at full speed and refuse the rest at once?"""
     from rich.console import Console
@@ -43,6 +46,7 @@ def overload(
     mults = tuple(C.parse_floats(steps, "--steps"))
     base = C.build_scenario(
         scenario,
+        **(request or {}),
         target=target,
         model=model,
         duration_s=duration,

@@ -9,10 +9,12 @@ import typer
 
 from loadgen.commands import _assert as A
 from loadgen.commands import _curves as C
+from loadgen.commands._request import request_options
 from loadgen.report import terminal_search as TS
 from loadgen.search.peaksearch import finish_peak_doc
 
 
+@request_options
 def peak(
     slo_p99_ms: float = typer.Option(
         ..., "--slo-p99-ms", min=0.001, help="Latency bound (ms) on the chosen percentile (p99 unless --percentile)."
@@ -82,6 +84,7 @@ def peak(
     timeout_ms: float | None = C.TIMEOUT_MS,
     asserts: list[str] | None = A.ASSERT,
     junit: Path | None = A.JUNIT,
+    request: dict | None = None,
 ) -> None:
     """Find the peak rate under a latency SLO (open loop, Poisson arrivals by default), with stated confidence."""
     from rich.console import Console
@@ -92,6 +95,7 @@ def peak(
     thresholds = A.parse(asserts, "peak")
     base = C.build_scenario(
         scenario,
+        **(request or {}),
         target=target,
         model=model,
         duration_s=duration,

@@ -20,6 +20,7 @@ from typing import Any
 import typer
 
 from loadgen.commands import _assert as A
+from loadgen.commands._request import request_options
 
 
 class Preset(str, Enum):
@@ -27,7 +28,7 @@ class Preset(str, Enum):
     throughput = "throughput"
 
 
-def _preset_values(preset: Preset, target: str, model: str, timeout_s: float) -> dict[str, Any]:
+def _preset_values(preset: Preset, target: Any, model: str, timeout_s: float) -> dict[str, Any]:
     if preset == Preset.latency:
         return {"mode": "closed", "users": 1, "batch": 1, "think_time_ms": 0.0, "rate_rps": None}
     from loadgen.engine.payloads import fetch_model_info
@@ -44,6 +45,7 @@ def _preset_values(preset: Preset, target: str, model: str, timeout_s: float) ->
     return {"mode": "closed", "users": users, "batch": batch, "rate_rps": None}
 
 
+@request_options
 def run(
     target: str | None = typer.Option(None, "--target", help="Server base URL, e.g. http://127.0.0.1:8000"),
     model: str | None = typer.Option(None, "--model", help="Model name"),
@@ -91,6 +93,7 @@ def run(
     progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a TTY)"),
     asserts: list[str] | None = A.ASSERT,
     junit: Path | None = A.JUNIT,
+    request: dict[str, Any] | None = None,
 ) -> None:
     """Generate load (open or closed loop) and report latency, throughput and validity."""
     from rich.console import Console
@@ -124,6 +127,7 @@ def run(
         "speedup": speedup,
         "burst_on_s": burst_on_s,
         "burst_off_s": burst_off_s,
+        **(request or {}),
     }
     sc = _scenario({k: v for k, v in flags.items() if v is not None}, scenario_file, preset, console)
 
@@ -161,12 +165,15 @@ def _scenario(flags: dict[str, Any], scenario_file: str | None, preset: Preset |
     try:
         base: dict[str, Any] = {}
         if scenario_file:
-            base = Scenario.from_toml(scenario_file).model_dump()
+            base = Scenario.from_toml(scenario_file).with_secrets()
         if preset is not None:
             t, m = flags.get("target", base.get("target")), flags.get("model", base.get("model"))
             if not t or not m:
                 raise ScenarioError("--preset needs --target and --model")
-            base.update(_preset_values(preset, t, m, 10.0))
+            from loadgen.engine.target import target_of
+
+            probe = Scenario.build({**base, **flags, "mode": "closed", "users": 1, "rate_rps": None}, source="--preset")
+            base.update(_preset_values(preset, target_of(probe), m, 10.0))
         data = {**base, **flags}
         if data.get("mode") == "open" and "users" not in flags:
             data["users"] = None

@@ -8,9 +8,11 @@ import typer
 
 from loadgen.commands import _assert as A
 from loadgen.commands import _curves as C
+from loadgen.commands._request import request_options
 from loadgen.report import terminal_search as TS
 
 
+@request_options
 def sweep(
     rates: str | None = typer.Option(
         None,
@@ -42,6 +44,7 @@ def sweep(
     timeout_ms: float | None = C.TIMEOUT_MS,
     asserts: list[str] | None = A.ASSERT,
     junit: Path | None = A.JUNIT,
+    request: dict | None = None,
 ) -> None:
     """Run a rate (open loop) or concurrency (closed loop) sweep; writes point-NNN.json + sweep.json.
 
@@ -61,6 +64,7 @@ def sweep(
         raise typer.BadParameter(str(e)) from None
     base = C.build_scenario(
         scenario,
+        **(request or {}),
         target=target,
         model=model,
         duration_s=duration,

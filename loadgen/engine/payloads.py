@@ -13,17 +13,17 @@ Synthetic images are natural-looking (smooth gradients + noise + shapes, seeded)
 from __future__ import annotations
 
 import io
-import json
 import struct
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import orjson
 
 from loadgen.engine.scenario import Scenario
+from loadgen.engine.target import Target, redact_url, target_of
 
 POOL_SIZE = 64
 IMAGE_SIZES = [(224, 224), (256, 256), (320, 240), (400, 300)]
@@ -51,25 +51,33 @@ class PayloadError(ValueError):
     pass
 
 
-def _get_json(url: str, timeout_s: float) -> Any:
-    req = urllib.request.Request(url, headers={"Accept": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout_s) as r:
-        return json.loads(r.read())
+def fetch_model_info(target: Target | str, model: str, timeout_s: float = 10.0) -> dict[str, Any]:
+    """{"server": GET /v2, "metadata": GET /v2/models/m, "config": GET /v2/models/m/config or None}, through the
+    target's prefix, headers and TLS. Raises PayloadError with a message a user can act on (credentials refused,
+    TLS, unreachable, unknown model)."""
+    import urllib.error
 
+    from loadgen.engine.target import TargetError
 
-def fetch_model_info(target: str, model: str, timeout_s: float = 10.0) -> dict[str, Any]:
-    """{"server": GET /v2, "metadata": GET /v2/models/m, "config": GET /v2/models/m/config or None}."""
-    base = target.rstrip("/")
+    t = target_of(target) if isinstance(target, str) else target
+    where = redact_url(t.origin)
     try:
-        server = _get_json(f"{base}/v2", timeout_s)
+        server = t.get_json(t.path("/v2"), timeout_s)
+    except TargetError as e:
+        raise PayloadError(str(e)) from None
     except Exception as e:
-        raise PayloadError(f"cannot reach the server at {base}/v2: {e}") from e
+        raise PayloadError(f"cannot read server metadata at {where}{t.path('/v2')}: {e}") from e
+    meta_path = t.model_path(model)
     try:
-        metadata = _get_json(f"{base}/v2/models/{model}", timeout_s)
+        metadata = t.get_json(meta_path, timeout_s)
+    except TargetError as e:
+        raise PayloadError(str(e)) from None
+    except urllib.error.HTTPError as e:
+        raise PayloadError(f"cannot read metadata of model {model!r} at {where}{meta_path}: HTTP {e.code}") from None
     except Exception as e:
-        raise PayloadError(f"cannot read metadata of model {model!r} at {base}/v2/models/{model}: {e}") from e
+        raise PayloadError(f"cannot read metadata of model {model!r} at {where}{meta_path}: {e}") from e
     try:
-        config = _get_json(f"{base}/v2/models/{model}/config", timeout_s)
+        config = t.get_json(t.path(f"/v2/models/{quote(model, safe='')}/config"), timeout_s)
     except Exception:
         config = None
     return {"server": server, "metadata": metadata, "config": config}
@@ -160,13 +168,42 @@ def _jpeg_with_comment(jpeg: bytes, text: bytes) -> bytes:
     return jpeg[:2] + b"\xff\xfe" + struct.pack(">H", len(text) + 2) + text + jpeg[2:]
 
 
+SMALL_PART_BYTES = 64 * 1024
+"""Body parts below this are merged (one write); larger ones are sent as they are, never copied."""
+
+
+def coalesce(parts: list[bytes | memoryview]) -> list[bytes | memoryview]:
+    """Merge runs of small parts (one send each would cost a syscall); big parts stay shared views."""
+    out: list[bytes | memoryview] = []
+    run: list[bytes | memoryview] = []
+    for p in parts:
+        if len(p) < SMALL_PART_BYTES:
+            run.append(p)
+            continue
+        if run:
+            out.append(b"".join(run))
+            run = []
+        out.append(p)
+    if run:
+        out.append(b"".join(run))
+    return out
+
+
 class PayloadPool:
-    """Builds bodies for one scenario: `next()` -> (body bytes, headers); `check(...)` validates answers."""
+    """Builds bodies for one scenario: `next_parts()` -> (body parts, headers), `next()` -> (body bytes, headers);
+    `check(...)` validates answers.
+
+    A body is built at send time, so its cost counts as schedule lag: the big pieces (tensor bytes, a tensor's
+    JSON text) are encoded once, at start, and every body is a few small fresh bytes (the id, the first element)
+    around shared views of them: no copy of a 2 MB JSON tensor per request (that copy made every JSON send ~4 ms
+    late). The transport writes the parts in order (users.PartsBody)."""
 
     def __init__(self, scenario: Scenario, info: dict[str, Any], seed: int, pool_size: int = POOL_SIZE) -> None:
         self.kind = scenario.payload
         self.batch = scenario.batch
-        self.path = f"/v2/models/{scenario.model}/infer"
+        self.path = Target(url=scenario.target, model_version=scenario.model_version).model_path(
+            scenario.model, "/infer"
+        )
         self.specs = input_specs(info, scenario.batch)
         meta = info["metadata"]
         self.expected_outputs = [o["name"] for o in meta.get("outputs", [])]
@@ -174,6 +211,8 @@ class PayloadPool:
             (o.get("shape") or [0])[0] == -1 for o in meta.get("outputs", [])
         )
         self.n = 0
+        self.check_every = False
+        self.allow_empty = False
         rng = np.random.default_rng(seed)
         has_bytes = any(s.datatype == "BYTES" for s in self.specs)
         if self.kind == "image":
@@ -188,8 +227,11 @@ class PayloadPool:
             if has_bytes:
                 raise PayloadError(f"model {scenario.model} takes BYTES (encoded images): use --payload image")
             self.tensors = [[self._random(s, rng) for s in self.specs] for _ in range(pool_size)]
+            self._raw = [[memoryview(np.ascontiguousarray(t)).cast("B") for t in ts] for ts in self.tensors]
             if self.kind == "json":
                 self._json_data = [[orjson.dumps(t.ravel().tolist()) for t in ts] for ts in self.tensors]
+                # The first input's text after its first element (",x,y,...]"), shared by every body of that entry.
+                self._json_tail = [_after_first(ds[0]) for ds in self._json_data]
 
     @staticmethod
     def _random(spec: InputSpec, rng: np.random.Generator) -> np.ndarray:
@@ -211,19 +253,24 @@ class PayloadPool:
         return n % 100
 
     def next(self) -> tuple[bytes, dict[str, str]]:
+        parts, headers = self.next_parts()
+        return b"".join(parts), headers
+
+    def next_parts(self) -> tuple[list[bytes | memoryview], dict[str, str]]:
         n = self.n
         self.n += 1
         rid = str(n)
         if self.kind == "image":
             spec = self.specs[0]
             k = len(self.images)
-            elems = []
+            elems: list[bytes | memoryview] = []
             for j in range(self.batch):
                 img = self.images[(n * self.batch + j) % k]
                 if j == 0:
                     img = _jpeg_with_comment(img, b"inferload %d" % n)
-                elems.append(struct.pack("<I", len(img)) + img)
-            blob = b"".join(elems)
+                elems.append(struct.pack("<I", len(img)))
+                elems.append(img)
+            size = sum(len(e) for e in elems)
             header = orjson.dumps(
                 {
                     "id": rid,
@@ -232,55 +279,64 @@ class PayloadPool:
                             "name": spec.name,
                             "shape": spec.shape,
                             "datatype": "BYTES",
-                            "parameters": {"binary_data_size": len(blob)},
+                            "parameters": {"binary_data_size": size},
                         }
                     ],
                     "parameters": {"binary_data_output": True},
                 }
             )
-            return header + blob, {
+            return coalesce([header, *elems]), {
                 "Inference-Header-Content-Length": str(len(header)),
                 "Content-Type": "application/octet-stream",
             }
-        tensors = self.tensors[n % len(self.tensors)]
+        k = n % len(self.tensors)
+        tensors = self.tensors[k]
         if self.kind == "binary":
-            blobs = []
+            blobs: list[bytes | memoryview] = []
             inputs = []
-            for i, (spec, t) in enumerate(zip(self.specs, tensors)):
-                raw = t.tobytes()
+            for i, (spec, t, raw) in enumerate(zip(self.specs, tensors, self._raw[k])):
                 if i == 0 and t.size and t.dtype.kind != "b":
                     first = np.array([self._first_value(t.dtype, n // len(self.tensors))], t.dtype).tobytes()
-                    raw = first + raw[len(first) :]
-                blobs.append(raw)
+                    blobs += [first, raw[len(first) :]]
+                else:
+                    blobs.append(raw)
                 inputs.append(
                     {
                         "name": spec.name,
                         "shape": spec.shape,
                         "datatype": spec.datatype,
-                        "parameters": {"binary_data_size": len(raw)},
+                        "parameters": {"binary_data_size": t.nbytes},
                     }
                 )
             header = orjson.dumps({"id": rid, "inputs": inputs, "parameters": {"binary_data_output": True}})
-            return header + b"".join(blobs), {
+            return coalesce([header, *blobs]), {
                 "Inference-Header-Content-Length": str(len(header)),
                 "Content-Type": "application/octet-stream",
             }
         # json
-        datas = self._json_data[n % len(self.tensors)]
-        parts = [b'{"id":"', rid.encode(), b'","inputs":[']
+        datas = self._json_data[k]
+        parts: list[bytes | memoryview] = [b'{"id":"', rid.encode(), b'","inputs":[']
         for i, (spec, t, data) in enumerate(zip(self.specs, tensors, datas)):
             if i:
                 parts.append(b",")
-            if i == 0 and t.size and t.dtype.kind != "b":
-                first = orjson.dumps(self._first_value(t.dtype, n // len(self.tensors)))
-                comma = data.find(b",")
-                data = b"[" + first + (data[comma:] if comma > 0 else b"]")
             parts.append(orjson.dumps({"name": spec.name, "shape": spec.shape, "datatype": spec.datatype})[:-1])
             parts.append(b',"data":')
-            parts.append(data)
+            if i == 0 and t.size and t.dtype.kind != "b":
+                first = orjson.dumps(self._first_value(t.dtype, n // len(self.tensors)))
+                parts += [b"[", first, self._json_tail[k]]
+            else:
+                parts.append(data)
             parts.append(b"}")
         parts.append(b"]}")
-        return b"".join(parts), {"Content-Type": "application/json"}
+        return coalesce(parts), {"Content-Type": "application/json"}
+
+    def success(self, status: int) -> bool:
+        return status == 200
+
+    def judge(self, body: bytes, header: Any) -> tuple[str, str] | None:
+        """RequestCodec.judge: the OIP answer's structure (`check`)."""
+        problem = self.check(body, header("inference-header-content-length"))
+        return ("InvalidResponse", problem) if problem else None
 
     def check(self, body: bytes, header_length: str | None) -> str | None:
         """Full parse of one answer; returns an error description or None."""
@@ -314,6 +370,13 @@ class PayloadPool:
         if total_bin != binary_len:
             return f"binary outputs declare {total_bin} bytes, body carries {binary_len}"
         return None
+
+
+def _after_first(data: bytes) -> memoryview:
+    """A flat JSON array's text after its first element: ',x,y,...]' (or ']' for one element), as a shared view."""
+    comma = data.find(b",")
+    view = memoryview(data)
+    return view[comma:] if comma > 0 else view[len(data) - 1 :]
 
 
 def _loads_oip(raw: bytes) -> Any:

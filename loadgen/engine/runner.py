@@ -102,11 +102,12 @@ class _Progress:
 
 def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: int | None = None) -> dict:
     """Run one scenario headless; return the result dict (kind "run": loadgen.results.schema.RunResult)."""
-    from loadgen.engine.payloads import fetch_model_info
+    from loadgen.engine.preflight import model_info, preflight
 
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     warnings = _prepare_gevent()
-    info = fetch_model_info(scenario.target, scenario.model, timeout_s=min(10.0, scenario.timeout_ms / 1000))
+    # With worker processes, one request is built here first: a bad input file fails now, not in every worker.
+    info = preflight(scenario) if scenario.workers else model_info(scenario)
 
     import gevent
     from locust.env import Environment
@@ -196,7 +197,7 @@ def _run_distributed(
     child_env.update(
         {
             "GEVENT_BACKEND": "select",
-            "INFERLOAD_SCENARIO_JSON": scenario.model_dump_json(),
+            "INFERLOAD_SCENARIO_JSON": json.dumps(scenario.with_secrets()),
             "INFERLOAD_MODEL_INFO_JSON": json.dumps(info),
             "INFERLOAD_STREAMS": str(workers),
             "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), child_env.get("PYTHONPATH", "")]),

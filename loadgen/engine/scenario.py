@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, ValidationError, field_serializer, model_validator
 
 
 class ScenarioError(ValueError):
@@ -65,6 +65,47 @@ class Scenario(BaseModel):
     `delayed_fraction`). Latency is measured from the scheduled instant either way, so lateness is never hidden;
     it makes a run INVALID only when it could change the answer (see loadgen.results.analysis: `lag_material`)."""
 
+    # ---- the target: how to reach the server (loadgen.engine.target; every transport uses the same options) -----
+    headers: list[str] = Field(default_factory=list, repr=False)
+    """Extra request headers, "Name: value" each (auth tokens, a `Host` override for an ingress). Values of
+    credential-like headers (Authorization, Cookie, *token*, *key*, *secret*, ...) are redacted in every dump
+    (result JSON, logs, reports) unless dumped with context {"secrets": True} (worker hand-over only)."""
+    bearer_token_file: str | None = None
+    """File holding a bearer token (sent as `Authorization: Bearer ...`); INFERLOAD_BEARER_TOKEN works too."""
+    ca_file: str | None = None
+    """https: PEM bundle of the CA(s) that signed the server's certificate (default: the system's store)."""
+    client_cert: str | None = None
+    """https: client certificate (PEM) for mutual TLS; with client_key (or a PEM holding both)."""
+    client_key: str | None = None
+    insecure: bool = False
+    """https: do not verify the server's certificate (testing only; reported in the result)."""
+    model_version: str | None = None
+    """OIP: address /v2/models/{model}/versions/{model_version}/... instead of the default version."""
+
+    # ---- what to send ----------------------------------------------------------------------------------------------
+    protocol: Literal["oip", "http-json"] = "oip"
+    """oip: Open Inference Protocol v2 REST (payload binary | json | image). http-json: any JSON-over-HTTP endpoint
+    (TorchServe, TF Serving, LitServe, BentoML, your own): POST `path` with `body_template` filled in."""
+    path: str | None = None
+    """http-json: the request path below the target's prefix, e.g. /predictions/resnet or /v1/models/m:predict."""
+    body_template: str | None = None
+    """http-json: a file holding the request body with placeholders (loadgen.engine.template)."""
+    expect: str | None = None
+    """http-json: success also needs this in the JSON answer: a JSON pointer (RFC 6901), e.g. /predictions/0,
+    optionally `POINTER=VALUE` (the value compared as JSON)."""
+    input_data: str | None = None
+    """Your own inputs: perf_analyzer's --input-data JSON file, .npy (the model's only input) or .npz (key = input
+    name). Entries are used in order (or shuffled by the seed with input_order = "random")."""
+    input_order: Literal["sequential", "random"] = "sequential"
+    shapes: dict[str, list[int]] = Field(default_factory=dict)
+    """Concrete shapes for inputs with dynamic dimensions: {"input": [1, 3, 224, 224]} (CLI: --shape input:1,3,224,224).
+    Batch dimension included when the model batches."""
+    outputs: list[str] = Field(default_factory=list)
+    """OIP: ask for only these outputs (default: all)."""
+    server_metrics: str | None = None
+    """Prometheus text endpoint of the server (default for inferload's own server: target + /metrics; Triton serves
+    its own on port 8002). Read before and after the measurement window."""
+
     @model_validator(mode="before")
     @classmethod
     def _infer_mode(cls, data: Any) -> Any:
@@ -102,7 +143,48 @@ class Scenario(BaseModel):
             raise ValueError("max_in_flight must be >= 1")
         if self.images_dir is not None and self.payload != "image":
             raise ValueError("images_dir needs payload 'image'")
+        self._check_target()
         return self
+
+    def _check_target(self) -> None:
+        from loadgen.engine.target import TargetError, parse_headers
+
+        try:
+            parse_headers(self.headers)
+        except TargetError as e:
+            raise ValueError(str(e)) from None
+        if (self.client_cert is None) != (self.client_key is None) and self.client_key is not None:
+            raise ValueError("client_key needs client_cert (the certificate it belongs to)")
+        if (self.ca_file or self.client_cert or self.insecure) and not self.target.startswith("https://"):
+            raise ValueError("ca_file / client_cert / insecure apply to an https:// target")
+        if self.protocol == "http-json":
+            if not self.path or not self.body_template:
+                raise ValueError("protocol 'http-json' needs path (CLI: --path) and body_template (--body-template)")
+            if self.payload == "image" or self.images_dir:
+                raise ValueError("protocol 'http-json' takes its body from body_template, not payload 'image'")
+        elif self.path or self.body_template or self.expect:
+            raise ValueError("path / body_template / expect apply to protocol 'http-json'")
+        for name, dims in self.shapes.items():
+            if not dims or any(d < 1 for d in dims):
+                raise ValueError(f"shape of {name!r} must list dimensions >= 1, got {dims}")
+
+    @field_serializer("headers")
+    def _redact_headers(self, headers: list[str], info: SerializationInfo) -> list[str]:
+        from loadgen.engine.target import redact_headers
+
+        ctx = info.context if isinstance(info.context, dict) else {}
+        return list(headers) if ctx.get("secrets") else redact_headers(headers)
+
+    @field_serializer("target")
+    def _redact_target(self, target: str, info: SerializationInfo) -> str:
+        from loadgen.engine.target import redact_url
+
+        ctx = info.context if isinstance(info.context, dict) else {}
+        return target if ctx.get("secrets") else redact_url(target)
+
+    def with_secrets(self) -> dict[str, Any]:
+        """Every field as given (credentials included): only for handing the scenario to this run's own workers."""
+        return self.model_dump(mode="json", context={"secrets": True})
 
     def _check_arrival(self) -> None:
         from loadgen.engine.arrivals import ArrivalError, parse_ramp, parse_trace_spec

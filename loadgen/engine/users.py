@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from typing import Any
-from urllib.parse import urlparse
 
 import gevent
 import psutil
@@ -32,12 +32,14 @@ from geventhttpclient import HTTPClient
 from locust import User, task
 
 from loadgen.engine.arrivals import derive_seed
+from loadgen.engine.codec import make_codec
 from loadgen.engine.dispatch import OpenLoopDispatcher
 from loadgen.engine.gcpacer import GcPacer
-from loadgen.engine.payloads import SAMPLE_CHECK_EVERY, PayloadPool
+from loadgen.engine.payloads import SAMPLE_CHECK_EVERY
 from loadgen.engine.recorder import Recorder
 from loadgen.engine.scenario import Scenario
 from loadgen.engine.schedule import scenario_offsets
+from loadgen.engine.target import target_of
 from loadgen.results.recorded import REFUSAL_STATUSES
 
 log = logging.getLogger("inferload")
@@ -66,6 +68,66 @@ class GeventClock:
                 gevent.sleep(0)
         elif wait > 0:
             gevent.sleep(wait)
+
+
+STREAM_CHUNK = 256 * 1024
+"""A big body leaves in chunks of at most this, with a yield between them, so a 2 MB body never holds the event
+loop for the time of one 2 MB copy: the dispatcher's next wake-up is not delayed behind it."""
+
+
+class PartsBody:
+    """A request body made of parts (payloads.PayloadPool.next_parts), written in order, never joined.
+
+    geventhttpclient sends a body that is not `bytes` but has a length with Content-Length, through the socket's
+    `sendfile` fallback, which calls `read()` until it returns b"". `read` ignores the size hint (the loop handles a
+    longer block) and returns the next piece of at most STREAM_CHUNK bytes, yielding to other greenlets between
+    pieces. `seek` rewinds (sendfile seeks after writing; a retried request resends the whole body)."""
+
+    mode = "rb"
+
+    def __init__(self, parts: list[bytes | memoryview]) -> None:
+        self.parts = parts
+        self.size = sum(len(p) for p in parts)
+        self._i = 0
+        self._off = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def read(self, _hint: int = -1) -> bytes | memoryview:
+        parts = self.parts
+        if self._i >= len(parts):
+            return b""
+        if self._i or self._off:
+            gevent.sleep(0)
+        part = parts[self._i]
+        end = min(len(part), self._off + STREAM_CHUNK)
+        piece = part[self._off : end] if self._off or end < len(part) else part
+        if end >= len(part):
+            self._i, self._off = self._i + 1, 0
+        else:
+            self._off = end
+        return piece
+
+    def seek(self, _offset: int, _whence: int = 0) -> int:
+        self._i = self._off = 0
+        return 0
+
+
+def request_body(parts: list[bytes | memoryview]) -> bytes | PartsBody:
+    """Small bodies as one bytes object (one write with the head); big ones streamed from their parts."""
+    if len(parts) == 1 and isinstance(parts[0], bytes) and len(parts[0]) <= STREAM_CHUNK:
+        return parts[0]
+    body = PartsBody(parts)
+    return b"".join(parts) if body.size <= STREAM_CHUNK else body
+
+
+def _nodelay(sock: Any) -> None:
+    """Head and body leave in separate writes: without TCP_NODELAY, Nagle holds the body's last segment."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass
 
 
 class InvalidResponse(Exception):
@@ -100,15 +162,14 @@ class LoadContext:
         self.info = info
         self.stream, self.streams, self.source = stream, streams, source
         self.recorder = Recorder(scenario.warmup_s, scenario.duration_s, source, scenario.late_threshold_ms / 1000.0)
-        self.pool = PayloadPool(scenario, info, seed=derive_seed(scenario.seed, 1000 + stream))
+        self.pool = make_codec(scenario, info, seed=derive_seed(scenario.seed, 1000 + stream))
         self.path = self.pool.path
         self.schedule: list[float] = []
         if scenario.mode == "open":  # poisson / constant at rate_rps, or a shape: burst, ramp, trace replay
             self.schedule = scenario_offsets(scenario, stream=stream, streams=streams)
         self.cap = max(1, scenario.max_in_flight // streams)
-        u = urlparse(scenario.target)
-        self.host, self.https = u.hostname or "127.0.0.1", u.scheme == "https"
-        self.port = u.port or (443 if self.https else 80)
+        self.target = target_of(scenario)
+        self.headers = self.target.request_headers()
         self.timeout_s = scenario.timeout_ms / 1000.0
         self.t0: float | None = None
         self.dispatcher_claimed = False
@@ -134,14 +195,23 @@ class LoadContext:
             pass
 
     def make_client(self, concurrency: int) -> HTTPClient:
-        return HTTPClient(
-            self.host,
-            self.port,
+        t = self.target
+        tls: dict[str, Any] = {}
+        if t.https:
+            import gevent.ssl
+
+            ctx = t.ssl_context(gevent.ssl.create_default_context)
+            tls = {"ssl": True, "insecure": t.insecure, "ssl_context_factory": lambda *a, **kw: ctx}
+        client = HTTPClient(
+            t.host,
+            t.port,
             concurrency=concurrency,
-            ssl=self.https,
             connection_timeout=self.timeout_s,
             network_timeout=self.timeout_s,
+            **tls,
         )
+        client._connection_pool.after_connect = _nodelay
+        return client
 
     def start_clock(self) -> float:
         if self.t0 is None:
@@ -181,7 +251,10 @@ class LoadContext:
         """Send one request scheduled at t0+scheduled; report it through events.request."""
         t0 = self.t0
         assert t0 is not None
-        body, headers = self.pool.next()
+        parts, headers = self.pool.next_parts()
+        body = request_body(parts)
+        if self.headers:
+            headers = {**self.headers, **headers}
         ok, err, exc, st, data = False, None, None, None, b""
         sent = perf()
         try:
@@ -190,17 +263,18 @@ class LoadContext:
                 data = resp.read()
                 resp.release()
             status = resp.status_code
-            if status == 200 and data:
+            codec = self.pool
+            if codec.success(status) and (data or codec.allow_empty):
                 ok = True
                 st = _server_timing(resp)
                 n = self.checked
                 self.checked = n + 1
-                if n < 3 or n % SAMPLE_CHECK_EVERY == 0:
-                    problem = self.pool.check(data, resp.get("inference-header-content-length"))
+                if codec.check_every or n < 3 or n % SAMPLE_CHECK_EVERY == 0:
+                    problem = codec.judge(data, resp.get)
                     if problem:
-                        ok, err, exc = False, "InvalidResponse", InvalidResponse(problem)
-            elif status == 200:
-                err, exc = "EmptyBody", InvalidResponse("HTTP 200 with an empty body")
+                        ok, err, exc = False, problem[0], InvalidResponse(problem[1])
+            elif codec.success(status):
+                err, exc = "EmptyBody", InvalidResponse(f"HTTP {status} with an empty body")
             else:
                 err, exc = str(status), HTTPStatusError(status, data)
                 if status in REFUSAL_STATUSES:  # how long the server took to refuse (its own Server-Timing)
