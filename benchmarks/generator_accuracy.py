@@ -5,7 +5,9 @@
 Against a trivial stand-in endpoint (tests/loadgen/standin_server.py, answers at once), it prints:
   1. open loop at --rate req/s: constant and Poisson arrivals in-process (--workers 0), Poisson with 2 workers:
      achieved/target and schedule-lag p99            targets: >= 0.99 and <= 2 ms
-  2. closed loop, maximum req/s per generator core: inferload (run_scenario) vs a plain Locust FastHttpUser
+  2. bodies that keep the schedule: Poisson at 5 and 50 req/s with binary tensors, a ~2 MB JSON tensor body and
+     encoded images: schedule-lag p99 per payload    target: <= 1 ms for the 2 MB JSON body at both rates
+  3. closed loop, maximum req/s per generator core: inferload (run_scenario) vs a plain Locust FastHttpUser
      posting the same bodies, both measured over a steady window in their own process
                                                       target: ratio >= 0.5
 Every run happens in a child process (importing locust monkey-patches the importer). The machine has
@@ -28,7 +30,15 @@ USERS = 8
 STEADY_S = 4.0
 
 
-def child_inferload_open(target: str, rate: float, duration: float, workers: int, arrival: str) -> dict:
+JSON_SHAPE = [1, 3, 190, 190]
+"""108,300 FP32 values: a ~2.0 MB JSON body (orjson writes ~19 characters per value)."""
+PAYLOAD_RATES = (5.0, 50.0)
+PAYLOAD_MIN_SAMPLES = 200
+
+
+def child_inferload_open(
+    target: str, rate: float, duration: float, workers: int, arrival: str, payload: str = "binary"
+) -> dict:
     from loadgen.engine.runner import run_scenario
     from loadgen.engine.scenario import Scenario
 
@@ -41,9 +51,13 @@ def child_inferload_open(target: str, rate: float, duration: float, workers: int
         duration_s=duration,
         warmup_s=1.0,
         workers=workers,
+        payload=payload,
     )
     r = run_scenario(sc)
-    return {
+    from loadgen.engine.payloads import PayloadPool, fetch_model_info
+
+    body_bytes = sum(len(p) for p in PayloadPool(sc, fetch_model_info(target, "m"), 1, pool_size=1).next_parts()[0])
+    return {"body_bytes": body_bytes} | {
         k: r[k]
         for k in (
             "achieved_rate_rps",
@@ -120,17 +134,53 @@ def run_child(*args: str) -> dict:
     raise RuntimeError(f"child {args} failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}")
 
 
+def start_standin(*args: str) -> tuple[subprocess.Popen, str]:
+    srv = subprocess.Popen(
+        [sys.executable, str(STANDIN), "--port", "0", "--max-lifetime-s", "900", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line = srv.stdout.readline() if srv.stdout else ""
+    return srv, f"http://127.0.0.1:{int(line.split()[1])}"
+
+
+def payload_rows(duration: float) -> None:
+    """Schedule lag by payload: the body is built at send time, so its cost is lag (a 2 MB JSON tensor copied per
+    request made every send ~4 ms late before bodies became shared parts)."""
+    shape = json.dumps([{"name": "input", "datatype": "FP32", "shape": [-1, *JSON_SHAPE[1:]]}])
+    tensors, tgt = start_standin("--model-inputs", shape, "--skim-json")
+    images, img_tgt = start_standin("--bytes-input")
+    try:
+        print(f"\n2. bodies that keep the schedule (Poisson; >= {PAYLOAD_MIN_SAMPLES} requests per row)")
+        for rate in PAYLOAD_RATES:
+            d = max(duration, PAYLOAD_MIN_SAMPLES / rate)
+            for payload, target in (("binary", tgt), ("json", tgt), ("image", img_tgt)):
+                r = run_child("open", target, str(rate), str(d), "0", "poisson", payload)
+                lag = r["schedule_lag_ms"]
+                goal = "" if payload != "json" else f" [p99 <= 1 ms {'OK' if (lag['p99'] or 99) <= 1 else 'MISS'}]"
+                print(
+                    f"   {rate:4g} req/s {payload:6s} body {r['body_bytes'] / 1e6:6.3f} MB: lag p50/p99/max "
+                    f"{lag['p50']}/{lag['p99']}/{lag['max']} ms{goal}; delayed {r['delayed_fraction']:.2%}; "
+                    f"{r['completed']} done, errors {sum(r['failed'].values()) if isinstance(r['failed'], dict) else r['failed']}; "
+                    f"CPU mean {r['generator_cpu_percent']['mean']} %"
+                )
+    finally:
+        for srv in (tensors, images):
+            srv.terminate()
+            srv.wait(timeout=5)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rate", type=float, default=2000.0)
     ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--child", nargs="*")
-    ap.add_argument("--only", choices=["open", "closed"], default=None)
+    ap.add_argument("--only", choices=["open", "payloads", "closed"], default=None)
     a = ap.parse_args()
     if a.child:
         kind, target, *rest = a.child
         if kind == "open":
-            out = child_inferload_open(target, float(rest[0]), float(rest[1]), int(rest[2]), rest[3])
+            out = child_inferload_open(target, float(rest[0]), float(rest[1]), int(rest[2]), *rest[3:])
         elif kind == "closed":
             out = child_inferload_closed(target)
         else:
@@ -148,7 +198,7 @@ def main() -> None:
         target = f"http://127.0.0.1:{int(line.split()[1])}"
         print(f"stand-in endpoint {target} (answers at once); {os.cpu_count()} CPUs shared with it\n")
         print(f"1. open loop at {a.rate:g} req/s, {a.duration:g} s window")
-        runs = [("constant", 0), ("poisson", 0), ("poisson", 2)] if a.only != "closed" else []
+        runs = [("constant", 0), ("poisson", 0), ("poisson", 2)] if a.only in (None, "open") else []
         for arrival, workers in runs:
             r = run_child("open", target, str(a.rate), str(a.duration), str(workers), arrival)
             m = r["phases"]["measure"]
@@ -165,9 +215,11 @@ def main() -> None:
             )
             for reason in r["invalid_reasons"]:
                 print(f"      invalid: {reason['code']}: {reason['message']}")
-        if a.only == "open":
+        if a.only in (None, "payloads"):
+            payload_rows(a.duration)
+        if a.only in ("open", "payloads"):
             return
-        print(f"\n2. closed loop, {USERS} users, max req/s per generator core ({STEADY_S:g} s steady window)")
+        print(f"\n3. closed loop, {USERS} users, max req/s per generator core ({STEADY_S:g} s steady window)")
         inf = run_child("closed", target)
         plain = run_child("plain", target)
         print(

@@ -102,7 +102,7 @@ class _Progress:
 
 def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: int | None = None) -> dict:
     """Run one scenario headless; return the result dict (kind "run": loadgen.results.schema.RunResult)."""
-    from loadgen.engine.preflight import model_info, preflight
+    from loadgen.engine.preflight import model_info, preflight, target_or_error
 
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     warnings = _prepare_gevent()
@@ -146,7 +146,12 @@ def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: in
         coll.total,
         scenario,
         started_at=started_at,
-        server={"server": info["server"], "model": info["metadata"], "model_config": info.get("config")},
+        server={
+            "server": info["server"],
+            "model": info["metadata"],
+            "model_config": info.get("config"),
+            "target": target_or_error(scenario).describe(),
+        },
         machine=machine_info(),
         extra_warnings=warnings,
         extra_notes=extra_notes,

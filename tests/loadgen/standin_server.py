@@ -6,6 +6,13 @@ behaviour (fixed service time, a stall, injected errors). Raw asyncio HTTP/1.1 o
 
 Endpoints: GET /v2, GET /v2/models/{m}, GET /v2/models/{m}/config, POST /v2/models/{m}/infer
 (binary extension or JSON; answers a [batch, 10] FP32 output "logits" with a Server-Timing header),
+Any-server options (what a real deployment asks of a client): --prefix /p serves everything under /p (other
+paths 404, as behind a gateway); --token T answers 401 to requests without `Authorization: Bearer T`;
+--require-host H answers 404 to requests whose Host is not H (an ingress routing on Host); --tls-cert/--tls-key
+serve https. --model-inputs JSON declares the model's inputs (metadata and config follow); --record-inputs keeps
+every inference's decoded inputs for GET /stats/inputs; --validation-mismatch answers logits off by one.
+GET /stats also counts `requests` (every request seen), `infers` (inference requests routed) and `refused` (401/404 of the options above).
+
 GET /stats (what the server measured of its own inferences, below), POST /stats/reset.
 
 Servers. By default every connection has its own worker: requests on different connections never wait for
@@ -29,6 +36,7 @@ import argparse
 import asyncio
 import json
 import math
+import re
 import selectors
 import struct
 import sys
@@ -48,6 +56,9 @@ class State:
         self.sojourn_s: list[float] = []  # per inference: arrival -> done (wait + service + stall)
         self.fifo: asyncio.Queue | None = None  # --single-server: the one global queue ...
         self.fifo_task: asyncio.Task | None = None  # ... and its server (a reference keeps the task alive)
+        self.requests = 0
+        self.refused = 0
+        self.inputs: list[dict] = []  # --record-inputs
 
     def record(self, arrived: float, started: float, computed: float, done: float) -> None:
         self.service_s.append(computed - started)
@@ -67,6 +78,9 @@ class State:
             "service_ms": summary_ms(self.service_s),
             "wait_ms": summary_ms(self.wait_s),
             "sojourn_ms": summary_ms(self.sojourn_s),
+            "requests": self.requests,
+            "infers": self.count,
+            "refused": self.refused,
         }
         if samples:
             out["service_samples_ms"] = [round(x * 1e3, 6) for x in self.service_s]
@@ -90,7 +104,9 @@ def summary_ms(xs: list[float]) -> dict:
 
 
 def metadata(a: argparse.Namespace) -> dict:
-    if a.bytes_input:
+    if a.model_inputs:
+        inputs = json.loads(a.model_inputs)
+    elif a.bytes_input:
         inputs = [{"name": "image", "datatype": "BYTES", "shape": [-1]}]
     else:
         inputs = [{"name": "input", "datatype": "FP32", "shape": [-1, 3, 8, 8]}]
@@ -104,7 +120,16 @@ def metadata(a: argparse.Namespace) -> dict:
 
 
 def config(a: argparse.Namespace) -> dict:
-    if a.bytes_input:
+    if a.model_inputs:
+        inp = [
+            {
+                "name": i["name"],
+                "data_type": "TYPE_STRING" if i["datatype"] == "BYTES" else "TYPE_" + i["datatype"],
+                "dims": i["shape"][1:] if a.max_batch_size > 0 else i["shape"],
+            }
+            for i in json.loads(a.model_inputs)
+        ]
+    elif a.bytes_input:
         inp = [{"name": "image", "data_type": "TYPE_STRING", "dims": [1]}]
     else:
         inp = [{"name": "input", "data_type": "TYPE_FP32", "dims": [3, 8, 8]}]
@@ -122,6 +147,7 @@ def response(status: int, body: bytes, headers: dict[str, str] | None = None) ->
     reason = {
         200: "OK",
         400: "Bad Request",
+        401: "Unauthorized",
         404: "Not Found",
         500: "Internal Server Error",
         503: "Service Unavailable",
@@ -198,6 +224,23 @@ def route(st: State, arrived: float, method: str, path: str, hdrs: dict, body: b
     """Everything but the waiting: a full response, or (request header, batch) for an inference."""
     a = st.a
     js = {"Content-Type": "application/json"}
+    st.requests += 1
+    if a.prefix:
+        if not path.startswith(a.prefix + "/"):
+            st.refused += 1
+            return response(404, b'{"error": "no route (outside the gateway prefix)"}', js)
+        path = path[len(a.prefix) :]
+    if not path.startswith("/stats"):
+        if a.require_host and hdrs.get("host") != a.require_host:
+            st.refused += 1
+            return response(404, json.dumps({"error": f"no route for host {hdrs.get('host')!r}"}).encode(), js)
+        if a.token and hdrs.get("authorization") != f"Bearer {a.token}":
+            st.refused += 1
+            return response(401, b'{"error": "missing or wrong bearer token"}', {**js, "WWW-Authenticate": "Bearer"})
+    if a.version:
+        path = path.replace(f"/v2/models/{a.model}/versions/{a.version}", f"/v2/models/{a.model}")
+    if method == "GET" and path == "/stats/inputs":
+        return response(200, json.dumps(st.inputs).encode(), js)
     if method == "GET" and path == "/v2":
         return response(
             200, json.dumps({"name": "standin", "version": "0", "extensions": ["binary_tensor_data"]}).encode(), js
@@ -223,11 +266,62 @@ def route(st: State, arrived: float, method: str, path: str, hdrs: dict, body: b
         return response(a.error_status, b'{"error": "injected"}', js)
     hl = hdrs.get("inference-header-content-length")
     try:
-        header = json.loads(body[: int(hl)] if hl else body)
-        batch = int(header["inputs"][0]["shape"][0])
+        if a.skim_json and not hl and not a.record_inputs:
+            header = skim(body)
+        else:
+            header = json.loads(body[: int(hl)] if hl else body)
+        batch = int(header["inputs"][0]["shape"][0]) if header["inputs"][0]["shape"] else 1
+        if a.record_inputs:
+            st.inputs.append({"id": header.get("id"), "inputs": decode_inputs(header, body[int(hl) :] if hl else b"")})
     except Exception as e:
         return response(400, json.dumps({"error": f"bad request: {e}"}).encode(), js)
     return header, batch
+
+
+_ID = re.compile(rb'"id"\s*:\s*"([^"]*)"')
+_SHAPE = re.compile(rb'"shape"\s*:\s*\[\s*(\d+)')
+
+
+def skim(body: bytes) -> dict:
+    """--skim-json: the id and the first input's batch dimension of a JSON request without parsing its data (a
+    2 MB tensor costs ~20 ms of json.loads, which would load the machine a generator benchmark runs on)."""
+    head = body[:4096]
+    rid, shape = _ID.search(head), _SHAPE.search(head)
+    if shape is None or not body.rstrip().endswith(b"}"):
+        raise ValueError("no input shape in the first 4 KB, or a truncated body")
+    return {"id": rid.group(1).decode() if rid else "", "inputs": [{"shape": [int(shape.group(1))]}]}
+
+
+_FMT = {"BOOL": "?", "UINT8": "B", "UINT16": "H", "UINT32": "I", "UINT64": "Q", "INT8": "b", "INT16": "h"}
+_FMT.update({"INT32": "i", "INT64": "q", "FP16": "e", "FP32": "f", "FP64": "d"})
+
+
+def decode_inputs(header: dict, raw: bytes) -> dict:
+    """{name: {"datatype", "shape", "data": flat list}} of a request (JSON data or binary extension; BYTES elements
+    as latin-1 strings)."""
+    out = {}
+    off = 0
+    for inp in header["inputs"]:
+        dt, shape = inp["datatype"], inp["shape"]
+        size = (inp.get("parameters") or {}).get("binary_data_size")
+        if size is None:
+            data = inp["data"]
+            while data and isinstance(data[0], list):
+                data = [x for row in data for x in row]
+        else:
+            chunk = raw[off : off + size]
+            off += size
+            if dt == "BYTES":
+                data, i = [], 0
+                while i < len(chunk):
+                    (k,) = struct.unpack_from("<I", chunk, i)
+                    data.append(chunk[i + 4 : i + 4 + k].decode("latin-1"))
+                    i += 4 + k
+            else:
+                n = size // struct.calcsize(_FMT[dt])
+                data = list(struct.unpack(f"<{n}{_FMT[dt]}", chunk))
+        out[inp["name"]] = {"datatype": dt, "shape": shape, "data": data}
+    return out
 
 
 def infer_response(st: State, header: dict, batch: int, arrived: float, computed: float, done: float) -> bytes:
@@ -239,7 +333,7 @@ def infer_response(st: State, header: dict, batch: int, arrived: float, computed
         parts.append("preprocess;dur=0.000")
     parts += [f"compute;dur={(computed - arrived) * 1e3:.3f}", f'batch;desc="{batch}"', f"total;dur={total_ms:.3f}"]
     h = {"Server-Timing": ", ".join(parts)} if not a.no_server_timing else {}
-    values = [0.1 * i for i in range(10)] * batch
+    values = [0.1 * i + (1.0 if a.validation_mismatch else 0.0) for i in range(10)] * batch
     if (header.get("parameters") or {}).get("binary_data_output"):
         raw = struct.pack(f"<{len(values)}f", *values)
         head = json.dumps(
@@ -339,6 +433,18 @@ def main() -> None:
     p.add_argument("--bytes-input", action="store_true")
     p.add_argument("--max-batch-size", type=int, default=8)
     p.add_argument("--no-server-timing", action="store_true")
+    p.add_argument("--prefix", default="", help="serve every path under this prefix (e.g. /gw)")
+    p.add_argument("--token", default="", help="require Authorization: Bearer TOKEN (401 otherwise)")
+    p.add_argument("--require-host", default="", help="404 unless the Host header is this")
+    p.add_argument("--tls-cert", default="", help="serve https with this certificate (PEM) ...")
+    p.add_argument("--tls-key", default="", help="... and key")
+    p.add_argument("--version", default="", help="also answer under /v2/models/M/versions/VERSION")
+    p.add_argument(
+        "--model-inputs", default="", help='JSON list of inputs, e.g. [{"name":"x","datatype":"INT64","shape":[-1,-1]}]'
+    )
+    p.add_argument("--record-inputs", action="store_true", help="keep decoded inputs for GET /stats/inputs")
+    p.add_argument("--skim-json", action="store_true", help="JSON requests: read id and batch only (benchmarks)")
+    p.add_argument("--validation-mismatch", action="store_true", help="answer logits off by one")
     p.add_argument(
         "--loop",
         choices=["select", "epoll"],
@@ -354,7 +460,13 @@ def main() -> None:
     if a.single_server:
         st.fifo = asyncio.Queue()
         st.fifo_task = loop.create_task(fifo_server(st))
-    server = loop.run_until_complete(loop.create_server(lambda: Proto(st), "127.0.0.1", a.port, backlog=1024))
+    tls = None
+    if a.tls_cert:
+        import ssl
+
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(a.tls_cert, a.tls_key or None)
+    server = loop.run_until_complete(loop.create_server(lambda: Proto(st), "127.0.0.1", a.port, backlog=1024, ssl=tls))
     port = server.sockets[0].getsockname()[1]
     print(f"PORT {port}", flush=True)
     loop.call_later(a.max_lifetime_s, loop.stop)
