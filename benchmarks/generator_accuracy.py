@@ -197,8 +197,9 @@ def main() -> None:
         line = srv.stdout.readline() if srv.stdout else ""
         target = f"http://127.0.0.1:{int(line.split()[1])}"
         print(f"stand-in endpoint {target} (answers at once); {os.cpu_count()} CPUs shared with it\n")
-        print(f"1. open loop at {a.rate:g} req/s, {a.duration:g} s window")
         runs = [("constant", 0), ("poisson", 0), ("poisson", 2)] if a.only in (None, "open") else []
+        if runs:
+            print(f"1. open loop at {a.rate:g} req/s, {a.duration:g} s window")
         for arrival, workers in runs:
             r = run_child("open", target, str(a.rate), str(a.duration), str(workers), arrival)
             m = r["phases"]["measure"]
