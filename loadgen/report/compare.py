@@ -137,6 +137,41 @@ def _peak_value(doc: Doc) -> float | None:
     return None
 
 
+def _measured(doc: Doc) -> str | None:
+    """Which server and how: target, protocol and payload of the document's scenario (no secrets: dumps redact)."""
+    sc = doc.data.get("scenario") or doc.data.get("base_scenario") or {}
+    if not sc.get("target"):
+        return None
+    proto = sc.get("protocol") or "oip"
+    how = proto if proto != "oip" else f"oip/{sc.get('payload') or 'binary'}"
+    return f"{sc['target']} ({how})"
+
+
+def headline(a: Doc, b: Doc) -> str | None:
+    """One sentence for two capacity documents: "B sustains X% more than A at p99 <= Y ms", with both statuses and
+    the confidence each verdict was made with. None when the documents have no peak to compare."""
+    if not ({a.kind, b.kind} <= {"sweep", "peak", "tune"}):
+        return None
+    pa, pb = _peak_value(a), _peak_value(b)
+
+    def status(doc: Doc, p: float | None) -> str:
+        d = doc.data
+        st = d.get("status") or ("found" if p else "no passing point")
+        conf = d.get("confidence") or (d.get("scenario") or {}).get("confidence")
+        c = f", {conf:.0%} confidence per verdict" if isinstance(conf, (int, float)) else ""
+        return f"{st}, {p:g} req/s{c}" if p else f"{st}{c}"
+
+    pct = a.data.get("percentile") or b.data.get("percentile") or 99.0
+    slo = a.data.get("slo_ms") or b.data.get("slo_ms")
+    bound = f"p{pct:g} <= {slo:g} ms" if slo else "the SLO"
+    both = f"(A: {status(a, pa)}; B: {status(b, pb)})"
+    if not pa or not pb:
+        return f"no ratio at {bound}: a side has no passing rate {both}"
+    diff = (pb - pa) / pa * 100
+    word = "more" if diff >= 0 else "less"
+    return f"B sustains {abs(diff):.1f}% {word} than A at {bound} {both}"
+
+
 def _tune_rows(a: dict, b: dict) -> list[dict]:
     pa, pb = a.get("recommended_pooled") or {}, b.get("recommended_pooled") or {}
     rec = lambda d: (d.get("recommended") or {}).get("name")  # noqa: E731
@@ -206,6 +241,13 @@ def print_compare(a: Doc, b: Doc, console=None) -> list[dict]:
         )
     console.print(t)
     console.print("[dim]green = B better, red = B worse (lower latency, higher throughput are better)[/dim]")
+    for side, doc in (("A", a), ("B", b)):
+        where = _measured(doc)
+        if where and {a.kind, b.kind} <= {"sweep", "peak", "tune"}:
+            console.print(f"{side} measured {where}", markup=False, highlight=False)
+    line = headline(a, b)
+    if line:
+        console.print(line, markup=False, highlight=False)
     for line in answer_lines(a, b):
         console.print(line, markup=False, highlight=False)
     return rows

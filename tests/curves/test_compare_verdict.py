@@ -57,3 +57,24 @@ def test_tune_documents_and_a_tune_against_a_sweep(tmp_path):
     r = cli.invoke(app, ["compare", str(sweep.parent), str(large)], terminal_width=200)
     assert r.exit_code == 0, r.output
     assert "peak under SLO req/s" in r.output and "peak rate under the SLO:" in r.output
+
+
+def test_two_peaks_say_how_much_more_one_stack_sustains(tmp_path, monkeypatch):
+    """The serving-stack question: "B sustains X% more at p99 <= Y ms", with both statuses and confidence."""
+    import functools
+
+    from loadgen.commands import _curves
+    from tests.curves.fakes import fake_run
+
+    for name, cap in (("a", 300), ("b", 420)):
+        monkeypatch.setattr(_curves, "runner", lambda progress=True, c=cap: functools.partial(fake_run, capacity_rps=c))
+        args = ["peak", "--model", "tiny_classifier", "--slo-p99-ms", "50", "--start-rate", "50"]
+        r = cli.invoke(app, [*args, "--duration", "5", "--out", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+    r = cli.invoke(app, ["compare", str(tmp_path / "a"), str(tmp_path / "b")], terminal_width=250)
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())  # the console wraps at its own width
+    line = text[text.index("B sustains") :]
+    assert "% more than A at p99 <= 50 ms" in line
+    assert "A: found," in line and "B: found," in line and "99% confidence per verdict" in line
+    assert "A measured http://127.0.0.1:8000 (oip/binary)" in text
