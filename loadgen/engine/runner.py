@@ -113,7 +113,16 @@ def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: in
     from locust.env import Environment
     from locust.event import Events
 
+    from loadgen.engine.metrics_scrape import WindowScrape
     from loadgen.engine.users import InferenceUser, LoadContext
+
+    # The server's metrics at the measurement window's two ends (Triton/MLServer/inferload adapters): window averages
+    # of queue and compute time, realised batch size, memory. A JSON endpoint of unknown kind is scraped only on request.
+    window = (
+        None
+        if scenario.protocol == "http-json" and not scenario.server_metrics
+        else WindowScrape.for_scenario(scenario)
+    )
 
     logging.getLogger("locust.runners").addFilter(_quiet_spawn_rate)
     metrics = LoadgenMetrics() if metrics_port is not None else None
@@ -129,9 +138,9 @@ def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: in
     gc.freeze()  # setup objects (payload pools, schedules) leave the GC's scans: fewer pauses mid-run
     try:
         if workers == 0:
-            _run_local(env, scenario, info, coll, prog, LoadContext, gevent)
+            _run_local(env, scenario, info, coll, prog, LoadContext, gevent, window)
         else:
-            warnings += _run_distributed(env, scenario, info, coll, prog, workers, gevent)
+            warnings += _run_distributed(env, scenario, info, coll, prog, workers, gevent, window)
     finally:
         gc.unfreeze()
         prog.close()
@@ -142,7 +151,7 @@ def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: in
         extra_notes.append(
             f"{workers} worker processes, each following 1/{workers} of the load; histograms merged exactly"
         )
-    return build_result(
+    res = build_result(
         coll.total,
         scenario,
         started_at=started_at,
@@ -156,6 +165,9 @@ def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: in
         extra_warnings=warnings,
         extra_notes=extra_notes,
     )
+    if window is not None:
+        res["server_metrics"] = window.section(scenario.model)
+    return res
 
 
 def _hard_deadline(scenario: Scenario) -> float:
@@ -163,7 +175,14 @@ def _hard_deadline(scenario: Scenario) -> float:
 
 
 def _run_local(
-    env: Any, scenario: Scenario, info: dict, coll: Collector, prog: _Progress, ctx_cls: Any, gevent: Any
+    env: Any,
+    scenario: Scenario,
+    info: dict,
+    coll: Collector,
+    prog: _Progress,
+    ctx_cls: Any,
+    gevent: Any,
+    window: Any = None,
 ) -> None:
     ctx = ctx_cls(scenario, info, stream=0, streams=1, source="local")
     ctx.attach(env)
@@ -179,19 +198,31 @@ def _run_local(
         periodic = coll.metrics is not None
         while not ctx.finished.is_set() and time.monotonic() < deadline:
             ctx.finished.wait(TICK_S)
+            warm = ctx.t0 is not None and time.perf_counter() - ctx.t0 >= scenario.warmup_s
+            if window is not None and not window.started and warm:
+                window.start()
             if periodic and time.monotonic() - last_take >= 1.0:
                 coll.add(ctx.recorder.take(), "local")
                 last_take = time.monotonic()
             if ctx.t0 is not None:
                 prog.update(time.perf_counter() - ctx.t0, ctx.recorder.totals, ctx.recorder.in_flight)
         coll.add(ctx.recorder.take(), "local")
+        if window is not None:
+            window.end()
     finally:
         ctx.detach(env)
         runner.quit()
 
 
 def _run_distributed(
-    env: Any, scenario: Scenario, info: dict, coll: Collector, prog: _Progress, workers: int, gevent: Any
+    env: Any,
+    scenario: Scenario,
+    info: dict,
+    coll: Collector,
+    prog: _Progress,
+    workers: int,
+    gevent: Any,
+    window: Any = None,
 ) -> list[str]:
     warnings: list[str] = []
     port = free_port()
@@ -248,12 +279,16 @@ def _run_distributed(
         deadline = _hard_deadline(scenario)
         while len(coll.finals) < workers and time.monotonic() < deadline:
             gevent.sleep(TICK_S)
+            if window is not None and not window.started and time.perf_counter() - t_run >= scenario.warmup_s:
+                window.start()
             prog.update(time.perf_counter() - t_run, coll.live, sum(coll.in_flight.values()))
             if any(p.poll() is not None for p in procs):
                 warnings.append("a worker process exited before finishing; logs: " + _tail_logs(logdir))
                 break
         if len(coll.finals) < workers:
             warnings.append(f"only {len(coll.finals)} of {workers} workers delivered their final report")
+        if window is not None:
+            window.end()
         del cpu_pids
     finally:
         try:

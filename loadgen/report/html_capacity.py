@@ -116,5 +116,8 @@ def overload_section(doc: Doc, raw_limit: dict | None) -> str:
             raw_cols={13},
         )
     )
-    out.append(reasons_block(None, [], None, [d.get("method") or ""]))
+    srv = d.get("server_metrics") or {}
+    seen = [f"server metrics: {srv['family']} ({srv.get('url')})"] if srv.get("family") else []
+    unseen = [f"not seen in the server's metrics: {n}" for n in srv.get("notes") or []]
+    out.append(reasons_block(None, [], None, [d.get("method") or "", *seen, *unseen]))
     return "".join(out)

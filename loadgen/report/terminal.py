@@ -70,6 +70,10 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
         for k, v in dec.items():
             dt.add_row(k, _ms(v.get("p50")), _ms(v.get("mean")))
         console.print(dt)
+    from loadgen.results.server_metrics import summary_lines
+
+    for line in summary_lines(result.get("server_metrics")):
+        console.print(line, markup=False, highlight=False)
     if result.get("batch_size"):
         console.print("executed batch sizes: " + ", ".join(f"{k}: {v}" for k, v in result["batch_size"].items()))
     if result.get("errors"):

@@ -288,23 +288,37 @@ def print_peak(console: Any, doc: dict, out: Path) -> None:
 
 
 def overload_table(doc: dict) -> Any:
-    """The overload steps as a Rich table (shared by the terminal and the command)."""
+    """The overload steps as a Rich table, followed by what the server's metrics did not show (shared by the terminal
+    and the command)."""
     from rich import box
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     f = lambda v, d=1: "–" if v is None else (f"{v:.{d}f}" if isinstance(v, float) else str(v))  # noqa: E731
+    srv = doc.get("server_metrics") or {}
+    fam = srv.get("family")
     t = Table(
         title=f"Overload: {doc['scenario'].get('model')}, capacity {doc['capacity_rps']:.1f} req/s "
-        "(req/s; ref ms: the server's p99 time to refuse)",
+        "(req/s; ref ms: the server's p99 time to refuse)"
+        + (f"; server metrics: {fam}" if fam and fam != "inferload" else ""),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         padding=(0, 1),
         collapse_padding=True,
     )
-    for c in ("step", "offer", "good", "%cap", "inSLO", "refus", "504", "ref ms", "queue", "admit", "+RSS"):
+    cols = ("step", "offer", "good", "%cap", "inSLO", "refus", "504", "ref ms", "queue", "admit", "+RSS")
+    for c in (*cols, "q ms", "c ms", "batch"):
         t.add_column(c, justify="right", no_wrap=True, min_width=len(c))
     for r in doc["steps"]:
+        sm = r.get("server_metrics") or {}
+        gone = set(sm.get("unavailable") or [])
+        fig = sm.get("figures") or {}
+
+        def g(key: str, v: Any, d: int = 1, *, gone: set = gone) -> str:
+            return "n/e" if key in gone else f(v, d)
+
         t.add_row(
             f"{r['multiple']:g}x",
             f(r.get("offered_rps")),
@@ -314,15 +328,28 @@ def overload_table(doc: dict) -> Any:
             f(r.get("refused_rps")),
             f(r.get("timeout_rps")),
             f((r.get("refusal_server_ms") or {}).get("p99"), 2),
-            f"{f(r.get('queue_depth_max'), 0)}/{f(r.get('queue_cap'))}",
-            f"{f(r.get('inflight_max'), 0)}/{f(r.get('admission_limit'), 0)}",
-            f(r.get("rss_growth_mb")),
+            f"{g('queue_depth', r.get('queue_depth_max'), 0)}/{f(r.get('queue_cap'))}",
+            "n/e"
+            if {"inflight", "admission_limit"} <= gone
+            else f"{g('inflight', r.get('inflight_max'), 0)}/{g('admission_limit', r.get('admission_limit'), 0)}",
+            g("rss_mb", r.get("rss_growth_mb")),
+            g("queue_ms_mean", fig.get("queue_ms_mean"), 2),
+            g("compute_ms_mean", fig.get("compute_ms_mean"), 2),
+            g("batch_size_mean", fig.get("batch_size_mean"), 2),
         )
     t.caption = (
         "good: successes/s; inSLO: within the SLO; refus: 429+503/s; queue: max depth/max_queue_size; "
-        "admit: max admitted/limit; +RSS: server memory growth, MB (from its /metrics)"
+        "admit: max admitted/limit; +RSS: server memory growth, MB; q ms / c ms / batch: the server's mean queue and "
+        "compute time per request and batch size over the step (window averages from its metrics); "
+        "n/e: not exported by the server"
     )
-    return t
+    notes = list(srv.get("notes") or [])
+    if not notes:
+        return t
+    lines = Text("Not seen in the server's metrics" + (f" ({srv.get('url')})" if srv.get("url") else "") + ":\n")
+    for n in notes:
+        lines.append(f"  {n}\n")
+    return Group(t, lines)
 
 
 def print_sweep(console: Any, doc: dict, out: Any) -> None:

@@ -103,6 +103,9 @@ class RunResult(_Doc):
     scenario: Json
     server: Json
     machine: Json
+    server_metrics: Json | None = None
+    """The server's own metrics over the measurement window, any server family (loadgen.results.server_metrics:
+    `server_metrics_section`): window averages, and what the server did not export."""
 
 
 class PointRow(_Strict):
@@ -330,6 +333,8 @@ class OverloadStep(_Strict):
     rss_start_mb: Num = None
     rss_max_mb: Num = None
     rss_growth_mb: Num = None
+    server_metrics: Json | None = None
+    """The server's family, window figures over the step and what it did not export (loadgen.search.overload)."""
     valid: bool
     invalid_reasons: list[Reason]
     file: str
@@ -346,6 +351,8 @@ class OverloadDoc(_Doc):
     slo_ms: Num = None
     method: str
     steps: list[OverloadStep]
+    server_metrics: Json | None = None
+    """Where the server's metrics were read (url, family) and what it did not export (`unavailable`, `notes`)."""
 
 
 class TuneDoc(_Doc):
