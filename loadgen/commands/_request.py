@@ -145,7 +145,8 @@ OPTIONS: list[tuple[str, Any, Any]] = [
         typer.Option(
             None,
             "--shape",
-            help="NAME:d1,d2,... concrete shape of an input with dynamic dimensions (repeatable).",
+            help="NAME:d1,d2,... concrete shape of an input with dynamic dimensions, without the batch dimension "
+            "when the model batches (as perf_analyzer's --shape; repeatable).",
             rich_help_panel=_I,
         ),
     ),

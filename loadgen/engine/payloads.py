@@ -1,54 +1,70 @@
 """Request bodies for POST /v2/models/{m}/infer: OIP binary extension, OIP JSON, encoded images.
 
 Shapes come from the model's metadata (GET /v2/models/{m}) and, when offered, the Triton model config
-(GET /v2/models/{m}/config: max_batch_size tells whether the first dimension is the batch). No locust
-import here; the module is usable (and tested) in a plain process.
+(GET /v2/models/{m}/config: max_batch_size tells whether the first dimension is the batch), with `--shape NAME:dims`
+for variable dimensions (the dims after the batch dimension when the model batches, as perf_analyzer's --shape).
+No locust import here; the module is usable (and tested) in a plain process.
 
-Nothing can be cached server-side: a pool of POOL_SIZE distinct tensors (seeded random data) or
-synthetic images is rotated, and every request additionally carries a unique `id` and a per-request
-counter written into its first tensor element (binary/json) or a JPEG comment segment (images).
-Synthetic images are natural-looking (smooth gradients + noise + shapes, seeded) at a few sizes.
+Values: the entries of `--input-data` (loadgen.engine.inputs: perf_analyzer's JSON, .npy, .npz; sent exactly as
+given, item i of request n being entry (n*batch + i) mod E, or a seeded shuffle), or else a pool of POOL_SIZE
+distinct tensors of seeded random data (BYTES inputs: random strings of STRING_LENGTH characters, perf_analyzer's
+default --string-length), or synthetic images. `--input-data zero` sends zeros, `random` the default (perf_analyzer's
+keywords). Every request carries a unique `id` (its counter n); random data also carries n in its first tensor
+element (binary/json) or a JPEG comment segment (images), so nothing can be cached server-side. Synthetic images
+are natural-looking (smooth gradients + noise + shapes, seeded) at a few sizes.
+
+`--output NAME` asks for only those outputs (binary payloads ask each for binary data). Answers: see
+loadgen.engine.answers; with validation_data every answer is judged and compared with the entries it carried
+(found again from the echoed id).
 """
 
 from __future__ import annotations
 
-import io
+import re
 import struct
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 import orjson
 
+from loadgen.engine.answers import decode_outputs, loads_oip, parse_answer, structure_problem, validation_problem
+from loadgen.engine.images import IMAGE_SIZES, _jpeg_with_comment, load_images, synthetic_images
+from loadgen.engine.inputs import conform, entry_sequence, read_input_file
 from loadgen.engine.scenario import Scenario
+from loadgen.engine.signature import InputSpec, check_shape_names, input_specs, signature
 from loadgen.engine.target import Target, redact_url, target_of
+from loadgen.engine.tensors import (
+    DTYPES,
+    PayloadError,
+    after_first,
+    first_value,
+    join,
+    json_text,
+    random_tensor,
+    raw_view,
+)
 
 POOL_SIZE = 64
-IMAGE_SIZES = [(224, 224), (256, 256), (320, 240), (400, 300)]
 SAMPLE_CHECK_EVERY = 64
 """Every response gets the cheap check (status 200, non-empty body); 1 in 64 (and the first 3) are parsed
 in full (header JSON, expected output names, batch dimension, binary sizes)."""
 
-_DTYPES: dict[str, str] = {
-    "BOOL": "?",
-    "UINT8": "<u1",
-    "UINT16": "<u2",
-    "UINT32": "<u4",
-    "UINT64": "<u8",
-    "INT8": "<i1",
-    "INT16": "<i2",
-    "INT32": "<i4",
-    "INT64": "<i8",
-    "FP16": "<f2",
-    "FP32": "<f4",
-    "FP64": "<f8",
-}
-
-
-class PayloadError(ValueError):
-    pass
+_DTYPES = DTYPES  # the OIP datatype table (loadgen.engine.tensors); the name template.py imports
+_loads_oip = loads_oip  # loadgen.engine.answers; the name tests and older callers use
+__all__ = [
+    "IMAGE_SIZES",
+    "POOL_SIZE",
+    "SAMPLE_CHECK_EVERY",
+    "InputSpec",
+    "PayloadError",
+    "PayloadPool",
+    "coalesce",
+    "fetch_model_info",
+    "input_specs",
+    "load_images",
+    "synthetic_images",
+]
 
 
 def fetch_model_info(target: Target | str, model: str, timeout_s: float = 10.0) -> dict[str, Any]:
@@ -83,91 +99,6 @@ def fetch_model_info(target: Target | str, model: str, timeout_s: float = 10.0) 
     return {"server": server, "metadata": metadata, "config": config}
 
 
-@dataclass
-class InputSpec:
-    name: str
-    datatype: str
-    shape: list[int]  # concrete, batch included when the model batches
-
-
-def input_specs(info: dict[str, Any], batch: int) -> list[InputSpec]:
-    meta = info["metadata"]
-    cfg = info.get("config") or {}
-    max_bs = int(cfg.get("max_batch_size", 0) or 0)
-    cfg_dims = {i.get("name"): i.get("dims") for i in cfg.get("input", []) if isinstance(i, dict)}
-    specs = []
-    for inp in meta.get("inputs", []):
-        shape = [int(d) for d in inp["shape"]]
-        batched = max_bs > 0 or (len(shape) > 0 and shape[0] == -1)
-        if batched:
-            rest = shape[1:] if len(shape) > 0 else []
-            dims = cfg_dims.get(inp["name"])
-            if dims and len(dims) == len(rest):
-                rest = [r if r != -1 else int(d) for r, d in zip(rest, dims)]
-            if any(d < 0 for d in rest):
-                raise PayloadError(
-                    f"input {inp['name']!r} has variable dimensions {shape}; this model needs a concrete shape"
-                )
-            full = [batch] + rest
-        else:
-            if batch != 1:
-                raise PayloadError(f"model {meta.get('name')} does not batch (input shape {shape}); use --batch 1")
-            full = shape
-            if any(d < 0 for d in full):
-                raise PayloadError(f"input {inp['name']!r} has variable dimensions {shape}")
-        specs.append(InputSpec(inp["name"], inp["datatype"], full))
-    if not specs:
-        raise PayloadError(f"model {meta.get('name')} lists no inputs in its metadata")
-    if max_bs and batch > max_bs:
-        raise PayloadError(f"--batch {batch} exceeds the model's max_batch_size {max_bs}")
-    return specs
-
-
-def synthetic_images(n: int, seed: int, sizes: list[tuple[int, int]] = IMAGE_SIZES, quality: int = 88) -> list[bytes]:
-    """n seeded JPEGs that look like photos to a codec: gradients, low-frequency noise, shapes."""
-    from PIL import Image, ImageDraw, ImageFilter
-
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        w, h = sizes[i % len(sizes)]
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        img = np.zeros((h, w, 3), np.float32)
-        for c in range(3):
-            a, b, c0 = rng.uniform(-1, 1, 3)
-            img[..., c] = 128 + 90 * (a * xx / w + b * yy / h) * 0.8 + 40 * c0
-        low = rng.normal(0, 1, (h // 16 + 1, w // 16 + 1, 3)).astype(np.float32)
-        low = np.kron(low, np.ones((16, 16, 1), np.float32))[:h, :w]
-        img += 18 * low + rng.normal(0, 6, (h, w, 3))
-        pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.2))
-        draw = ImageDraw.Draw(pil)
-        for _ in range(int(rng.integers(3, 8))):
-            x0, y0 = int(rng.integers(0, w - 10)), int(rng.integers(0, h - 10))
-            x1, y1 = x0 + int(rng.integers(10, w // 2)), y0 + int(rng.integers(10, h // 2))
-            color = tuple(int(v) for v in rng.integers(0, 256, 3))
-            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)([x0, y0, x1, y1], fill=color)
-        pil = pil.filter(ImageFilter.GaussianBlur(0.6))
-        buf = io.BytesIO()
-        pil.save(buf, format="JPEG", quality=quality)
-        out.append(buf.getvalue())
-    return out
-
-
-def load_images(directory: str) -> list[bytes]:
-    d = Path(directory)
-    files = sorted(p for p in d.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png")) if d.is_dir() else []
-    if not files:
-        raise PayloadError(f"--images {directory}: no .jpg/.jpeg/.png files found")
-    return [p.read_bytes() for p in files]
-
-
-def _jpeg_with_comment(jpeg: bytes, text: bytes) -> bytes:
-    """Insert a COM segment after SOI: different bytes, identical pixels."""
-    if jpeg[:2] != b"\xff\xd8":
-        return jpeg
-    return jpeg[:2] + b"\xff\xfe" + struct.pack(">H", len(text) + 2) + text + jpeg[2:]
-
-
 SMALL_PART_BYTES = 64 * 1024
 """Body parts below this are merged (one write); larger ones are sent as they are, never copied."""
 
@@ -189,14 +120,18 @@ def coalesce(parts: list[bytes | memoryview]) -> list[bytes | memoryview]:
     return out
 
 
+_IMAGE_NAME = re.compile(r"image|img|jpe?g|png|picture|photo", re.I)
+
+
 class PayloadPool:
     """Builds bodies for one scenario: `next_parts()` -> (body parts, headers), `next()` -> (body bytes, headers);
-    `check(...)` validates answers.
+    `judge(...)` / `check(...)` validate answers.
 
     A body is built at send time, so its cost counts as schedule lag: the big pieces (tensor bytes, a tensor's
-    JSON text) are encoded once, at start, and every body is a few small fresh bytes (the id, the first element)
-    around shared views of them: no copy of a 2 MB JSON tensor per request (that copy made every JSON send ~4 ms
-    late). The transport writes the parts in order (users.PartsBody)."""
+    JSON text) are encoded once, at start, and every body is a few small fresh bytes (the id, the first element of
+    random data) around shared views of them: no copy of a 2 MB JSON tensor per request (that copy made every JSON
+    send ~4 ms late). A request of several --input-data entries joins views of each entry's encoding. The transport
+    writes the parts in order (users.PartsBody)."""
 
     def __init__(self, scenario: Scenario, info: dict[str, Any], seed: int, pool_size: int = POOL_SIZE) -> None:
         self.kind = scenario.payload
@@ -204,54 +139,128 @@ class PayloadPool:
         self.path = Target(url=scenario.target, model_version=scenario.model_version).model_path(
             scenario.model, "/infer"
         )
-        self.specs = input_specs(info, scenario.batch)
-        meta = info["metadata"]
-        self.expected_outputs = [o["name"] for o in meta.get("outputs", [])]
-        self.batched = bool((info.get("config") or {}).get("max_batch_size")) or any(
-            (o.get("shape") or [0])[0] == -1 for o in meta.get("outputs", [])
-        )
+        self.sig = sig = signature(info)
+        shapes = dict(getattr(scenario, "shapes", None) or {})
+        self.outputs = list(getattr(scenario, "outputs", None) or [])
+        unknown = [o for o in self.outputs if o not in {t.name for t in sig.outputs}]
+        if unknown:
+            raise PayloadError(
+                f"--output {unknown[0]}: model {sig.name} has no such output (outputs: {[t.name for t in sig.outputs]})"
+            )
+        self.expected_outputs = self.outputs or [t.name for t in sig.outputs]
+        self.batched = sig.batched
         self.n = 0
         self.check_every = False
         self.allow_empty = False
-        rng = np.random.default_rng(seed)
-        has_bytes = any(s.datatype == "BYTES" for s in self.specs)
+        self.expected: list[dict[str, np.ndarray]] | None = None
+        self._per_request = 1
+        self._prefix: list[int] = []
+        """Random data: units are whole request tensors. --input-data: units are items, [batch] goes in front."""
+        self._patch: int | None = None
+        source = getattr(scenario, "input_data", None)
         if self.kind == "image":
-            if not has_bytes or len(self.specs) != 1:
+            if source not in (None, "random"):
+                raise PayloadError(
+                    "--input-data gives the tensors themselves: use --payload binary or json "
+                    "(encoded images go in the BYTES input's entries)"
+                )
+            self.specs = input_specs(info, scenario.batch, shapes)
+            if len(self.specs) != 1 or self.specs[0].datatype != "BYTES":
                 raise PayloadError(
                     f"--payload image needs a model with one BYTES input (e.g. mobilenet_v2_jpeg); "
                     f"{scenario.model} has {[(s.name, s.datatype) for s in self.specs]}"
                 )
-            imgs = load_images(scenario.images_dir) if scenario.images_dir else synthetic_images(pool_size, seed)
-            self.images = imgs
+            self.images = load_images(scenario.images_dir) if scenario.images_dir else synthetic_images(pool_size, seed)
+            return
+        if source in (None, "random", "zero"):
+            self._random_units(scenario, info, shapes, seed, pool_size, zero=source == "zero")
         else:
-            if has_bytes:
-                raise PayloadError(f"model {scenario.model} takes BYTES (encoded images): use --payload image")
-            self.tensors = [[self._random(s, rng) for s in self.specs] for _ in range(pool_size)]
-            self._raw = [[memoryview(np.ascontiguousarray(t)).cast("B") for t in ts] for ts in self.tensors]
-            if self.kind == "json":
-                self._json_data = [[orjson.dumps(t.ravel().tolist()) for t in ts] for ts in self.tensors]
-                # The first input's text after its first element (",x,y,...]"), shared by every body of that entry.
-                self._json_tail = [_after_first(ds[0]) for ds in self._json_data]
+            self._data_units(scenario, read_input_file(source), shapes, seed)
+        self._encode()
 
-    @staticmethod
-    def _random(spec: InputSpec, rng: np.random.Generator) -> np.ndarray:
-        dt = _DTYPES.get(spec.datatype)
-        if dt is None:
-            raise PayloadError(f"input {spec.name!r}: unsupported datatype {spec.datatype}")
-        dtype = np.dtype(dt)
-        if dtype.kind == "f":
-            return rng.random(spec.shape, dtype=np.float64).astype(dtype)
-        if dtype.kind == "b":
-            return rng.random(spec.shape) < 0.5
-        return rng.integers(0, 100, spec.shape).astype(dtype)
+    # ---- values ---------------------------------------------------------------------------------------------------
+    def _random_units(
+        self, scenario: Scenario, info: dict[str, Any], shapes: dict[str, list[int]], seed: int, pool: int, zero: bool
+    ) -> None:
+        self.specs = input_specs(info, scenario.batch, shapes)
+        bytes_in = [s for s in self.specs if s.datatype == "BYTES"]
+        if len(self.specs) == 1 and bytes_in and _IMAGE_NAME.search(bytes_in[0].name):
+            raise PayloadError(
+                f"model {scenario.model} takes encoded images (BYTES input {bytes_in[0].name!r}): use --payload image, "
+                f"or give your own values with --input-data"
+            )
+        rng = np.random.default_rng(seed)
+        self._seq = np.arange(1 if zero else pool)
+        self.names = [s.name for s in self.specs]
+        self.datatypes = [s.datatype for s in self.specs]
+        self.units = [
+            [random_tensor(s.name, s.datatype, s.shape, rng, zero) for s in self.specs]
+            for _ in range(1 if zero else pool)
+        ]
+        if not zero:
+            t0 = self.units[0]
+            numeric = [i for i, t in enumerate(t0) if t.size and t.dtype.kind not in "bO"]
+            strings = [i for i, t in enumerate(t0) if t.size and t.dtype.kind == "O"]
+            self._patch = (numeric or strings or [None])[0]
 
-    def _first_value(self, dtype: np.dtype, n: int) -> Any:
-        if dtype.kind == "f":
-            return (n % 1_000_003) / 1_000_003.0
-        if dtype.kind == "b":
-            return bool(n & 1)
-        return n % 100
+    def _data_units(self, scenario: Scenario, data: Any, shapes: dict[str, list[int]], seed: int) -> None:
+        sig, batch = self.sig, scenario.batch
+        check_shape_names(sig, shapes)
+        if not sig.batched and batch != 1:
+            raise PayloadError(f"model {sig.name} does not batch (max_batch_size 0); use --batch 1")
+        if sig.max_batch_size and batch > sig.max_batch_size:
+            raise PayloadError(f"--batch {batch} exceeds the model's max_batch_size {sig.max_batch_size}")
+        c = conform(data, sig, shapes)
+        self.names = c.names
+        self.datatypes = [next(t.datatype for t in sig.inputs if t.name == n) for n in c.names]
+        self.units = c.entries
+        self._per_request = batch if sig.batched else 1
+        self._prefix = [batch] if sig.batched else []
+        if batch > 1:
+            for k, e in enumerate(self.units):
+                for name, a, b in zip(self.names, e, self.units[0]):
+                    if a.shape != b.shape:
+                        raise PayloadError(
+                            f"--input-data {data.path}: entry {k}, input {name!r} has shape {list(a.shape)}, entry 0 "
+                            f"{list(b.shape)}: a request of --batch {batch} joins several entries, which needs equal "
+                            f"shapes (use --batch 1)"
+                        )
+        self._seq = entry_sequence(len(self.units), scenario.input_order, seed)
+        self.specs = [
+            InputSpec(n, d, self._prefix + list(a.shape)) for n, d, a in zip(self.names, self.datatypes, c.entries[0])
+        ]
+        if c.expected is not None and any(c.expected):
+            named = sorted({n for e in c.expected for n in e})
+            skipped = [n for n in named if self.outputs and n not in self.outputs]
+            if skipped:
+                raise PayloadError(
+                    f"--input-data {data.path}: validation_data gives output {skipped[0]!r}, which --output does not "
+                    f"request ({self.outputs}); request it too"
+                )
+            self.expected = c.expected
+            self.check_every = True
 
+    def _encode(self) -> None:
+        """Each unit's tensors, encoded once: raw bytes (binary) and JSON text (json)."""
+        self._raw: list[list[bytes | memoryview]] = []
+        self._json: list[list[bytes]] = []
+        for unit in self.units:
+            if self.kind == "binary":
+                self._raw.append([raw_view(t) for t in unit])
+            else:
+                self._json.append([json_text(n, t) for n, t in zip(self.names, unit)])
+        self._inner = [[memoryview(text)[1:-1] for text in texts] for texts in self._json]  # a batch joins these
+        if self.outputs:
+            binary = {"parameters": {"binary_data": True}} if self.kind == "binary" else {}
+            self._outputs_field: list[dict[str, Any]] = [{"name": o, **binary} for o in self.outputs]
+            self._json_outputs = b',"outputs":' + orjson.dumps(self._outputs_field)
+
+    def items(self, n: int) -> list[int]:
+        """The entries (units) request n carries, in batch order."""
+        seq, per = self._seq, self._per_request
+        return [int(seq[(n * per + j) % len(seq)]) for j in range(per)]
+
+    # ---- bodies ---------------------------------------------------------------------------------------------------
     def next(self) -> tuple[bytes, dict[str, str]]:
         parts, headers = self.next_parts()
         return b"".join(parts), headers
@@ -261,132 +270,134 @@ class PayloadPool:
         self.n += 1
         rid = str(n)
         if self.kind == "image":
-            spec = self.specs[0]
-            k = len(self.images)
-            elems: list[bytes | memoryview] = []
-            for j in range(self.batch):
-                img = self.images[(n * self.batch + j) % k]
-                if j == 0:
-                    img = _jpeg_with_comment(img, b"inferload %d" % n)
-                elems.append(struct.pack("<I", len(img)))
-                elems.append(img)
-            size = sum(len(e) for e in elems)
-            header = orjson.dumps(
-                {
-                    "id": rid,
-                    "inputs": [
-                        {
-                            "name": spec.name,
-                            "shape": spec.shape,
-                            "datatype": "BYTES",
-                            "parameters": {"binary_data_size": size},
-                        }
-                    ],
-                    "parameters": {"binary_data_output": True},
-                }
-            )
-            return coalesce([header, *elems]), {
-                "Inference-Header-Content-Length": str(len(header)),
-                "Content-Type": "application/octet-stream",
-            }
-        k = n % len(self.tensors)
-        tensors = self.tensors[k]
+            return self._image_parts(n, rid)
+        items = self.items(n)
+        prefix = self._prefix
         if self.kind == "binary":
             blobs: list[bytes | memoryview] = []
             inputs = []
-            for i, (spec, t, raw) in enumerate(zip(self.specs, tensors, self._raw[k])):
-                if i == 0 and t.size and t.dtype.kind != "b":
-                    first = np.array([self._first_value(t.dtype, n // len(self.tensors))], t.dtype).tobytes()
-                    blobs += [first, raw[len(first) :]]
-                else:
-                    blobs.append(raw)
+            for i, (name, dt) in enumerate(zip(self.names, self.datatypes)):
+                pieces = [self._raw[k][i] for k in items] if self._patch != i else self._patched_raw(n, items[0], i)
+                blobs += pieces
                 inputs.append(
                     {
-                        "name": spec.name,
-                        "shape": spec.shape,
-                        "datatype": spec.datatype,
-                        "parameters": {"binary_data_size": t.nbytes},
+                        "name": name,
+                        "shape": self._shape(items[0], i, prefix),
+                        "datatype": dt,
+                        "parameters": {"binary_data_size": sum(len(p) for p in pieces)},
                     }
                 )
-            header = orjson.dumps({"id": rid, "inputs": inputs, "parameters": {"binary_data_output": True}})
+            head: dict[str, Any] = {"id": rid, "inputs": inputs, "parameters": {"binary_data_output": True}}
+            if self.outputs:
+                head["outputs"] = self._outputs_field
+            header = orjson.dumps(head)
             return coalesce([header, *blobs]), {
                 "Inference-Header-Content-Length": str(len(header)),
                 "Content-Type": "application/octet-stream",
             }
-        # json
-        datas = self._json_data[k]
         parts: list[bytes | memoryview] = [b'{"id":"', rid.encode(), b'","inputs":[']
-        for i, (spec, t, data) in enumerate(zip(self.specs, tensors, datas)):
+        for i, (name, dt) in enumerate(zip(self.names, self.datatypes)):
             if i:
                 parts.append(b",")
-            parts.append(orjson.dumps({"name": spec.name, "shape": spec.shape, "datatype": spec.datatype})[:-1])
-            parts.append(b',"data":')
-            if i == 0 and t.size and t.dtype.kind != "b":
-                first = orjson.dumps(self._first_value(t.dtype, n // len(self.tensors)))
-                parts += [b"[", first, self._json_tail[k]]
+            meta = {"name": name, "shape": self._shape(items[0], i, prefix), "datatype": dt}
+            parts += [orjson.dumps(meta)[:-1], b',"data":']
+            if self._patch == i:
+                parts += self._patched_json(n, items[0], i)
+            elif len(items) == 1:
+                parts.append(self._json[items[0]][i])
             else:
-                parts.append(data)
+                inner = [self._inner[k][i] for k in items]
+                parts.append(b"[")
+                parts += join([p for p in inner if len(p)], b",")
+                parts.append(b"]")
             parts.append(b"}")
-        parts.append(b"]}")
+        parts.append(b"]")
+        if self.outputs:
+            parts.append(self._json_outputs)
+        parts.append(b"}")
         return coalesce(parts), {"Content-Type": "application/json"}
 
+    def _shape(self, k: int, i: int, prefix: list[int]) -> list[int]:
+        return prefix + list(self.units[k][i].shape)
+
+    def _patched_raw(self, n: int, k: int, i: int) -> list[bytes | memoryview]:
+        """Random data: unit k's input i with request n's counter as its first element (or first 16 characters)."""
+        t, raw = self.units[k][i], self._raw[k][i]
+        if t.dtype.kind == "O":
+            return [raw[:4], b"%016x" % n, raw[20:]]
+        first = np.array([first_value(t.dtype, n // len(self.units))], t.dtype).tobytes()
+        return [first, raw[len(first) :]]
+
+    def _patched_json(self, n: int, k: int, i: int) -> list[bytes | memoryview]:
+        t, text = self.units[k][i], self._json[k][i]
+        if t.dtype.kind == "O":
+            return [b'["', b"%016x" % n, memoryview(text)[18:]]
+        return [b"[", orjson.dumps(first_value(t.dtype, n // len(self.units))), after_first(text)]
+
+    def _image_parts(self, n: int, rid: str) -> tuple[list[bytes | memoryview], dict[str, str]]:
+        spec = self.specs[0]
+        k = len(self.images)
+        elems: list[bytes | memoryview] = []
+        for j in range(self.batch):
+            img = self.images[(n * self.batch + j) % k]
+            if j == 0:
+                img = _jpeg_with_comment(img, b"inferload %d" % n)
+            elems.append(struct.pack("<I", len(img)))
+            elems.append(img)
+        size = sum(len(e) for e in elems)
+        head: dict[str, Any] = {
+            "id": rid,
+            "inputs": [
+                {"name": spec.name, "shape": spec.shape, "datatype": "BYTES", "parameters": {"binary_data_size": size}}
+            ],
+            "parameters": {"binary_data_output": True},
+        }
+        if self.outputs:
+            head["outputs"] = [{"name": o, "parameters": {"binary_data": True}} for o in self.outputs]
+        header = orjson.dumps(head)
+        return coalesce([header, *elems]), {
+            "Inference-Header-Content-Length": str(len(header)),
+            "Content-Type": "application/octet-stream",
+        }
+
+    # ---- answers --------------------------------------------------------------------------------------------------
     def success(self, status: int) -> bool:
         return status == 200
 
     def judge(self, body: bytes, header: Any) -> tuple[str, str] | None:
-        """RequestCodec.judge: the OIP answer's structure (`check`)."""
-        problem = self.check(body, header("inference-header-content-length"))
-        return ("InvalidResponse", problem) if problem else None
+        """RequestCodec.judge: the OIP answer's structure ("InvalidResponse"), then, with validation_data, its
+        values against the entries the request carried, found from the echoed id ("invalid_output")."""
+        parsed = parse_answer(body, header("inference-header-content-length"))
+        if isinstance(parsed, str):
+            return ("InvalidResponse", parsed)
+        head, hl, binary_len = parsed
+        problem = structure_problem(head, binary_len, self.expected_outputs, self.batch if self.batched else None)
+        if problem:
+            return ("InvalidResponse", problem)
+        if self.expected is None:
+            return None
+        rid = head.get("id")
+        try:
+            n = int(rid) if isinstance(rid, str) else -1
+        except ValueError:
+            n = -1
+        if not 0 <= n < self.n:
+            return (
+                "InvalidResponse",
+                f"response id {rid!r} is not one this run sent: checking validation_data needs the server to echo "
+                f"the request id (OIP)",
+            )
+        try:
+            outputs = decode_outputs(head, body, hl)
+        except ValueError as e:
+            return ("InvalidResponse", str(e))
+        mismatch = validation_problem(outputs, self.expected, self.items(n), self.batched)
+        return ("invalid_output", mismatch) if mismatch else None
 
     def check(self, body: bytes, header_length: str | None) -> str | None:
-        """Full parse of one answer; returns an error description or None."""
-        try:
-            if header_length is not None:
-                hl = int(header_length)
-                if not 0 < hl <= len(body):
-                    return f"Inference-Header-Content-Length {hl} outside the body ({len(body)} bytes)"
-                head = _loads_oip(body[:hl])
-                binary_len = len(body) - hl
-            else:
-                head = _loads_oip(body)
-                binary_len = 0
-        except (ValueError, orjson.JSONDecodeError) as e:
-            return f"response is not OIP JSON: {e}"
-        outs = head.get("outputs")
-        if not isinstance(outs, list) or not outs:
-            return "response has no outputs"
-        names = {o.get("name") for o in outs}
-        missing = [n for n in self.expected_outputs if n not in names]
-        if missing:
-            return f"response lacks outputs {missing}"
-        total_bin = 0
-        for o in outs:
-            shape = o.get("shape") or []
-            if self.batched and (not shape or shape[0] != self.batch):
-                return f"output {o.get('name')} has shape {shape}, expected batch {self.batch} first"
-            total_bin += int((o.get("parameters") or {}).get("binary_data_size", 0) or 0)
-            if "data" not in o and not (o.get("parameters") or {}).get("binary_data_size"):
-                return f"output {o.get('name')} carries no data"
-        if total_bin != binary_len:
-            return f"binary outputs declare {total_bin} bytes, body carries {binary_len}"
-        return None
-
-
-def _after_first(data: bytes) -> memoryview:
-    """A flat JSON array's text after its first element: ',x,y,...]' (or ']' for one element), as a shared view."""
-    comma = data.find(b",")
-    view = memoryview(data)
-    return view[comma:] if comma > 0 else view[len(data) - 1 :]
-
-
-def _loads_oip(raw: bytes) -> Any:
-    """OIP JSON as Triton writes it: strict JSON, or (only when orjson refuses it) the NaN / Infinity / -Infinity
-    literals Triton-compatible servers write for non-finite float outputs (the stdlib parser accepts those)."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        if b"NaN" not in raw and b"Infinity" not in raw:
-            raise
-        import json
-
-        return json.loads(raw)
+        """Full parse of one answer's structure; returns an error description or None."""
+        parsed = parse_answer(body, header_length)
+        if isinstance(parsed, str):
+            return parsed
+        head, _hl, binary_len = parsed
+        return structure_problem(head, binary_len, self.expected_outputs, self.batch if self.batched else None)

@@ -95,11 +95,14 @@ class Scenario(BaseModel):
     optionally `POINTER=VALUE` (the value compared as JSON)."""
     input_data: str | None = None
     """Your own inputs: perf_analyzer's --input-data JSON file, .npy (the model's only input) or .npz (key = input
-    name). Entries are used in order (or shuffled by the seed with input_order = "random")."""
+    name), or perf_analyzer's keywords `zero` / `random`. Entries are used in order (or shuffled by the seed with
+    input_order = "random"); each "data" entry is one batch item, request n carries entries n*batch .. n*batch+batch-1.
+    A `validation_data` list makes every answer checked (a mismatch fails with code `invalid_output`)."""
     input_order: Literal["sequential", "random"] = "sequential"
     shapes: dict[str, list[int]] = Field(default_factory=dict)
-    """Concrete shapes for inputs with dynamic dimensions: {"input": [1, 3, 224, 224]} (CLI: --shape input:1,3,224,224).
-    Batch dimension included when the model batches."""
+    """Concrete shapes for inputs with dynamic dimensions, perf_analyzer's `--shape` convention: OIP, the dims after
+    the batch dimension when the model batches (max_batch_size > 0), the full shape otherwise: {"input": [3, 224, 224]}
+    (CLI: --shape input:3,224,224). protocol http-json: the tensor's full shape as the template renders it."""
     outputs: list[str] = Field(default_factory=list)
     """OIP: ask for only these outputs (default: all)."""
     server_metrics: str | None = None
@@ -141,8 +144,10 @@ class Scenario(BaseModel):
             raise ValueError("workers must be >= 0")
         if self.max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
-        if self.images_dir is not None and self.payload != "image":
-            raise ValueError("images_dir needs payload 'image'")
+        if self.images_dir is not None and self.payload != "image" and self.protocol != "http-json":
+            raise ValueError(
+                "images_dir needs payload 'image' (or protocol 'http-json' with {{image:...}} placeholders)"
+            )
         self._check_target()
         return self
 
@@ -160,7 +165,7 @@ class Scenario(BaseModel):
         if self.protocol == "http-json":
             if not self.path or not self.body_template:
                 raise ValueError("protocol 'http-json' needs path (CLI: --path) and body_template (--body-template)")
-            if self.payload == "image" or self.images_dir:
+            if self.payload == "image":
                 raise ValueError("protocol 'http-json' takes its body from body_template, not payload 'image'")
         elif self.path or self.body_template or self.expect:
             raise ValueError("path / body_template / expect apply to protocol 'http-json'")

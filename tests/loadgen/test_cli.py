@@ -102,6 +102,6 @@ def test_throughput_preset_reads_max_batch_size(standin, tmp_path):
 def test_errors_name_the_problem(standin, tmp_path):
     s = standin()
     p = _cli("--target", s.url, "--model", "m", "--users", "1", "--payload", "image", "--duration", "1")
-    assert p.returncode == 2 and "BYTES" in p.stdout
+    assert p.returncode == 2 and "BYTES" in p.stdout + p.stderr  # errors go to stderr
     p = _cli("--target", s.url, "--model", "m", "--mode", "open", "--duration", "1")
     assert p.returncode == 2 and "rate_rps" in p.stdout
