@@ -112,7 +112,7 @@ def result_section(doc: Doc, raw_limit: dict | None) -> str:
         )
     if r.get("errors"):
         notes.append("errors by status: " + ", ".join(f"{k}: {v}" for k, v in r["errors"].items()))
-    from loadgen.results.server_metrics import summary_lines
+    from loadgen.report.server_metrics_view import summary_lines
 
     notes += [line.strip() for line in summary_lines(r.get("server_metrics"))]
     out.append(reasons_block(r.get("valid"), r.get("invalid_reasons") or [], r.get("warnings"), notes))

@@ -23,9 +23,13 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
         load = f"open loop, {shape_text(sc, result.get('target_rate_rps'))}"
     else:
         load = f"closed loop, {result['users']} users, think {sc.get('think_time_ms', 0):g} ms"
+    if sc.get("protocol") == "http-json":
+        sent = f"protocol http-json, POST {sc.get('path')} ({sc.get('body_template')})"
+    else:
+        sent = f"payload {sc.get('payload', '?')}" + (f", inputs {sc['input_data']}" if sc.get("input_data") else "")
     console.print(
         f"[bold]inferload[/bold] {sc.get('model', '?')} @ {sc.get('target', '?')} — {load}, "
-        f"batch {sc.get('batch', 1)}, payload {sc.get('payload', '?')}, "
+        f"batch {sc.get('batch', 1)}, {sent}, "
         f"{result['duration_s']:g} s measured after {result['warmup_s']:g} s warm-up"
     )
 
@@ -70,7 +74,7 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
         for k, v in dec.items():
             dt.add_row(k, _ms(v.get("p50")), _ms(v.get("mean")))
         console.print(dt)
-    from loadgen.results.server_metrics import summary_lines
+    from loadgen.report.server_metrics_view import summary_lines
 
     for line in summary_lines(result.get("server_metrics")):
         console.print(line, markup=False, highlight=False)

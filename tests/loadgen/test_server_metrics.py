@@ -437,7 +437,7 @@ def test_fetch_sends_headers_and_reports_http_errors():
 
 
 def test_summary_lines_label_window_averages_and_say_what_is_missing():
-    from loadgen.results.server_metrics import summary_lines
+    from loadgen.report.server_metrics_view import summary_lines
 
     sec = {
         "url": "http://h:8002/metrics",
