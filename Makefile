@@ -1,16 +1,23 @@
 # Two commands on a fresh machine:  `make demo`  and  `make test`.
 # Each sets up everything it needs (virtualenv, project with [dev] extras, built-in models) and then runs.
+# The virtualenv is installed from the lock, requirements/dev.txt (exact versions, hashes checked), not from the
+# ranges in pyproject.toml: a new release of ruff, mypy or anything else changes nothing until `make lock` is run
+# and the lock committed. See requirements/README.md.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+LOCK   := requirements/dev.txt
 
-.PHONY: demo test lint setup models bench clean
+.PHONY: demo test lint setup models bench clean lock
 
-$(STAMP): pyproject.toml
+# Rebuilt when the lock changes (and when pyproject.toml does: entry points, package metadata).
+# --require-hashes: every package, with its dependencies, must be in the lock with a matching hash.
+# --no-build-isolation: the project is built with the lock's setuptools instead of whatever setuptools is newest.
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -33,6 +40,29 @@ lint: $(STAMP)
 
 bench: models
 	$(PY) benchmarks/served_vs_raw.py
+
+# --- the lock (requirements/README.md) ---
+# `make lock` re-resolves requirements/*.txt from pyproject.toml's ranges after you edit them, keeping every
+# existing pin that still fits; `make lock LOCK_ARGS=--upgrade` moves everything to the newest allowed versions,
+# `make lock LOCK_ARGS='--upgrade-package ruff'` one package. Run it on the CI platform: CPython 3.11, Linux x86_64
+# (pip-compile resolves environment markers for the interpreter it runs on). pip-tools itself runs from its own
+# venv, installed from requirements/lock-tools.txt (pinned, hashed). Takes 1-4 minutes (PyPI look-ups).
+LOCK_VENV   := .tools/lock-venv
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --no-config --quiet \
+	--generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
+	--unsafe-package inferload $(LOCK_ARGS)
+
+$(LOCK_VENV)/.installed-stamp: requirements/lock-tools.txt
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/lock-tools.txt
+	touch $@
+
+lock: $(LOCK_VENV)/.installed-stamp
+	@$(LOCK_VENV)/bin/python -c 'import platform, sys; ok = sys.version_info[:2] == (3, 11) and sys.platform == "linux" and platform.machine() == "x86_64"; sys.exit(0 if ok else "make lock: run it with CPython 3.11 on Linux x86_64 (the CI platform), e.g. PYTHON=python3.11; this is " + sys.version.split()[0] + " on " + sys.platform + " " + platform.machine())'
+	$(PIP_COMPILE) --extra dev -o requirements/dev.txt pyproject.toml requirements/build.in
+	$(PIP_COMPILE) --extra server -c requirements/dev.txt -o requirements/server.txt pyproject.toml requirements/build.in
+	$(PIP_COMPILE) --extra loadgen -c requirements/dev.txt -o requirements/loadgen.txt pyproject.toml requirements/build.in
+	$(PIP_COMPILE) -o requirements/lock-tools.txt requirements/lock-tools.in
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
