@@ -82,7 +82,8 @@ def peak(
     seed: int | None = C.SEED,
     workers: int | None = C.WORKERS,
     timeout_ms: float | None = C.TIMEOUT_MS,
-    asserts: list[str] | None = A.ASSERT,
+    asserts: list[str] | None = A.assert_option("peak"),
+    allow_invalid: bool = A.ALLOW_INVALID,
     junit: Path | None = A.JUNIT,
     request: dict | None = None,
 ) -> None:
@@ -145,7 +146,7 @@ def peak(
     finish_peak_doc(doc, out, target_rps, headroom)
     TS.print_peak(console, doc, out)
     C.write_html_of(console, out, html)
-    A.check(console, doc, thresholds, junit, source=str(out / "peak.json"))
+    A.check(console, doc, thresholds, junit, source=str(out / "peak.json"), allow_invalid=allow_invalid)
     if doc["peak_rps"] is None:
         raise typer.Exit(1)
 

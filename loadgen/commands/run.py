@@ -91,7 +91,8 @@ def run(
     csv_path: str | None = typer.Option(None, "--csv", help="Write the per-second time series CSV here"),
     metrics_port: int | None = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on 127.0.0.1:PORT"),
     progress: bool | None = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a TTY)"),
-    asserts: list[str] | None = A.ASSERT,
+    asserts: list[str] | None = A.assert_option("run"),
+    allow_invalid: bool = A.ALLOW_INVALID,
     junit: Path | None = A.JUNIT,
     request: dict[str, Any] | None = None,
 ) -> None:
@@ -147,7 +148,7 @@ def run(
     if csv_path:
         write_csv(result, csv_path)
         console.print(f"time series CSV: {csv_path}")
-    A.check(console, result, thresholds, junit, source=out)
+    A.check(console, result, thresholds, junit, source=out, allow_invalid=allow_invalid)
 
 
 def _scenario(flags: dict[str, Any], scenario_file: str | None, preset: Preset | None, console: Any) -> Any:

@@ -42,7 +42,8 @@ def sweep(
     seed: int | None = C.SEED,
     workers: int | None = C.WORKERS,
     timeout_ms: float | None = C.TIMEOUT_MS,
-    asserts: list[str] | None = A.ASSERT,
+    asserts: list[str] | None = A.assert_option("sweep"),
+    allow_invalid: bool = A.ALLOW_INVALID,
     junit: Path | None = A.JUNIT,
     request: dict | None = None,
 ) -> None:
@@ -100,7 +101,7 @@ def sweep(
     add_sizing(doc, out, target_rps, headroom)
     TS.print_sweep(console, doc, out / "sweep.json")
     C.write_html_of(console, out, html)
-    A.check(console, doc, thresholds, junit, source=str(out / "sweep.json"))
+    A.check(console, doc, thresholds, junit, source=str(out / "sweep.json"), allow_invalid=allow_invalid)
 
 
 def register(app: typer.Typer) -> None:

@@ -102,7 +102,8 @@ def tune(
     seed: int | None = C.SEED,
     workers: int | None = C.WORKERS,
     timeout_ms: float | None = C.TIMEOUT_MS,
-    asserts: list[str] | None = A.ASSERT,
+    asserts: list[str] | None = A.assert_option("tune"),
+    allow_invalid: bool = A.ALLOW_INVALID,
     junit: Path | None = A.JUNIT,
 ) -> None:
     """Which server configuration to deploy: measure configurations on a local server, recommend one (config.toml)."""
@@ -148,7 +149,7 @@ def tune(
     doc = _measure(console, req, base, baseline, server_nice)
     _print_tune(console, doc, req.out_dir / "tune.json")
     C.write_html_of(console, req.out_dir, html)
-    A.check(console, doc, thresholds, junit, source=str(req.out_dir / "tune.json"))
+    A.check(console, doc, thresholds, junit, source=str(req.out_dir / "tune.json"), allow_invalid=allow_invalid)
 
 
 def _objective(search: str, objective: str) -> Any:

@@ -101,10 +101,14 @@ def test_bad_assert_exits_2_before_any_load(monkeypatch, expr, message):
     assert calls == []
 
 
-def test_without_thresholds_an_invalid_run_still_exits_0(monkeypatch):
+def test_without_thresholds_an_invalid_run_exits_3_unless_allowed(monkeypatch):
     _runner(monkeypatch, run=lambda sc: fake_run(sc.model_copy(update={"rate_rps": 395.0})))
     r = cli.invoke(app, [*RUN, "--rate", "100"])
+    assert r.exit_code == 3 and "INVALID" in r.output and "--allow-invalid" in r.output, r.output
+    r = cli.invoke(app, [*RUN, "--rate", "100", "--allow-invalid"])
     assert r.exit_code == 0, r.output
+    r = cli.invoke(app, [*RUN, "--rate", "100", "--allow-invalid", "--assert", "errors<100%"])
+    assert r.exit_code == 0, r.output  # --allow-invalid also lifts the INVALID exit under thresholds
 
 
 def test_sweep_and_peak_thresholds(tmp_path, monkeypatch):

@@ -66,7 +66,7 @@ def run_generator(tmp_path: Path, *args: str, timeout_s: float = 90) -> dict[str
     out = tmp_path / f"result-{len(list(tmp_path.glob('result-*.json')))}.json"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     p = subprocess.run(
-        [sys.executable, "-m", "loadgen.cli", "run", *args, "--out", str(out), "--no-progress"],
+        [sys.executable, "-m", "loadgen.cli", "run", *args, "--out", str(out), "--no-progress", "--allow-invalid"],
         cwd=ROOT,
         env=env,
         capture_output=True,

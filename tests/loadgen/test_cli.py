@@ -32,7 +32,7 @@ def test_cli_import_does_not_import_locust_or_gevent():
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "loadgen.cli", "run", *args, "--no-progress"],
+        [sys.executable, "-m", "loadgen.cli", "run", *args, "--no-progress", "--allow-invalid"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -105,3 +105,29 @@ def test_errors_name_the_problem(standin, tmp_path):
     assert p.returncode == 2 and "BYTES" in p.stdout + p.stderr  # errors go to stderr
     p = _cli("--target", s.url, "--model", "m", "--mode", "open", "--duration", "1")
     assert p.returncode == 2 and "rate_rps" in p.stdout
+
+
+def test_an_invalid_run_exits_3_unless_allowed(standin, tmp_path):
+    """INVALID is not a result: by default the command says so and exits 3 (a 1 s window is below the minimum)."""
+    s = standin()
+    args = ["-m", "loadgen.cli", "run", "--target", s.url, "--model", "m", "--rate", "20", "--duration", "1"]
+    args += ["--warmup", "0.2", "--no-progress", "--out", str(tmp_path / "r.json")]
+    p = subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert "INVALID" in p.stdout and "--allow-invalid" in p.stdout and (tmp_path / "r.json").exists()
+    p = subprocess.run(
+        [sys.executable, *args, "--allow-invalid"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )
+    assert p.returncode == 0, p.stdout + p.stderr

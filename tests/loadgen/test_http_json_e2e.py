@@ -69,6 +69,7 @@ def run_cli(
     out = tmp_path / f"r{len(list(tmp_path.glob('r*.json')))}.json"
     p = subprocess.run(
         [sys.executable, "-m", "loadgen.cli", "run", "--target", url, "--model", "m", "--protocol", "http-json"]
+        + ["--allow-invalid"]
         + ["--path", "/predict", "--body-template", str(TEMPLATE), "--shape", "input:1,3,8,8"]
         + [
             "--mode",
