@@ -12,6 +12,8 @@ The same users and recording as `inferload run`; configure with custom arguments
     --inferload-duration S / --inferload-warmup S   (INFERLOAD_DURATION / INFERLOAD_WARMUP)
     --inferload-out FILE.json        (INFERLOAD_OUT)         written by the master/local process at the end
     INFERLOAD_METRICS_PORT                                   Prometheus exporter port (master/local)
+    INFERLOAD_WORKERS                                        the worker count (each worker follows rate/workers);
+                                                             default: the master's --expect-workers
     --host is the target URL. Closed loop: users = Locust's -u. Open loop: run ONE user per process
     (-u 1 locally, -u <workers> with --master --expect-workers <workers>); each worker follows rate/workers.
 
@@ -101,8 +103,11 @@ def _scenario_and_info(environment: Any) -> tuple[Any, dict]:
 
 
 def _streams(environment: Any) -> int:
-    if os.environ.get("INFERLOAD_STREAMS"):
-        return int(os.environ["INFERLOAD_STREAMS"])
+    # One name for the worker count: INFERLOAD_WORKERS (`inferload run --workers N` sets it for its workers; compose
+    # and Kubernetes set it to the worker replicas). INFERLOAD_STREAMS is its old name.
+    for name in ("INFERLOAD_WORKERS", "INFERLOAD_STREAMS"):
+        if os.environ.get(name):
+            return int(os.environ[name])
     return max(1, int(getattr(environment.parsed_options, "expect_workers", 1) or 1))
 
 

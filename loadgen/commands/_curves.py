@@ -18,7 +18,14 @@ from loadgen.util.numbers import parse_numbers
 
 # Common run flags, shared by sweep / peak / matrix (typer OptionInfo objects can be reused as defaults).
 SCENARIO_FILE = typer.Option(None, "--scenario", help="Scenario TOML file; flags given here override it.")
-TARGET = typer.Option(None, "--target", help="Server base URL (default: http://127.0.0.1:8000).")
+DEFAULT_TARGET = "http://127.0.0.1:8000"
+TARGET = typer.Option(
+    None,
+    "--target",
+    envvar="INFERLOAD_TARGET",
+    help="Server base URL; a path prefix is kept for every call (default: $INFERLOAD_TARGET, or "
+    "http://127.0.0.1:8000, or the --scenario file's).",
+)
 MODEL = typer.Option(None, "--model", help="Model name on the server.")
 DURATION = typer.Option(None, "--duration", min=0.1, help="Measured seconds per run (default: 10).")
 WARMUP = typer.Option(None, "--warmup", min=0.0, help="Warm-up seconds per run, excluded (default: 2).")
@@ -66,7 +73,7 @@ def build_scenario(scenario_file: Path | None, **fields: Any):
     try:
         if scenario_file is not None:
             return Scenario.from_toml(scenario_file, **given)
-        given.setdefault("target", "http://127.0.0.1:8000")
+        given.setdefault("target", DEFAULT_TARGET)
         if "model" not in given:
             raise ScenarioError("--model is required (or a --scenario file naming the model)")
         return Scenario.build(given, source="command line")

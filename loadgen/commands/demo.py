@@ -40,7 +40,9 @@ def demo(
     heavy_rate: float = typer.Option(15.0, "--heavy-rate", min=0.1, help="Open-loop rate (req/s) for the heavy model."),
     duration: float = typer.Option(8.0, "--duration", min=1.0, help="Measured seconds per run."),
     warmup: float = typer.Option(2.0, "--warmup", min=0.0, help="Warm-up seconds per run."),
-    slo_p99_ms: float = typer.Option(100.0, "--slo-p99-ms", min=0.01, help="p99 bound for the peak search."),
+    slo_p99_ms: float = typer.Option(
+        100.0, "--slo-ms", "--slo-p99-ms", min=0.01, help="p99 bound (ms) for the peak search."
+    ),
     peak_duration: float = typer.Option(
         20.0,
         "--peak-duration",
@@ -151,7 +153,7 @@ def demo(
                 *peak_common,
                 "--model",
                 model,
-                "--slo-p99-ms",
+                "--slo-ms",
                 f"{slo_p99_ms:g}",
                 "--precision",
                 "0.05",

@@ -25,8 +25,14 @@ def matrix(
     max_batch_size: str = typer.Option("1,4,8,16", "--max-batch-size", help="Server max_batch_size values."),
     instances: str = typer.Option("1,2", "--instances", help="Server instance counts."),
     max_queue_delay_ms: str = typer.Option("0", "--max-queue-delay-ms", help="Server batching delays (ms), e.g. 0,2."),
-    slo_p99_ms: float = typer.Option(..., "--slo-p99-ms", min=0.001, help="Latency bound (ms) for the peak search."),
-    percentile: float = typer.Option(99.0, "--percentile", min=1.0, max=99.999),
+    slo_p99_ms: float = typer.Option(
+        ...,
+        "--slo-ms",
+        "--slo-p99-ms",
+        min=0.001,
+        help="Latency bound (ms) on --percentile for the peak search (--slo-p99-ms: the old name).",
+    ),
+    percentile: float = typer.Option(99.0, "--percentile", min=1.0, max=99.999, help="Percentile the SLO bounds."),
     precision: float = typer.Option(0.1, "--precision", min=0.001, max=0.9, help="Peak-search relative precision."),
     max_probes: int = typer.Option(
         10, "--max-probes", min=1, help="Peak-search runs per configuration (confirmations included)."

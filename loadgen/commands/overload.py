@@ -20,7 +20,11 @@ def overload(
     ),
     probe_users: int = typer.Option(8, "--probe-users", min=1, help="Users of the closed-loop capacity probe."),
     slo_p99_ms: float | None = typer.Option(
-        None, "--slo-p99-ms", min=0.001, help="Also report goodput within this latency bound."
+        None,
+        "--slo-ms",
+        "--slo-p99-ms",
+        min=0.001,
+        help="Also report goodput within this latency bound (--slo-p99-ms: the old name).",
     ),
     out: Path | None = typer.Option(None, "--out", help="Output directory (default: results/overload-<time>)."),
     html: Path | None = typer.Option(None, "--html", help="Also write the HTML report here."),

@@ -17,7 +17,11 @@ from loadgen.search.peaksearch import finish_peak_doc
 @request_options
 def peak(
     slo_p99_ms: float = typer.Option(
-        ..., "--slo-p99-ms", min=0.001, help="Latency bound (ms) on the chosen percentile (p99 unless --percentile)."
+        ...,
+        "--slo-ms",
+        "--slo-p99-ms",
+        min=0.001,
+        help="Latency bound (ms) on --percentile (p99 by default; --slo-p99-ms: the old name).",
     ),
     percentile: float = typer.Option(99.0, "--percentile", min=1.0, max=99.999, help="Percentile the SLO applies to."),
     confidence: float = typer.Option(

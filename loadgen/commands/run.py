@@ -20,6 +20,7 @@ from typing import Any
 import typer
 
 from loadgen.commands import _assert as A
+from loadgen.commands import _curves as C
 from loadgen.commands._request import request_options
 
 
@@ -47,7 +48,7 @@ def _preset_values(preset: Preset, target: Any, model: str, timeout_s: float) ->
 
 @request_options
 def run(
-    target: str | None = typer.Option(None, "--target", help="Server base URL, e.g. http://127.0.0.1:8000"),
+    target: str | None = C.TARGET,
     model: str | None = typer.Option(None, "--model", help="Model name"),
     mode: str | None = typer.Option(None, "--mode", help="open | closed (inferred from --rate / --users)"),
     rate: float | None = typer.Option(None, "--rate", help="Open loop: arrivals per second (all workers)"),
@@ -77,7 +78,17 @@ def run(
     images: str | None = typer.Option(None, "--images", help="Directory of .jpg/.png for --payload image"),
     timeout_ms: float | None = typer.Option(None, "--timeout-ms", help="Per-request timeout (default 30000)"),
     seed: int | None = typer.Option(None, "--seed", help="Seed for arrivals and payloads (default 1)"),
-    slo_p99_ms: float | None = typer.Option(None, "--slo-p99-ms", help="Report whether p99 meets this bound"),
+    slo_p99_ms: float | None = typer.Option(
+        None,
+        "--slo-ms",
+        "--slo-p99-ms",
+        min=0.001,
+        help="Latency bound (ms) on --percentile: the run gets a pass / fail / undecided verdict with confidence "
+        "(--slo-p99-ms: the old name).",
+    ),
+    percentile: float | None = typer.Option(
+        None, "--percentile", min=1.0, max=99.999, help="Percentile the SLO bounds (default 99)."
+    ),
     workers: int | None = typer.Option(None, "--workers", help="Local Locust worker processes (0 = in-process)"),
     max_in_flight: int | None = typer.Option(None, "--max-in-flight", help="Open-loop in-flight cap (drops beyond)"),
     late_threshold_ms: float | None = typer.Option(
@@ -121,6 +132,7 @@ def run(
         "timeout_ms": timeout_ms,
         "seed": seed,
         "slo_p99_ms": slo_p99_ms,
+        "slo_percentile": percentile,
         "workers": workers,
         "max_in_flight": max_in_flight,
         "late_threshold_ms": late_threshold_ms,
@@ -168,14 +180,17 @@ def _scenario(flags: dict[str, Any], scenario_file: str | None, preset: Preset |
         if scenario_file:
             base = Scenario.from_toml(scenario_file).with_secrets()
         if preset is not None:
-            t, m = flags.get("target", base.get("target")), flags.get("model", base.get("model"))
-            if not t or not m:
-                raise ScenarioError("--preset needs --target and --model")
+            t, m = flags.get("target", base.get("target")) or C.DEFAULT_TARGET, flags.get("model", base.get("model"))
+            if not m:
+                raise ScenarioError("--preset needs --model")
             from loadgen.engine.target import target_of
 
-            probe = Scenario.build({**base, **flags, "mode": "closed", "users": 1, "rate_rps": None}, source="--preset")
+            probe = Scenario.build(
+                {**base, **flags, "target": t, "mode": "closed", "users": 1, "rate_rps": None}, source="--preset"
+            )
             base.update(_preset_values(preset, target_of(probe), m, 10.0))
         data = {**base, **flags}
+        data.setdefault("target", C.DEFAULT_TARGET)  # as every command: flag, file, $INFERLOAD_TARGET, then this
         if data.get("mode") == "open" and "users" not in flags:
             data["users"] = None
         if data.get("mode") == "closed" and "rate_rps" not in flags:

@@ -25,7 +25,14 @@ def sweep(
     factor: float = typer.Option(1.5, "--factor", min=1.01, help="auto: multiply the rate by this each step."),
     max_rate: float | None = typer.Option(None, "--max-rate", min=0.001, help="auto: never go above this rate."),
     max_points: int = typer.Option(12, "--max-points", min=1, help="auto: at most this many points."),
-    slo_p99_ms: float | None = typer.Option(None, "--slo-p99-ms", min=0.001, help="Latency SLO on p99 (ms)."),
+    slo_p99_ms: float | None = typer.Option(
+        None,
+        "--slo-ms",
+        "--slo-p99-ms",
+        min=0.001,
+        help="Latency bound (ms) on --percentile (--slo-p99-ms: the old name).",
+    ),
+    percentile: float = typer.Option(99.0, "--percentile", min=1.0, max=99.999, help="Percentile the SLO bounds."),
     out: Path | None = typer.Option(None, "--out", help="Output directory (default: results/sweep-<time>)."),
     html: Path | None = typer.Option(None, "--html", help="Also write the HTML report here."),
     target_rps: float | None = C.TARGET_RPS,
@@ -77,13 +84,14 @@ def sweep(
         workers=workers,
         timeout_ms=timeout_ms,
         slo_p99_ms=slo_p99_ms,
+        slo_percentile=percentile,
         **plan.first(),
     )
     slo = slo_p99_ms if slo_p99_ms is not None else base.slo_p99_ms
     out = out or C.default_out("sweep")
     console.print(
         f"[bold]sweep[/bold] {base.model} at {base.target}: {plan.describe()}; {base.duration_s:g}s per "
-        f"point (+{base.warmup_s:g}s warm-up)" + (f"; SLO p99 {slo:g} ms" if slo else "") + f" → {out}"
+        f"point (+{base.warmup_s:g}s warm-up)" + (f"; SLO p{percentile:g} {slo:g} ms" if slo else "") + f" → {out}"
     )
     if note := plan.undecided_note(base, slo):
         console.print(f"[yellow]note: {note}[/yellow]")
@@ -95,6 +103,7 @@ def sweep(
         users=plan.users,
         auto=plan.auto,
         slo_ms=slo,
+        percentile=percentile,
         raw_limit=C.load_raw_limit(raw_limit, base.batch),
         on_point=lambda row, _res: console.print(TS.point_line(row)),
     )

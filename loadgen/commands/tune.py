@@ -58,9 +58,11 @@ def tune(
     model: str = typer.Option(..., "--model", help="Model name in the repository."),
     slo_p99_ms: float = typer.Option(
         ...,
+        "--slo-ms",
         "--slo-p99-ms",
         min=0.001,
-        help="Latency bound (ms): each configuration's peak is the highest rate meeting it.",
+        help="Latency bound (ms) on p99: each configuration's peak is the highest rate meeting it "
+        "(--slo-p99-ms: the old name).",
     ),
     search: str = typer.Option("quick", "--search", help="quick (coordinate ascent) | grid (every configuration)."),
     objective: str = typer.Option("balanced", "--objective", help="throughput | latency | balanced."),

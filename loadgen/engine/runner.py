@@ -235,7 +235,7 @@ def _run_distributed(
             "GEVENT_BACKEND": "select",
             "INFERLOAD_SCENARIO_JSON": json.dumps(scenario.with_secrets()),
             "INFERLOAD_MODEL_INFO_JSON": json.dumps(info),
-            "INFERLOAD_STREAMS": str(workers),
+            "INFERLOAD_WORKERS": str(workers),
             "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), child_env.get("PYTHONPATH", "")]),
         }
     )
