@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 LOCK   := requirements/dev.txt
 
-.PHONY: demo test lint setup models bench clean lock
+.PHONY: demo test lint setup models bench clean lock docs
 
 # Rebuilt when the lock changes (and when pyproject.toml does: entry points, package metadata).
 # --require-hashes: every package, with its dependencies, must be in the lock with a matching hash.
@@ -40,6 +40,12 @@ lint: $(STAMP)
 
 bench: models
 	$(PY) benchmarks/served_vs_raw.py
+
+# The documentation site (mkdocs.yml, docs/) into site/: first the generated reference pages (CLI, configuration,
+# result schemas, metric names; scripts/gen_docs_reference.py), then a strict build (any warning fails).
+docs: $(STAMP)
+	$(PY) scripts/gen_docs_reference.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 # --- the lock (requirements/README.md) ---
 # `make lock` re-resolves requirements/*.txt from pyproject.toml's ranges after you edit them, keeping every

@@ -1,4 +1,4 @@
-"""Checks that keep the architecture as documented (README, "Architecture"): lint and format (ruff), strict types on
+"""Checks that keep the architecture as documented (docs/architecture.md): lint and format (ruff), strict types on
 the pure cores (mypy), import contracts (import-linter: layers, the server never imports the load generator, no
 cycles), modules of a readable size, and a server that runs without the load generator's dependencies."""
 

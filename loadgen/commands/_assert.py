@@ -27,7 +27,7 @@ def assert_option(kind: str) -> Any:
         None,
         "--assert",
         help=f"CI threshold, repeatable, e.g. {_EXAMPLES[kind]} (exit 1 when one fails, 3 when the measurement "
-        "is INVALID; see README).",
+        "is INVALID; see docs/reports.md).",
     )
 
 

@@ -23,8 +23,8 @@ TARGET = typer.Option(
     None,
     "--target",
     envvar="INFERLOAD_TARGET",
-    help="Server base URL; a path prefix is kept for every call (default: $INFERLOAD_TARGET, or "
-    "http://127.0.0.1:8000, or the --scenario file's).",
+    help="Server base URL; a path prefix is kept for every call. Order: this flag, $INFERLOAD_TARGET, the --scenario "
+    "file's target, then http://127.0.0.1:8000.",
 )
 MODEL = typer.Option(None, "--model", help="Model name on the server.")
 DURATION = typer.Option(None, "--duration", min=0.1, help="Measured seconds per run (default: 10).")
@@ -72,7 +72,7 @@ def build_scenario(scenario_file: Path | None, **fields: Any):
     given = {k: v for k, v in fields.items() if v is not None}
     try:
         if scenario_file is not None:
-            return Scenario.from_toml(scenario_file, **given)
+            return Scenario.from_toml(scenario_file, defaults={"target": DEFAULT_TARGET}, **given)
         given.setdefault("target", DEFAULT_TARGET)
         if "model" not in given:
             raise ScenarioError("--model is required (or a --scenario file naming the model)")

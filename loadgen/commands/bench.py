@@ -104,7 +104,7 @@ def bench(
     console.print(table)
     console.print(
         "[dim]p50/p99: back to back; after idle: one call at a time after an idle gap (what a lone camera "
-        "sees; idle CPUs and parked ORT threads wake slowly). See README, 'The latency path'.[/dim]"
+        "sees; idle CPUs and parked ORT threads wake slowly). See docs/server.md, 'The latency path'.[/dim]"
     )
     if out is not None:
         write_json(out, result)

@@ -190,7 +190,7 @@ def _scenario(flags: dict[str, Any], scenario_file: str | None, preset: Preset |
             )
             base.update(_preset_values(preset, target_of(probe), m, 10.0))
         data = {**base, **flags}
-        data.setdefault("target", C.DEFAULT_TARGET)  # as every command: flag, file, $INFERLOAD_TARGET, then this
+        data.setdefault("target", C.DEFAULT_TARGET)  # as every command: flag, $INFERLOAD_TARGET, file, then this
         if data.get("mode") == "open" and "users" not in flags:
             data["users"] = None
         if data.get("mode") == "closed" and "rate_rps" not in flags:

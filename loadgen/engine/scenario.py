@@ -223,8 +223,9 @@ class Scenario(BaseModel):
         return self.warmup_s + self.duration_s
 
     @classmethod
-    def from_toml(cls, path: str | Path, **overrides: Any) -> Scenario:
-        """Load a scenario file; keyword overrides whose value is None are ignored (unset CLI flags)."""
+    def from_toml(cls, path: str | Path, defaults: dict[str, Any] | None = None, **overrides: Any) -> Scenario:
+        """Load a scenario file; keyword overrides whose value is None are ignored (unset CLI flags); `defaults` fill
+        what neither the file nor the overrides set."""
         path = Path(path)
         try:
             raw = tomllib.loads(path.read_text())
@@ -234,7 +235,7 @@ class Scenario(BaseModel):
             raise ScenarioError(f"{path}: invalid TOML: {e}") from e
         if isinstance(raw.get("scenario"), dict):
             raw = {**{k: v for k, v in raw.items() if k != "scenario"}, **raw["scenario"]}
-        data = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
+        data = {**(defaults or {}), **raw, **{k: v for k, v in overrides.items() if v is not None}}
         return cls.build(data, source=str(path))
 
     @classmethod

@@ -1,6 +1,6 @@
 """Is a run's answer trustworthy? Reasons as {code, message}; a run is INVALID only for a reason that can change its
 answer (too short, nothing succeeded, the schedule not carried out, lateness that would change the verdict, a
-saturated generator, client-side drops); everything else is a warning. See README, "Late sends, judged by their
+saturated generator, client-side drops); everything else is a warning. See docs/method.md, "Late sends, judged by their
 effect".
 """
 
