@@ -47,6 +47,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-warmup", dest="warmup", action="store_const", const=False, help="skip the warm-up inference")
     p.add_argument("--preprocess-threads", type=int, help="image decoding threads (default: usable CPUs)")
+    p.add_argument(
+        "--fast-path",
+        choices=["auto", "off"],
+        help="auto (default): serve plain infer requests in the HTTP protocol when uvicorn/httptools pass the "
+        "start-up self-check; off: every request takes the ASGI path",
+    )
     return p
 
 

@@ -17,7 +17,6 @@ import sys
 import threading
 from contextlib import asynccontextmanager
 from types import FrameType
-from typing import Any
 
 import prometheus_client
 import uvicorn
@@ -26,12 +25,12 @@ from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector,
 
 from server.admission import Admission, default_limit
 from server.cpus import available_cpus
-from server.headlimit import HeadLimitMiddleware, head_size
-from server.httpproto import inferload_httptools_protocol
-from server.infer_http import match_infer
+from server.dispatch import ASGI, asgi_route
+from server.infer_http import InferEndpoint
 from server.labels import load_labels
 from server.metrics import ServerMetrics
 from server.repository import ConfigError, ModelConfig, deep_merge, ensure_built, load_model_config, load_repository
+from server.responses import head_too_large, method_not_allowed, send_reply
 from server.service import InferenceService, LoadedModel, exposed_inputs
 from server.settings import ServerSettings
 
@@ -125,16 +124,28 @@ def build_service(settings: ServerSettings, metrics: ServerMetrics) -> Inference
 
 
 class InferloadApp(FastAPI):
-    """FastAPI, except that `POST /v2/models/{m}[/versions/{v}]/infer` goes straight to the plain ASGI infer endpoint
-    (server/infer_http.py), past the middleware stack and the router: at batch 1 those layers were a large part
-    of the server's own CPU per request. A request head over the limit still takes the normal path (its 431 comes
-    from HeadLimitMiddleware); every other route is FastAPI's."""
+    """FastAPI, except that the ASGI path's rule (server/dispatch.py `asgi_route`) comes first: a request head over
+    `max_header_bytes` gets 431 (whatever protocol uvicorn runs), and an infer request goes straight to the plain ASGI
+    infer endpoint (server/infer_http.py), past the middleware stack and the router (at batch 1 those layers were a
+    large part of the server's own CPU per request), counted in `inferload_http_path_requests_total{path="asgi"}`.
+    Every other route is FastAPI's."""
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            match = match_infer(scope["path"])
-            if match is not None and head_size(scope) <= self.state.settings.max_header_bytes:
-                await self.state.infer_endpoint.handle(scope, receive, send, *match)
+        if scope["type"] == "http":
+            state = self.state
+            limit = state.settings.max_header_bytes
+            route = asgi_route(scope, limit, state.fast_path_state)
+            if route.reason is not None:
+                state.metrics.http_paths.inc(ASGI, route.reason)
+            if route.head_too_large:
+                log.info("refused a request head of %d bytes (limit %d) with 431", route.head_size, limit)
+                await send_reply(send, head_too_large(route.head_size, limit), close=True)
+                return
+            if route.infer is not None:
+                await state.infer_endpoint.handle(scope, receive, send, *route.infer, route.headers)
+                return
+            if route.wrong_method:
+                await send_reply(send, method_not_allowed(b"POST"))
                 return
         await super().__call__(scope, receive, send)
 
@@ -196,8 +207,9 @@ def create_app(settings: ServerSettings | None = None, registry: CollectorRegist
     app.state.service = None
     app.state.startup_error = None
     app.state.loop = None
+    app.state.infer_endpoint = InferEndpoint(app)
+    app.state.fast_path_state = "unavailable"  # until uvicorn_config chooses the protocol
     install(app)
-    app.add_middleware(HeadLimitMiddleware, max_bytes=settings.max_header_bytes)  # outermost of ours: before routing
     return app
 
 
@@ -245,12 +257,15 @@ def serve(settings: ServerSettings) -> int:
 
 
 def uvicorn_config(settings: ServerSettings, app: FastAPI) -> uvicorn.Config:
-    """The uvicorn configuration `serve` runs `app` with (tests run the same one in-process)."""
-    try:  # httptools + the head cap while it arrives (431, server/headlimit.py) + whole infer bodies and the infer
-        # fast path (server/httpproto.py, server/fastpath.py)
-        http: Any = inferload_httptools_protocol(settings.max_header_bytes, app)
-    except ImportError:  # h11 instead: HeadLimitMiddleware answers 431, h11's own cap (400) only beyond 4× the limit
-        http = "auto"
+    """The uvicorn configuration `serve` runs `app` with (tests run the same one in-process). The HTTP protocol is
+    chosen by the start-up self-check (server/selfcheck.py): the fast path's httptools protocol if this uvicorn and
+    httptools pass it and `fast_path` is "auto", else the best layer that passes, with one warning line."""
+    from server.selfcheck import choose_front
+
+    front = choose_front(settings.max_header_bytes, settings.fast_path, app)
+    app.state.fast_path_state = front.fast_path
+    app.state.http_front = front
+    app.state.metrics.set_fast_path_state(front.fast_path)
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -262,8 +277,8 @@ def uvicorn_config(settings: ServerSettings, app: FastAPI) -> uvicorn.Config:
         limit_concurrency=settings.max_connections,
         server_header=False,
         loop="auto",  # uvloop if installed
-        http=http,
-        h11_max_incomplete_event_size=4 * settings.max_header_bytes,
+        http=front.http,
+        h11_max_incomplete_event_size=4 * settings.max_header_bytes,  # h11 (no httptools): its 400 past 4x the limit
     )
 
 

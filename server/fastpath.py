@@ -8,15 +8,13 @@ app's dispatch, the `receive()`/`send()` message protocol with its header checks
 user-space copies of the body (httptools hands each network read to Python as a new `bytes`, which is then copied
 into the body buffer). Here the request costs none of those:
 
-* `on_headers_complete` decides. The fast path takes a request only when nothing about it needs the ASGI path:
-  `POST /v2/models/{m}[/versions/{v}]/infer` over HTTP/1.1 with no query, no `%`, a Content-Length within
-  `max_body_bytes`, no Transfer-Encoding or `Expect`, an OIP content type (JSON or binary tensors, not an encoded
-  image), a head within `max_header_bytes`, the right bearer token, a loaded, ready tensor model (not an image
-  model), no earlier response pending on the connection, uvicorn's connection limit not reached, and admission
-  granted (`server/admission.py`). A request that meets all of that but the admission limit is refused here: its
-  503 + Retry-After leaves at once (formatted by `infer_http.error_response`, as on the ASGI path) and its body is
-  discarded as it arrives, read into the scratch buffer and dropped without a Python object per chunk. Anything
-  else, including every other refusal, takes the ASGI path unchanged.
+* `on_headers_complete` decides, by the rule in server/dispatch.py (`fast_decision`): a plain infer request to a
+  loaded, ready tensor model (HTTP/1.1, Content-Length within `max_body_bytes`, an OIP content type, no query, no
+  `Expect`, nothing pipelined ahead of it, the right bearer token, ...) is taken here, and counted
+  (`inferload_http_path_requests_total{path="fast"}`); any other infer request is stamped with the reason it takes
+  the ASGI path, where `InferloadApp` counts it. A request taken here but refused at admission
+  (server/admission.py) gets its 503 + Retry-After at once (`server/responses.py`, as on the ASGI path) and its body
+  is discarded as it arrives, read into the discard buffer and dropped without a Python object per chunk.
 * The body is read straight into one buffer of Content-Length bytes: `BufferedFront` is an
   `asyncio.BufferedProtocol` (uvloop and asyncio then `recv_into` the buffer it offers), so after the read that
   carried the head, the kernel copies each network read into its final place. The parser, which never sees those
@@ -28,6 +26,11 @@ into the body buffer). Here the request costs none of those:
 Behaviour is the ASGI path's: the same statuses, bodies, Server-Timing, metrics and admission accounting; a client
 that disconnects while queued cancels its request (the batcher drops it); a graceful shutdown lets in-flight
 requests finish and closes their connections after the response (`keep_alive` is cleared as for any cycle).
+
+This module leans on uvicorn's and httptools' internals (the protocol's attributes and callbacks, what it reads of
+its current cycle, which `_Cycle` stands in for). server/selfcheck.py checks every one of them at start-up and
+turns the fast path off, with one warning, when one is missing or behaves differently; `fast_path = "off"`
+(`INFERLOAD_FAST_PATH=off`) turns it off by hand.
 """
 
 from __future__ import annotations
@@ -39,30 +42,15 @@ from typing import Any
 
 import numpy as np
 
+from server.dispatch import FAST, REASON_KEY, FastRequest, fast_decision
 from server.errors import ClientDisconnected, InferError
-from server.infer_http import InferEndpoint, error_response, match_infer, scan_headers, server_timing
+from server.responses import Reply, encode, infer_error, infer_ok
 from server.service import InferenceService, LoadedModel, Timings
 
 log = logging.getLogger("server")
 
-_OIP_TYPES = (b"", b"application/json", b"application/octet-stream")
-_JSON = b"application/json"
-_OCTETS = b"application/octet-stream"
 SCRATCH_BYTES = 65536  # the read buffer outside fast-path bodies (heads, other routes), one per server
 DISCARD_BYTES = 1 << 20  # refused bodies are read into this and dropped, one per server
-
-
-class FastStats:
-    """How many requests took the fast path (tests check that the path they mean to test was taken)."""
-
-    __slots__ = ("taken", "refused")
-
-    def __init__(self) -> None:
-        self.taken = 0
-        self.refused = 0
-
-
-STATS = FastStats()
 
 
 class _NoEvent:
@@ -79,7 +67,8 @@ _NO_EVENT = _NoEvent()
 
 class _Cycle:
     """What uvicorn's protocol reads and writes of its current cycle (`self.cycle`), for the fast path's two kinds:
-    `reading` is True while the request's body is still arriving."""
+    `reading` is True while the request's body is still arriving. server/selfcheck.py compares what uvicorn's source
+    reads of `self.cycle` with these slots."""
 
     __slots__ = ("response_complete", "disconnected", "keep_alive", "more_body", "message_event", "reading")
 
@@ -132,61 +121,49 @@ class FastInferMixin:
     fast: FastCycle | None = None
 
     def try_fast(self: Any) -> bool:
-        """From on_headers_complete: take this request onto the fast path (True) or leave it to uvicorn (False)."""
+        """From on_headers_complete: take this request onto the fast path (True) or leave it to uvicorn (False), by
+        server/dispatch.py's rule; an infer request left to uvicorn carries the reason in its scope."""
         app = self.fast_app
         if app is None:
             return False
         parser = self.parser
-        if parser.get_method() != b"POST" or self.expect_100_continue or parser.get_http_version() != "1.1":
-            return False
-        url: bytes = self.url
-        if b"?" in url or b"%" in url or b"#" in url or parser.should_upgrade():
-            return False
-        match = match_infer(url.decode("latin-1"))
-        if match is None:
+        method = parser.get_method()
+        if method != b"POST":
             return False
         cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
-            return False  # a pipelined request behind an unanswered one: uvicorn queues it
         lc = self.limit_concurrency
-        if lc is not None and (len(self.connections) >= lc or len(self.tasks) >= lc):
+        d = fast_decision(
+            method,
+            self.url,
+            parser.get_http_version(),
+            self.headers,
+            expect=self.expect_100_continue,
+            upgrade=parser.should_upgrade(),
+            pipelined=cycle is not None and not cycle.response_complete,
+            at_connection_limit=lc is not None and (len(self.connections) >= lc or len(self.tasks) >= lc),
+            state=app.state,
+        )
+        if d is None:
             return False
-        service: InferenceService | None = app.state.service
-        if service is None or not service.accepting:
+        if type(d) is not FastRequest:
+            scope = self.scope
+            ext = scope.get("extensions")
+            if ext is None:
+                scope["extensions"] = {REASON_KEY: d}
+            else:
+                ext[REASON_KEY] = d
             return False
-        settings = app.state.settings
-        h = scan_headers(self.headers)
-        # the head as server.headlimit.head_size counts it: "POST", the path, spaces, version, CRLFs, header lines
-        if h.chunked or h.content_length is None or 18 + len(url) + h.size > settings.max_header_bytes:
-            return False
-        ctype = h.content_type
-        if ctype is not None and ctype.split(b";", 1)[0].strip().lower() not in _OIP_TYPES:
-            return False
-        try:
-            size = int(h.content_length)
-            hl = None if h.header_length is None else int(h.header_length)
-        except ValueError:
-            return False
-        if not 0 <= size <= settings.max_body_bytes:
-            return False
-        model, version = match
-        lm = service.models.get(model)
-        if lm is None or not lm.ready or lm.image_tensor is not None or (version is not None and version != lm.version):
-            return False
-        if settings.auth_token is not None:
-            try:
-                InferEndpoint._check_auth(settings, h.authorization)
-            except InferError:
-                return False
         started = time.perf_counter()
         keep = parser.should_keep_alive()
+        paths = app.state.metrics.http_paths
         try:
-            service.admit(model, version)  # counts a refusal (overload, draining, not ready)
+            d.service.admit(d.model, d.version)  # counts a refusal (overload, draining, not ready)
         except InferError as e:
-            self._fast_refuse(e, started, size, keep)
+            paths.inc(FAST, "refused")
+            self._fast_refuse(e, started, d.size, keep)
             return True
-        self.cycle = self.fast = FastCycle(service, lm, model, started, hl, size, keep)
-        STATS.taken += 1
+        paths.inc(FAST, "admitted")
+        self.cycle = self.fast = FastCycle(d.service, d.lm, d.model, started, d.header_length, d.size, keep)
         return True
 
     def _fast_refuse(self: Any, exc: InferError, started: float, size: int, keep: bool) -> None:
@@ -194,12 +171,10 @@ class FastInferMixin:
         discarded as it arrives (parser callbacks for what came with the head, `BufferedFront` reads for the rest)."""
         f = RefusedCycle(size, keep)
         self.cycle = self.fast = f
-        STATS.refused += 1
         t = Timings()
         t.total_s = time.perf_counter() - started
-        status, body, headers = error_response(exc, (server_timing(t) or "").encode("latin-1"))
         f.response_complete = True
-        self._write_response(f, status, _JSON, body, headers)
+        self._write_response(f, infer_error(exc, t))
         if not f.reading and self.fast is f:
             self.fast = None
 
@@ -258,56 +233,32 @@ class FastInferMixin:
     def _fast_done(self: Any, f: FastCycle, value: Any, is_error: bool) -> None:
         """The batcher's answer, on the loop (never after `withdraw`)."""
         exc = value if is_error else None
+        result = None
         if exc is None:
             try:
-                self._fast_end(f, None, f.service.finish(f.lm, f.req, value, f.t))
-                return
-            except Exception as e:
+                result = f.service.finish(f.lm, f.req, value, f.t)
+            except Exception as e:  # only the encoding: a failure to write must not answer a second time
                 exc = e
-        if not isinstance(exc, InferError):
+        if exc is not None and not isinstance(exc, InferError):
             exc = f.service.internal_error(f.lm, exc)
-        self._fast_end(f, exc, None)
+        self._fast_end(f, exc, result)
 
     def _fast_end(self: Any, f: FastCycle, exc: InferError | None, result: Any) -> None:
         f.lm.admission.leave()
         f.service.account(f.lm, f.started, f.t, "success" if exc is None else exc.outcome)
-        timing = (server_timing(f.t) or "").encode("latin-1")
-        if exc is None:
-            headers = [(b"server-timing", timing)]
-            if result.header_length is not None:
-                headers.append((b"inference-header-content-length", str(result.header_length).encode()))
-                ctype = _OCTETS
-            else:
-                ctype = _JSON
-            self._fast_respond(f, 200, ctype, result.body, headers)
-        else:
-            status, body, headers = error_response(exc, timing)
-            self._fast_respond(f, status, _JSON, body, headers)
-
-    def _fast_respond(self: Any, f: FastCycle, status: int, ctype: bytes, body: bytes, headers: list) -> None:
+        r = infer_ok(result) if exc is None else infer_error(exc, f.t)
         if self.fast is f:
             self.fast = None
         f.response_complete = True
-        self._write_response(f, status, ctype, body, headers)
+        self._write_response(f, r)
 
-    def _write_response(self: Any, f: Any, status: int, ctype: bytes, body: bytes, headers: list) -> None:
-        """Status line, uvicorn's default headers, ours and the body in one write; then uvicorn's end-of-response
-        bookkeeping (pipelined requests, keep-alive timer)."""
-        from uvicorn.protocols.http.httptools_impl import STATUS_LINE
-
+    def _write_response(self: Any, f: Any, r: Reply) -> None:
+        """Status line, uvicorn's default headers, ours and the body in one write (server/responses.py); then
+        uvicorn's end-of-response bookkeeping (pipelined requests, keep-alive timer)."""
         transport = self.transport
         if f.disconnected or transport.is_closing():
             return  # nobody to answer
-        parts = [STATUS_LINE[status]]
-        for name, value in self.server_state.default_headers:
-            parts += (name, b": ", value, b"\r\n")
-        parts += (b"content-type: ", ctype, b"\r\ncontent-length: ", str(len(body)).encode(), b"\r\n")
-        for name, value in headers:
-            parts += (name, b": ", value, b"\r\n")
-        if not f.keep_alive:
-            parts.append(b"connection: close\r\n")
-        parts += (b"\r\n", body)
-        transport.write(b"".join(parts))
+        transport.write(encode(r, self.server_state.default_headers, close=not f.keep_alive))
         if not f.keep_alive:
             transport.close()
         self.on_response_complete()

@@ -1,35 +1,55 @@
-"""The HTTP/1.1 protocol `serve` gives uvicorn: httptools with the request-head limit (server/headlimit.py), and
-whole-body reading for admitted infer requests.
+"""The HTTP/1.1 protocols `serve` can give uvicorn, built from uvicorn's httptools protocol in three nested layers
+(server/selfcheck.py decides at start-up which of them this uvicorn and httptools support):
 
-uvicorn's own body path, for a 600 KB tensor: each network read is appended to a growing `bytearray`; past 64 KiB
-reading pauses until the app asks for more; each `receive()` copies what has arrived into a new `bytes` and
-resumes reading. That is three copies of the body in user space and a wake-up of the app per 64-256 KiB.
+* `head_limit`: the request-head limit while a head arrives (431, server/headlimit.py);
+* `whole_body`: whole-body reading for infer requests on the ASGI path (below);
+* `fast_path`: the infer fast path (server/fastpath.py), behind a `BufferedFront`.
 
-Here, for `POST .../infer` with a Content-Length, nothing changes until the app first calls `receive()`, which the
-infer endpoint does only after admission and after checking Content-Length against `max_body_bytes` (admission
-before ingestion: a refused request never makes the server hold more than uvicorn's 64 KiB). From that call on,
-the protocol writes each read straight into one buffer of Content-Length bytes, never pauses (the size is bounded
-and already accepted), does not wake the app per read, and `receive()` returns the whole body in one message (a
-`bytearray`, which the infer endpoint reads like bytes). Later `receive()` calls behave as uvicorn's (they wait for
-the disconnect). Requests with no Content-Length (chunked) and every other route use uvicorn's path unchanged.
+Whole-body reading. uvicorn's own body path, for a 600 KB tensor: each network read is appended to a growing
+`bytearray`; past 64 KiB reading pauses until the app asks for more; each `receive()` copies what has arrived into
+a new `bytes` and resumes reading. That is three copies of the body in user space and a wake-up of the app per
+64-256 KiB. Here, for `POST .../infer` with a Content-Length, nothing changes until the app first calls
+`receive()`, which the infer endpoint does only after admission and after checking Content-Length against
+`max_body_bytes` (admission before ingestion: a refused request never makes the server hold more than uvicorn's
+64 KiB). From that call on, the protocol writes each read straight into one buffer of Content-Length bytes, never
+pauses (the size is bounded and already accepted), does not wake the app per read, and `receive()` returns the whole
+body in one message (a `bytearray`, which the infer endpoint reads like bytes). Later `receive()` calls behave as
+uvicorn's (they wait for the disconnect). Requests with no Content-Length (chunked) and every other route use
+uvicorn's path unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
+from server.dispatch import match_infer
 from server.fastpath import DISCARD_BYTES, SCRATCH_BYTES, BufferedFront, FastInferMixin
 from server.headlimit import head_limited_httptools_protocol
-from server.infer_http import match_infer
+
+FEATURES = ("head_limit", "whole_body", "fast_path")  # each needs the ones before it
 
 
-def inferload_httptools_protocol(max_head_bytes: int, app: Any = None) -> type:
-    """uvicorn's httptools protocol + the head limit + whole-body reading for infer requests; with `app` (the
-    InferloadApp) also the infer fast path (server/fastpath.py), behind a `BufferedFront`. Raises ImportError
-    without httptools."""
+def build_protocol(max_head_bytes: int, features: Collection[str], app: Any = None) -> type:
+    """uvicorn's httptools protocol with `features` (a prefix of FEATURES; `fast_path` needs `app`, the
+    InferloadApp). Raises ImportError without httptools."""
+    wanted = [f for f in FEATURES if f in features]
+    if wanted != list(FEATURES[: len(wanted)]) or len(wanted) != len(features):
+        raise ValueError(f"features must be a prefix of {FEATURES}, got {sorted(features)}")
+    if not wanted:
+        raise ValueError("build_protocol needs at least head_limit (otherwise use uvicorn's own 'httptools')")
+    cls = head_limited_httptools_protocol(max_head_bytes)
+    if "whole_body" in wanted:
+        cls = _with_whole_body(cls)
+    if "fast_path" in wanted:
+        if app is None:
+            raise ValueError("the fast path needs the app")
+        cls = _with_fast_path(cls, app)
+    return cls
+
+
+def _with_whole_body(base: type) -> type:
     from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
-
-    base = head_limited_httptools_protocol(max_head_bytes)
 
     class WholeBodyCycle(RequestResponseCycle):
         """A cycle whose body, once the app asks for it, is collected whole into one buffer (see the module doc)."""
@@ -69,13 +89,8 @@ def inferload_httptools_protocol(max_head_bytes: int, app: Any = None) -> type:
                 del body[self.whole_pos :]
             return {"type": "http.request", "body": body, "more_body": False}
 
-    class InferloadHttpToolsProtocol(FastInferMixin, base):  # type: ignore[misc,valid-type]
-        fast_app = app
-
+    class WholeBodyHttpToolsProtocol(base):  # type: ignore[misc,valid-type]
         def on_headers_complete(self) -> None:
-            if self.try_fast():
-                self.count_head_done()  # the head limit's bookkeeping, done in the super() chain otherwise
-                return
             super().on_headers_complete()
             cycle = self.cycle
             if type(cycle) is not RequestResponseCycle or self.scope.get("method") != "POST":
@@ -96,17 +111,7 @@ def inferload_httptools_protocol(max_head_bytes: int, app: Any = None) -> type:
             cycle.__class__ = WholeBodyCycle  # before its ASGI task first runs: receive() resolves to ours
             cycle.whole_size = size
 
-        def on_message_complete(self) -> None:
-            super().on_message_complete()
-            self.fast_message_complete()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self.fast_connection_lost()
-            super().connection_lost(exc)
-
         def on_body(self, body: bytes) -> None:
-            if self.fast_body(body):
-                return
             cycle = self.cycle
             if (
                 type(cycle) is WholeBodyCycle
@@ -127,14 +132,38 @@ def inferload_httptools_protocol(max_head_bytes: int, app: Any = None) -> type:
                 return  # no pause, no wake-up: on_message_complete wakes receive() once
             super().on_body(body)
 
-    InferloadHttpToolsProtocol.__qualname__ = InferloadHttpToolsProtocol.__name__ = "InferloadHttpToolsProtocol"
     WholeBodyCycle.__qualname__ = "WholeBodyCycle"
-    if app is None:
-        return InferloadHttpToolsProtocol
+    WholeBodyHttpToolsProtocol.__qualname__ = "WholeBodyHttpToolsProtocol"
+    return WholeBodyHttpToolsProtocol
+
+
+def _with_fast_path(base: type, app: Any) -> type:
+    class InferloadHttpToolsProtocol(FastInferMixin, base):  # type: ignore[misc,valid-type]
+        fast_app = app
+
+        def on_headers_complete(self) -> None:
+            if self.try_fast():
+                self.count_head_done()  # the head limit's bookkeeping, done in the super() chain otherwise
+                return
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self.fast_message_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.fast_connection_lost()
+            super().connection_lost(exc)
+
+        def on_body(self, body: bytes) -> None:
+            if self.fast_body(body):
+                return
+            super().on_body(body)
 
     class InferloadFront(BufferedFront):
         inner_class = InferloadHttpToolsProtocol
         scratch = memoryview(bytearray(SCRATCH_BYTES))
         discard = memoryview(bytearray(DISCARD_BYTES))
 
+    InferloadHttpToolsProtocol.__qualname__ = "InferloadHttpToolsProtocol"
     return InferloadFront

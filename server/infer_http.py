@@ -1,10 +1,10 @@
-"""The infer endpoint as a plain ASGI app: the hot path, HTTP concerns only (auth, content type, body limit,
-admission, reading the body, disconnects, Server-Timing, the response). Everything else is `InferenceService`.
+"""The infer endpoint of the ASGI path: HTTP concerns only (auth, content type, body limit, admission, reading the
+body, disconnects, Server-Timing, the response). Everything else is `InferenceService`.
 
 Why plain ASGI and not a FastAPI/Starlette route: at batch 1 a request's server-side cost beside ONNX Runtime is
 what the served/raw ratio loses, and the framework's layers (middleware stack, routing, `Request`/`Response`
-objects) were a large share of it. `InferloadApp.__call__` (server/app.py) sends `POST .../infer` here directly;
-the same endpoint is also registered in the router, so a request that reaches routing is served the same way.
+objects) were a large share of it. `InferloadApp.__call__` (server/app.py) sends every infer request that reaches
+the ASGI app here directly (the rule: server/dispatch.py); the router has no infer route.
 
 Per request this path does one pass over the headers, reads the body into one buffer (a single-chunk body is used
 as is; otherwise the chunks are copied once into a buffer of Content-Length bytes), creates one extra task (the
@@ -15,14 +15,12 @@ Statuses and bodies are those of the OIP routes: 400/401/404/413/415/503/504 wit
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import parse_qs
 
-import orjson
-
+from server.dispatch import InferHeaders, auth_ok, scan_headers
 from server.errors import (
     BadRequest,
     ClientDisconnected,
@@ -32,109 +30,17 @@ from server.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from server.responses import infer_error, infer_ok, reply, send_reply
 from server.service import InferenceService, InferResult, Timings
 
 log = logging.getLogger("server")
 
 OIP_TYPES = ("", "application/json", "application/octet-stream")
 IMAGE_TYPES = ("image/jpeg", "image/jpg", "image/png")
-_JSON = b"application/json"
-_OCTETS = b"application/octet-stream"
 
 
 class _Disconnected(Exception):
     """The client went away while sending its body."""
-
-
-def server_timing(t: Timings | None) -> str | None:
-    """`read;dur=0.210, preprocess;dur=0.050, queue;dur=4.020, compute;dur=38.100, batch;desc="8", total;dur=43.900`
-    (ms). read: headers arrived → body read; preprocess: body → tensors; total: headers arrived → response built."""
-    if t is None:
-        return None
-    parts = []
-    if t.read_s is not None:
-        parts.append(f"read;dur={t.read_s * 1e3:.3f}")
-    if t.preprocess_s is not None:
-        parts.append(f"preprocess;dur={t.preprocess_s * 1e3:.3f}")
-    if t.queue_s is not None:
-        parts.append(f"queue;dur={t.queue_s * 1e3:.3f}")
-    if t.compute_s is not None:
-        parts.append(f"compute;dur={t.compute_s * 1e3:.3f}")
-    if t.batch_size is not None:
-        parts.append(f'batch;desc="{t.batch_size}"')
-    if t.total_s is not None:
-        parts.append(f"total;dur={t.total_s * 1e3:.3f}")
-    return ", ".join(parts) or None
-
-
-class InferHeaders(NamedTuple):
-    """What an infer request's header fields say, from one pass over them (both infer paths use it)."""
-
-    content_type: bytes | None
-    content_length: bytes | None
-    header_length: bytes | None  # Inference-Header-Content-Length
-    authorization: bytes | None
-    expect_continue: bool
-    chunked: bool  # a Transfer-Encoding field is present
-    size: int  # bytes of the header lines as sent (`name: value` CRLF each)
-
-
-def scan_headers(headers: list[tuple[bytes, bytes]]) -> InferHeaders:
-    ctype = clen = hl = auth = None
-    expect = chunked = False
-    size = 0
-    for name, value in headers:
-        size += len(name) + len(value) + 4
-        if name == b"content-type":
-            ctype = value
-        elif name == b"content-length":
-            clen = value
-        elif name == b"inference-header-content-length":
-            hl = value
-        elif name == b"authorization":
-            auth = value
-        elif name == b"expect":
-            expect = value.lower() == b"100-continue"
-        elif name == b"transfer-encoding":
-            chunked = True
-    return InferHeaders(ctype, clen, hl, auth, expect, chunked, size)
-
-
-def match_infer(path: str) -> tuple[str, str | None] | None:
-    """`/v2/models/{model}/infer` → (model, None); `/v2/models/{model}/versions/{version}/infer` → (model, version);
-    anything else → None. Segments match like Starlette's `{param}` (one non-empty path segment)."""
-    if not (path.startswith("/v2/models/") and path.endswith("/infer")):
-        return None
-    parts = path[11:-6].split("/")
-    if len(parts) == 1 and parts[0]:
-        return parts[0], None
-    if len(parts) == 3 and parts[1] == "versions" and parts[0] and parts[2]:
-        return parts[0], parts[2]
-    return None
-
-
-async def _send(send, status: int, body: bytes, ctype: bytes | None, extra: list[tuple[bytes, bytes]]) -> None:
-    headers = [(b"content-length", str(len(body)).encode()), *extra]
-    if ctype is not None:
-        headers.append((b"content-type", ctype))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-def error_response(exc: InferError, timing: bytes | None) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    """(status, `{"error": ...}` body, headers beside content type and length) of a refused or failed request: the
-    one formatting, for this endpoint and the fast path (server/fastpath.py)."""
-    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
-    if timing:
-        headers.append((b"server-timing", timing))
-    return exc.status, orjson.dumps({"error": exc.message}), headers
-
-
-async def _send_error(send, exc: InferError, timing: str | None, close: bool = False) -> None:
-    status, body, extra = error_response(exc, timing.encode("latin-1") if timing else None)
-    if close:
-        extra.append((b"connection", b"close"))
-    await _send(send, status, body, _JSON, extra)
 
 
 async def _read_body(receive, size: int | None, limit: int) -> bytes | bytearray:
@@ -214,17 +120,15 @@ async def _until_done_or_disconnect(receive, coro):
 
 
 class InferEndpoint:
-    """ASGI app for `POST /v2/models/{model}[/versions/{version}]/infer` (path params from the router's scope or
-    passed in by `InferloadApp`)."""
+    """`POST /v2/models/{model}[/versions/{version}]/infer` on the ASGI path (`InferloadApp` passes the model, the
+    version and the scanned header fields)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app  # the FastAPI app: state.service, state.settings
 
-    async def __call__(self, scope, receive, send) -> None:
-        params = scope.get("path_params") or {}
-        await self.handle(scope, receive, send, params.get("model", ""), params.get("version"))
-
-    async def handle(self, scope, receive, send, model: str, version: str | None) -> None:
+    async def handle(
+        self, scope, receive, send, model: str, version: str | None, h: InferHeaders | None = None
+    ) -> None:
         started = time.perf_counter()
         state = self.app.state
         settings = state.settings
@@ -234,11 +138,12 @@ class InferEndpoint:
         try:
             if service is None:
                 raise Unavailable("server is starting")
-            h = scan_headers(scope["headers"])
-            ctype, clen, hl_raw, auth = h.content_type or b"", h.content_length, h.header_length, h.authorization
+            if h is None:
+                h = scan_headers(scope["headers"])
+            ctype, clen, hl_raw = h.content_type or b"", h.content_length, h.header_length
             expect_continue = h.expect_continue
             try:
-                self._check_auth(settings, auth)
+                check_auth(settings, h.authorization)
                 ct = ctype.decode("latin-1").split(";", 1)[0].strip().lower()
                 is_image = ct in IMAGE_TYPES
                 if not is_image and ct not in OIP_TYPES:
@@ -260,12 +165,12 @@ class InferEndpoint:
             finally:
                 lm.admission.leave()
         except ClientDisconnected as e:
-            await _send(send, e.status, b"", None, [])  # nobody is listening
+            await send_reply(send, reply(e.status, b"", None))  # nobody is listening
             return
         except _Disconnected:  # gone while sending the body
             if service is not None:
                 service.count_rejected(model, ClientDisconnected("client disconnected"))
-            await _send(send, ClientDisconnected.status, b"", None, [])
+            await send_reply(send, reply(ClientDisconnected.status, b"", None))
             return
         except InferError as e:
             t = getattr(e, "timings", None) or Timings()
@@ -273,28 +178,13 @@ class InferEndpoint:
                 t.total_s = time.perf_counter() - started
             # A client that sent `Expect: 100-continue` and is refused before its body was asked for never sends
             # that body, while the HTTP layer would wait for it as the start of the next request: close instead.
-            await _send_error(send, e, server_timing(t), close=expect_continue and unread)
+            await send_reply(send, infer_error(e, t), close=expect_continue and unread)
             return
         except Exception as e:  # a bug: never leak internals to the client
             log.exception("infer %s: unexpected error", model)
-            await _send_error(send, InferError(f"internal error ({type(e).__name__})"), None)
+            await send_reply(send, infer_error(InferError(f"internal error ({type(e).__name__})"), None))
             return
-        extra = [(b"server-timing", (server_timing(result.timings) or "").encode("latin-1"))]
-        if result.header_length is not None:
-            extra.append((b"inference-header-content-length", str(result.header_length).encode()))
-            await _send(send, 200, result.body, _OCTETS, extra)
-        else:
-            await _send(send, 200, result.body, _JSON, extra)
-
-    @staticmethod
-    def _check_auth(settings, given: bytes | None) -> None:
-        token = settings.auth_token
-        if token is None:
-            return
-        scheme, _, value = (given or b"").decode("latin-1").partition(" ")
-        expected = token.get_secret_value().encode()
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), expected):
-            raise Unauthorized("missing or wrong bearer token", {"WWW-Authenticate": 'Bearer realm="inferload"'})
+        await send_reply(send, infer_ok(result))
 
     async def _admitted(
         self,
@@ -337,6 +227,11 @@ class InferEndpoint:
                 receive, service.infer_image(model, version, body, started, top_k, read_done)
             )
         return await _until_done_or_disconnect(receive, service.infer(model, version, body, hl, started, read_done))
+
+
+def check_auth(settings: Any, given: bytes | None) -> None:
+    if not auth_ok(settings, given):
+        raise Unauthorized("missing or wrong bearer token", {"WWW-Authenticate": 'Bearer realm="inferload"'})
 
 
 def _content_length(raw: bytes | None, limit: int) -> int | None:

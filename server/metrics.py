@@ -26,6 +26,35 @@ from prometheus_client.utils import floatToGoString
 
 OUTCOMES = ("success", "rejected", "timeout", "invalid", "error", "cancelled")
 DROP_REASONS = ("cancelled", "timeout")
+# inferload_http_path_requests_total{path, reason}: which path served an infer request and why (server/dispatch.py
+# holds the rule). The fast path: admitted, or refused at admission (503 from the protocol). The ASGI path: the fast
+# path's state (it is off, failed its self-check, or is unavailable), or the first condition the request failed.
+HTTP_PATH_REASONS: dict[str, tuple[str, ...]] = {
+    "fast": ("admitted", "refused"),
+    "asgi": (
+        "fast_path_off",
+        "self_check_failed",
+        "fast_path_unavailable",
+        "target_form",
+        "query",
+        "http_version",
+        "upgrade",
+        "expect_continue",
+        "pipelined",
+        "connection_limit",
+        "not_serving",
+        "head_too_large",
+        "content_length",
+        "content_type",
+        "body_too_large",
+        "header_length",
+        "unknown_model",
+        "not_ready",
+        "image_model",
+        "unauthorized",
+    ),
+}
+FAST_PATH_STATES = ("on", "off", "self_check_failed", "unavailable")
 LATENCY_BUCKETS = (
     0.0005,
     0.001,
@@ -69,6 +98,9 @@ _HELP = {
     "inferload_queue_depth": "Requests waiting in the batcher queue.",
     "inferload_inflight_requests": (
         "Inference requests admitted: being read, decoded, queued or running (capped by the admission limit)."
+    ),
+    "inferload_http_path_requests": (
+        "Inference requests by the HTTP path that served them (fast|asgi) and why (see server/dispatch.py)."
     ),
 }
 
@@ -126,6 +158,22 @@ class ModelMetrics:
         self.compute_duration = HotHistogram(LATENCY_BUCKETS)
 
 
+class HttpPaths:
+    """How many infer requests took each HTTP path, and why: plain numbers, written by the event loop (the fast path
+    counts in the protocol, the ASGI path in `InferloadApp`). A reason outside `HTTP_PATH_REASONS` is a KeyError."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts = {path: dict.fromkeys(reasons, 0) for path, reasons in HTTP_PATH_REASONS.items()}
+
+    def inc(self, path: str, reason: str) -> None:
+        self.counts[path][reason] += 1
+
+    def get(self, path: str, reason: str) -> int:
+        return self.counts[path][reason]
+
+
 class _InstanceStats:
     __slots__ = ("batch", "items", "executions", "busy")
 
@@ -175,8 +223,16 @@ class HotCollector(Collector):
 
     def __init__(self) -> None:
         self.models: dict[str, _Model] = {}
+        self.http_paths = HttpPaths()
 
     def collect(self) -> Iterator[Metric]:
+        paths = CounterMetricFamily(
+            "inferload_http_path_requests", _HELP["inferload_http_path_requests"], labels=["path", "reason"]
+        )
+        for path, counts in self.http_paths.counts.items():
+            for reason, n in counts.items():
+                paths.add_metric([path, reason], n)
+        yield paths
         models = list(self.models.items())
         req = CounterMetricFamily("inferload_requests", _HELP["inferload_requests"], labels=["model", "outcome"])
         for name, m in models:
@@ -246,6 +302,20 @@ class ServerMetrics:
             "Requests naming a model that is not loaded (no model label on purpose).",
             registry=r,
         )
+        self.http_paths = self.hot.http_paths
+        self.fast_path_state = Gauge(
+            "inferload_http_fast_path",
+            "1 for the infer fast path's state: on | off (setting) | self_check_failed | unavailable (no httptools).",
+            ["state"],
+            registry=r,
+        )
+        self.set_fast_path_state("unavailable")
+
+    def set_fast_path_state(self, state: str) -> None:
+        if state not in FAST_PATH_STATES:
+            raise ValueError(f"unknown fast path state {state!r}")
+        for s in FAST_PATH_STATES:
+            self.fast_path_state.labels(s).set(1 if s == state else 0)
 
     def add_model(self, model: str, instances: int) -> None:
         """Create every series of `model` (at 0) from load time."""

@@ -67,7 +67,7 @@ class InstancesConfig(_Strict):
     allow_spinning: bool = Field(
         False,
         description="Let ONNX Runtime's intra-op threads spin between calls: lower latency after short idle "
-        "gaps, at the price of CPU burnt while waiting (see README, 'The latency path').",
+        "gaps, at the price of CPU burnt while waiting (see docs/server.md, 'The latency path').",
     )
 
 
@@ -169,7 +169,7 @@ def _format_validation_error(path: Path, err: ValidationError) -> str:
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown field (check spelling; see README 'Model repository' for the allowed fields)"
+            msg = "unknown field (check spelling; see docs/server.md 'Model repository' for the allowed fields)"
         elif "input" in e and e["type"] not in ("missing",):
             msg = f"{msg} (got {e['input']!r})"
         lines.append(f"  field '{loc}': {msg}")

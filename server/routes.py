@@ -1,8 +1,9 @@
 """Thin HTTP handlers (OIP v2 REST + Triton's model-configuration extension + /metrics). HTTP concerns only.
 Everything else is `InferenceService`.
 
-The infer endpoint is a plain ASGI app (server/infer_http.py): `InferloadApp` sends `POST .../infer` to it before
-FastAPI's middleware and routing; it is registered here too, so a request that does reach the router is served alike.
+Inference has no route here: an infer request is served by the HTTP protocol (the fast path) or sent by
+`InferloadApp` to the plain ASGI endpoint (server/infer_http.py) before FastAPI's middleware and routing; the rule
+is server/dispatch.py's.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import Route
 
 from server.errors import InferError, Unavailable
-from server.infer_http import InferEndpoint
 from server.service import InferenceService
 
 JSON = "application/json"
@@ -91,11 +90,3 @@ def install(app: FastAPI) -> None:
     async def metrics(request: Request) -> Response:
         data, ctype = request.app.state.metrics.expose()
         return Response(data, media_type=ctype)
-
-    # The hot path: a plain ASGI endpoint (InferloadApp usually reaches it without routing; see server/app.py).
-    endpoint = InferEndpoint(app)
-    app.router.routes.append(Route("/v2/models/{model}/infer", endpoint, methods=["POST"], name="infer"))
-    app.router.routes.append(
-        Route("/v2/models/{model}/versions/{version}/infer", endpoint, methods=["POST"], name="infer_version")
-    )
-    app.state.infer_endpoint = endpoint

@@ -75,6 +75,12 @@ class ServerSettings(BaseSettings):
     default_top_k: int = Field(
         5, ge=1, le=1000, description="Classes returned for a raw image POST (Content-Type image/*) to a classifier."
     )
+    fast_path: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: plain infer requests are served by the HTTP protocol itself (server/fastpath.py) when "
+        "this uvicorn and httptools pass the start-up self-check (otherwise one warning, and the ASGI path); "
+        "off: every request takes the ASGI path, and the fast path's internals are not checked.",
+    )
 
     @field_validator("model_names", mode="before")
     @classmethod

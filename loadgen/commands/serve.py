@@ -43,6 +43,12 @@ def register(app: typer.Typer) -> None:
         preprocess_threads: int | None = typer.Option(
             None, "--preprocess-threads", help="Image decoding threads (default: usable CPUs)."
         ),
+        fast_path: str | None = typer.Option(
+            None,
+            "--fast-path",
+            help="auto (default): plain infer requests are served by the HTTP protocol itself when uvicorn/httptools "
+            "pass the start-up self-check; off: every request takes the ASGI path (or INFERLOAD_FAST_PATH).",
+        ),
     ) -> None:
         """Serve the model repository over OIP v2 REST (Ctrl-C / SIGTERM drains in-flight requests and exits 0).
 
@@ -56,6 +62,7 @@ def register(app: typer.Typer) -> None:
             settings = settings_from_options(
                 override=override or None,
                 models_dir=models,
+                fast_path=fast_path,
                 host=host,
                 port=port,
                 model_names=model or None,

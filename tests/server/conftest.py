@@ -1,5 +1,7 @@
 """Fixtures: a temp model repository with the tiny models, and a real `python -m server` subprocess on
-127.0.0.1 (one per session). No locust/gevent is imported in this process (tritonclient runs in a subprocess).
+127.0.0.1, one per HTTP front (tests/server/fronts.py: the fast path on, off, failed self-check, plain httptools):
+every test that uses `server` or `client` is a conformance test that runs against each front.
+No locust/gevent is imported in this process (tritonclient runs in a subprocess).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import httpx
 import pytest
 
 from loadgen.baseline.serverproc import ServerProcess
+from tests.server.fronts import FRONTS, server_args
 from tests.waiting import metric_value
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,11 +81,19 @@ def stop_server(sp: ServerProcess, timeout_s: float = 20.0) -> int | None:
     return sp.stop(timeout_s)
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory) -> ServerProcess:
-    root = tmp_path_factory.mktemp("server")
+def start_front(front: str, repo: Path, log_path: Path, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
+    """`start_server` with the HTTP front `front` (tests/server/fronts.py); the process has `.front`."""
+    extra, front_env = server_args(front, log_path.parent)
+    sp = start_server(repo, log_path, *extra, *args, env={**front_env, **(env or {})})
+    sp.front = front  # type: ignore[attr-defined]
+    return sp
+
+
+@pytest.fixture(scope="session", params=FRONTS)
+def server(request, tmp_path_factory) -> ServerProcess:
+    root = tmp_path_factory.mktemp(f"server-{request.param}")
     repo = make_repository(root, {"tiny_queue1": QUEUE1_CONFIG})
-    sp = start_server(repo, root / "server.log", "--max-body-bytes", str(1024 * 1024))
+    sp = start_front(request.param, repo, root / "server.log", "--max-body-bytes", str(1024 * 1024))
     yield sp
     stop_server(sp)
 

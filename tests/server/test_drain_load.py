@@ -12,7 +12,7 @@ import httpx
 import numpy as np
 
 from server.protocol import encode_request
-from tests.server.conftest import make_repository, start_server, stop_server
+from tests.server.conftest import make_repository, start_front, stop_server
 
 BUSY = """
 builtin = "tiny_classifier"
@@ -35,8 +35,11 @@ ADMITTED_MARGIN_S = 0.25
 
 
 def test_sigterm_under_load_answers_every_admitted_request(tmp_path):
+    """With the fast path on, which serves these requests (test_shutdown drains the ASGI path too)."""
     repo = make_repository(tmp_path, {"tiny_busy": BUSY})
-    sp = start_server(repo, tmp_path / "server.log", "--model", "tiny_busy", "--drain-timeout", str(DRAIN_TIMEOUT_S))
+    sp = start_front(
+        "auto", repo, tmp_path / "server.log", "--model", "tiny_busy", "--drain-timeout", str(DRAIN_TIMEOUT_S)
+    )
     url = f"{sp.url}/v2/models/tiny_busy/infer"
     records: list[list[tuple[float, float, object]]] = [[] for _ in range(CLIENTS)]
     ok = threading.Semaphore(0)

@@ -1,4 +1,5 @@
-"""Integration: every endpoint of a real `python -m server` on 127.0.0.1, and every error path."""
+"""Integration: every endpoint of a real `python -m server` on 127.0.0.1, and every error path, on every HTTP front
+(`server` runs each: the fast path on, off, failed self-check, plain httptools; tests/server/fronts.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 from PIL import Image
 
 from server.protocol import decode_response, encode_request
+from tests.server.conftest import server_metric
+from tests.server.fronts import FAILED_LAYER, SERVED, STATE
 
 X = np.random.default_rng(7).standard_normal((2, 3, 32, 32)).astype(np.float32)
 
@@ -41,6 +44,31 @@ def timing(r) -> dict[str, str]:
         name, _, value = part.strip().partition(";")
         out[name] = value.split("=", 1)[1].strip('"')
     return out
+
+
+def test_infer_takes_the_path_of_its_front_and_the_log_says_why(server, client):
+    """The path an infer request takes is counted (inferload_http_path_requests_total{path, reason}); a front whose
+    self-check failed says so in exactly one warning line naming what failed."""
+    path, reason = SERVED[server.front]
+
+    def count(path: str, reason: str) -> float:
+        return server_metric(server.url, "inferload_http_path_requests_total", path=path, reason=reason)
+
+    assert server_metric(server.url, "inferload_http_fast_path", state=STATE[server.front]) == 1
+    before = count(path, reason)
+    assert infer(client, "tiny_classifier", [("input", "FP32", X)], binary=True).status_code == 200
+    assert count(path, reason) == before + 1
+    queried = ("asgi", "query") if server.front == "auto" else (path, reason)  # a query string: the ASGI path
+    before = count(*queried)
+    r = infer(client, None, [("input", "FP32", X)], binary=True, path="/v2/models/tiny_classifier/infer?x=1")
+    assert r.status_code == 200
+    assert count(*queried) == before + 1
+    warnings = [line for line in server.log(tail=1 << 20).splitlines() if " WARNING server: " in line]
+    if server.front in FAILED_LAYER:
+        assert len(warnings) == 1, warnings
+        assert "self-check failed" in warnings[0] and f"{FAILED_LAYER[server.front]}: " in warnings[0], warnings
+    else:
+        assert warnings == []
 
 
 def test_server_metadata_and_health(client):
@@ -357,11 +385,14 @@ def test_versioned_infer_and_chunked_body(client):
 def test_infer_lookalike_paths_are_not_infer(client):
     body, hl = encode_request([("input", "FP32", X)])
     assert client.post("/v2/models/tiny_classifier/infer/", content=body).status_code in (404, 405, 307)
-    assert client.get("/v2/models/tiny_classifier/infer").status_code in (404, 405)
+    r = client.get("/v2/models/tiny_classifier/infer")
+    assert (r.status_code, r.headers["allow"], r.json()) == (405, "POST", {"error": "Method Not Allowed"})
 
 
-def _expect_request(port: int, path: str, body: bytes, send_body_after_continue: bool = True) -> tuple[bytes, bool]:
-    """One request with `Expect: 100-continue` on a raw socket: (everything the server sent, whether it closed)."""
+def _expect_request(port: int, path: str, body: bytes) -> tuple[bytes, bool]:
+    """One request with `Expect: 100-continue` on a raw socket, its body sent after `100 Continue`: (what the server
+    sent, whether it closed the connection). A connection the server keeps open is shown open by answering a GET."""
+    import re
     import socket
 
     head = (
@@ -371,27 +402,29 @@ def _expect_request(port: int, path: str, body: bytes, send_body_after_continue:
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(head)
         got = s.recv(65536)
-        if got.startswith(b"HTTP/1.1 100") and send_body_after_continue:
+        continued = got.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if continued:
             s.sendall(body)
-        closed = False
-        s.settimeout(1.0)
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    closed = True
-                    break
-                got += chunk
-        except TimeoutError:
-            pass
-    return got, closed
+        while True:  # until the final response is complete (Content-Length framing)
+            final = got[25:] if continued else got
+            m = re.search(rb"content-length: *(\d+)\r\n(?:.*\r\n)*?\r\n", final, re.I)
+            if m and len(final) >= m.end() + int(m.group(1)):
+                break
+            chunk = s.recv(65536)
+            if not chunk:
+                return got, True
+            got += chunk
+        if b"connection: close" in got.lower():
+            return got, s.recv(1) == b""
+        s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        return got, not s.recv(65536).startswith(b"HTTP/1.1 200")
 
 
 def test_expect_100_continue(server):
     body, _ = encode_request([("input", "FP32", X[:1])], binary=False)
     got, closed = _expect_request(server.port, "/v2/models/tiny_classifier/infer", body)
     assert got.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200"), got[:200]
-    assert not closed  # keep-alive as usual
+    assert not closed  # keep-alive as usual: the connection answers a GET
     # refused before the body was asked for: the client never sends it, so the server closes the connection
     got, closed = _expect_request(server.port, "/v2/models/nope/infer", body)
     assert got.startswith(b"HTTP/1.1 404") and b"connection: close" in got.lower(), got[:300]

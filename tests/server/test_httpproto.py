@@ -13,7 +13,7 @@ import pytest
 uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("httptools")
 
-from server.httpproto import inferload_httptools_protocol  # noqa: E402
+from server.httpproto import build_protocol  # noqa: E402
 
 BIG = bytes(range(256)) * 2400  # 614,400 bytes: many network reads
 
@@ -54,7 +54,7 @@ def served():
             port=port,
             lifespan="off",
             log_level="warning",
-            http=inferload_httptools_protocol(16384),
+            http=build_protocol(16384, ("head_limit", "whole_body")),
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)

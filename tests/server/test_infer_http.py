@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
+from server.dispatch import match_infer
 from server.errors import PayloadTooLarge
-from server.infer_http import _Disconnected, _read_body, match_infer
+from server.infer_http import _Disconnected, _read_body
 
 
 @pytest.mark.parametrize(

@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from server.metrics import HTTP_PATH_REASONS
 from server.protocol import encode_request
 from tests.waiting import wait_until
 
 PINNED_COUNTERS = [
     "inferload_requests",
+    "inferload_http_path_requests",
     "inferload_inference_items",
     "inferload_inference_executions",
     "inferload_instance_busy_seconds",
@@ -27,7 +29,12 @@ PINNED_HISTOGRAMS = [
     "inferload_compute_duration_seconds",
     "inferload_batch_size",
 ]
-PINNED_GAUGES = ["inferload_queue_depth", "inferload_inflight_requests", "inferload_model_ready"]
+PINNED_GAUGES = [
+    "inferload_queue_depth",
+    "inferload_inflight_requests",
+    "inferload_model_ready",
+    "inferload_http_fast_path",
+]
 
 
 def scrape(client) -> dict[tuple[str, tuple], float]:
@@ -62,6 +69,10 @@ def test_pinned_metrics_exist_for_every_model(client):
             assert ("inferload_requests_total", (("model", model), ("outcome", outcome))) in m
         assert val(m, "inferload_model_ready", model=model) == 1.0
         assert ("inferload_instance_busy_seconds_total", (("instance", "0"), ("model", model))) in m
+    for path, reasons in HTTP_PATH_REASONS.items():  # a bounded label set, every series there from the start
+        for reason in reasons:
+            assert ("inferload_http_path_requests_total", (("path", path), ("reason", reason))) in m
+    assert sum(v for (name, _), v in m.items() if name == "inferload_http_fast_path") == 1.0
 
 
 def test_counters_match_requests(client):

@@ -11,9 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
+import pytest
 
 from server.protocol import encode_request
-from tests.server.conftest import ROOT, SLOW_CONFIG, make_repository, server_metric, start_server, stop_server
+from tests.server.conftest import ROOT, SLOW_CONFIG, make_repository, server_metric, start_front, stop_server
 from tests.waiting import wait_until
 
 TOKEN = "s3cret-token"
@@ -27,9 +28,12 @@ def post(url: str, model: str, token: str | None = TOKEN) -> httpx.Response:
     return httpx.post(f"{url}/v2/models/{model}/infer", content=BODY, headers=headers, timeout=20)
 
 
-def test_auth_then_sigterm_drain(tmp_path):
+@pytest.mark.parametrize("front", ["auto", "off"])
+def test_auth_then_sigterm_drain(tmp_path, front):
+    """On both paths: the fast path serves these requests when it is on, the ASGI path when it is off."""
     repo = make_repository(tmp_path, {"tiny_slow": SLOW_CONFIG})
-    sp = start_server(
+    sp = start_front(
+        front,
         repo,
         tmp_path / "server.log",
         "--model",
