@@ -110,6 +110,8 @@ def test_b_stall_visible_in_open_loop_hidden_in_closed_loop(standin, generate):
     # request. Requests scheduled in the 1 s stall (20% of the window) wait until it ends: their latency is
     # uniform over (s, 1 s + s], s = 5 ms. So the top q of all requests (q < 20%) sit at 1 s + s - 5 s * q:
     # p99 = 1.005 - 0.05 = 0.955 s, p95 = 0.755 s, p90 = 0.505 s.
+    # Reference for "unaffected" latency: a plain sequential client on an identical stand-in that never stalls.
+    ref = reference_client.measure(standin("--service-ms", "5").url, "m", n=25)
     s = standin("--service-ms", "5", "--stall-after-s", "3", "--stall-s", "1")
     r = generate(
         "--target", s.url, "--model", "m", "--rate", "200", "--arrival", "constant", "--duration", "5", "--warmup", "1"
@@ -119,13 +121,13 @@ def test_b_stall_visible_in_open_loop_hidden_in_closed_loop(standin, generate):
     assert lat["p99"] == pytest.approx(955, rel=0.05), _summary(r)
     assert lat["p95"] == pytest.approx(755, rel=0.05), _summary(r)
     assert lat["p90"] == pytest.approx(505, rel=0.08), _summary(r)
-    assert lat["p50"] < 15, _summary(r)
+    assert lat["p50"] < 3 * ref.p50, (_summary(r), ref.describe())  # 80% of requests never meet the stall
     assert not any("coordinated omission" in n for n in r["notes"])
 
     # Closed loop over the same stall: each of the 2 users waits once; p99 does not see the stall.
     s2 = standin("--service-ms", "5", "--stall-after-s", "3", "--stall-s", "1")
     c = generate("--target", s2.url, "--model", "m", "--users", "2", "--duration", "5", "--warmup", "1")
-    assert c["latency_ms"]["p99"] < 20, _summary(c)
+    assert c["latency_ms"]["p99"] < 4 * ref.p50, (_summary(c), ref.describe())  # 2 of ~1000 requests meet it
     assert c["latency_ms"]["max"] > 900, _summary(c)
     assert any("coordinated omission" in n for n in c["notes"]), c["notes"]
 

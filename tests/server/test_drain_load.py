@@ -37,9 +37,11 @@ ADMITTED_MARGIN_S = 0.25
 def test_sigterm_under_load_answers_every_admitted_request(tmp_path):
     """With the fast path on, which serves these requests (test_shutdown drains the ASGI path too)."""
     repo = make_repository(tmp_path, {"tiny_busy": BUSY})
+    t_start = time.perf_counter()
     sp = start_front(
         "auto", repo, tmp_path / "server.log", "--model", "tiny_busy", "--drain-timeout", str(DRAIN_TIMEOUT_S)
     )
+    start_s = time.perf_counter() - t_start  # this machine's cost of a server process's life, measured now
     url = f"{sp.url}/v2/models/tiny_busy/infer"
     records: list[list[tuple[float, float, object]]] = [[] for _ in range(CLIENTS)]
     ok = threading.Semaphore(0)
@@ -77,7 +79,9 @@ def test_sigterm_under_load_answers_every_admitted_request(tmp_path):
         stop.set()
         stop_server(sp)
     assert rc == 0, sp.log()
-    assert exited < DRAIN_TIMEOUT_S + 5, exited
+    # The drain waits at most its timeout; exiting after it may cost what starting cost (a reference measured in this
+    # test, not a figure tuned on one machine).
+    assert exited < DRAIN_TIMEOUT_S + start_s, (exited, start_s)
 
     flat = [(k, t0, t1, o) for k, rs in enumerate(records) for t0, t1, o in rs]
     in_flight_served = [x for x in flat if x[1] < t_sig < x[2] and isinstance(x[3], tuple) and x[3][0] == 200]
