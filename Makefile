@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 LOCK   := requirements/dev.txt
 
-.PHONY: demo test lint setup models bench clean lock docs
+.PHONY: demo test test-fast lint setup models bench clean lock docs
 
 # Rebuilt when the lock changes (and when pyproject.toml does: entry points, package metadata).
 # --require-hashes: every package, with its dependencies, must be in the lock with a matching hash.
@@ -30,6 +30,10 @@ demo: models
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The edit loop: every test that neither starts something real nor judges measured time (lanes: tests/conftest.py).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not e2e and not timing"
 
 # The architecture checks alone (also part of `make test`: tests/test_architecture.py).
 lint: $(STAMP)

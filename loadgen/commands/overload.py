@@ -9,6 +9,7 @@ import typer
 
 from loadgen.commands import _curves as C
 from loadgen.commands._request import request_options
+from loadgen.engine.target import redact_url
 from loadgen.report import terminal_search as TS
 
 
@@ -66,7 +67,7 @@ def overload(
     )
     out = out or C.default_out("overload")
     console.print(
-        f"[bold]overload[/bold] {base.model} at {base.target}: steps {', '.join(f'{m:g}x' for m in mults)} "
+        f"[bold]overload[/bold] {base.model} at {redact_url(base.target)}: steps {', '.join(f'{m:g}x' for m in mults)} "
         f"of capacity, {base.duration_s:g} s each (+{base.warmup_s:g} s warm-up) → {out}"
     )
     try:

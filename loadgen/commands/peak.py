@@ -10,6 +10,7 @@ import typer
 from loadgen.commands import _assert as A
 from loadgen.commands import _curves as C
 from loadgen.commands._request import request_options
+from loadgen.engine.target import redact_url
 from loadgen.report import terminal_search as TS
 from loadgen.search.peaksearch import finish_peak_doc
 
@@ -134,7 +135,7 @@ def peak(
         probe_users=probe_users,
     )
     console.print(
-        f"[bold]peak[/bold] {base.model} at {base.target}: p{percentile:g} <= {slo_p99_ms:g} ms with "
+        f"[bold]peak[/bold] {base.model} at {redact_url(base.target)}: p{percentile:g} <= {slo_p99_ms:g} ms with "
         f"{confidence:.0%} confidence, precision {precision:.0%}, confirm by {confirm} runs, probes of "
         f"{base.duration_s:g}-{max_probe_duration:g} s (+{base.warmup_s:g} s warm-up) → {out}"
     )

@@ -9,6 +9,7 @@ import typer
 from loadgen.commands import _assert as A
 from loadgen.commands import _curves as C
 from loadgen.commands._request import request_options
+from loadgen.engine.target import redact_url
 from loadgen.report import terminal_search as TS
 
 
@@ -90,7 +91,7 @@ def sweep(
     slo = slo_p99_ms if slo_p99_ms is not None else base.slo_p99_ms
     out = out or C.default_out("sweep")
     console.print(
-        f"[bold]sweep[/bold] {base.model} at {base.target}: {plan.describe()}; {base.duration_s:g}s per "
+        f"[bold]sweep[/bold] {base.model} at {redact_url(base.target)}: {plan.describe()}; {base.duration_s:g}s per "
         f"point (+{base.warmup_s:g}s warm-up)" + (f"; SLO p{percentile:g} {slo:g} ms" if slo else "") + f" → {out}"
     )
     if note := plan.undecided_note(base, slo):

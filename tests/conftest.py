@@ -1,0 +1,84 @@
+"""Test lanes. Every test runs in `make test` (CI); `make test-fast` (`pytest -m "not e2e and not timing"`) runs the
+rest in well under two minutes, for the edit loop.
+
+- `e2e`: starts something real — a server process or an in-process uvicorn, a stand-in server, the CLI in a
+  subprocess (and so Locust), or an external tool (promtool, Prometheus, Chromium, mkdocs, docker-compose,
+  perf_analyzer, ruff/mypy).
+- `timing`: judges measured time (latency, rates, drain) against a truth or a reference measured in the same test.
+  Such a test needs a quiet machine more than any other: run it alone when it fails on a loaded one.
+
+Lanes are assigned here, once, by module (a module's tests share their setup) and by the fixtures a test uses, so a
+new test file lands in its lane by being listed below or by using a server fixture; `test_lanes_name_real_files`
+(tests/test_lanes.py) keeps the lists honest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+
+E2E_MODULES = frozenset(
+    {
+        "curves/test_chromium.py",
+        "curves/test_e2e_sweep.py",
+        "deploy/test_compose.py",
+        "deploy/test_dashboards.py",
+        "deploy/test_dashboards_live.py",
+        "deploy/test_lock.py",
+        "deploy/test_prometheus_config.py",
+        "deploy/test_scripts.py",
+        "deploy/test_k8s.py",
+        "foundation/test_bench.py",
+        "foundation/test_models_cli.py",
+        "foundation/test_serverproc.py",
+        "loadgen/test_any_server.py",
+        "loadgen/test_cli.py",
+        "loadgen/test_http_json_e2e.py",
+        "loadgen/test_input_data_e2e.py",
+        "loadgen/test_known_answers.py",
+        "loadgen/test_overload_cli.py",
+        "loadgen/test_peak_md1.py",
+        "loadgen/test_shapes_cli.py",
+        "server/test_admission.py",
+        "server/test_drain_load.py",
+        "server/test_fastpath.py",
+        "server/test_header_limit.py",
+        "server/test_http.py",
+        "server/test_httpproto.py",
+        "server/test_infer_http.py",
+        "server/test_malloc.py",
+        "server/test_metrics.py",
+        "server/test_perf_analyzer.py",
+        "server/test_selfcheck.py",
+        "server/test_shutdown.py",
+        "server/test_triton_client.py",
+        "zoo/test_zoo.py",
+        "test_architecture.py",
+        "test_docs.py",
+    }
+)
+TIMING_MODULES = frozenset(
+    {
+        "loadgen/test_known_answers.py",
+        "loadgen/test_peak_md1.py",
+        "server/test_drain_load.py",
+    }
+)
+E2E_FIXTURES = frozenset({"standin", "generate", "server", "client"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: starts a real server, process or external tool (tests/conftest.py)")
+    config.addinivalue_line("markers", "timing: judges measured time against a truth or a same-test reference")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        rel = Path(str(item.fspath)).resolve().relative_to(ROOT).as_posix()
+        if rel in E2E_MODULES or E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+        if rel in TIMING_MODULES:
+            item.add_marker(pytest.mark.timing)
