@@ -70,9 +70,12 @@ class GeventClock:
             gevent.sleep(wait)
 
 
-STREAM_CHUNK = 256 * 1024
+STREAM_CHUNK = 512 * 1024
 """A big body leaves in chunks of at most this, with a yield between them, so a 2 MB body never holds the event
-loop for the time of one 2 MB copy: the dispatcher's next wake-up is not delayed behind it."""
+loop for the time of one 2 MB send: the dispatcher's next wake-up is not delayed behind it. Measured (2 MB JSON
+bodies, 50 req/s Poisson, 1,010 requests, generator and stand-in on their own CPUs): schedule-lag p99 3.3 ms sent
+whole, 2.8 / 2.0 / 1.1 / 1.0 / 1.0 ms in chunks of 32 KB / 64 KB / 256 KB / 512 KB / 1 MB (smaller chunks cost
+more syscalls and switches than they save)."""
 
 
 class PartsBody:

@@ -162,6 +162,8 @@ class Proto(asyncio.Protocol):
     def __init__(self, st: State) -> None:
         self.st = st
         self.buf = bytearray()
+        self.pending: tuple | None = None  # a parsed head whose body is still arriving
+        self.scanned = 0  # bytes of buf already searched for the end of a head
         self.queue: asyncio.Queue = asyncio.Queue()
         self.worker: asyncio.Task | None = None
         self.transport: asyncio.Transport | None = None
@@ -178,20 +180,24 @@ class Proto(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.buf += data
         while True:
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
+            if self.pending is None:  # waiting for a head: search only where it can end (not all of a big body)
+                end = self.buf.find(b"\r\n\r\n", max(0, self.scanned - 3))
+                if end < 0:
+                    self.scanned = len(self.buf)
+                    return
+                head = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
+                method, path, _ = head[0].split(" ", 2)
+                hdrs = {}
+                for line in head[1:]:
+                    k, _, v = line.partition(":")
+                    hdrs[k.strip().lower()] = v.strip()
+                self.pending = (method, path, hdrs, end + 4, int(hdrs.get("content-length", "0")))
+            method, path, hdrs, start, n = self.pending
+            if len(self.buf) < start + n:
                 return
-            head = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
-            method, path, _ = head[0].split(" ", 2)
-            hdrs = {}
-            for line in head[1:]:
-                k, _, v = line.partition(":")
-                hdrs[k.strip().lower()] = v.strip()
-            n = int(hdrs.get("content-length", "0"))
-            if len(self.buf) < end + 4 + n:
-                return
-            body = bytes(self.buf[end + 4 : end + 4 + n])
-            del self.buf[: end + 4 + n]
+            body = bytes(self.buf[start : start + n])
+            del self.buf[: start + n]
+            self.pending, self.scanned = None, 0
             if self.st.fast:
                 if self.transport is not None:
                     self.transport.write(handle_now(self.st, perf(), method, path, hdrs, body))
