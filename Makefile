@@ -31,9 +31,9 @@ demo: models
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# The edit loop: every test that neither starts something real nor judges measured time (lanes: tests/conftest.py).
+# The edit loop: every test that starts nothing real, judges no measured time and takes no seconds (tests/conftest.py).
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not e2e and not timing"
+	$(PY) -m pytest -q -m "not e2e and not timing and not slow"
 
 # The architecture checks alone (also part of `make test`: tests/test_architecture.py).
 lint: $(STAMP)

@@ -1,9 +1,10 @@
-"""Test lanes. Every test runs in `make test` (CI); `make test-fast` (`pytest -m "not e2e and not timing"`) runs the
-rest in well under two minutes, for the edit loop.
+"""Test lanes. Every test runs in `make test` (CI); `make test-fast` (`pytest -m "not e2e and not timing and not slow"`) runs
+the rest in about a minute on 2 cores, for the edit loop.
 
 - `e2e`: starts something real — a server process or an in-process uvicorn, a stand-in server, the CLI in a
   subprocess (and so Locust), or an external tool (promtool, Prometheus, Chromium, mkdocs, docker-compose,
   perf_analyzer, ruff/mypy).
+- `slow`: in-process and pure, but seconds long each (whole simulated searches, every plot of every report).
 - `timing`: judges measured time (latency, rates, drain) against a truth or a reference measured in the same test.
   Such a test needs a quiet machine more than any other: run it alone when it fails on a loaded one.
 
@@ -67,12 +68,20 @@ TIMING_MODULES = frozenset(
         "server/test_drain_load.py",
     }
 )
+SLOW_MODULES = frozenset(
+    {
+        "curves/test_tune_run.py",  # whole simulated tune searches, checkpoints and resumes
+        "curves/test_html_report.py",  # renders every plot of every document kind (matplotlib)
+        "curves/test_compare_verdict.py",  # simulated peak and tune searches behind each comparison
+    }
+)
 E2E_FIXTURES = frozenset({"standin", "generate", "server", "client"})
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: starts a real server, process or external tool (tests/conftest.py)")
     config.addinivalue_line("markers", "timing: judges measured time against a truth or a same-test reference")
+    config.addinivalue_line("markers", "slow: in-process but seconds long (simulated searches, every plot)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -82,3 +91,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
         if rel in TIMING_MODULES:
             item.add_marker(pytest.mark.timing)
+        if rel in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
