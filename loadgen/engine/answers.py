@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from loadgen.engine.jsonpointer import loads_answer
 from loadgen.engine.tensors import DTYPES, PayloadError, compare, parse_bytes_elements
 
 Answer = tuple[dict[str, Any], int, int]
@@ -17,15 +18,8 @@ Answer = tuple[dict[str, Any], int, int]
 
 def loads_oip(raw: bytes) -> Any:
     """OIP JSON as Triton writes it: strict JSON, or (only when orjson refuses it) the NaN / Infinity / -Infinity
-    literals Triton-compatible servers write for non-finite float outputs (the stdlib parser accepts those)."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        if b"NaN" not in raw and b"Infinity" not in raw:
-            raise
-        import json
-
-        return json.loads(raw)
+    literals Triton-compatible servers write for non-finite float outputs (loadgen.engine.jsonpointer.loads_answer)."""
+    return loads_answer(raw)
 
 
 def parse_answer(body: bytes, header_length: str | None) -> Answer | str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from loadgen.engine.payloads import PayloadError
+from loadgen.engine.tensors import PayloadError
 
 _INDEX = re.compile(r"0|[1-9][0-9]*")
 _BAD_TILDE = re.compile(r"~(?![01])")
