@@ -145,14 +145,9 @@ def run(
     sc = _scenario({k: v for k, v in flags.items() if v is not None}, scenario_file, preset, console)
 
     from loadgen.commands._curves import runner
-    from loadgen.engine.payloads import PayloadError
 
     show = sys.stdout.isatty() if progress is None else progress
-    try:
-        result = runner(progress=show, metrics_port=metrics_port)(sc)
-    except PayloadError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+    result = runner(progress=show, metrics_port=metrics_port)(sc)  # a PayloadError exits 2 there, before any load
     print_summary(result, console)
     if out:
         write_json(out, result)

@@ -22,9 +22,12 @@ STANDIN = HERE / "standin_server.py"
 
 
 class StandIn:
-    def __init__(self, *args: str) -> None:
+    """A test server script run as a subprocess that prints "PORT <n>" when listening (the OIP stand-in by default;
+    `script` names another, e.g. json_endpoint.py)."""
+
+    def __init__(self, *args: str, script: Path = STANDIN) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(STANDIN), "--port", "0", "--max-lifetime-s", "120", *args],
+            [sys.executable, str(script), "--port", "0", "--max-lifetime-s", "120", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -32,7 +35,7 @@ class StandIn:
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line.startswith("PORT "):
             self.stop()
-            raise RuntimeError(f"stand-in server did not start: {line!r}")
+            raise RuntimeError(f"{script.name} did not start: {line!r}")
         self.port = int(line.split()[1])
         self.url = f"http://127.0.0.1:{self.port}"
 

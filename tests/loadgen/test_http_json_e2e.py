@@ -14,38 +14,21 @@ from typing import Any
 
 import pytest
 
+from tests.loadgen.conftest import StandIn
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 ENDPOINT = HERE / "json_endpoint.py"
 TEMPLATE = ROOT / "examples" / "templates" / "fastapi.json"
 
 
-class Endpoint:
+class Endpoint(StandIn):
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ENDPOINT), "--port", "0", "--max-lifetime-s", "120", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        if not line.startswith("PORT "):
-            self.stop()
-            raise RuntimeError(f"json endpoint did not start: {line!r}")
-        self.url = f"http://127.0.0.1:{int(line.split()[1])}"
+        super().__init__(*args, script=ENDPOINT)
 
     def stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(self.url + "/stats", timeout=5) as r:
             return json.loads(r.read())
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 @pytest.fixture
