@@ -28,12 +28,22 @@ models: $(STAMP)
 demo: models
 	$(VENV)/bin/inferload demo --models models
 
+# Two passes, both always run: every test outside the `timing` lane on TEST_JOBS processes (pytest-xdist, a test
+# module per process at a time: most of the suite waits on servers and fixed-length load runs, so two share two
+# cores well), then the `timing` lane on its own, at most TIMING_JOBS of its modules side by side (each judges
+# measured time against a truth or reference measured in the same test, so a neighbour moves both; nothing else
+# runs beside them). Fails (with the first failing pass's exit code; 5 = nothing collected) if either does.
+TEST_JOBS   ?= 2
+TIMING_JOBS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q
+	@$(PY) -m pytest -q -m "not timing" -n $(TEST_JOBS) --dist loadfile; a=$$?; \
+	$(PY) -m pytest -q -m timing -n $(TIMING_JOBS) --dist loadfile; b=$$?; \
+	if [ $$a -ne 0 ] || [ $$b -ne 0 ]; then echo "make test: parallel pass exited $$a, timing pass exited $$b" >&2; \
+	exit $$(( a != 0 ? a : b )); fi
 
 # The edit loop: every test that starts nothing real, judges no measured time and takes no seconds (tests/conftest.py).
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not e2e and not timing and not slow"
+	$(PY) -m pytest -q -m "not e2e and not timing and not slow" -p no:xdist
 
 # The architecture checks alone (also part of `make test`: tests/test_architecture.py).
 lint: $(STAMP)

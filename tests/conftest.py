@@ -6,7 +6,19 @@ the rest in about a minute on 2 cores, for the edit loop.
   perf_analyzer, ruff/mypy).
 - `slow`: in-process and pure, but seconds long each (whole simulated searches, every plot of every report).
 - `timing`: judges measured time (latency, rates, drain) against a truth or a reference measured in the same test.
-  Such a test needs a quiet machine more than any other: run it alone when it fails on a loaded one.
+  Such a test needs a quiet machine more than any other: `make test` runs this lane after everything else has run
+  (on two processes, pytest-xdist `--dist loadfile`), with at most two timing modules side by side: each judges
+  against a truth or reference measured in the same test, so a neighbour moves both (checked under
+  ../shared/tools/noisy). Run one alone when it fails on a loaded machine.
+
+A single test of an e2e module whose subject is a VALID verdict carries `@pytest.mark.timing` itself (a VALID verdict
+judges measured lateness: with ~80 requests one late send beside a busy neighbour can decide it); the module's
+other tests run theirs with `--allow-invalid`.
+
+Under xdist a module's tests stay together in one process, in file order, so module- and session-scoped servers are
+started once per process that needs them. A test may share the machine with one other module's tests: nothing
+outside `timing` may depend on the machine being quiet (load runs pass `--allow-invalid` unless their verdict is
+the subject; the stand-ins and servers take port 0 or a free port).
 
 Lanes are assigned here, once, by module (a module's tests share their setup) and by the fixtures a test uses, so a
 new test file lands in its lane by being listed below or by using a server fixture; `test_lanes_name_real_files`

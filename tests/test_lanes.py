@@ -21,3 +21,12 @@ def test_make_test_fast_deselects_the_slow_lanes():
     line = next(x for x in text.splitlines() if x.startswith("\t") and "-m" in x and "not e2e" in x)
     assert "not e2e and not timing and not slow" in line
     assert Path(ROOT.parent / "Makefile").read_text().count("test-fast:") == 1
+
+
+def test_make_test_runs_every_lane_in_one_of_its_two_passes():
+    # the first pass takes everything but `timing`, the second exactly `timing`, alone: together, every test once
+    text = (ROOT.parent / "Makefile").read_text()
+    recipe = text[text.index("\ntest: ") :].split("\n\n")[0]
+    assert '-m "not timing" -n $(TEST_JOBS)' in recipe
+    assert "-m timing -n $(TIMING_JOBS)" in recipe
+    assert "exit $$(( a != 0 ? a : b ))" in recipe  # a failure in either pass fails make test

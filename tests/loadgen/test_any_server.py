@@ -60,18 +60,23 @@ def _stats(srv) -> dict:
         return json.loads(r.read())
 
 
-def _run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, Path]:
+def _run(tmp_path: Path, *args: str, valid: bool = False) -> tuple[subprocess.CompletedProcess, Path]:
+    """`inferload run` at 40 req/s for 2 s. `valid=True`: a VALID verdict is part of what the test checks (exit 3
+    otherwise); else `--allow-invalid`, as 80 requests' p99 is their maximum and one late send beside another test
+    can make a ~1 ms-latency run INVALID (lag_material), which says nothing about headers, TLS or prefixes."""
     out = tmp_path / "result.json"
     env = {k: v for k, v in os.environ.items() if k != "INFERLOAD_BEARER_TOKEN"}
     env["PYTHONPATH"] = str(ROOT)
     p = subprocess.run(
         [sys.executable, "-m", "loadgen.cli", "run", *args, "--model", "m", "--rate", "40",
-         "--duration", "2", "--warmup", "0.3", "--no-progress", "--out", str(out)],
+         "--duration", "2", "--warmup", "0.3", "--no-progress", "--out", str(out),
+         *(() if valid else ("--allow-invalid",))],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=90,
     )  # fmt: skip
     return p, out
 
 
+@pytest.mark.timing  # a VALID verdict judges measured lateness: this one runs in the serial lane (tests/conftest.py)
 def test_run_through_tls_token_host_and_prefix_is_valid_and_keeps_secrets_out(tmp_path, gateway, pki):
     p, out = _run(
         tmp_path,
@@ -81,6 +86,7 @@ def test_run_through_tls_token_host_and_prefix_is_valid_and_keeps_secrets_out(tm
         "--ca-file", str(pki / "ca.pem"),
         "--model-version", "3",
         "--payload", "json",
+        valid=True,
     )  # fmt: skip
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     doc = json.loads(out.read_text())
