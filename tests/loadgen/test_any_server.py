@@ -47,9 +47,11 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def gateway(standin, pki: Path):
+    # 50 ms per answer, like a model behind a gateway: a VALID verdict then tolerates the few ms of send lateness a
+    # busy 2-core CI box causes (with ~1 ms answers, two sends 3 ms late among 80 decide p99: lag_material)
     return standin(
         "--prefix", "/gw/serving", "--token", TOKEN, "--require-host", HOST, "--version", "3",
-        "--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server.key"),
+        "--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server.key"), "--service-ms", "50",
     )  # fmt: skip
 
 
