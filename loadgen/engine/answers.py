@@ -16,12 +16,6 @@ Answer = tuple[dict[str, Any], int, int]
 """(JSON header, header length in the body, bytes of binary outputs after it)."""
 
 
-def loads_oip(raw: bytes) -> Any:
-    """OIP JSON as Triton writes it: strict JSON, or (only when orjson refuses it) the NaN / Infinity / -Infinity
-    literals Triton-compatible servers write for non-finite float outputs (loadgen.engine.jsonpointer.loads_answer)."""
-    return loads_answer(raw)
-
-
 def parse_answer(body: bytes, header_length: str | None) -> Answer | str:
     """The answer's JSON header and where its binary outputs start; a description of the problem otherwise."""
     try:
@@ -29,10 +23,10 @@ def parse_answer(body: bytes, header_length: str | None) -> Answer | str:
             hl = int(header_length)
             if not 0 < hl <= len(body):
                 return f"Inference-Header-Content-Length {hl} outside the body ({len(body)} bytes)"
-            head = loads_oip(body[:hl])
+            head = loads_answer(body[:hl])
         else:
             hl = len(body)
-            head = loads_oip(body)
+            head = loads_answer(body)
     except (ValueError, orjson.JSONDecodeError) as e:
         return f"response is not OIP JSON: {e}"
     if not isinstance(head, dict):

@@ -127,7 +127,8 @@ def show(v: Any, limit: int = 80) -> str:
 
 
 def loads_answer(raw: bytes) -> Any:
-    """Strict JSON, or (only when orjson refuses it) with the NaN / Infinity literals Python servers write."""
+    """An answer's JSON (OIP or http-json): strict JSON, or (only when orjson refuses it) with the NaN / Infinity /
+    -Infinity literals that Python and Triton-compatible servers write for non-finite floats."""
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -28,7 +28,7 @@ from urllib.parse import quote
 import numpy as np
 import orjson
 
-from loadgen.engine.answers import decode_outputs, loads_oip, parse_answer, structure_problem, validation_problem
+from loadgen.engine.answers import decode_outputs, parse_answer, structure_problem, validation_problem
 from loadgen.engine.images import IMAGE_SIZES, _jpeg_with_comment, load_images, synthetic_images
 from loadgen.engine.inputs import conform, entry_sequence, read_input_file
 from loadgen.engine.scenario import Scenario
@@ -51,7 +51,6 @@ SAMPLE_CHECK_EVERY = 64
 in full (header JSON, expected output names, batch dimension, binary sizes)."""
 
 _DTYPES = DTYPES  # the OIP datatype table (loadgen.engine.tensors); the name template.py imports
-_loads_oip = loads_oip  # loadgen.engine.answers; the name tests and older callers use
 __all__ = [
     "IMAGE_SIZES",
     "POOL_SIZE",
