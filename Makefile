@@ -38,7 +38,7 @@ TIMING_JOBS ?= 2
 test: $(STAMP)
 	@$(PY) -m pytest -q -m "not timing" -n $(TEST_JOBS) --dist loadfile; a=$$?; \
 	$(PY) -m pytest -q -m timing -n $(TIMING_JOBS) --dist loadfile; b=$$?; \
-	if [ $$a -ne 0 ] || [ $$b -ne 0 ]; then echo "make test: parallel pass exited $$a, timing pass exited $$b" >&2; \
+	if [ $$a -ne 0 ] || [ $$b -ne 0 ]; then echo "make test: first pass exited $$a, timing pass exited $$b" >&2; \
 	exit $$(( a != 0 ? a : b )); fi
 
 # The edit loop: every test that starts nothing real, judges no measured time and takes no seconds (tests/conftest.py).

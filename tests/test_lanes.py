@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tests.conftest import E2E_MODULES, ROOT, SLOW_MODULES, TIMING_MODULES
 
 
@@ -20,7 +18,7 @@ def test_make_test_fast_deselects_the_slow_lanes():
     text = (ROOT.parent / "Makefile").read_text()
     line = next(x for x in text.splitlines() if x.startswith("\t") and "-m" in x and "not e2e" in x)
     assert "not e2e and not timing and not slow" in line
-    assert Path(ROOT.parent / "Makefile").read_text().count("test-fast:") == 1
+    assert text.count("test-fast:") == 1
 
 
 def test_make_test_runs_every_lane_in_one_of_its_two_passes():

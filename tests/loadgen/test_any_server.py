@@ -78,7 +78,7 @@ def _run(tmp_path: Path, *args: str, valid: bool = False) -> tuple[subprocess.Co
     return p, out
 
 
-@pytest.mark.timing  # a VALID verdict judges measured lateness: this one runs in the serial lane (tests/conftest.py)
+@pytest.mark.timing  # a VALID verdict judges measured lateness: this one runs in the timing pass (tests/conftest.py)
 def test_run_through_tls_token_host_and_prefix_is_valid_and_keeps_secrets_out(tmp_path, gateway, pki):
     p, out = _run(
         tmp_path,

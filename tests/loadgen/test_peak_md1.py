@@ -2,13 +2,14 @@
 
 The stand-in is one FIFO server with a fixed 5 ms service time (Poisson arrivals from the generator make it
 M/D/1); its p99 sojourn time reaches 50 ms near 154 req/s (the queue of 10 ms and 100 ms at half the rate, scaled:
-the same search in half the time, as a probe needs so many queries, not so many seconds). The truth is not taken on faith: it is computed in the
-test from the service times the stand-in actually realised on this machine (M/G/1 simulation with those samples,
-tests/loadgen/queueing.py), so a slow or noisy CPU moves the truth and the answer together.
+the same search in less time, as a probe needs so many queries, not so many seconds). The truth is not taken on
+faith: it is computed in the test from the service times the stand-in actually realised on this machine (M/G/1
+simulation with those samples, tests/loadgen/queueing.py), so a slow or noisy CPU moves the truth and the answer
+together.
 
 The margin is honest rather than tuned: a 99%-confident verdict passes a rate only when clearly fewer than 1% of
-~840-1700 queries exceed 100 ms, i.e. somewhat below the rate where the *true* p99 equals the bound (about -5% to
--10% for this queue), and M/D/1 tails come in bursts (a busy period), so probes near the peak are noisy.
+~840-1700 queries exceed the 50 ms bound, i.e. somewhat below the rate where the *true* p99 equals the bound (about
+-5% to -10% for this queue), and M/D/1 tails come in bursts (a busy period), so probes near the peak are noisy.
 """
 
 from __future__ import annotations
