@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 LOCK   := requirements/dev.txt
 
-.PHONY: demo test test-fast lint setup models bench clean lock docs
+.PHONY: demo test test-fast lint setup models bench clean lock docs protos
 
 # Rebuilt when the lock changes (and when pyproject.toml does: entry points, package metadata).
 # --require-hashes: every package, with its dependencies, must be in the lock with a matching hash.
@@ -60,6 +60,11 @@ bench: models
 docs: $(STAMP)
 	$(PY) scripts/gen_docs_reference.py
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+# The gRPC descriptor modules (server/oip_grpc/descriptors.py, loadgen/engine/oip_grpc/descriptors.py) from the vendored
+# upstream .proto files, with the lock's grpcio-tools (scripts/gen_protos.py; tests/foundation/test_protos.py checks them).
+protos: $(STAMP)
+	$(PY) scripts/gen_protos.py
 
 # --- the lock (requirements/README.md) ---
 # `make lock` re-resolves requirements/*.txt from pyproject.toml's ranges after you edit them, keeping every

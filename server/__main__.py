@@ -18,6 +18,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--models", dest="models_dir", help="model repository directory (default: models)")
     p.add_argument("--host", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="TCP port (default 8000)")
+    p.add_argument("--grpc-port", type=int, help="OIP gRPC port (default 8001; 0: no gRPC)")
     p.add_argument("--model", dest="model_names", action="append", help="serve only this model (repeatable)")
     p.add_argument(
         "--override",

@@ -87,6 +87,7 @@ def _load_model(cfg: ModelConfig, metrics: ServerMetrics) -> LoadedModel:
         onnx_inputs=list(first.inputs),
         labels=load_labels(cfg.labels_path),
         metrics=metrics.model(cfg.name),
+        grpc_metrics=metrics.model(cfg.name, "grpc"),
         image_tensor=image_tensor,
         instances=instances,
     )
@@ -120,6 +121,13 @@ def build_service(settings: ServerSettings, metrics: ServerMetrics) -> Inference
         metrics,
         preprocess_threads=settings.preprocess_threads or available_cpus(),
         default_top_k=settings.default_top_k,
+    )
+
+
+async def _stop_batchers(service: InferenceService, timeout_s: float) -> None:
+    await asyncio.gather(
+        *(lm.batcher.stop(drain=True, timeout_s=timeout_s) for lm in service.models.values()),
+        return_exceptions=True,
     )
 
 
@@ -179,6 +187,20 @@ def create_app(settings: ServerSettings | None = None, registry: CollectorRegist
             lm.ready = True
             metrics.model_ready.labels(lm.name).set(1)
         app.state.service = service
+        grpc_front = None
+        if settings.grpc_port:
+            from server.oip_grpc.front import GrpcFront
+
+            grpc_front = GrpcFront(app.state, VERSION)
+            try:
+                await grpc_front.start(settings.host, settings.grpc_port)
+            except Exception as e:
+                app.state.startup_error = str(e)
+                log.error("%s", e)
+                await _stop_batchers(service, settings.drain_timeout_s)
+                service.close()
+                raise
+        app.state.grpc_front = grpc_front
         log.info("ready: %s", ", ".join(service.models))
         try:
             yield
@@ -187,10 +209,9 @@ def create_app(settings: ServerSettings | None = None, registry: CollectorRegist
             for lm in service.models.values():
                 lm.ready = False
                 metrics.model_ready.labels(lm.name).set(0)
-            await asyncio.gather(
-                *(lm.batcher.stop(drain=True, timeout_s=settings.drain_timeout_s) for lm in service.models.values()),
-                return_exceptions=True,
-            )
+            if grpc_front is not None:  # its calls in progress finish first (new ones: UNAVAILABLE)
+                await grpc_front.stop(settings.drain_timeout_s)
+            await _stop_batchers(service, settings.drain_timeout_s)
             service.close()
             log.info("stopped")
 
@@ -207,6 +228,7 @@ def create_app(settings: ServerSettings | None = None, registry: CollectorRegist
     app.state.service = None
     app.state.startup_error = None
     app.state.loop = None
+    app.state.grpc_front = None
     app.state.infer_endpoint = InferEndpoint(app)
     app.state.fast_path_state = "unavailable"  # until uvicorn_config chooses the protocol
     install(app)

@@ -25,6 +25,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 OUTCOMES = ("success", "rejected", "timeout", "invalid", "error", "cancelled")
+PROTOCOLS = ("http", "grpc")
+"""The `protocol` label of the request metrics: the front end that took the request (REST or gRPC)."""
 DROP_REASONS = ("cancelled", "timeout")
 # inferload_http_path_requests_total{path, reason}: which path served an infer request and why (server/dispatch.py
 # holds the rule). The fast path: admitted, or refused at admission (503 from the protocol). The ASGI path: the fast
@@ -86,7 +88,9 @@ LATENCY_BUCKETS = (
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 _HELP = {
-    "inferload_requests": "Inference requests by model and outcome (success|rejected|timeout|invalid|error|cancelled).",
+    "inferload_requests": (
+        "Inference requests by model, outcome (success|rejected|timeout|invalid|error|cancelled) and protocol (http|grpc)."
+    ),
     "inferload_request_duration_seconds": "Inference request time in the server, body read to response.",
     "inferload_queue_duration_seconds": "Time a request waited in the batcher queue.",
     "inferload_preprocess_duration_seconds": "Decode, validation and image preprocessing time per request.",
@@ -212,8 +216,8 @@ class BatcherObserver:
 class _Model:
     __slots__ = ("requests", "observer", "admitted")
 
-    def __init__(self, requests: ModelMetrics, observer: BatcherObserver) -> None:
-        self.requests = requests
+    def __init__(self, requests: dict[str, ModelMetrics], observer: BatcherObserver) -> None:
+        self.requests = requests  # by protocol
         self.observer = observer
         self.admitted: Callable[[], int] = lambda: 0
 
@@ -234,10 +238,13 @@ class HotCollector(Collector):
                 paths.add_metric([path, reason], n)
         yield paths
         models = list(self.models.items())
-        req = CounterMetricFamily("inferload_requests", _HELP["inferload_requests"], labels=["model", "outcome"])
+        req = CounterMetricFamily(
+            "inferload_requests", _HELP["inferload_requests"], labels=["model", "outcome", "protocol"]
+        )
         for name, m in models:
-            for o in OUTCOMES:
-                req.add_metric([name, o], m.requests.outcome[o].value)
+            for proto, mm in m.requests.items():
+                for o in OUTCOMES:
+                    req.add_metric([name, o, proto], mm.outcome[o].value)
         yield req
         for metric, attr in (
             ("inferload_request_duration_seconds", "request_duration"),
@@ -245,9 +252,10 @@ class HotCollector(Collector):
             ("inferload_preprocess_duration_seconds", "preprocess_duration"),
             ("inferload_compute_duration_seconds", "compute_duration"),
         ):
-            fam = HistogramMetricFamily(metric, _HELP[metric], labels=["model"])
+            fam = HistogramMetricFamily(metric, _HELP[metric], labels=["model", "protocol"])
             for name, m in models:
-                _add_histogram(fam, [name], [getattr(m.requests, attr)])
+                for proto, mm in m.requests.items():
+                    _add_histogram(fam, [name, proto], [getattr(mm, attr)])
             yield fam
         batch = HistogramMetricFamily("inferload_batch_size", _HELP["inferload_batch_size"], labels=["model"])
         items = CounterMetricFamily("inferload_inference_items", _HELP["inferload_inference_items"], labels=["model"])
@@ -319,11 +327,13 @@ class ServerMetrics:
 
     def add_model(self, model: str, instances: int) -> None:
         """Create every series of `model` (at 0) from load time."""
-        self.hot.models[model] = _Model(ModelMetrics(), BatcherObserver(self.dropped, model, instances))
+        requests = {p: ModelMetrics() for p in PROTOCOLS}
+        self.hot.models[model] = _Model(requests, BatcherObserver(self.dropped, model, instances))
         self.model_ready.labels(model).set(0)
 
-    def model(self, model: str) -> ModelMetrics:
-        return self.hot.models[model].requests
+    def model(self, model: str, protocol: str = "http") -> ModelMetrics:
+        """The request metrics of `model` taken by `protocol`'s front end (a KeyError outside PROTOCOLS)."""
+        return self.hot.models[model].requests[protocol]
 
     def observer(self, model: str) -> BatcherObserver:
         return self.hot.models[model].observer

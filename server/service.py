@@ -56,13 +56,14 @@ class LoadedModel:
     outputs: list[TensorSpec]
     onnx_inputs: list[TensorSpec]
     labels: list[str] | None
-    metrics: ModelMetrics
+    metrics: ModelMetrics  # requests taken over HTTP
     ready: bool = False
     input_by_name: dict[str, TensorSpec] = field(default_factory=dict)
     output_names: set[str] = field(default_factory=set)
     image_tensor: str | None = None  # ONNX input fed with preprocessed pixels (image models)
     instances: list = field(default_factory=list)  # the OnnxInstances behind the batcher (warm-up)
     admission: Admission = field(default_factory=lambda: Admission(1_000_000))  # set by the app from the config
+    grpc_metrics: ModelMetrics | None = None  # requests taken over gRPC (None: counted with HTTP's)
 
     def __post_init__(self) -> None:
         self.input_by_name = {s.name: s for s in self.inputs}
@@ -71,6 +72,9 @@ class LoadedModel:
     @property
     def name(self) -> str:
         return self.cfg.name
+
+    def metrics_for(self, protocol: str) -> ModelMetrics:
+        return self.grpc_metrics if protocol == "grpc" and self.grpc_metrics is not None else self.metrics
 
     @property
     def version(self) -> str:
@@ -123,14 +127,16 @@ class InferenceService:
 
     # ------------------------------------------------------------------ lookup / metadata
 
-    def get(self, name: str, version: str | None = None, *, inference: bool = False) -> LoadedModel:
+    def get(
+        self, name: str, version: str | None = None, *, inference: bool = False, protocol: str = "http"
+    ) -> LoadedModel:
         lm = self.models.get(name)
         if lm is None:
             self.metrics.unknown_model.inc()
             raise NotFound(f"unknown model '{name}'")
         if version is not None and version != lm.version:
             if inference:
-                lm.metrics.outcome["invalid"].inc()
+                lm.metrics_for(protocol).outcome["invalid"].inc()
             raise NotFound(f"model '{name}' has no version '{version}' (available: {lm.version})")
         return lm
 
@@ -153,43 +159,9 @@ class InferenceService:
 
     def model_config(self, name: str, version: str | None = None) -> dict[str, Any]:
         """Triton's model-configuration extension (JSON form), as perf_analyzer reads it."""
-        from server.dtypes import TRITON_CONFIG_TYPES
+        from server.modelconfig import triton_config
 
-        lm = self.get(name, version)
-        cfg = lm.cfg
-
-        def io(specs: list[TensorSpec]) -> list[dict[str, Any]]:
-            out = []
-            for s in specs:
-                dims = list(s.shape[1:])
-                item: dict[str, Any] = {"name": s.name, "data_type": TRITON_CONFIG_TYPES.get(s.datatype, s.datatype)}
-                if dims:
-                    item["dims"] = dims
-                else:  # Triton spells a batch-only tensor as dims [1] reshaped to []
-                    item["dims"] = [1]
-                    item["reshape"] = {"shape": []}
-                out.append(item)
-            return out
-
-        b = cfg.batching
-        policy: dict[str, Any] = {"max_queue_size": b.max_queue_size, "timeout_action": "REJECT"}
-        if b.default_timeout_ms is not None:
-            policy["default_timeout_microseconds"] = int(b.default_timeout_ms * 1000)
-        return {
-            "name": cfg.name,
-            "platform": cfg.platform,
-            "backend": "onnxruntime",
-            "version_policy": {"specific": {"versions": [cfg.version]}},
-            "max_batch_size": cfg.max_batch_size,
-            "input": io(lm.inputs),
-            "output": io(lm.outputs),
-            "dynamic_batching": {
-                "max_queue_delay_microseconds": int(round(b.max_queue_delay_ms * 1000)),
-                "preferred_batch_size": list(b.preferred_batch_sizes),
-                "default_queue_policy": policy,
-            },
-            "instance_group": [{"name": f"{cfg.name}_0", "kind": "KIND_CPU", "count": cfg.instances.count}],
-        }
+        return triton_config(self.get(name, version))
 
     # ------------------------------------------------------------------ inference
 
@@ -222,11 +194,40 @@ class InferenceService:
         lm = self.get(name, version, inference=True)
         return await self._guarded(lm, started, read_done, lambda t: self._infer_raw_image(lm, data, started, top_k, t))
 
-    def admit(self, name: str, version: str | None = None) -> LoadedModel:
+    async def infer_decoded(
+        self,
+        lm: LoadedModel,
+        req: InferRequest,
+        started: float,
+        read_done: float | None = None,
+        client_timeout_s: float | None = None,
+        protocol: str = "grpc",
+    ) -> tuple[list[OutputTensor], Timings]:
+        """A request its transport decoded already (gRPC: tensors from the protobuf message) → its outputs and
+        timings. `lm` was admitted (`admit`); `client_timeout_s`: the transport's own deadline (gRPC's), if any,
+        beside the model's `default_timeout_ms` and the request's `timeout` parameter (the smallest wins)."""
+
+        async def work(t: Timings) -> tuple[list[OutputTensor], Timings]:
+            deadline = _deadline(lm.cfg, req.parameters, started)
+            if client_timeout_s is not None:
+                own = time.monotonic() - (time.perf_counter() - started) + client_timeout_s
+                deadline = own if deadline is None else min(deadline, own)
+            if lm.image_tensor is None:
+                tensors = self._validate(lm, req)
+            else:
+                tensors = {lm.image_tensor: await self._preprocess_images(lm, self._image_elements(lm, req))}
+            t.preprocess_s = time.perf_counter() - started - (t.read_s or 0.0)
+            outcome = await lm.batcher.submit(tensors, deadline=deadline)
+            t.queue_s, t.compute_s, t.batch_size = outcome.queue_s, outcome.compute_s, outcome.batch_size
+            return self.select_outputs(lm, req, outcome.outputs), t
+
+        return await self._guarded(lm, started, read_done, work, protocol)
+
+    def admit(self, name: str, version: str | None = None, protocol: str = "http") -> LoadedModel:
         """Admission before ingestion (server/admission.py): called when a request's headers have arrived, before
         its body is read. Returns the model with the request counted in; the caller must `lm.admission.leave()`.
         Refusals (404, 503) are counted here and cost no body read."""
-        lm = self.get(name, version, inference=True)
+        lm = self.get(name, version, inference=True, protocol=protocol)
         if not self.accepting:
             err: InferError = Unavailable("server is shutting down")
         elif not lm.ready:
@@ -238,36 +239,39 @@ class InferenceService:
                 f"model '{lm.name}' is at its limit of {lm.admission.limit} requests in progress "
                 "(being read, queued or running): retry later"
             )
-        lm.metrics.outcome[err.outcome].inc()
+        lm.metrics_for(protocol).outcome[err.outcome].inc()
         raise err
 
-    def count_rejected(self, name: str, exc: InferError) -> None:
+    def count_rejected(self, name: str, exc: InferError, protocol: str = "http") -> None:
         """Count an error the transport raised before the service ran (413, 415, 401), if the model is known."""
         lm = self.models.get(name)
         if lm is not None:
-            lm.metrics.outcome[exc.outcome].inc()
+            lm.metrics_for(protocol).outcome[exc.outcome].inc()
         else:
             self.metrics.unknown_model.inc()
 
-    async def _guarded(self, lm: LoadedModel, started: float, read_done: float | None, work) -> InferResult:
+    async def _guarded(
+        self, lm: LoadedModel, started: float, read_done: float | None, work, protocol: str = "http"
+    ) -> Any:
+        mm = lm.metrics_for(protocol)
         timings = Timings()
         if read_done is not None:
             timings.read_s = read_done - started
         try:  # admitted already (admit): a request whose headers arrived before a drain began is served
             result = await work(timings)
         except InferError as e:
-            self.account(lm, started, timings, e.outcome)
+            self.account(lm, started, timings, e.outcome, mm)
             e.timings = timings  # type: ignore[attr-defined]
             raise
         except asyncio.CancelledError:
-            self.account(lm, started, timings, "cancelled")
+            self.account(lm, started, timings, "cancelled", mm)
             raise
         except Exception as e:  # a bug: never leak internals to the client
             err = self.internal_error(lm, e)
-            self.account(lm, started, timings, "error")
+            self.account(lm, started, timings, "error", mm)
             err.timings = timings  # type: ignore[attr-defined]
             raise err from e
-        self.account(lm, started, timings, "success")
+        self.account(lm, started, timings, "success", mm)
         return result
 
     @staticmethod
@@ -277,9 +281,10 @@ class InferenceService:
         return InferError(f"internal error while serving model '{lm.name}' ({type(e).__name__})")
 
     @staticmethod
-    def account(lm: LoadedModel, started: float, t: Timings, outcome: str) -> None:
-        """Count a finished request (outcome: success|rejected|timeout|invalid|error|cancelled) and its durations."""
-        mm = lm.metrics
+    def account(lm: LoadedModel, started: float, t: Timings, outcome: str, mm: ModelMetrics | None = None) -> None:
+        """Count a finished request (outcome: success|rejected|timeout|invalid|error|cancelled) and its durations
+        (in `mm`, the metrics of the protocol that took it; default: HTTP's)."""
+        mm = mm or lm.metrics
         mm.outcome[outcome].inc()
         t.total_s = time.perf_counter() - started
         mm.request_duration.observe(t.total_s)
@@ -385,6 +390,11 @@ class InferenceService:
     # ------------------------------------------------------------------ outputs
 
     def _encode(self, lm: LoadedModel, req: InferRequest, outputs: dict[str, np.ndarray], t: Timings) -> InferResult:
+        body, hl = protocol.encode_response(lm.name, lm.version, self.select_outputs(lm, req, outputs), req.id)
+        return InferResult(body, hl, t)
+
+    def select_outputs(self, lm: LoadedModel, req: InferRequest, outputs: dict[str, np.ndarray]) -> list[OutputTensor]:
+        """The outputs a request asked for (all by default), classified where it asked for `classification`."""
         default_binary = req.binary_output_default
         wanted = req.outputs if req.outputs is not None else [RequestedOutput(s.name) for s in lm.outputs]
         result: list[OutputTensor] = []
@@ -404,8 +414,7 @@ class InferenceService:
             else:
                 dt = next(s.datatype for s in lm.outputs if s.name == ro.name)
                 result.append(OutputTensor(ro.name, dt, arr, binary))
-        body, hl = protocol.encode_response(lm.name, lm.version, result, req.id)
-        return InferResult(body, hl, t)
+        return result
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

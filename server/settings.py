@@ -24,6 +24,13 @@ class ServerSettings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Bind address. Loopback by default; containers set 0.0.0.0 explicitly.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port.")
+    grpc_port: int = Field(
+        8001,
+        ge=0,
+        le=65535,
+        description="TCP port of the OIP gRPC service (inference.GRPCInferenceService, as Triton's) on the same host; "
+        "0: no gRPC.",
+    )
     model_names: Annotated[list[str] | None, NoDecode] = Field(
         None, description="Serve only these models (comma-separated or JSON list in the environment); default: all."
     )

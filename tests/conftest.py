@@ -27,9 +27,14 @@ new test file lands in its lane by being listed below or by using a server fixtu
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# In-process servers (create_app with ServerSettings()) would otherwise all try the gRPC default port 8001: tests that
+# want gRPC ask for it (ServerProcess(grpc=True) takes a free port, which it always passes explicitly).
+os.environ.setdefault("INFERLOAD_GRPC_PORT", "0")
 
 ROOT = Path(__file__).resolve().parent
 
@@ -58,6 +63,7 @@ E2E_MODULES = frozenset(
         "server/test_admission.py",
         "server/test_drain_load.py",
         "server/test_fastpath.py",
+        "server/test_grpc.py",
         "server/test_header_limit.py",
         "server/test_http.py",
         "server/test_httpproto.py",

@@ -45,11 +45,16 @@ class ServerProcess:
         nice: int = 0,
         args: Sequence[str] = (),
         clean_env: bool = False,
+        grpc: bool = False,
     ) -> None:
         self.models_dir = Path(models_dir)
         self.host = host
         self.port = port or free_port(host)
         self.url = f"http://{host}:{self.port}"
+        # gRPC: off unless asked for (a fixed default port would collide between servers); then a free port
+        self.grpc_port = free_port(host) if grpc else 0
+        self.grpc_target = f"{host}:{self.grpc_port}" if grpc else None
+        """host:port of the gRPC service (tritonclient.grpc's form), or None."""
         self.ready_timeout_s = ready_timeout_s
         self.log_path = log_path
         base = {k: v for k, v in os.environ.items() if not (clean_env and k.startswith("INFERLOAD_"))}
@@ -86,6 +91,8 @@ class ServerProcess:
                 self.host,
                 "--port",
                 str(self.port),
+                "--grpc-port",
+                str(self.grpc_port),
                 *self.args,
             ],
             env=self.env,

@@ -20,6 +20,9 @@ def register(app: typer.Typer) -> None:
             None, "--host", help="Bind address (default 127.0.0.1; containers use 0.0.0.0)."
         ),
         port: int | None = typer.Option(None, "--port", help="TCP port (default 8000)."),
+        grpc_port: int | None = typer.Option(
+            None, "--grpc-port", help="OIP gRPC port, as Triton's (default 8001; 0: no gRPC)."
+        ),
         model: list[str] | None = typer.Option(None, "--model", help="Serve only this model (repeatable)."),
         override: list[str] | None = typer.Option(
             None,
@@ -65,6 +68,7 @@ def register(app: typer.Typer) -> None:
                 fast_path=fast_path,
                 host=host,
                 port=port,
+                grpc_port=grpc_port,
                 model_names=model or None,
                 max_body_bytes=max_body_bytes,
                 log_level=log_level,

@@ -58,10 +58,16 @@ def make_repository(root: Path, extra: dict[str, str] | None = None) -> Path:
 
 
 def start_server(
-    repo: Path, log_path: Path, *args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0
+    repo: Path,
+    log_path: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 60.0,
+    grpc: bool = False,
 ) -> ServerProcess:
     """`python -m server` on a free loopback port with extra flags `args`, started by the product's own
-    ServerProcess (the developer's INFERLOAD_* environment is not inherited); ready when it returns."""
+    ServerProcess (the developer's INFERLOAD_* environment is not inherited); ready when it returns. `grpc`: the
+    gRPC service on a second free port (`.grpc_target`), else none."""
     return ServerProcess(
         repo,
         log_path=log_path,
@@ -69,6 +75,7 @@ def start_server(
         args=["--log-level", "warning", *args],
         clean_env=True,
         ready_timeout_s=timeout_s,
+        grpc=grpc,
     ).start()
 
 

@@ -71,7 +71,10 @@ def admit2(request, tmp_path_factory):
 
 
 def _rejected(sp) -> float:
-    return server_metric(sp.url, "inferload_requests_total", model="tiny_admit2", outcome="rejected") or 0.0
+    return (
+        server_metric(sp.url, "inferload_requests_total", model="tiny_admit2", outcome="rejected", protocol="http")
+        or 0.0
+    )
 
 
 def test_slow_bodies_hold_at_most_the_admission_limit(admit2):

@@ -66,7 +66,9 @@ def test_pinned_metrics_exist_for_every_model(client):
     m = scrape(client)
     for model in ("tiny_classifier", "tiny_classifier_jpeg", "tiny_detector", "tiny_queue1"):
         for outcome in ("success", "rejected", "timeout", "invalid", "error", "cancelled"):
-            assert ("inferload_requests_total", (("model", model), ("outcome", outcome))) in m
+            for protocol in ("http", "grpc"):  # a bounded label: both series exist from the start
+                key = (("model", model), ("outcome", outcome), ("protocol", protocol))
+                assert ("inferload_requests_total", key) in m
         assert val(m, "inferload_model_ready", model=model) == 1.0
         assert ("inferload_instance_busy_seconds_total", (("instance", "0"), ("model", model))) in m
     for path, reasons in HTTP_PATH_REASONS.items():  # a bounded label set, every series there from the start
@@ -93,11 +95,11 @@ def test_counters_match_requests(client):
     def d(name, **labels):
         return val(after, name, **labels) - val(before, name, **labels)
 
-    assert d("inferload_requests_total", model="tiny_detector", outcome="success") == 3
-    assert d("inferload_requests_total", model="tiny_detector", outcome="invalid") == 3
-    assert d("inferload_request_duration_seconds_count", model="tiny_detector") == 5
-    assert d("inferload_compute_duration_seconds_count", model="tiny_detector") == 3
-    assert d("inferload_queue_duration_seconds_count", model="tiny_detector") == 3
+    assert d("inferload_requests_total", model="tiny_detector", outcome="success", protocol="http") == 3
+    assert d("inferload_requests_total", model="tiny_detector", outcome="invalid", protocol="http") == 3
+    assert d("inferload_request_duration_seconds_count", model="tiny_detector", protocol="http") == 5
+    assert d("inferload_compute_duration_seconds_count", model="tiny_detector", protocol="http") == 3
+    assert d("inferload_queue_duration_seconds_count", model="tiny_detector", protocol="http") == 3
     assert d("inferload_batch_size_count", model="tiny_detector") == 3
     assert d("inferload_batch_size_sum", model="tiny_detector") == 6
     assert d("inferload_inference_items_total", model="tiny_detector") == 6
@@ -132,7 +134,7 @@ def test_disconnect_while_queued_is_cancelled(server, client):
             what="queue depth of tiny_queue1 >= 1 (request queued before the disconnect)",
         )
     wait_until(
-        lambda: grew("inferload_requests_total", model="tiny_queue1", outcome="cancelled"),
+        lambda: grew("inferload_requests_total", model="tiny_queue1", outcome="cancelled", protocol="http"),
         timeout_s=5,
         what="the disconnected request counted as outcome=cancelled",
     )
@@ -142,9 +144,8 @@ def test_disconnect_while_queued_is_cancelled(server, client):
         what="the batcher dropping the cancelled request (queue_dropped_total{reason=cancelled})",
     )
     assert now("inferload_queue_depth", model="tiny_queue1") == 0
-    assert now("inferload_requests_total", model="tiny_queue1", outcome="success") == val(
-        before, "inferload_requests_total", model="tiny_queue1", outcome="success"
-    )  # never computed
+    ok = {"model": "tiny_queue1", "outcome": "success", "protocol": "http"}
+    assert now("inferload_requests_total", **ok) == val(before, "inferload_requests_total", **ok)  # never computed
 
 
 def test_promtool_check_metrics(client):
