@@ -7,8 +7,9 @@ the code becomes the failure's key in the result's `errors`, e.g. "InvalidRespon
 `check_every` asks for every answer to be judged (a data file with expected outputs); otherwise 1 answer in
 SAMPLE_CHECK_EVERY (and the first 3) is, the rest get the cheap check (a success status and a non-empty body).
 
-Codecs: loadgen.engine.payloads.PayloadPool (OIP v2 REST: binary tensors, JSON, encoded images) and
-loadgen.engine.template.TemplateCodec (any JSON-over-HTTP endpoint, `--protocol http-json`).
+Codecs: loadgen.engine.payloads.PayloadPool (OIP v2 REST: binary tensors, JSON, encoded images),
+loadgen.engine.grpc_codec.GrpcCodec (OIP gRPC ModelInfer, `--protocol grpc`; `success` takes a gRPC status code, 0 =
+OK) and loadgen.engine.template.TemplateCodec (any JSON-over-HTTP endpoint, `--protocol http-json`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ def make_codec(scenario: Any, info: dict[str, Any], seed: int) -> RequestCodec:
         from loadgen.engine.template import TemplateCodec
 
         return TemplateCodec(scenario, info, seed=seed)
+    if scenario.protocol == "grpc":
+        from loadgen.engine.grpc_codec import GrpcCodec
+
+        return GrpcCodec(scenario, info, seed=seed)
     from loadgen.engine.payloads import PayloadPool
 
     return PayloadPool(scenario, info, seed=seed)

@@ -119,6 +119,9 @@ def coalesce(parts: list[bytes | memoryview]) -> list[bytes | memoryview]:
     return out
 
 
+Tensor = tuple[str, str, list[int], list[bytes | memoryview]]
+"""(name, datatype, shape, raw pieces): one input of a request in binary form."""
+
 _IMAGE_NAME = re.compile(r"image|img|jpe?g|png|picture|photo", re.I)
 
 
@@ -170,6 +173,7 @@ class PayloadPool:
                     f"{scenario.model} has {[(s.name, s.datatype) for s in self.specs]}"
                 )
             self.images = load_images(scenario.images_dir) if scenario.images_dir else synthetic_images(pool_size, seed)
+            self._outputs_field = [{"name": o, "parameters": {"binary_data": True}} for o in self.outputs]
             return
         if source in (None, "random", "zero"):
             self._random_units(scenario, info, shapes, seed, pool_size, zero=source == "zero")
@@ -264,24 +268,43 @@ class PayloadPool:
         parts, headers = self.next_parts()
         return b"".join(parts), headers
 
-    def next_parts(self) -> tuple[list[bytes | memoryview], dict[str, str]]:
+    def next_tensors(self) -> tuple[str, list[Tensor]]:
+        """The next request's id and its tensors in binary form, each (name, datatype, shape, raw pieces in order):
+        what the OIP binary extension (`next_parts`) and gRPC's raw_input_contents (grpc_codec) frame. Binary and
+        image payloads only."""
         n = self.n
         self.n += 1
         rid = str(n)
         if self.kind == "image":
-            return self._image_parts(n, rid)
+            spec = self.specs[0]
+            k = len(self.images)
+            elems: list[bytes | memoryview] = []
+            for j in range(self.batch):
+                img = self.images[(n * self.batch + j) % k]
+                if j == 0:
+                    img = _jpeg_with_comment(img, b"inferload %d" % n)
+                elems.append(struct.pack("<I", len(img)))
+                elems.append(img)
+            return rid, [(spec.name, "BYTES", list(spec.shape), elems)]
         items = self.items(n)
         prefix = self._prefix
-        if self.kind == "binary":
+        out: list[Tensor] = []
+        for i, (name, dt) in enumerate(zip(self.names, self.datatypes)):
+            pieces = [self._raw[k][i] for k in items] if self._patch != i else self._patched_raw(n, items[0], i)
+            out.append((name, dt, self._shape(items[0], i, prefix), pieces))
+        return rid, out
+
+    def next_parts(self) -> tuple[list[bytes | memoryview], dict[str, str]]:
+        if self.kind in ("binary", "image"):
+            rid, tensors = self.next_tensors()
             blobs: list[bytes | memoryview] = []
             inputs = []
-            for i, (name, dt) in enumerate(zip(self.names, self.datatypes)):
-                pieces = [self._raw[k][i] for k in items] if self._patch != i else self._patched_raw(n, items[0], i)
+            for name, dt, shape, pieces in tensors:
                 blobs += pieces
                 inputs.append(
                     {
                         "name": name,
-                        "shape": self._shape(items[0], i, prefix),
+                        "shape": shape,
                         "datatype": dt,
                         "parameters": {"binary_data_size": sum(len(p) for p in pieces)},
                     }
@@ -294,6 +317,11 @@ class PayloadPool:
                 "Inference-Header-Content-Length": str(len(header)),
                 "Content-Type": "application/octet-stream",
             }
+        n = self.n
+        self.n += 1
+        rid = str(n)
+        items = self.items(n)
+        prefix = self._prefix
         parts: list[bytes | memoryview] = [b'{"id":"', rid.encode(), b'","inputs":[']
         for i, (name, dt) in enumerate(zip(self.names, self.datatypes)):
             if i:
@@ -332,32 +360,6 @@ class PayloadPool:
         if t.dtype.kind == "O":
             return [b'["', b"%016x" % n, memoryview(text)[18:]]
         return [b"[", orjson.dumps(first_value(t.dtype, n // len(self.units))), after_first(text)]
-
-    def _image_parts(self, n: int, rid: str) -> tuple[list[bytes | memoryview], dict[str, str]]:
-        spec = self.specs[0]
-        k = len(self.images)
-        elems: list[bytes | memoryview] = []
-        for j in range(self.batch):
-            img = self.images[(n * self.batch + j) % k]
-            if j == 0:
-                img = _jpeg_with_comment(img, b"inferload %d" % n)
-            elems.append(struct.pack("<I", len(img)))
-            elems.append(img)
-        size = sum(len(e) for e in elems)
-        head: dict[str, Any] = {
-            "id": rid,
-            "inputs": [
-                {"name": spec.name, "shape": spec.shape, "datatype": "BYTES", "parameters": {"binary_data_size": size}}
-            ],
-            "parameters": {"binary_data_output": True},
-        }
-        if self.outputs:
-            head["outputs"] = [{"name": o, "parameters": {"binary_data": True}} for o in self.outputs]
-        header = orjson.dumps(head)
-        return coalesce([header, *elems]), {
-            "Inference-Header-Content-Length": str(len(header)),
-            "Content-Type": "application/octet-stream",
-        }
 
     # ---- answers --------------------------------------------------------------------------------------------------
     def success(self, status: int) -> bool:

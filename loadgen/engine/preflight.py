@@ -31,6 +31,13 @@ def model_info(scenario: Any, timeout_s: float | None = None) -> dict[str, Any]:
         from loadgen.engine.template import template_info
 
         return template_info(scenario, target, timeout_s)
+    if scenario.protocol == "grpc":
+        from loadgen.engine.grpc_transport import fetch_model_info_grpc
+
+        try:
+            return fetch_model_info_grpc(target, scenario.model, timeout_s)
+        except TargetError as e:
+            raise PayloadError(str(e)) from None
     return fetch_model_info(target, scenario.model, timeout_s)
 
 

@@ -106,6 +106,8 @@ def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: in
 
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     warnings = _prepare_gevent()
+    if scenario.protocol == "grpc":  # grpc goes on gevent before its first channel (grpc_transport.use_gevent)
+        import locust  # noqa: F401  (patches the standard library)
     # With worker processes, one request is built here first: a bad input file fails now, not in every worker.
     info = preflight(scenario) if scenario.workers else model_info(scenario)
 

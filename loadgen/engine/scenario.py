@@ -83,9 +83,12 @@ class Scenario(BaseModel):
     """OIP: address /v2/models/{model}/versions/{model_version}/... instead of the default version."""
 
     # ---- what to send ----------------------------------------------------------------------------------------------
-    protocol: Literal["oip", "http-json"] = "oip"
-    """oip: Open Inference Protocol v2 REST (payload binary | json | image). http-json: any JSON-over-HTTP endpoint
-    (TorchServe, TF Serving, LitServe, BentoML, your own): POST `path` with `body_template` filled in."""
+    protocol: Literal["oip", "grpc", "http-json"] = "oip"
+    """oip: Open Inference Protocol v2 REST (payload binary | json | image). grpc: the OIP gRPC service
+    (inference.GRPCInferenceService/ModelInfer, tensors in raw_input_contents; payload binary | image) at a
+    grpc://HOST:PORT or grpcs://HOST:PORT (TLS) target, as Triton, KServe, MLServer and `inferload serve` serve it.
+    http-json: any JSON-over-HTTP endpoint (TorchServe, TF Serving, LitServe, BentoML, your own): POST `path` with
+    `body_template` filled in."""
     path: str | None = None
     """http-json: the request path below the target's prefix, e.g. /predictions/resnet or /v1/models/m:predict."""
     body_template: str | None = None
@@ -123,7 +126,17 @@ class Scenario(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Scenario:
-        if not self.target.startswith(("http://", "https://")):
+        if self.protocol == "grpc":
+            if not self.target.startswith(("grpc://", "grpcs://", "http://", "https://")):
+                raise ValueError(f"target {self.target!r}: protocol 'grpc' needs grpc://HOST:PORT or grpcs://HOST:PORT")
+            if self.target.split("://", 1)[1].partition("/")[2].strip("/"):
+                raise ValueError(f"target {self.target!r}: gRPC has no path prefix (the service name is the path)")
+            if self.payload == "json":
+                raise ValueError(
+                    "protocol 'grpc' sends tensors in raw_input_contents: use payload binary (or image); "
+                    "payload 'json' is OIP REST's"
+                )
+        elif not self.target.startswith(("http://", "https://")):
             raise ValueError(f"target {self.target!r} must be an http:// or https:// URL")
         self._check_arrival()
         if self.mode == "closed" and (self.users is None or self.users < 1):
@@ -160,8 +173,8 @@ class Scenario(BaseModel):
             raise ValueError(str(e)) from None
         if (self.client_cert is None) != (self.client_key is None) and self.client_key is not None:
             raise ValueError("client_key needs client_cert (the certificate it belongs to)")
-        if (self.ca_file or self.client_cert or self.insecure) and not self.target.startswith("https://"):
-            raise ValueError("ca_file / client_cert / insecure apply to an https:// target")
+        if (self.ca_file or self.client_cert or self.insecure) and not self.target.startswith(("https://", "grpcs://")):
+            raise ValueError("ca_file / client_cert / insecure apply to an https:// (or grpcs://) target")
         if self.protocol == "http-json":
             if not self.path or not self.body_template:
                 raise ValueError("protocol 'http-json' needs path (CLI: --path) and body_template (--body-template)")

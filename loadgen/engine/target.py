@@ -102,7 +102,16 @@ class Target:
 
     @property
     def https(self) -> bool:
-        return self.scheme == "https"
+        """TLS: https:// (REST) or grpcs:// (gRPC)."""
+        return self.scheme in ("https", "grpcs")
+
+    @property
+    def grpc_address(self) -> str:
+        """HOST:PORT of a gRPC target (grpc:// defaults to Triton's port 8001, grpcs:// to 443)."""
+        p = urlsplit(self.url)
+        host = p.hostname or "127.0.0.1"
+        port = p.port or (443 if self.https else 8001)
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     @property
     def host(self) -> str:

@@ -40,7 +40,7 @@ from loadgen.engine.recorder import Recorder
 from loadgen.engine.scenario import Scenario
 from loadgen.engine.schedule import scenario_offsets
 from loadgen.engine.target import target_of
-from loadgen.results.recorded import REFUSAL_STATUSES
+from loadgen.results.recorded import GRPC_REFUSALS, REFUSAL_STATUSES
 
 log = logging.getLogger("inferload")
 perf = time.perf_counter
@@ -137,6 +137,12 @@ class InvalidResponse(Exception):
     pass
 
 
+class GrpcStatusError(Exception):
+    def __init__(self, code: str, details: str) -> None:
+        super().__init__(f"gRPC {code}: {details[:200]}")
+        self.code = code
+
+
 class HTTPStatusError(Exception):
     def __init__(self, status: int, body: bytes) -> None:
         super().__init__(f"HTTP {status}: {body[:200]!r}")
@@ -173,6 +179,8 @@ class LoadContext:
         self.cap = max(1, scenario.max_in_flight // streams)
         self.target = target_of(scenario)
         self.headers = self.target.request_headers()
+        self.grpc = scenario.protocol == "grpc"
+        self.send = self.do_request_grpc if self.grpc else self.do_request
         self.timeout_s = scenario.timeout_ms / 1000.0
         self.t0: float | None = None
         self.dispatcher_claimed = False
@@ -197,8 +205,12 @@ class LoadContext:
         except (ValueError, AttributeError):
             pass
 
-    def make_client(self, concurrency: int) -> HTTPClient:
+    def make_client(self, concurrency: int) -> Any:
         t = self.target
+        if self.grpc:
+            from loadgen.engine.grpc_transport import GrpcClient
+
+            return GrpcClient(t)  # one HTTP/2 connection: calls multiplex on it
         tls: dict[str, Any] = {}
         if t.https:
             import gevent.ssl
@@ -296,12 +308,52 @@ class LoadContext:
             context={"inferload": (scheduled, sent - t0, done - t0, ok, err, st)},
         )
 
+    def do_request_grpc(self, client: Any, scheduled: float) -> None:
+        """do_request over gRPC (grpc_transport.GrpcClient): the same events, keys by gRPC status code name."""
+        t0 = self.t0
+        assert t0 is not None
+        parts, _ = self.pool.next_parts()
+        body = b"".join(parts)
+        ok, err, exc, st, data = False, None, None, None, b""
+        sent = perf()
+        try:
+            code, data, trailers, details = client.infer(body, self.timeout_s)
+            if code is None and data:
+                ok = True
+                st = trailers.get("server-timing")
+                n = self.checked
+                self.checked = n + 1
+                codec = self.pool
+                if codec.check_every or n < 3 or n % SAMPLE_CHECK_EVERY == 0:
+                    problem = codec.judge(data, trailers.get)
+                    if problem:
+                        ok, err, exc = False, problem[0], InvalidResponse(problem[1])
+            elif code is None:
+                err, exc = "EmptyBody", InvalidResponse("gRPC OK with an empty answer")
+            elif code == "DEADLINE_EXCEEDED" and perf() - sent >= self.timeout_s * 0.99:
+                err, exc = "Timeout", TimeoutError(f"no answer within {self.scenario.timeout_ms:g} ms")
+            else:
+                err, exc = code, GrpcStatusError(code, details)
+                if code in GRPC_REFUSALS:
+                    st = trailers.get("server-timing")
+        except Exception as e:
+            err, exc = error_key(e), e
+        done = perf()
+        self.events.request.fire(
+            request_type="gRPC",
+            name=self.path,
+            response_time=(done - t0 - scheduled) * 1000.0,
+            response_length=len(data),
+            exception=exc,
+            context={"inferload": (scheduled, sent - t0, done - t0, ok, err, st)},
+        )
+
     # ---- loops --------------------------------------------------------------------------------------
     def run_open(self) -> None:
         """The open-loop dispatcher (loadgen.engine.dispatch) on gevent's clock, each request in its own greenlet."""
         client = self.make_client(self.cap)
         t0 = self.start_clock()
-        spawn, do_request = gevent.spawn, self.do_request
+        spawn, do_request = gevent.spawn, self.send
         dispatcher = OpenLoopDispatcher(
             self.schedule,
             GeventClock(),
@@ -330,7 +382,7 @@ class LoadContext:
                 if now >= end:
                     break
                 rec.on_send(now - t0)
-                self.do_request(client, now - t0)
+                self.send(client, now - t0)
                 if think:
                     gevent.sleep(think)
         finally:

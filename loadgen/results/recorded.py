@@ -40,7 +40,9 @@ HIST_NAMES = ("success", "failure", "lag", "service", "network", "refusal", "ref
 time to refuse them (Server-Timing total), i.e. how fast overload is turned away."""
 
 
-REFUSAL_KEYS = frozenset(str(s) for s in REFUSAL_STATUSES)
+GRPC_REFUSALS = frozenset({"RESOURCE_EXHAUSTED", "UNAVAILABLE"})
+"""gRPC's refusals (the server shedding load or not serving), keyed by status code name as gRPC failures are."""
+REFUSAL_KEYS = frozenset(str(s) for s in REFUSAL_STATUSES) | GRPC_REFUSALS
 
 
 def new_histogram(significant_digits: int = SIGNIFICANT_DIGITS) -> HdrHistogram:
