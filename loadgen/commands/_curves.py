@@ -19,12 +19,13 @@ from loadgen.util.numbers import parse_numbers
 # Common run flags, shared by sweep / peak / matrix (typer OptionInfo objects can be reused as defaults).
 SCENARIO_FILE = typer.Option(None, "--scenario", help="Scenario TOML file; flags given here override it.")
 DEFAULT_TARGET = "http://127.0.0.1:8000"
+DEFAULT_GRPC_TARGET = "grpc://127.0.0.1:8001"  # --protocol grpc: the server's gRPC port (Triton's default too)
 TARGET = typer.Option(
     None,
     "--target",
     envvar="INFERLOAD_TARGET",
     help="Server base URL; a path prefix is kept for every call. Order: this flag, $INFERLOAD_TARGET, the --scenario "
-    "file's target, then http://127.0.0.1:8000.",
+    "file's target, then http://127.0.0.1:8000 (--protocol grpc: grpc://127.0.0.1:8001).",
 )
 MODEL = typer.Option(None, "--model", help="Model name on the server.")
 DURATION = typer.Option(None, "--duration", min=0.1, help="Measured seconds per run (default: 10).")
@@ -65,6 +66,17 @@ def parse_ints(text: str, what: str, minimum: int = 1) -> list[int]:
         raise typer.BadParameter(str(e)) from None
 
 
+def _file_protocol(scenario_file: Path, given: dict[str, Any]) -> Any:
+    if "protocol" in given:
+        return given["protocol"]
+    import tomllib
+
+    try:
+        return tomllib.loads(Path(scenario_file).read_text()).get("protocol")
+    except (OSError, ValueError):
+        return None  # Scenario.from_toml reports it
+
+
 def build_scenario(scenario_file: Path | None, **fields: Any):
     """Scenario from an optional TOML file plus flags (None = not given). Exits with a clear message on error."""
     from loadgen.engine.scenario import Scenario, ScenarioError
@@ -72,8 +84,9 @@ def build_scenario(scenario_file: Path | None, **fields: Any):
     given = {k: v for k, v in fields.items() if v is not None}
     try:
         if scenario_file is not None:
-            return Scenario.from_toml(scenario_file, defaults={"target": DEFAULT_TARGET}, **given)
-        given.setdefault("target", DEFAULT_TARGET)
+            default = DEFAULT_GRPC_TARGET if _file_protocol(scenario_file, given) == "grpc" else DEFAULT_TARGET
+            return Scenario.from_toml(scenario_file, defaults={"target": default}, **given)
+        given.setdefault("target", DEFAULT_GRPC_TARGET if given.get("protocol") == "grpc" else DEFAULT_TARGET)
         if "model" not in given:
             raise ScenarioError("--model is required (or a --scenario file naming the model)")
         return Scenario.build(given, source="command line")

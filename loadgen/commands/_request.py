@@ -88,7 +88,8 @@ OPTIONS: list[tuple[str, Any, Any]] = [
         typer.Option(
             None,
             "--protocol",
-            help="oip (Open Inference Protocol v2 REST, default) | http-json (any JSON endpoint: --path, --body-template).",
+            help="oip (Open Inference Protocol v2 REST, default) | grpc (OIP gRPC: --target grpc://HOST:PORT or "
+            "grpcs://; matrix/tune serve gRPC too) | http-json (any JSON endpoint: --path, --body-template).",
             rich_help_panel=_I,
         ),
     ),

@@ -129,6 +129,7 @@ def matrix(
             log_path=log,
             ready_timeout_s=300,
             nice=server_nice,
+            grpc=base.protocol == "grpc",
         )
 
     run = C.runner(progress=False)  # imports locust now, after the in-process baseline

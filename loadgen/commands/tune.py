@@ -179,12 +179,19 @@ def _options(slo_ms: float, precision: float, max_probes: int, confirm: int, dur
     )
 
 
-def _serve(models_dir: Path, model: str, nice: int) -> Any:
-    """serve(config, log): a local server (loopback, free port) with the configuration's overrides."""
+def _serve(models_dir: Path, model: str, nice: int, grpc: bool = False) -> Any:
+    """serve(config, log): a local server (loopback, free port; gRPC too when `grpc`) with the configuration's
+    overrides."""
     from loadgen.baseline.serverproc import ServerProcess
 
     return lambda cfg, log: ServerProcess(
-        models_dir, model_names=[model], overrides=cfg.overrides(), log_path=log, ready_timeout_s=300, nice=nice
+        models_dir,
+        model_names=[model],
+        overrides=cfg.overrides(),
+        log_path=log,
+        ready_timeout_s=300,
+        nice=nice,
+        grpc=grpc,
     )
 
 
@@ -216,7 +223,7 @@ def _measure(console: Any, req: Any, base: Any, baseline: bool, server_nice: int
         req,
         base,
         run,
-        _serve(req.models_dir, req.model, server_nice),
+        _serve(req.models_dir, req.model, server_nice, grpc=base.protocol == "grpc"),
         bench=bench,
         bench_note=note,
         fetch=_fetch,

@@ -238,11 +238,12 @@ def run_matrix(
         log = out_dir / f"server-{label.replace('·', '_')}.log"
         try:
             with serve(cfg, log) as srv:
+                on, target = on_server(base_scenario, srv)
                 row = measure_config(
-                    base_scenario,
+                    on,
                     run,
                     cfg,
-                    srv.url,
+                    target,
                     out_dir,
                     slo_ms=opts.slo_ms,
                     percentile=opts.percentile,
@@ -271,6 +272,14 @@ def run_matrix(
     doc["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     write_json(out_dir / "matrix.json", doc)
     return doc
+
+
+def on_server(base: Any, srv: Any) -> tuple[Any, str]:
+    """(scenario, target) of runs on a started server: its REST URL, or with protocol grpc its gRPC address (the
+    server's metrics are still read from its REST port's /metrics)."""
+    if getattr(base, "protocol", "oip") == "grpc":
+        return base.model_copy(update={"server_metrics": f"{srv.url}/metrics"}), f"grpc://{srv.grpc_target}"
+    return base, srv.url
 
 
 def no_server(url: str = "http://127.0.0.1:1") -> Serve:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from loadgen.results.io import write_json
-from loadgen.search.matrix import measure_config, raw_items_per_s
+from loadgen.search.matrix import measure_config, on_server, raw_items_per_s
 from loadgen.search.overload import Fetch, MetricsWatcher
 from loadgen.search.tune import (
     Constraints,
@@ -115,11 +115,12 @@ def make_measure(
             with serve(cfg, where / "server.log") as srv:
                 watch: Any = MetricsWatcher(srv.url, base.model, fetch, opts.metrics_interval_s) if fetch else None
                 with watch if watch is not None else contextlib.nullcontext():
+                    on, target = on_server(base, srv)
                     row = measure_config(
-                        base,
+                        on,
                         run,
                         _cell(cfg),
-                        srv.url,
+                        target,
                         where,
                         slo_ms=opts.slo_ms,
                         percentile=opts.percentile,

@@ -93,3 +93,20 @@ def test_wire_helpers_round_trip():
     assert list(read_fields(blob)) == [(3, 2, b"ab"), (4, 0, 7)]
     with pytest.raises(ValueError):
         list(read_fields(length_field(3, 5) + b"ab"))
+
+
+def test_grpc_targets(tmp_path):
+    from loadgen.commands._curves import build_scenario
+    from loadgen.engine.target import target_of
+
+    assert build_scenario(None, model="m", protocol="grpc", users=1).target == "grpc://127.0.0.1:8001"
+    assert build_scenario(None, model="m", users=1).target == "http://127.0.0.1:8000"
+    f = tmp_path / "s.toml"
+    f.write_text('model = "m"\nprotocol = "grpc"\nusers = 1\n')
+    assert build_scenario(f).target == "grpc://127.0.0.1:8001"  # a scenario file's protocol picks the default
+    assert target_of(_sc(target="grpcs://gw.example")).grpc_address == "gw.example:443"
+    assert target_of(_sc(target="grpc://[::1]:9001")).grpc_address == "[::1]:9001"
+    with pytest.raises(ValueError, match="no path prefix"):
+        _sc(target="grpc://h:1/serving")
+    with pytest.raises(ValueError, match="grpc://HOST:PORT"):
+        _sc(target="tcp://h:1")

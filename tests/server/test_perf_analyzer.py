@@ -68,3 +68,25 @@ def test_perf_analyzer_concurrency_mode(perf_analyzer, server, fmt):
     p = subprocess.run(args, capture_output=True, text=True, timeout=180)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     assert "Throughput:" in p.stdout and "infer/sec" in p.stdout, p.stdout[-3000:]
+
+
+@pytest.fixture(scope="module")
+def grpc_server(tmp_path_factory):
+    from tests.server.conftest import make_repository, start_server, stop_server
+
+    root = tmp_path_factory.mktemp("pa-grpc")
+    sp = start_server(make_repository(root), root / "server.log", grpc=True)
+    yield sp
+    stop_server(sp)
+
+
+@pytest.mark.parametrize("mode", [("--concurrency-range", "2"), ("--request-rate-range", "100", "--async")])
+def test_perf_analyzer_over_grpc(perf_analyzer, grpc_server, mode):
+    """perf_analyzer's default protocol, both modes: it reads ModelMetadata, ModelConfig and ModelStatistics (its
+    server-side split of the latency) over gRPC and sends ModelInfer with raw_input_contents."""
+    args = [perf_analyzer, "-m", "tiny_classifier", "-u", grpc_server.grpc_target, "-i", "grpc", *mode,
+            "--measurement-interval", "2000"]  # fmt: skip
+    p = subprocess.run(args, capture_output=True, text=True, timeout=180)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    assert "Throughput:" in p.stdout and "infer/sec" in p.stdout, p.stdout[-3000:]
+    assert "Avg request latency" in p.stdout and "compute infer" in p.stdout, p.stdout[-3000:]  # ModelStatistics
