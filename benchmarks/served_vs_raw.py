@@ -45,10 +45,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loadgen.baseline.serverproc import ServerProcess
 from loadgen.engine.payloads import fetch_model_info
@@ -227,9 +229,18 @@ class LeanClient:
 
 
 class Served:
-    def __init__(self, srv: ServerProcess, model: str, body: bytes, headers: dict) -> None:
+    """The served side over one protocol: REST (OIP binary extension, LeanClient, aiohttp) or gRPC (ModelInfer with
+    raw_input_contents, benchmarks/_grpc_clients.py), same measurements."""
+
+    def __init__(self, srv: ServerProcess, model: str, body: bytes, headers: dict, protocol: str = "rest") -> None:
         self.srv, self.path, self.body, self.headers = srv, f"/v2/models/{model}/infer", body, headers
-        self.client = LeanClient("127.0.0.1", srv.port, self.path, body, headers)
+        self.protocol = protocol
+        if protocol == "grpc":
+            from _grpc_clients import GrpcLean
+
+            self.client: Any = GrpcLean(srv.grpc_target, body)
+        else:
+            self.client = LeanClient("127.0.0.1", srv.port, self.path, body, headers)
         self.b2b: list[float] = []
         self.idle: list[float] = []
         self.b2b_beside: list[float] = []  # per request: round trip - its own Server-Timing compute
@@ -281,7 +292,14 @@ class Served:
 
     def saturate(self, concurrency: int, duration_s: float, warmup_s: float) -> None:
         c0, m0 = thread_cpu_s(self.srv.proc.pid)
-        r = asyncio.run(drive(f"{self.srv.url}{self.path}", self.body, self.headers, concurrency, duration_s, warmup_s))
+        if self.protocol == "grpc":
+            from _grpc_clients import drive_grpc
+
+            r = asyncio.run(drive_grpc(self.srv.grpc_target, self.body, concurrency, duration_s, warmup_s, burst_rate))
+        else:
+            r = asyncio.run(
+                drive(f"{self.srv.url}{self.path}", self.body, self.headers, concurrency, duration_s, warmup_s)
+            )
         c1, m1 = thread_cpu_s(self.srv.proc.pid)
         self.sat_rps.append(r["rps"])
         self.sat_errors += r["errors"]
@@ -356,7 +374,8 @@ def run_model(model: str, args, separate: bool, all_cpus: set[int]) -> dict:
     raw = Raw(cfg.model_path, threads, batches)
     raw.start_woken(server_cpus)
     overrides = {"instances": {"intra_op_threads": threads}} if separate else None
-    srv = ServerProcess(MODELS, model_names=[model], overrides=overrides).start()
+    srv = ServerProcess(MODELS, model_names=[model], overrides=overrides, grpc=True).start()
+    protocols = ["rest", "grpc"] if args.grpc else ["rest"]
     try:
         os.sched_setaffinity(0, client_cpus)
         meta = fetch_model_info(srv.url, model)["metadata"]
@@ -364,29 +383,67 @@ def run_model(model: str, args, separate: bool, all_cpus: set[int]) -> dict:
         shape = [1] + [d if d > 0 else 1 for d in inp["shape"][1:]]
         x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
         body, headers = oip_body(inp["name"], x, out["name"])
-        served = Served(srv, model, body, headers)
+        served = {"rest": Served(srv, model, body, headers)}
+        if args.grpc:
+            from _grpc_clients import grpc_body
+
+            served["grpc"] = Served(srv, model, grpc_body(model, inp["name"], x, out["name"]), {}, "grpc")
         conc = 2 * cfg.max_batch_size
-        for _ in range(args.rounds):  # alternate raw and served, segment by segment
+        for _ in range(args.rounds):  # alternate raw and served (each protocol), segment by segment
             os.sched_setaffinity(0, server_cpus)
             raw.back_to_back(seg)
             os.sched_setaffinity(0, client_cpus)
-            served.back_to_back(seg)
-            served.fresh()
+            for p in protocols:
+                served[p].back_to_back(seg)
+                served[p].fresh()
             for _ in range(args.idle_calls // args.rounds):  # call by call, so drift hits raw and served alike
                 os.sched_setaffinity(0, server_cpus)
                 raw.after_idle(1, args.idle_gap_ms / 1e3)
                 os.sched_setaffinity(0, client_cpus)
-                served.after_idle(1, args.idle_gap_ms / 1e3)
+                for p in protocols:
+                    served[p].after_idle(1, args.idle_gap_ms / 1e3)
                 raw.after_idle_woken(args.idle_gap_ms / 1e3)
             os.sched_setaffinity(0, server_cpus)
             raw.throughput(seg)
             os.sched_setaffinity(0, client_cpus)
             batch_s = cfg.max_batch_size / raw.best()[0]  # one full batch at raw speed
-            served.saturate(conc, max(seg, 12 * batch_s), max(1.0, 2 * batch_s))  # >= 12 batches per window
-        served.close()
+            for p in protocols:  # >= 12 batches per window
+                served[p].saturate(conc, max(seg, 12 * batch_s), max(1.0, 2 * batch_s))
+        for sv in served.values():
+            sv.close()
+        peaks = open_loop_peaks(srv, model, args) if args.peak_slo_ms else {}
     finally:
         srv.stop()
         os.sched_setaffinity(0, all_cpus)
+    r = figures(model, threads, raw, served["rest"], conc, separate)
+    r["protocols"] = {p: figures(model, threads, raw, served[p], conc, separate) for p in protocols}
+    r["peaks"] = peaks
+    return r
+
+
+def open_loop_peaks(srv: ServerProcess, model: str, args) -> dict[str, dict]:
+    """`inferload peak` at p99 <= --peak-slo-ms over each protocol, one after the other on the same server."""
+    import json
+    import subprocess
+    import tempfile
+
+    out: dict[str, dict] = {}
+    for p in ["rest", "grpc"] if args.grpc else ["rest"]:
+        target = f"grpc://{srv.grpc_target}" if p == "grpc" else srv.url
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "loadgen.cli", "peak", "--protocol", "grpc" if p == "grpc" else "oip",
+                   "--target", target, "--model", model, "--slo-p99-ms", f"{args.peak_slo_ms:g}",
+                   "--server-metrics", f"{srv.url}/metrics", "--out", tmp, "--max-probes", str(args.peak_probes)]  # fmt: skip
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+            try:
+                doc = json.loads((Path(tmp) / "peak.json").read_text())
+                out[p] = {"peak_rps": doc.get("peak_rps"), "status": doc.get("status")}
+            except (OSError, ValueError):
+                out[p] = {"peak_rps": None, "status": f"failed: {proc.stderr[-300:]}"}
+    return out
+
+
+def figures(model: str, threads: int, raw: Raw, served: Served, conc: int, separate: bool) -> dict:
     raw_best, raw_rates = raw.best()
     sat = float(np.mean(served.sat_rps))
     raw_cpu_ms = raw.cpu_s / raw.cpu_n * 1e3
@@ -484,6 +541,14 @@ def main() -> int:
         action="store_true",
         help="server + 1 ORT thread on CPU 0, client on CPU 1; raw with 1 thread on CPU 0",
     )
+    ap.add_argument("--no-grpc", dest="grpc", action="store_false", help="REST only (default: REST and gRPC)")
+    ap.add_argument(
+        "--peak-slo-ms",
+        type=float,
+        default=50.0,
+        help="also `inferload peak` at this p99 bound (ms) over each protocol; 0: skip",
+    )
+    ap.add_argument("--peak-probes", type=int, default=12, help="--max-probes of each peak search")
     args = ap.parse_args()
     all_cpus = os.sched_getaffinity(0)
     if args.separate_cores and not {0, 1} <= all_cpus:
@@ -505,6 +570,11 @@ def main() -> int:
         checks = report(r, args.separate_cores, args.idle_gap_ms)
         if not all(checks):
             missed.append(r["model"])
+        if "grpc" in r["protocols"]:
+            from _grpc_clients import compare_protocols
+
+            if not compare_protocols(r):
+                missed.append(f"{r['model']} (gRPC vs REST)")
     print("\nsummary: " + ("all targets met" if not missed else f"targets missed for {', '.join(missed)}"))
     return 0
 
