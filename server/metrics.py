@@ -310,6 +310,13 @@ class ServerMetrics:
             registry=r,
         )
         self.set_fast_path_state("unavailable")
+        self.execution_provider = Gauge(
+            "inferload_model_execution_provider",
+            "1 for the ONNX Runtime execution provider a model's sessions run first (cpu, openvino, cuda, ...; "
+            "what the session reports, not only what the config asked for).",
+            ["model", "provider"],
+            registry=r,
+        )
 
     def set_fast_path_state(self, state: str) -> None:
         if state not in FAST_PATH_STATES:
@@ -317,10 +324,12 @@ class ServerMetrics:
         for s in FAST_PATH_STATES:
             self.fast_path_state.labels(s).set(1 if s == state else 0)
 
-    def add_model(self, model: str, instances: int) -> None:
-        """Create every series of `model` (at 0) from load time."""
+    def add_model(self, model: str, instances: int, provider: str = "cpu") -> None:
+        """Create every series of `model` (at 0) from load time; `provider` is the one its sessions run (one series
+        per model, so the label stays bounded by the repository)."""
         self.hot.models[model] = _Model(ModelMetrics(), BatcherObserver(self.dropped, model, instances))
         self.model_ready.labels(model).set(0)
+        self.execution_provider.labels(model, provider).set(1)
 
     def model(self, model: str) -> ModelMetrics:
         return self.hot.models[model].requests

@@ -25,6 +25,7 @@ from server.labels import classify
 from server.metrics import ModelMetrics, ServerMetrics
 from server.preprocess import output_shape, preprocess_image
 from server.protocol import InferRequest, InputTensor, OutputTensor, RequestedOutput
+from server.providers import execution_accelerators
 from server.repository import ModelConfig
 from server.runtime import TensorSpec
 
@@ -62,6 +63,11 @@ class LoadedModel:
     output_names: set[str] = field(default_factory=set)
     image_tensor: str | None = None  # ONNX input fed with preprocessed pixels (image models)
     instances: list = field(default_factory=list)  # the OnnxInstances behind the batcher (warm-up)
+
+    @property
+    def execution_providers(self) -> list[str]:  # what ORT runs (first session's get_providers()): OpenVINO, CPU
+        return list(getattr(self.instances[0], "providers", ["CPUExecutionProvider"])) if self.instances else []
+
     admission: Admission = field(default_factory=lambda: Admission(1_000_000))  # set by the app from the config
 
     def __post_init__(self) -> None:
@@ -188,7 +194,7 @@ class InferenceService:
                 "preferred_batch_size": list(b.preferred_batch_sizes),
                 "default_queue_policy": policy,
             },
-            "instance_group": [{"name": f"{cfg.name}_0", "kind": "KIND_CPU", "count": cfg.instances.count}],
+            **execution_accelerators(cfg.name, cfg.instances.count, cfg.instances.provider, lm.execution_providers),
         }
 
     # ------------------------------------------------------------------ inference
