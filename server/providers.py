@@ -84,14 +84,14 @@ def session_providers(
 ) -> list[tuple[str, dict[str, str]]]:
     """The `providers=` list for an InferenceSession: the requested provider (with its options), the providers it
     leans on (TensorRT → CUDA), then CPU, which runs the nodes the others do not support."""
+    if provider == "cpu":  # the CPU provider takes no options (a config's may be left from another provider)
+        return [(ep_name("cpu"), {})]
     chain = CHAIN.get(provider, (provider,))
     out: list[tuple[str, dict[str, str]]] = []
     for p in chain:
         opts = default_options(p, options, threads) if p == provider else {}
         out.append((ep_name(p), ort_options(opts)))
-    if provider != "cpu":
-        out.append((ep_name("cpu"), {}))
-    return out
+    return out + [(ep_name("cpu"), {})]
 
 
 def _hint(provider: str) -> str:

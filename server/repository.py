@@ -79,22 +79,13 @@ class InstancesConfig(_Strict):
     provider_options: dict[str, OptionValue] = Field(
         default_factory=dict,
         description='Options passed to the provider, e.g. {device_type = "CPU", num_of_threads = 2} for openvino '
-        "(default for openvino: device_type CPU, num_of_threads = intra_op_threads).",
+        "(default for openvino: device_type CPU, num_of_threads = intra_op_threads). Not passed to cpu.",
     )
     allow_fallback: bool = Field(
         False,
         description="Serve even when the provider is missing or ONNX Runtime fell back to another (one warning); "
         "metrics and /config report the provider that runs.",
     )
-
-    @model_validator(mode="after")
-    def _options_fit(self) -> InstancesConfig:
-        if self.provider == "cpu" and self.provider_options:
-            raise ValueError(
-                f"provider_options {sorted(self.provider_options)} given, but provider 'cpu' takes none "
-                '(set provider = "openvino", "cuda", ... or remove [instances.provider_options])'
-            )
-        return self
 
 
 class ImageConfig(_Strict):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from loadgen.commands import _providers as P
 from loadgen.results.io import write_json
 from loadgen.results.machine import machine_cpus
 
@@ -18,17 +19,6 @@ def _int_list(text: str) -> list[int]:
     if not values or any(v < 1 for v in values):
         raise typer.BadParameter(f"expected positive integers, got {text!r}")
     return values
-
-
-def _providers(text: str | None, default: str) -> list[str]:
-    from server.providers import parse_provider_list
-
-    if text is None:
-        return [default]
-    try:
-        return parse_provider_list(text)
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--provider") from None
 
 
 def bench(
@@ -48,12 +38,7 @@ def bench(
     spin: bool = typer.Option(
         False, "--spin/--no-spin", help="Let ORT's threads spin between calls ([instances] allow_spinning in a config)."
     ),
-    provider: str | None = typer.Option(
-        None,
-        "--provider",
-        help="ONNX Runtime execution providers to compare, e.g. cpu,openvino (default: the model's [instances] "
-        "provider). Each must be installed (openvino: `make openvino`, then .venv-openvino/bin/inferload).",
-    ),
+    provider: str | None = P.provider_option("the model's [instances] provider"),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON result here."),
 ) -> None:
     """Raw ONNX Runtime throughput and latency for each (batch, instances) pair: the limit a server can reach."""
@@ -65,18 +50,17 @@ def bench(
     from loadgen.baseline.bench import run_bench
     from loadgen.commands._repo import repository_or_exit
     from server.providers import ProviderError
-    from server.runtime import check_providers
 
     console = Console()
     cfg = repository_or_exit(console, models, [model], build=True)[model]
     batches, insts = _int_list(batch), _int_list(instances)
-    providers = _providers(provider, cfg.instances.provider)
+    providers = P.parse_providers(provider) or [cfg.instances.provider]
+    P.check_or_exit(console, providers, "bench")
     console.print(
         f"[bold]bench[/bold] {model}: provider {providers} × batch {batches} × instances {insts}, {duration:g}s each "
         f"(+{warmup:g}s warm-up)"
     )
     try:
-        check_providers(providers, "inferload bench --provider")
         result = run_bench(
             cfg.model_path,
             batches,
