@@ -129,7 +129,11 @@ def check_session(provider: str, running: Iterable[str], *, allow_fallback: bool
     )
     if allow_fallback:
         return msg + "; allow_fallback = true, so serving anyway"
-    raise ProviderError(f"{msg}. Fix: {_hint(provider)}")
+    raise ProviderError(
+        f"{msg}. ONNX Runtime's log above says why (a device that is not there, a missing driver or library). Fix: "
+        "check [instances] provider_options (e.g. device_type) and the provider's requirements (docs/providers.md); "
+        f"or choose another provider; or set [instances] allow_fallback = true. Installing: {INSTALL_HINTS[provider]}"
+    )
 
 
 def primary(running: Iterable[str]) -> str:
