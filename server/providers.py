@@ -34,8 +34,8 @@ INSTALL_HINTS: dict[str, str] = {
     "cpu": "the `onnxruntime` distribution (requirements/dev.txt; `make setup`)",
     "openvino": "`onnxruntime-openvino` in its own environment (`make openvino`, requirements/openvino.txt, "
     "or deploy/Dockerfile.server-openvino)",
-    "cuda": "`onnxruntime-gpu` in its own environment (requirements/server-gpu.txt, deploy/Dockerfile.server-gpu) "
-    "on a machine with an NVIDIA GPU, its driver, CUDA 12 and cuDNN 9",
+    "cuda": "`onnxruntime-gpu[cuda,cudnn]` in its own environment (requirements/server-gpu.txt, "
+    "deploy/Dockerfile.server-gpu) on a machine with an NVIDIA GPU and its driver",
     "tensorrt": "`onnxruntime-gpu` (requirements/server-gpu.txt, deploy/Dockerfile.server-gpu) with NVIDIA TensorRT's "
     "libraries on a machine with an NVIDIA GPU",
     "rocm": "an ONNX Runtime build with ROCm (AMD GPUs)",

@@ -82,6 +82,8 @@ class OnnxInstance:
         self.requested = provider
         self.warnings: list[str] = []
         where = where or str(self.path)
+        if provider in ("cuda", "tensorrt"):
+            _preload_gpu_libraries()
         chain = session_providers(provider, provider_options or {}, intra_op_threads)
         note = check_available(provider, ort.get_available_providers(), allow_fallback=allow_fallback, where=where)
         if note is not None:
@@ -106,6 +108,17 @@ class OnnxInstance:
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         values = self.session.run(self._output_names, inputs)
         return dict(zip(self._output_names, values))
+
+
+def _preload_gpu_libraries() -> None:
+    """onnxruntime-gpu[cuda,cudnn] ships CUDA and cuDNN as NVIDIA wheels; ORT >= 1.21 loads them with preload_dlls()
+    (best effort: a system CUDA works without it, and a failure shows as the provider missing or falling back)."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception:
+            pass
 
 
 def load_instances(cfg: ModelConfig, cpus: int | None = None) -> list[OnnxInstance]:
