@@ -103,6 +103,7 @@ lock: $(LOCK_VENV)/.installed-stamp
 	$(LOCK_VENV)/bin/python scripts/lock_variant.py $(PIP_COMPILE) -- requirements/dev.txt requirements/openvino.in requirements/openvino.txt
 	$(LOCK_VENV)/bin/python scripts/lock_variant.py $(PIP_COMPILE) -- requirements/server.txt requirements/openvino.in requirements/server-openvino.txt
 	$(LOCK_VENV)/bin/python scripts/lock_variant.py $(PIP_COMPILE) -- requirements/server.txt requirements/gpu.in requirements/server-gpu.txt
+	$(LOCK_VENV)/bin/python scripts/lock_variant.py $(PIP_COMPILE) -- requirements/dev.txt requirements/gpu.in requirements/gpu.txt
 
 clean:
 	rm -rf $(VENV) $(OV_VENV) results .pytest_cache

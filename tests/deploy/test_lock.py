@@ -80,6 +80,7 @@ VARIANTS = {
     "openvino": ("dev", "onnxruntime-openvino"),
     "server-openvino": ("server", "onnxruntime-openvino"),
     "server-gpu": ("server", "onnxruntime-gpu"),
+    "gpu": ("dev", "onnxruntime-gpu"),
 }
 
 
