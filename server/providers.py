@@ -132,7 +132,7 @@ def check_session(provider: str, running: Iterable[str], *, allow_fallback: bool
     raise ProviderError(
         f"{msg}. ONNX Runtime's log above says why (a device that is not there, a missing driver or library). Fix: "
         "check [instances] provider_options (e.g. device_type) and the provider's requirements (docs/providers.md); "
-        f"or choose another provider; or set [instances] allow_fallback = true. Installing: {INSTALL_HINTS[provider]}"
+        "or choose another provider; or set [instances] allow_fallback = true"
     )
 
 
