@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 LOCK   := requirements/dev.txt
 
-.PHONY: demo test test-fast lint setup models bench clean lock docs protos
+.PHONY: demo test test-fast lint setup models bench clean lock docs protos openvino test-openvino
 
 # Rebuilt when the lock changes (and when pyproject.toml does: entry points, package metadata).
 # --require-hashes: every package, with its dependencies, must be in the lock with a matching hash.
@@ -21,6 +21,23 @@ $(STAMP): $(LOCK) pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# The OpenVINO environment (docs/providers.md): ONNX Runtime's variants all install the `onnxruntime` module, so
+# onnxruntime-openvino lives in its own venv, from its own lock (requirements/openvino.txt: dev.txt with onnxruntime
+# swapped for onnxruntime-openvino, hashes checked).
+OV_VENV  := .venv-openvino
+OV_STAMP := $(OV_VENV)/.installed-stamp
+$(OV_STAMP): requirements/openvino.txt pyproject.toml
+	$(PYTHON) -m venv $(OV_VENV)
+	$(OV_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/openvino.txt
+	$(OV_VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(OV_STAMP)
+
+openvino: $(OV_STAMP)
+
+# The provider tests (`-m openvino`) in the OpenVINO environment (CI runs them after `make test`).
+test-openvino: $(OV_STAMP)
+	$(OV_VENV)/bin/python -m pytest -q -m openvino -p no:xdist
 
 models: $(STAMP)
 	$(VENV)/bin/inferload models build --models models
@@ -88,7 +105,11 @@ lock: $(LOCK_VENV)/.installed-stamp
 	$(PIP_COMPILE) --extra server -c requirements/dev.txt -o requirements/server.txt pyproject.toml requirements/build.in
 	$(PIP_COMPILE) --extra loadgen -c requirements/dev.txt -o requirements/loadgen.txt pyproject.toml requirements/build.in
 	$(PIP_COMPILE) -o requirements/lock-tools.txt requirements/lock-tools.in
+	$(LOCK_VENV)/bin/python scripts/lock_variant.py $(PIP_COMPILE) -- requirements/dev.txt requirements/openvino.in requirements/openvino.txt
+	$(LOCK_VENV)/bin/python scripts/lock_variant.py $(PIP_COMPILE) -- requirements/server.txt requirements/openvino.in requirements/server-openvino.txt
+	$(LOCK_VENV)/bin/python scripts/lock_variant.py $(PIP_COMPILE) -- requirements/server.txt requirements/gpu.in requirements/server-gpu.txt
+	$(LOCK_VENV)/bin/python scripts/lock_variant.py $(PIP_COMPILE) -- requirements/dev.txt requirements/gpu.in requirements/gpu.txt
 
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) $(OV_VENV) results .pytest_cache
 	find models -name '*.onnx' -delete

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import sys
 import threading
+from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from types import FrameType
 
@@ -29,6 +30,7 @@ from server.dispatch import ASGI, asgi_route
 from server.infer_http import InferEndpoint
 from server.labels import load_labels
 from server.metrics import ServerMetrics
+from server.providers import ProviderError, check_available
 from server.repository import ConfigError, ModelConfig, deep_merge, ensure_built, load_model_config, load_repository
 from server.responses import head_too_large, method_not_allowed, send_reply
 from server.service import InferenceService, LoadedModel, exposed_inputs
@@ -52,17 +54,29 @@ def load_configs(settings: ServerSettings) -> dict[str, ModelConfig]:
     return cfgs
 
 
+def check_providers_installed(cfgs: Iterable[ModelConfig]) -> None:
+    """Refuse (ProviderError) before anything is built when a model asks for a provider this ONNX Runtime lacks."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    for cfg in cfgs:
+        where = f"{cfg.directory / 'config.toml'} [instances]" if cfg.directory is not None else cfg.name
+        check_available(cfg.instances.provider, available, allow_fallback=cfg.instances.allow_fallback, where=where)
+
+
 def _load_model(cfg: ModelConfig, metrics: ServerMetrics) -> LoadedModel:
     from server.batching.batcher import DynamicBatcher
     from server.runtime import load_instances
 
     instances = load_instances(cfg)
     first = instances[0]
+    for note in dict.fromkeys(w for i in instances for w in i.warnings):
+        log.warning("model %s: %s", cfg.name, note)
     try:
         inputs, image_tensor = exposed_inputs(cfg, first.inputs)
     except ValueError as e:
         raise ConfigError(f"{cfg.directory}/config.toml: {e}") from None
-    metrics.add_model(cfg.name, len(instances))
+    metrics.add_model(cfg.name, len(instances), provider=first.provider)
     batcher = DynamicBatcher(
         cfg.name,
         instances,
@@ -175,7 +189,7 @@ def create_app(settings: ServerSettings | None = None, registry: CollectorRegist
         app.state.loop = asyncio.get_running_loop()
         try:
             service = await asyncio.to_thread(build_service, settings, metrics)
-        except ConfigError as e:
+        except (ConfigError, ProviderError) as e:
             app.state.startup_error = str(e)
             log.error("configuration error:\n%s", e)
             raise
@@ -261,8 +275,9 @@ def serve(settings: ServerSettings) -> int:
 
         tune_malloc()
     try:
-        load_configs(settings)  # fail fast with the reason only (no traceback) on a bad repository
-    except ConfigError as e:
+        # fail fast with the reason only (no traceback) on a bad repository or a provider this ORT lacks
+        check_providers_installed(load_configs(settings).values())
+    except (ConfigError, ProviderError) as e:
         print(f"inferload server failed to start: {e}", file=sys.stderr)
         return 1
     app = create_app(settings)

@@ -318,6 +318,13 @@ class ServerMetrics:
             registry=r,
         )
         self.set_fast_path_state("unavailable")
+        self.execution_provider = Gauge(
+            "inferload_model_execution_provider",
+            "1 for the ONNX Runtime execution provider a model's sessions run first (cpu, openvino, cuda, ...; "
+            "what the session reports, not only what the config asked for).",
+            ["model", "provider"],
+            registry=r,
+        )
 
     def set_fast_path_state(self, state: str) -> None:
         if state not in FAST_PATH_STATES:
@@ -325,11 +332,13 @@ class ServerMetrics:
         for s in FAST_PATH_STATES:
             self.fast_path_state.labels(s).set(1 if s == state else 0)
 
-    def add_model(self, model: str, instances: int) -> None:
-        """Create every series of `model` (at 0) from load time."""
+    def add_model(self, model: str, instances: int, provider: str = "cpu") -> None:
+        """Create every series of `model` (at 0) from load time; `provider` is the one its sessions run (one series
+        per model, so the label stays bounded by the repository)."""
         requests = {p: ModelMetrics() for p in PROTOCOLS}
         self.hot.models[model] = _Model(requests, BatcherObserver(self.dropped, model, instances))
         self.model_ready.labels(model).set(0)
+        self.execution_provider.labels(model, provider).set(1)
 
     def model(self, model: str, protocol: str = "http") -> ModelMetrics:
         """The request metrics of `model` taken by `protocol`'s front end (a KeyError outside PROTOCOLS)."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from server.dtypes import TRITON_CONFIG_TYPES
+from server.providers import execution_accelerators
 from server.runtime import TensorSpec
 
 if TYPE_CHECKING:
@@ -46,5 +47,5 @@ def triton_config(lm: LoadedModel) -> dict[str, Any]:
             "preferred_batch_size": list(b.preferred_batch_sizes),
             "default_queue_policy": policy,
         },
-        "instance_group": [{"name": f"{cfg.name}_0", "kind": "KIND_CPU", "count": cfg.instances.count}],
+        **execution_accelerators(cfg.name, cfg.instances.count, cfg.instances.provider, lm.execution_providers),
     }

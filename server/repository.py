@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from server.cpus import available_cpus
+from server.providers import PROVIDER_NAMES, OptionValue, ProviderName
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 CONFIG_FILE = "config.toml"
@@ -68,6 +69,22 @@ class InstancesConfig(_Strict):
         False,
         description="Let ONNX Runtime's intra-op threads spin between calls: lower latency after short idle "
         "gaps, at the price of CPU burnt while waiting (see docs/server.md, 'The latency path').",
+    )
+    provider: ProviderName = Field(
+        "cpu",
+        description="ONNX Runtime execution provider: " + " | ".join(PROVIDER_NAMES) + ". The installed ONNX Runtime "
+        "must have it (openvino: `make openvino`; cuda, tensorrt: onnxruntime-gpu and a GPU; docs/providers.md): "
+        "otherwise, or when ONNX Runtime falls back to CPU, the server refuses to start.",
+    )
+    provider_options: dict[str, OptionValue] = Field(
+        default_factory=dict,
+        description='Options passed to the provider, e.g. {device_type = "CPU", num_of_threads = 2} for openvino '
+        "(default for openvino: device_type CPU, num_of_threads = intra_op_threads). Not passed to cpu.",
+    )
+    allow_fallback: bool = Field(
+        False,
+        description="Serve even when the provider is missing or ONNX Runtime fell back to another (one warning); "
+        "metrics and /config report the provider that runs.",
     )
 
 

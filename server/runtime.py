@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from server.dtypes import OIP_TO_NUMPY
+from server.providers import OptionValue, check_available, check_session, primary, session_providers, short_name
 from server.repository import ModelConfig
 
 # ONNX Runtime tensor type strings → OIP v2 datatype names
@@ -59,18 +61,46 @@ def session_options(
 
 
 class OnnxInstance:
-    """One InferenceSession (CPU). Thread-safe to call `run` from one worker thread at a time."""
+    """One InferenceSession on one execution provider (server/providers.py). Thread-safe to call `run` from one
+    worker thread at a time. `providers` is what ONNX Runtime actually runs (session.get_providers()), `provider`
+    the short name of the first of them; `warnings` say why that differs from `requested` (allowed fallback)."""
 
     def __init__(
-        self, path: Path, intra_op_threads: int, inter_op_threads: int = 1, allow_spinning: bool = False
+        self,
+        path: Path,
+        intra_op_threads: int,
+        inter_op_threads: int = 1,
+        allow_spinning: bool = False,
+        *,
+        provider: str = "cpu",
+        provider_options: Mapping[str, OptionValue] | None = None,
+        allow_fallback: bool = False,
+        where: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.intra_op_threads = intra_op_threads
+        self.requested = provider
+        self.warnings: list[str] = []
+        where = where or str(self.path)
+        if provider in ("cuda", "tensorrt"):
+            _preload_gpu_libraries()
+        chain = session_providers(provider, provider_options or {}, intra_op_threads)
+        note = check_available(provider, ort.get_available_providers(), allow_fallback=allow_fallback, where=where)
+        if note is not None:
+            self.warnings.append(note)
+            installed = set(ort.get_available_providers())
+            chain = [p for p in chain if p[0] in installed] or [("CPUExecutionProvider", {})]
         self.session = ort.InferenceSession(
             str(self.path),
             sess_options=session_options(intra_op_threads, inter_op_threads, allow_spinning),
-            providers=["CPUExecutionProvider"],
+            providers=chain,
         )
+        self.providers: list[str] = list(self.session.get_providers())
+        if note is None:
+            note = check_session(provider, self.providers, allow_fallback=allow_fallback, where=where)
+            if note is not None:
+                self.warnings.append(note)
+        self.provider = primary(self.providers)
         self.inputs = [_spec(a) for a in self.session.get_inputs()]
         self.outputs = [_spec(a) for a in self.session.get_outputs()]
         self._output_names = [o.name for o in self.outputs]
@@ -80,13 +110,47 @@ class OnnxInstance:
         return dict(zip(self._output_names, values))
 
 
+def _preload_gpu_libraries() -> None:
+    """onnxruntime-gpu[cuda,cudnn] ships CUDA and cuDNN as NVIDIA wheels; ORT >= 1.21 loads them with preload_dlls()
+    (best effort: a system CUDA works without it, and a failure shows as the provider missing or falling back)."""
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except Exception:
+            pass
+
+
 def load_instances(cfg: ModelConfig, cpus: int | None = None) -> list[OnnxInstance]:
-    """`cfg.instances.count` independent sessions, threads from the config (default: usable CPUs / count)."""
+    """`cfg.instances.count` independent sessions, threads from the config (default: usable CPUs / count), on
+    `cfg.instances.provider`. Raises ProviderError when that provider is missing or ORT fell back (unless allowed)."""
     threads = cfg.threads_per_instance(cpus)
+    inst = cfg.instances
+    where = f"{cfg.directory / 'config.toml'} [instances]" if cfg.directory is not None else cfg.name
     return [
-        OnnxInstance(cfg.model_path, threads, cfg.instances.inter_op_threads, cfg.instances.allow_spinning)
-        for _ in range(cfg.instances.count)
+        OnnxInstance(
+            cfg.model_path,
+            threads,
+            inst.inter_op_threads,
+            inst.allow_spinning,
+            provider=inst.provider,
+            provider_options=inst.provider_options,
+            allow_fallback=inst.allow_fallback,
+            where=where,
+        )
+        for _ in range(inst.count)
     ]
+
+
+def check_providers(providers: list[str], where: str, allow_fallback: bool = False) -> None:
+    """Refuse (ProviderError) before any session is made when one of `providers` is not installed."""
+    for p in providers:
+        check_available(p, ort.get_available_providers(), allow_fallback=allow_fallback, where=where)
+
+
+def available_providers() -> list[str]:
+    """Short names of the execution providers this ONNX Runtime offers (`cpu`, `openvino`, ...)."""
+    return [short_name(p) for p in ort.get_available_providers()]
 
 
 def random_inputs(specs: list[TensorSpec], batch: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -62,6 +62,11 @@ class LoadedModel:
     output_names: set[str] = field(default_factory=set)
     image_tensor: str | None = None  # ONNX input fed with preprocessed pixels (image models)
     instances: list = field(default_factory=list)  # the OnnxInstances behind the batcher (warm-up)
+
+    @property
+    def execution_providers(self) -> list[str]:  # what ORT runs (first session's get_providers()): OpenVINO, CPU
+        return list(getattr(self.instances[0], "providers", ["CPUExecutionProvider"])) if self.instances else []
+
     admission: Admission = field(default_factory=lambda: Admission(1_000_000))  # set by the app from the config
     grpc_metrics: ModelMetrics | None = None  # requests taken over gRPC (None: counted with HTTP's)
 

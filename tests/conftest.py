@@ -71,6 +71,7 @@ E2E_MODULES = frozenset(
         "server/test_infer_http.py",
         "server/test_malloc.py",
         "server/test_metrics.py",
+        "server/test_openvino.py",
         "server/test_perf_analyzer.py",
         "server/test_selfcheck.py",
         "server/test_shutdown.py",
@@ -94,6 +95,9 @@ SLOW_MODULES = frozenset(
         "curves/test_compare_verdict.py",  # simulated peak and tune searches behind each comparison
     }
 )
+# Tests of ONNX Runtime's OpenVINO provider: they skip (with the reason) outside the OpenVINO environment; `make
+# test-openvino` (CI, after `make test`) builds .venv-openvino and runs `-m openvino` there.
+OPENVINO_MODULES = frozenset({"server/test_openvino.py"})
 E2E_FIXTURES = frozenset({"standin", "generate", "server", "client"})
 
 
@@ -101,6 +105,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: starts a real server, process or external tool (tests/conftest.py)")
     config.addinivalue_line("markers", "timing: judges measured time against a truth or a same-test reference")
     config.addinivalue_line("markers", "slow: in-process but seconds long (simulated searches, every plot)")
+    config.addinivalue_line("markers", "openvino: needs onnxruntime-openvino (`make test-openvino`; skipped elsewhere)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -112,3 +117,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.timing)
         if rel in SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+        if rel in OPENVINO_MODULES:
+            item.add_marker(pytest.mark.openvino)

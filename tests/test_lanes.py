@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from tests.conftest import E2E_MODULES, ROOT, SLOW_MODULES, TIMING_MODULES
+from tests.conftest import E2E_MODULES, OPENVINO_MODULES, ROOT, SLOW_MODULES, TIMING_MODULES
 
 
 def test_lanes_name_real_files():
-    missing = sorted(m for m in E2E_MODULES | TIMING_MODULES | SLOW_MODULES if not (ROOT / m).is_file())
+    lanes = E2E_MODULES | TIMING_MODULES | SLOW_MODULES | OPENVINO_MODULES
+    missing = sorted(m for m in lanes if not (ROOT / m).is_file())
     assert not missing, f"tests/conftest.py lists files that do not exist: {missing}"
 
 
@@ -28,3 +29,14 @@ def test_make_test_runs_every_lane_in_one_of_its_two_passes():
     assert '-m "not timing" -n $(TEST_JOBS)' in recipe
     assert "-m timing -n $(TIMING_JOBS)" in recipe
     assert "exit $$(( a != 0 ? a : b ))" in recipe  # a failure in either pass fails make test
+
+
+def test_ci_runs_the_openvino_lane_in_its_own_environment():
+    """`make test` collects the openvino modules too (they skip without OpenVINO); CI then builds .venv-openvino and
+    runs exactly that lane there."""
+    assert OPENVINO_MODULES <= E2E_MODULES  # they start servers and the CLI
+    text = (ROOT.parent / "Makefile").read_text()
+    recipe = text[text.index("\ntest-openvino: ") :].split("\n\n")[0]
+    assert "$(OV_VENV)/bin/python -m pytest" in recipe and "-m openvino" in recipe
+    ci = (ROOT.parent / ".ci" / "run").read_text()
+    assert ci.index("make test-openvino") > ci.index("make test\n")

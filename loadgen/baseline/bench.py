@@ -49,13 +49,24 @@ def bench_point(
     idle_calls: int = 20,
     sleep=time.sleep,
     allow_spinning: bool = False,
+    provider: str = "cpu",
+    provider_options: dict | None = None,
 ) -> dict:
     """Measure one (batch, instances) pair. Returns one result row.
 
     With one instance the row also holds `latency_after_idle_ms`: `idle_calls` single calls, each after
     `idle_gap_s` of idleness (the factory camera sends one photo at a time). On VMs an idle CPU wakes slowly and
     ONNX Runtime's threads park, so this is often far above the back-to-back `latency_ms`."""
-    sessions = [OnnxInstance(model_path, threads_per_instance, allow_spinning=allow_spinning) for _ in range(instances)]
+    sessions = [
+        OnnxInstance(
+            model_path,
+            threads_per_instance,
+            allow_spinning=allow_spinning,
+            provider=provider,
+            provider_options=provider_options,
+        )
+        for _ in range(instances)
+    ]
     workers = [_Worker(s, random_inputs(s.inputs, batch_size, seed + i), []) for i, s in enumerate(sessions)]
     for w in workers:  # first call pays for allocation and kernel selection
         w.instance.run(w.inputs)
@@ -112,6 +123,9 @@ def bench_point(
         "per_item_latency_ms": {k: v / batch_size for k, v in lat_ms.items()},
         "idle_gap_ms": idle_gap_s * 1000.0 if idle is not None else None,
         "latency_after_idle_ms": idle,
+        "provider": sessions[0].provider,
+        "requested_provider": provider,
+        "execution_providers": list(sessions[0].providers),
     }
 
 
@@ -127,27 +141,34 @@ def run_bench(
     idle_gap_s: float = 0.05,
     idle_calls: int = 20,
     allow_spinning: bool = False,
+    providers: list[str] | None = None,
+    provider_options: dict[str, dict] | None = None,
 ) -> dict:
-    """The whole matrix. `threads=None`: usable CPUs divided among the instances."""
+    """The whole matrix, for each execution provider in `providers` (default: cpu) in turn; `provider_options` maps
+    a provider to its options. `threads=None`: usable CPUs divided among the instances. Raises ProviderError when a
+    provider is not installed or ONNX Runtime fell back from it."""
     cpus = available_cpus()
     rows = []
-    for n_inst in instances:
-        tpi = threads if threads is not None else max(1, cpus // n_inst)
-        for b in batches:
-            row = bench_point(
-                Path(model_path),
-                b,
-                n_inst,
-                tpi,
-                duration_s,
-                warmup_s,
-                idle_gap_s=idle_gap_s,
-                idle_calls=idle_calls,
-                allow_spinning=allow_spinning,
-            )
-            rows.append(row)
-            if on_row is not None:
-                on_row(row)
+    for provider in providers or ["cpu"]:
+        for n_inst in instances:
+            tpi = threads if threads is not None else max(1, cpus // n_inst)
+            for b in batches:
+                row = bench_point(
+                    Path(model_path),
+                    b,
+                    n_inst,
+                    tpi,
+                    duration_s,
+                    warmup_s,
+                    idle_gap_s=idle_gap_s,
+                    idle_calls=idle_calls,
+                    allow_spinning=allow_spinning,
+                    provider=provider,
+                    provider_options=(provider_options or {}).get(provider),
+                )
+                rows.append(row)
+                if on_row is not None:
+                    on_row(row)
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "bench",
@@ -162,7 +183,14 @@ def run_bench(
 
 
 def model_baseline(
-    models_dir: Path, model: str, batches: list[int], instances: list[int], duration_s: float, warmup_s: float, say=None
+    models_dir: Path,
+    model: str,
+    batches: list[int],
+    instances: list[int],
+    duration_s: float,
+    warmup_s: float,
+    say=None,
+    providers: list[str] | None = None,
 ) -> tuple[dict | None, str | None]:
     """run_bench over batch sizes x instances for a repository model (`matrix`, `tune`): (bench document, None),
     or (None, why not) — a failed baseline never stops the served measurements. Call it before locust is imported."""
@@ -173,6 +201,16 @@ def model_baseline(
         ensure_built(cfg)
         if say is not None:
             say(f"baseline: in-process ONNX Runtime, batch {batches} × instances {instances}, {duration_s:g}s each")
-        return run_bench(cfg.model_path, batches, instances, None, duration_s, warmup_s, model_name=model), None
+        return run_bench(
+            cfg.model_path,
+            batches,
+            instances,
+            None,
+            duration_s,
+            warmup_s,
+            model_name=model,
+            providers=providers or [cfg.instances.provider],
+            provider_options={cfg.instances.provider: dict(cfg.instances.provider_options)},
+        ), None
     except Exception as e:
         return None, f"in-process baseline failed: {type(e).__name__}: {e}"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from loadgen.commands import _providers as P
 from loadgen.results.io import write_json
 from loadgen.results.machine import machine_cpus
 
@@ -37,42 +38,55 @@ def bench(
     spin: bool = typer.Option(
         False, "--spin/--no-spin", help="Let ORT's threads spin between calls ([instances] allow_spinning in a config)."
     ),
+    provider: str | None = P.provider_option("the model's [instances] provider"),
     out: Path | None = typer.Option(None, "--out", help="Write the JSON result here."),
 ) -> None:
     """Raw ONNX Runtime throughput and latency for each (batch, instances) pair: the limit a server can reach."""
 
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from loadgen.baseline.bench import run_bench
     from loadgen.commands._repo import repository_or_exit
+    from server.providers import ProviderError
 
     console = Console()
     cfg = repository_or_exit(console, models, [model], build=True)[model]
     batches, insts = _int_list(batch), _int_list(instances)
+    providers = P.parse_providers(provider) or [cfg.instances.provider]
+    P.check_or_exit(console, providers, "bench")
     console.print(
-        f"[bold]bench[/bold] {model}: batch {batches} × instances {insts}, {duration:g}s each (+{warmup:g}s warm-up)"
+        f"[bold]bench[/bold] {model}: provider {providers} × batch {batches} × instances {insts}, {duration:g}s each "
+        f"(+{warmup:g}s warm-up)"
     )
-    result = run_bench(
-        cfg.model_path,
-        batches,
-        insts,
-        threads,
-        duration,
-        warmup,
-        model_name=model,
-        idle_gap_s=idle_gap_ms / 1000.0,
-        idle_calls=idle_calls,
-        allow_spinning=spin,
-        on_row=lambda r: console.print(
-            f"  batch {r['batch_size']:>3} × {r['instances']} inst: {r['throughput_items_per_s']:8.1f} items/s, "
-            f"p50 {r['latency_ms']['p50']:.2f} ms"
-        ),
-    )
+    try:
+        result = run_bench(
+            cfg.model_path,
+            batches,
+            insts,
+            threads,
+            duration,
+            warmup,
+            model_name=model,
+            idle_gap_s=idle_gap_ms / 1000.0,
+            idle_calls=idle_calls,
+            allow_spinning=spin,
+            providers=providers,
+            provider_options={cfg.instances.provider: dict(cfg.instances.provider_options)},
+            on_row=lambda r: console.print(
+                f"  {r['provider']:>8} batch {r['batch_size']:>3} × {r['instances']} inst: "
+                f"{r['throughput_items_per_s']:8.1f} items/s, p50 {r['latency_ms']['p50']:.2f} ms"
+            ),
+        )
+    except ProviderError as e:
+        console.print(f"[red]bench:[/red] {escape(str(e))}")
+        raise typer.Exit(2) from None
     table = Table(
         title=f"In-process baseline: {model} ({result['machine']['cpu_model']}, {machine_cpus(result['machine'])} CPUs)"
     )
     for col in (
+        "provider",
         "batch",
         "instances",
         "threads/inst",
@@ -89,6 +103,7 @@ def bench(
     for r in result["results"]:
         lat, idle = r["latency_ms"], r.get("latency_after_idle_ms") or {}
         table.add_row(
+            r["provider"],
             str(r["batch_size"]),
             str(r["instances"]),
             str(r["threads_per_instance"]),

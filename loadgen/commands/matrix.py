@@ -1,4 +1,4 @@
-"""`inferload matrix`: max_batch_size × instances (× max_queue_delay_ms) on a local server, one configuration
+"""`inferload matrix`: max_batch_size × instances (× max_queue_delay_ms × --provider) on a local server, one configuration
 at a time: low-load latency, max throughput, peak under the SLO; plus the in-process baseline."""
 
 from __future__ import annotations
@@ -8,15 +8,23 @@ from pathlib import Path
 import typer
 
 from loadgen.commands import _curves as C
+from loadgen.commands import _providers as P
 
 
 def _baseline(
-    models: Path, model: str, batches: list[int], instances: list[int], duration: float, warmup: float, console
+    models: Path,
+    model: str,
+    batches: list[int],
+    instances: list[int],
+    duration: float,
+    warmup: float,
+    console,
+    providers: list[str] | None = None,
 ) -> tuple[dict | None, str | None]:
-    """In-process run_bench over the same batch sizes × instances (before locust is imported)."""
+    """In-process run_bench over the same batch sizes × instances (× providers) (before locust is imported)."""
     from loadgen.baseline.bench import model_baseline
 
-    return model_baseline(models, model, batches, instances, duration, warmup, say=console.print)
+    return model_baseline(models, model, batches, instances, duration, warmup, say=console.print, providers=providers)
 
 
 def matrix(
@@ -25,6 +33,7 @@ def matrix(
     max_batch_size: str = typer.Option("1,4,8,16", "--max-batch-size", help="Server max_batch_size values."),
     instances: str = typer.Option("1,2", "--instances", help="Server instance counts."),
     max_queue_delay_ms: str = typer.Option("0", "--max-queue-delay-ms", help="Server batching delays (ms), e.g. 0,2."),
+    provider: str | None = P.provider_option("the model's [instances] provider (no provider axis)"),
     slo_p99_ms: float = typer.Option(
         ...,
         "--slo-ms",
@@ -76,8 +85,11 @@ def matrix(
 
     console = Console()
     batches, insts = C.parse_ints(max_batch_size, "--max-batch-size"), C.parse_ints(instances, "--instances")
+    providers = P.parse_providers(provider)
+    if providers:
+        P.check_or_exit(console, providers, "matrix")
     configs = matrix_configs(
-        batches, insts, C.parse_floats(max_queue_delay_ms, "--max-queue-delay-ms", allow_zero=True)
+        batches, insts, C.parse_floats(max_queue_delay_ms, "--max-queue-delay-ms", allow_zero=True), providers
     )
     base = C.build_scenario(
         None,
@@ -118,6 +130,7 @@ def matrix(
             base.duration_s if duration is not None else 3.0,
             min(base.warmup_s, 1.0),
             console,
+            providers,
         )
     doc = new_matrix_doc(base, model, str(models), opts, baseline=bench, baseline_note=note, machine=machine_info())
 

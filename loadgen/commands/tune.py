@@ -1,5 +1,5 @@
 """`inferload tune`: the configuration advisor (issue #12). Searches max_batch_size × instances (intra-op threads
-split to fit the CPUs) × max_queue_delay_ms (× preferred_batch_sizes) on a local server, one configuration at a
+split to fit the CPUs) × max_queue_delay_ms (× preferred_batch_sizes × execution provider) on a local server, one configuration at a
 time (loadgen.search.tune_run), and writes tune.json, the recommended config.toml beside it, and the checkpoint."""
 
 from __future__ import annotations
@@ -11,10 +11,17 @@ import typer
 
 from loadgen.commands import _assert as A
 from loadgen.commands import _curves as C
+from loadgen.commands import _providers as P
 
 
 def _space(
-    batch_sizes: str, instances: str, delays: str, preferred: list[str] | None, cpus: int | None, items_per_request: int
+    batch_sizes: str,
+    instances: str,
+    delays: str,
+    preferred: list[str] | None,
+    cpus: int | None,
+    items_per_request: int,
+    providers: list[str] | None = None,
 ) -> Any:
     from loadgen.search.tune import TuneSpace
     from server.cpus import available_cpus
@@ -34,6 +41,7 @@ def _space(
             tuple(delay_vals),
             cpus or available_cpus(),
             tuple(variants),
+            tuple(providers or ["cpu"]),
         )
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
@@ -75,6 +83,9 @@ def tune(
     max_batch_size: str = typer.Option("1,4,8,16,32", "--max-batch-size", help="max_batch_size values."),
     instances: str = typer.Option("1,2", "--instances", help="Instance counts (intra-op threads = CPUs / instances)."),
     max_queue_delay_ms: str = typer.Option("0,2", "--max-queue-delay-ms", help="Batching delays (ms)."),
+    provider: str | None = P.provider_option(
+        "every provider this ONNX Runtime has (cpu; cpu,openvino in .venv-openvino)"
+    ),
     preferred: list[str] | None = typer.Option(
         None,
         "--preferred-batch-sizes",
@@ -129,7 +140,9 @@ def tune(
         mode="closed",
         users=1,
     )
-    space = _space(max_batch_size, instances, max_queue_delay_ms, preferred, cpus, base.batch)
+    providers = P.parse_providers(provider) or P.installed_providers()
+    P.check_or_exit(console, providers, "tune")
+    space = _space(max_batch_size, instances, max_queue_delay_ms, preferred, cpus, base.batch, providers)
     req = _request(
         out,
         checkpoint,
@@ -146,7 +159,7 @@ def tune(
     )
     console.print(
         f"[bold]tune[/bold] {model}: {search} search over {len(space.grid())} configurations "
-        f"({space.cpus} CPUs), objective {obj.name}, SLO p99 <= {slo_p99_ms:g} ms → {req.out_dir}"
+        f"({space.cpus} CPUs, provider {', '.join(space.providers)}), objective {obj.name}, SLO p99 <= {slo_p99_ms:g} ms → {req.out_dir}"
     )
     doc = _measure(console, req, base, baseline, server_nice)
     _print_tune(console, doc, req.out_dir / "tune.json")
@@ -217,6 +230,7 @@ def _measure(console: Any, req: Any, base: Any, baseline: bool, server_nice: int
             2.0,
             0.5,
             say=console.print,
+            providers=list(req.space.providers),
         )
     run = C.runner(progress=False)  # imports locust now, after the in-process baseline
     return run_tune(

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from loadgen.report import plots_search
-from loadgen.report.html_parts import badge, cards, config_block, figure, fmt, reasons_block, section_header, table
+from loadgen.report.html_parts import (
+    badge,
+    cards,
+    config_block,
+    figure,
+    fmt,
+    reasons_block,
+    section_header,
+    show_provider,
+    table,
+)
 from loadgen.results.io import Doc
 from loadgen.results.points import raw_limit_from_bench
 
 
 def bench_table(b: dict) -> str:
+    prov = show_provider(b.get("results") or [])
     rows = [
         [
             r.get("batch_size"),
@@ -18,9 +29,11 @@ def bench_table(b: dict) -> str:
             (r.get("latency_ms") or {}).get("p50"),
             (r.get("latency_ms") or {}).get("p99"),
         ]
+        + ([r.get("provider") or "cpu"] if prov else [])
         for r in b.get("results") or []
     ]
-    return table(["batch", "instances", "threads/inst", "items/s", "p50 ms", "p99 ms"], rows, num_cols=set(range(6)))
+    headers = ["batch", "instances", "threads/inst", "items/s", "p50 ms", "p99 ms"] + (["provider"] if prov else [])
+    return table(headers, rows, num_cols=set(range(6)))
 
 
 def bench_section(doc: Doc, raw_limit: dict | None) -> str:

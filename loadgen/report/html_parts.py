@@ -69,6 +69,11 @@ def figure(b64: str | None, alt: str, caption: str = "", heading: str | None = N
     return f'{head}<figure><img class="plot" alt="{esc(alt)}" src="data:image/png;base64,{b64}">{cap}</figure>'
 
 
+def show_provider(rows: list[dict]) -> bool:
+    """A provider column is shown when a document's rows ran on anything but ONNX Runtime's CPU provider alone."""
+    return {r.get("provider") or "cpu" for r in rows} != {"cpu"}
+
+
 def table(
     headers: list[str],
     rows: list[list[Any]],

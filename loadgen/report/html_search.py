@@ -15,6 +15,7 @@ from loadgen.report.html_parts import (
     fmt,
     reasons_block,
     section_header,
+    show_provider,
     table,
 )
 from loadgen.results.io import Doc
@@ -178,6 +179,7 @@ def matrix_section(doc: Doc, raw_limit: dict | None) -> str:
     out.append(reasons_block(None, [], None, list(d.get("notes") or [])))
     out.append(_sizing_block(d.get("sizing")))
     trows, classes = [], []
+    prov = show_provider(rows)
     for r in rows:
         ll = r.get("low_load") or {}
         mt = r.get("max_throughput") or {}
@@ -195,6 +197,7 @@ def matrix_section(doc: Doc, raw_limit: dict | None) -> str:
                 r.get("p99_at_peak_ms"),
                 status,
             ]
+            + ([r.get("provider") or "cpu"] if prov else [])
         )
         classes.append("best" if r.get("label") in best.values() else "")
     out.append(
@@ -211,7 +214,8 @@ def matrix_section(doc: Doc, raw_limit: dict | None) -> str:
                 "peak items/s",
                 "p99 @peak ms",
                 "peak search",
-            ],
+            ]
+            + (["provider"] if prov else []),
             trows,
             num_cols=set(range(1, 9)),
             row_classes=classes,

@@ -5,7 +5,7 @@ html_sections with the other per-kind sections (kept apart so that module stays 
 from __future__ import annotations
 
 from loadgen.report import plots_search
-from loadgen.report.html_parts import cards, config_block, esc, figure, fmt, reasons_block, table
+from loadgen.report.html_parts import cards, config_block, esc, figure, fmt, reasons_block, show_provider, table
 from loadgen.results.io import Doc
 
 
@@ -42,6 +42,7 @@ def _configs_table(d: dict) -> str:
     pareto = set(d.get("pareto") or [])
     order = {n: i for i, n in enumerate(d.get("ranking") or [])}
     rows, classes = [], []
+    prov = show_provider(d.get("configs") or [])
     for r in sorted(d.get("configs") or [], key=lambda r: order.get(r["name"], len(order))):
         p = r.get("pooled") or {}
         pref = ",".join(str(x) for x in r.get("preferred_batch_sizes") or []) or "–"
@@ -62,6 +63,7 @@ def _configs_table(d: dict) -> str:
                 r.get("score_vs_start"),
                 _verdict(r, rec, pareto),
             ]
+            + ([r.get("provider") or "cpu"] if prov else [])
         )
         classes.append("best" if r["name"] == rec else "")
     return table(
@@ -80,7 +82,8 @@ def _configs_table(d: dict) -> str:
             "RSS MB",
             "score vs start",
             "verdict",
-        ],
+        ]
+        + (["provider"] if prov else []),
         rows,
         num_cols=set(range(1, 13)) - {2, 4},
         raw_cols={13},
@@ -113,6 +116,7 @@ def _baseline(d: dict) -> str:
     b = d.get("baseline") or {}
     if not b.get("results"):
         return f'<p class="sub">{esc(d.get("baseline_note"))}</p>' if d.get("baseline_note") else ""
+    prov = show_provider(b["results"])
     rows = [
         [
             r.get("batch_size"),
@@ -121,10 +125,13 @@ def _baseline(d: dict) -> str:
             r.get("throughput_items_per_s"),
             (r.get("latency_ms") or {}).get("p50"),
         ]
+        + ([r.get("provider") or "cpu"] if prov else [])
         for r in b["results"]
     ]
     return "<h3>In-process limit (no HTTP) at each batch × instances</h3>" + table(
-        ["batch", "instances", "threads/inst", "items/s", "p50 ms"], rows, num_cols=set(range(5))
+        ["batch", "instances", "threads/inst", "items/s", "p50 ms"] + (["provider"] if prov else []),
+        rows,
+        num_cols=set(range(5)),
     )
 
 

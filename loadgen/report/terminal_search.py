@@ -8,6 +8,8 @@ from typing import Any
 
 from rich.table import Table
 
+from loadgen.report.html_parts import show_provider
+
 
 def print_tune(console: Any, doc: dict, out: Any) -> None:
     """Every configuration measured (pooled figures), the Pareto frontier, the recommendation and sizing."""
@@ -31,7 +33,8 @@ def print_tune(console: Any, doc: dict, out: Any) -> None:
         padding=(0, 1),
     )
     width = max([len(r["name"]) for r in doc["configs"]] + [6])
-    for col in ("config", "n", "peak", "max", "raw", "p99 low", "RSS", "score", "verdict"):
+    prov = show_provider(doc["configs"])
+    for col in ("config", "n", "peak", "max", "raw", "p99 low", "RSS", "score", "verdict") + (("provider",) * prov):
         t.add_column(
             col,
             justify="left" if col in ("config", "verdict") else "right",
@@ -67,6 +70,7 @@ def print_tune(console: Any, doc: dict, out: Any) -> None:
             f(p.get("rss_mb"), 0),
             f(r.get("score_vs_start"), 3),
             verdict,
+            *([r.get("provider") or "cpu"] if prov else []),
         )
     console.print(t)
     console.print(
@@ -108,6 +112,7 @@ def print_matrix(console: Any, doc: dict, out: Any) -> None:
 
     t = Table(title=f"Matrix: {doc['model']}, SLO p{doc['percentile']:g} <= {doc['slo_ms']:g} ms", title_justify="left")
     width = max([len(r["label"]) for r in doc["configs"]] + [6])
+    prov = show_provider(doc["configs"])
     for c in (
         "config",
         "p99 low load ms",
@@ -117,7 +122,7 @@ def print_matrix(console: Any, doc: dict, out: Any) -> None:
         "peak items/s",
         "p99 at peak ms",
         "status",
-    ):
+    ) + (("provider",) * prov):
         if c == "config":  # never cut a configuration's name (an 80-column terminal wraps the other columns)
             t.add_column(c, justify="left", no_wrap=True, min_width=width)
         else:
@@ -133,6 +138,7 @@ def print_matrix(console: Any, doc: dict, out: Any) -> None:
             "–",
             "–",
             "no HTTP",
+            *([lim.get("provider") or "cpu"] if prov else []),
             style="dim",
         )
     best_labels = set(doc["best"].values())
@@ -146,6 +152,7 @@ def print_matrix(console: Any, doc: dict, out: Any) -> None:
             f(r.get("peak_items_per_s")),
             f(r.get("p99_at_peak_ms")),
             r.get("error") or (r.get("peak") or {}).get("status", ""),
+            *([r.get("provider") or "cpu"] if prov else []),
             style="bold green" if r["label"] in best_labels else None,
         )
     console.print(t)

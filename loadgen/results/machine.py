@@ -47,8 +47,21 @@ def machine_info() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "locust": _version("locust"),
-        "onnxruntime": _version("onnxruntime"),
+        **_onnxruntime(),
     }
+
+
+ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-openvino", "onnxruntime-gpu")
+
+
+def _onnxruntime() -> dict[str, Any]:
+    """The ONNX Runtime distribution installed (its variants all provide the `onnxruntime` module; one per
+    environment) and its version: `onnxruntime_distribution` says which (docs/providers.md)."""
+    for dist in ORT_DISTRIBUTIONS:
+        v = _version(dist)
+        if v is not None:
+            return {"onnxruntime": v, "onnxruntime_distribution": dist}
+    return {"onnxruntime": None, "onnxruntime_distribution": None}
 
 
 def machine_cpus(machine: dict[str, Any] | None) -> int | None:

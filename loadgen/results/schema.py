@@ -249,6 +249,8 @@ class MatrixCell(_Strict):
     max_batch_size: int
     instances: int
     max_queue_delay_ms: float
+    provider: str | None = None
+    """The execution provider asked for ([instances] provider; the server refuses to start on another)."""
     dir: str | None = None
     error: str | None = None
     """Set when the configuration could not be measured (its server failed to start, ...)."""
@@ -277,6 +279,11 @@ class BenchRow(_Strict):
     per_item_latency_ms: Percentiles
     idle_gap_ms: Num = None
     latency_after_idle_ms: Percentiles | None = None
+    provider: str | None = None
+    """The ONNX Runtime execution provider that ran (cpu, openvino, ...: the session's first provider)."""
+    requested_provider: str | None = None
+    execution_providers: list[str] | None = None
+    """Everything the session runs, in ONNX Runtime's order (e.g. OpenVINOExecutionProvider, CPUExecutionProvider)."""
 
 
 class BenchDoc(_Doc):

@@ -36,23 +36,37 @@ RunFn = Callable[[Any], dict]
 MAX_THROUGHPUT_USERS_CAP = 64
 
 
-def matrix_configs(batch_sizes: list[int], instances: list[int], delays_ms: list[float]) -> list[dict]:
+def matrix_configs(
+    batch_sizes: list[int], instances: list[int], delays_ms: list[float], providers: list[str] | None = None
+) -> list[dict]:
+    """Every cell; with `providers` (ONNX Runtime execution providers: cpu, openvino, ...) each cell names one."""
+    if not providers:
+        return [
+            {"max_batch_size": b, "instances": n, "max_queue_delay_ms": d}
+            for n, b, d in itertools.product(instances, batch_sizes, delays_ms)
+        ]
     return [
-        {"max_batch_size": b, "instances": n, "max_queue_delay_ms": d}
-        for n, b, d in itertools.product(instances, batch_sizes, delays_ms)
+        {"max_batch_size": b, "instances": n, "max_queue_delay_ms": d, "provider": v}
+        for v, n, b, d in itertools.product(providers, instances, batch_sizes, delays_ms)
     ]
 
 
 def config_label(cfg: dict) -> str:
-    return f"b{cfg['max_batch_size']}·i{cfg['instances']}·d{cfg['max_queue_delay_ms']:g}ms"
+    prov = cfg.get("provider") or "cpu"
+    return f"b{cfg['max_batch_size']}·i{cfg['instances']}·d{cfg['max_queue_delay_ms']:g}ms" + (
+        "" if prov == "cpu" else f"·{prov}"
+    )
 
 
 def overrides_for(cfg: dict) -> dict:
     """Model-config overrides (merged over config.toml by the server) for one matrix cell."""
+    inst: dict[str, Any] = {"count": int(cfg["instances"])}
+    if cfg.get("provider"):
+        inst["provider"] = cfg["provider"]
     return {
         "max_batch_size": int(cfg["max_batch_size"]),
         "batching": {"max_queue_delay_ms": float(cfg["max_queue_delay_ms"]), "preferred_batch_sizes": []},
-        "instances": {"count": int(cfg["instances"])},
+        "instances": inst,
     }
 
 
@@ -207,7 +221,9 @@ def raw_items_per_s(baseline: dict | None, cfg: dict) -> float | None:
         (
             r
             for r in (baseline or {}).get("results") or []
-            if r.get("batch_size") == cfg["max_batch_size"] and r.get("instances") == cfg["instances"]
+            if r.get("batch_size") == cfg["max_batch_size"]
+            and r.get("instances") == cfg["instances"]
+            and (r.get("provider") or "cpu") == (cfg.get("provider") or "cpu")
         ),
         None,
     )

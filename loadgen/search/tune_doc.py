@@ -165,6 +165,9 @@ def tuned_config(base: dict[str, Any], cfg: TuneConfig) -> dict[str, Any]:
     out.setdefault("instances", {})
     out["instances"]["count"] = cfg.instances
     out["instances"]["intra_op_threads"] = cfg.intra_op_threads
+    if out["instances"].get("provider", "cpu") != cfg.provider:
+        out["instances"].pop("provider_options", None)  # options of the provider it replaces
+    out["instances"]["provider"] = cfg.provider
     return out
 
 
@@ -199,7 +202,10 @@ def render_config_toml(base: dict[str, Any], cfg: TuneConfig, *, header: list[st
     )
     for k in tables:
         lines += ["", f"[{k}]"]
-        lines += [f"{kk} = {_toml_value(vv)}" for kk, vv in d[k].items() if vv is not None]
+        lines += [f"{kk} = {_toml_value(vv)}" for kk, vv in d[k].items() if vv is not None and not isinstance(vv, dict)]
+        for kk, vv in d[k].items():  # sub-tables, e.g. [instances.provider_options]
+            if isinstance(vv, dict):
+                lines += ["", f"[{k}.{kk}]"] + [f"{a} = {_toml_value(b)}" for a, b in vv.items() if b is not None]
     return "\n".join(lines) + "\n"
 
 

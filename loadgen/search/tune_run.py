@@ -82,6 +82,7 @@ def _cell(cfg: TuneConfig) -> dict[str, Any]:
         "max_batch_size": cfg.max_batch_size,
         "instances": cfg.instances,
         "max_queue_delay_ms": cfg.max_queue_delay_ms,
+        "provider": cfg.provider,
     }
 
 
@@ -109,7 +110,8 @@ def make_measure(
         raw_rps = None if raw is None else raw / items
         say(
             f"{cfg.name}: measurement {taken[cfg.name]} (server: max_batch_size {cfg.max_batch_size}, "
-            f"{cfg.instances} instance(s) x {cfg.intra_op_threads} thread(s), delay {cfg.max_queue_delay_ms:g} ms)"
+            f"{cfg.instances} instance(s) x {cfg.intra_op_threads} thread(s), delay {cfg.max_queue_delay_ms:g} ms, "
+            f"provider {cfg.provider})"
         )
         try:
             with serve(cfg, where / "server.log") as srv:
@@ -175,13 +177,16 @@ def checkpoint_meta(
 
 
 def space_dict(space: TuneSpace) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "max_batch_size": list(space.batch_sizes),
         "instances": list(space.instances),
         "max_queue_delay_ms": list(space.delays_ms),
         "preferred_batch_sizes": [list(p) for p in space.preferred],
         "cpus": space.cpus,
     }
+    if space.providers != ("cpu",):  # (checkpoints of cpu-only searches from before the provider axis still resume)
+        out["provider"] = list(space.providers)
+    return out
 
 
 def base_config(models_dir: Path, model: str) -> dict[str, Any]:

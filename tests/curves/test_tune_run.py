@@ -57,7 +57,11 @@ def test_quick_tune_writes_a_valid_document_config_toml_and_sizing(tmp_path):
     toml = (tmp_path / "config.toml").read_text()
     assert doc["config_toml_path"] == "config.toml" and toml == doc["config_toml"]
     parsed = tomllib.loads(toml)
-    assert parsed["max_batch_size"] == 16 and parsed["instances"] == {"count": 2, "intra_op_threads": 1}
+    assert parsed["max_batch_size"] == 16 and parsed["instances"] == {
+        "count": 2,
+        "intra_op_threads": 1,
+        "provider": "cpu",
+    }
     assert parsed["builtin"] == "tiny_classifier"  # the model's own keys are kept
     model_dir = tmp_path / "models" / "tiny_classifier"
     model_dir.mkdir(parents=True)

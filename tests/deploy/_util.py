@@ -27,6 +27,7 @@ SERVER_FAMILIES = {
     "inferload_inflight_requests",
     "inferload_instance_busy_seconds_total",
     "inferload_model_ready",
+    "inferload_model_execution_provider",
     "inferload_queue_dropped_total",
     "inferload_http_unknown_model_total",
 }

@@ -22,6 +22,22 @@ def test_shell_syntax(script):
     assert os.access(DEPLOY / script, os.X_OK), f"{script} must be executable"
 
 
+def test_gpu_check_script_syntax_and_what_it_checks():
+    """scripts/gpu-check.sh runs on a CUDA machine (none here): its syntax, its lock, and the three steps."""
+    script = ROOT / "scripts" / "gpu-check.sh"
+    r = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert os.access(script, os.X_OK), "gpu-check.sh must be executable"
+    text = script.read_text()
+    assert "LOCK=${LOCK:-requirements/gpu.txt}" in text and '--require-hashes -r "$LOCK"' in text
+    for step in (
+        'bench --model mobilenet_v2 --models models --provider "cpu,$PROVIDER"',
+        "serve --models",
+        "peak --target",
+    ):
+        assert step in text, step
+
+
 def test_prepare_models_copies_and_builds(tmp_path):
     src = tmp_path / "src"
     for name in ("tiny_classifier", "tiny_classifier_jpeg"):

@@ -84,7 +84,7 @@ def test_config_names_are_stable_and_configs_hashable():
     assert c.overrides() == {
         "max_batch_size": 8,
         "batching": {"max_queue_delay_ms": 2.0, "preferred_batch_sizes": []},
-        "instances": {"count": 2, "intra_op_threads": 1},
+        "instances": {"count": 2, "intra_op_threads": 1, "provider": "cpu"},
     }
 
 

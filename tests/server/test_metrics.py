@@ -34,6 +34,7 @@ PINNED_GAUGES = [
     "inferload_inflight_requests",
     "inferload_model_ready",
     "inferload_http_fast_path",
+    "inferload_model_execution_provider",
 ]
 
 
@@ -70,6 +71,9 @@ def test_pinned_metrics_exist_for_every_model(client):
                 key = (("model", model), ("outcome", outcome), ("protocol", protocol))
                 assert ("inferload_requests_total", key) in m
         assert val(m, "inferload_model_ready", model=model) == 1.0
+        # one series per model, its provider label from the loaded repository and the session (bounded)
+        providers = [dict(lab) for (name, lab), v in m.items() if name == "inferload_model_execution_provider"]
+        assert [p["provider"] for p in providers if p["model"] == model] == ["cpu"]
         assert ("inferload_instance_busy_seconds_total", (("instance", "0"), ("model", model))) in m
     for path, reasons in HTTP_PATH_REASONS.items():  # a bounded label set, every series there from the start
         for reason in reasons:
