@@ -260,6 +260,8 @@ def build_document(
     key = f"p{pct:g}".replace(".", "")
     if opts.scenario in ("singlestream", "multistream"):
         result = {"metric": f"{key}_latency_ms", "value": lat.get(key), "unit": "ms"}
+    elif opts.find_peak:
+        result = {"metric": "peak_qps", "value": (lgs.get("find_peak") or {}).get("peak_qps"), "unit": "queries/s"}
     elif opts.scenario == "server":
         result = {
             "metric": "target_qps",

@@ -31,6 +31,8 @@ def answer_line(doc: dict[str, Any]) -> str:
         pct = (res.get("metric") or "p?").split("_")[0]
         more = f", early-stopping estimate {_f(es, 'ms')}" if es else ""
         return f"{name} {pct} latency {_f(res.get('value'), 'ms')}{more} ({verdict})"
+    if sc == "server" and doc.get("mode") == "find_peak":
+        return f"{name} FindPeakPerformance: {_f(res.get('value'))} QPS (last run {verdict})"
     if sc == "server":
         s = doc.get("settings") or {}
         pct = s.get("latency_percentile", 99)

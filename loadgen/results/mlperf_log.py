@@ -40,6 +40,8 @@ def parse_detail(text: str) -> tuple[dict[str, Any], list[str], list[str]]:
             continue
         key, value = str(ev["key"]), ev.get("value")
         values[key] = value
+        if key == "generic_message":
+            values.setdefault("generic_messages", []).append(str(value))
         meta = ev.get("metadata") or {}
         if meta.get("is_error"):
             errors.append(f"{key}: {value}")
@@ -132,6 +134,21 @@ def early_stopping(values: dict[str, Any], scenario: str) -> dict[str, Any]:
     return out
 
 
+_FOUND = re.compile(r"Found peak performance field: ([0-9.eE+-]+)")
+_BOUNDS = re.compile(r"Testing the mid value of bounds \[([0-9.eE+-]+),\s*([0-9.eE+-]+)[)\]]")
+
+
+def find_peak(values: dict[str, Any]) -> dict[str, Any] | None:
+    """LoadGen's FindPeakPerformance: the QPS it found and each bracket it bisected (from its generic messages);
+    None when the log holds no search."""
+    msgs = values.get("generic_messages") or []
+    found = [float(m.group(1)) for x in msgs if (m := _FOUND.search(x))]
+    bounds = [[float(m.group(1)), float(m.group(2))] for x in msgs if (m := _BOUNDS.search(x))]
+    if not found and not bounds:
+        return None
+    return {"peak_qps": found[-1] if found else None, "bisected_bounds": bounds}
+
+
 def run_seconds(values: dict[str, Any]) -> float | None:
     """The timed run's length, from LoadGen's power_begin / power_end stamps ("MM-DD-YYYY HH:MM:SS.mmm")."""
     from datetime import datetime
@@ -174,5 +191,6 @@ def loadgen_section(values: dict[str, Any], errors: list[str], warnings: list[st
         "latency_ms": percentiles_ms(values),
         "query_latency_ms": percentiles_ms(values, per_query=True) or None,
         "early_stopping": early_stopping(values, scenario),
+        "find_peak": find_peak(values),
         "effective": {k[len("effective_") :]: v for k, v in values.items() if k.startswith("effective_")},
     }

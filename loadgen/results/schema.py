@@ -423,6 +423,8 @@ class MlperfDoc(_Doc):
     latency_ms: Percentiles
     query_latency_ms: Percentiles | None = None
     early_stopping: Json
+    find_peak: Json | None = None
+    """--find-peak: LoadGen's FindPeakPerformance answer (`peak_qps`) and the brackets it bisected."""
     effective: Json
     """LoadGen's effective settings (its `effective_*` log keys)."""
     sut: Json

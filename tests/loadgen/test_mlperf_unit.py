@@ -242,3 +242,28 @@ def test_sut_in_flight_cap_makes_samples_wait_and_says_so():
     s = sut.stats.summary()
     assert s["max_in_flight_seen"] == 2 and s["waited_for_slot"] >= 5
     assert s["slot_wait_ms"]["max"] >= 10.0 * 2
+
+
+def test_find_peak_answer_and_brackets_from_loadgen_messages():
+    lines = [
+        *SERVER_INVALID,
+        _line("generic_message", "FindPeakPerformance: Check validity of the base settings field: 60.000000"),
+        _line(
+            "generic_message",
+            "FindPeakPerformanceBinarySearch: Testing the mid value of bounds [60.000000, 120.000000): 90.0",
+        ),
+        _line(
+            "generic_message",
+            "FindPeakPerformanceBinarySearch: Testing the mid value of bounds [60.000000, 90.000000]: 75.0",
+        ),
+        _line("generic_message", "FindPeakPerformance: Found peak performance field: 74.648438"),
+    ]
+    doc = _doc(lines, MlperfOptions("server", target_qps=60, find_peak=True))
+    validate_document(doc)
+    assert doc["mode"] == "find_peak" and doc["result"] == {
+        "metric": "peak_qps",
+        "value": 74.648438,
+        "unit": "queries/s",
+    }
+    assert doc["find_peak"]["bisected_bounds"] == [[60.0, 120.0], [60.0, 90.0]]
+    assert _doc(SINGLESTREAM, MlperfOptions("singlestream"))["find_peak"] is None
