@@ -267,3 +267,15 @@ def test_find_peak_answer_and_brackets_from_loadgen_messages():
     }
     assert doc["find_peak"]["bisected_bounds"] == [[60.0, 120.0], [60.0, 90.0]]
     assert _doc(SINGLESTREAM, MlperfOptions("singlestream"))["find_peak"] is None
+
+
+def test_coin_flip_percentile_explains_short_runs_against_long_ones():
+    from loadgen.results.confidence import binom_cdf, coin_flip_percentile, max_overs_to_pass
+
+    assert coin_flip_percentile(100, 99) is None  # 100 queries cannot show p99 at 99%
+    values = [coin_flip_percentile(n, 99) for n in (459, 1100, 3750, 100_000)]
+    assert all(a > b for a, b in zip(values, values[1:])) and 99.0 < values[-1] < 99.1  # tends to p99 from above
+    assert values[1] == pytest.approx(99.67, abs=0.01) and values[2] == pytest.approx(99.37, abs=0.01)
+    n = 1100
+    q50 = 1 - values[1] / 100
+    assert binom_cdf(max_overs_to_pass(n, 0.99), n, q50) == pytest.approx(0.5, abs=1e-6)  # passes as often as not
