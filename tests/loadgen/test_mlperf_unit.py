@@ -279,3 +279,21 @@ def test_coin_flip_percentile_explains_short_runs_against_long_ones():
     n = 1100
     q50 = 1 - values[1] / 100
     assert binom_cdf(max_overs_to_pass(n, 0.99), n, q50) == pytest.approx(0.5, abs=1e-6)  # passes as often as not
+
+
+def test_demo_lines_speak_mlperf_and_skip_without_loadgen(tmp_path: Path, monkeypatch):
+    import importlib.util
+
+    from rich.console import Console
+
+    from loadgen.commands import demo
+    from loadgen.results.io import write_json
+
+    ss = _doc(SINGLESTREAM, MlperfOptions("singlestream"))
+    write_json(tmp_path / "ss.json", ss)
+    text = demo.mlperf_lines([tmp_path / "ss.json", tmp_path / "missing.json"])
+    assert "the camera" in text and "SingleStream p90 latency 9.912 ms" in text and text.count("\n") == 0
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    console = Console(record=True)
+    assert demo._mlperf_steps(console, "http://127.0.0.1:9", "m", tmp_path, 1.0, tmp_path / "none.json") == []
+    assert "skipping" in console.export_text()
