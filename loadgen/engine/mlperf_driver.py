@@ -114,6 +114,19 @@ def percentile_of(o: MlperfOptions) -> float:
     return 90.0 if o.scenario == "singlestream" else 99.0
 
 
+REST_PROTOCOLS = ("oip", "http-json")
+
+
+def check_transport(scenario: Any) -> None:
+    """The SUT's client speaks HTTP (OIP REST, binary or JSON, and http-json templates); MlperfError otherwise."""
+    protocol = getattr(scenario, "protocol", "oip")
+    if protocol not in REST_PROTOCOLS or str(scenario.target).startswith(("grpc://", "grpcs://")):
+        raise MlperfError(
+            f"inferload mlperf sends HTTP (--protocol {' or '.join(REST_PROTOCOLS)}); {protocol} / "
+            f"{str(scenario.target).split(':', 1)[0]} targets are not supported by its SUT yet"
+        )
+
+
 def import_loadgen() -> Any:
     if "gevent" in sys.modules or "locust" in sys.modules:
         raise MlperfError(
@@ -145,6 +158,7 @@ def build_bodies(scenario: Any, info: dict[str, Any], n: int) -> tuple[Any, list
 def run_mlperf(scenario: Any, opts: MlperfOptions, out_dir: Path, say: Any = print) -> dict[str, Any]:
     """One LoadGen test (or a FindPeakPerformance search); returns the `mlperf` document (not yet written)."""
     check_options(opts)
+    check_transport(scenario)
     lg = import_loadgen()
     from loadgen.engine.mlperf_sut import AsyncSut, http_sender
     from loadgen.engine.preflight import preflight, target_or_error

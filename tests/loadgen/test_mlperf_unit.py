@@ -297,3 +297,18 @@ def test_demo_lines_speak_mlperf_and_skip_without_loadgen(tmp_path: Path, monkey
     console = Console(record=True)
     assert demo._mlperf_steps(console, "http://127.0.0.1:9", "m", tmp_path, 1.0, tmp_path / "none.json") == []
     assert "skipping" in console.export_text()
+
+
+def test_sut_refuses_transports_it_does_not_speak():
+    from types import SimpleNamespace
+
+    from loadgen.engine.mlperf_driver import check_transport
+
+    check_transport(SimpleNamespace(protocol="oip", target="http://127.0.0.1:1"))
+    check_transport(SimpleNamespace(protocol="http-json", target="https://h/p"))
+    for sc in (
+        SimpleNamespace(protocol="grpc", target="http://h"),
+        SimpleNamespace(protocol="oip", target="grpc://h:1"),
+    ):
+        with pytest.raises(MlperfError, match="not supported by its SUT yet"):
+            check_transport(sc)
