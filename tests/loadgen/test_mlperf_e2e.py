@@ -120,3 +120,17 @@ def test_singlestream_p90_of_a_fixed_service_time_matches_a_plain_client(standin
         f"LoadGen SingleStream p90 {p90:.3f} ms; {ref.describe()}; allowed {allowed:.3f}; SUT issue lag {lag}"
     )
     assert doc["result"]["value"] == p90 and lag["p50"] < 0.05 * service_ms and lag["p99"] < 0.5 * service_ms
+
+
+def test_find_peak_against_a_single_server_queue(standin, tmp_path: Path):
+    """LoadGen's FindPeakPerformance against one FIFO server with a 10 ms service (capacity 100 QPS): it brackets
+    from the start rate, bisects, and its answer (in the document) lies below what the queue can serve."""
+    s = standin("--service-ms", "10", "--single-server")
+    doc = run_mlperf(
+        tmp_path, "--scenario", "server", "--find-peak", "--target", s.url, "--model", "m", "--target-qps", "40",
+        "--min-duration", "1", "--min-query-count", "20", "--latency-bound-ms", "100", timeout_s=240,
+    )  # fmt: skip
+    assert doc["mode"] == "find_peak" and doc["find_peak"]["bisected_bounds"]
+    peak = doc["result"]["value"]
+    assert doc["result"]["metric"] == "peak_qps" and peak == doc["find_peak"]["peak_qps"]
+    assert 40 <= peak <= 1.3 * 100.0, f"LoadGen found {peak} QPS for a 100-QPS queue"
