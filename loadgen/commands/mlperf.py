@@ -58,6 +58,9 @@ def mlperf(
     max_in_flight: int = typer.Option(
         256, "--max-in-flight", min=1, help="The SUT's cap on requests in flight (a sample waits for a slot)."
     ),
+    warmup_queries: int = typer.Option(
+        32, "--warmup-queries", min=0, help="Untimed requests before LoadGen starts (16 at a time; 0 = none)."
+    ),
     target: str | None = C.TARGET,
     model: str | None = C.MODEL,
     payload: str | None = C.PAYLOAD,
@@ -111,6 +114,7 @@ def mlperf(
             find_peak=find_peak,
             max_in_flight=max_in_flight,
             timeout_s=base.timeout_ms / 1000.0,
+            warmup_queries=warmup_queries,
         )
         check_options(opts)
         out = out or C.default_out("mlperf")
