@@ -25,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "reference"
 SCHEMAS = ROOT / "schemas"
-SCHEMA_ORDER = ("run", "sweep", "peak", "matrix", "bench", "overload", "tune", "tune-checkpoint")
+SCHEMA_ORDER = ("run", "sweep", "peak", "matrix", "bench", "overload", "tune", "tune-checkpoint", "mlperf")
 
 
 def _banner(source: str) -> str:

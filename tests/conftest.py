@@ -58,6 +58,7 @@ E2E_MODULES = frozenset(
         "loadgen/test_http_json_e2e.py",
         "loadgen/test_input_data_e2e.py",
         "loadgen/test_known_answers.py",
+        "loadgen/test_mlperf_e2e.py",
         "loadgen/test_overload_cli.py",
         "loadgen/test_peak_md1.py",
         "loadgen/test_shapes_cli.py",

@@ -1,4 +1,4 @@
-"""`--assert EXPR` and `--junit FILE` for run, sweep, peak and tune (CI thresholds, loadgen.results.thresholds).
+"""`--assert EXPR` and `--junit FILE` for run, sweep, peak, tune and mlperf (CI thresholds, loadgen.results.thresholds).
 
 Exit codes: 0 every threshold passed, 1 a threshold failed, 2 usage error (a bad expression exits before any load
 is generated), 3 the measurement is INVALID (wins over a failed threshold). An INVALID measurement exits 3 even
@@ -18,6 +18,7 @@ _EXAMPLES = {
     "sweep": "'peak>=80rps', 'throughput>=100rps'",
     "peak": "'peak>=80rps'",
     "tune": "'peak>=80rps', 'throughput>=100rps'",
+    "mlperf": "'p90<20ms', 'throughput>=100rps'",
 }
 
 

@@ -1,9 +1,11 @@
-"""`inferload demo`: the whole product in two minutes on one machine.
+"""`inferload demo`: the whole product in a few minutes on one machine.
 
 Starts the server on a free loopback port with the built-in models, then runs — each as the `inferload`
 command a user would type, printed before it runs — the in-process baseline, the latency preset and the
-throughput preset against `mobilenet_v2`, a short open-loop run against `resnet50`, and a peak search under a
-p99 SLO; writes everything to `results/`, renders the HTML report, prints its path and stops the server.
+throughput preset against `mobilenet_v2`, the same two questions in MLPerf's terms (LoadGen's SingleStream p90 for
+the camera, Offline samples/s for the archivist; skipped when `inferload[mlperf]` is not installed), a short
+open-loop run against `resnet50`, and a peak search under a p99 SLO; writes everything to `results/`, renders the
+HTML report, prints its path and stops the server.
 
 This process never imports locust: each load-generating step runs in its own `inferload` process.
 """
@@ -21,7 +23,7 @@ import typer
 
 def _inferload(args: list[str], console, *, may_fail: bool = False) -> bool:
     # The demo shows INVALID results and says why; they are part of the story, not a failed step.
-    allow = ["--allow-invalid"] if args and args[0] in ("run", "sweep", "peak", "tune") else []
+    allow = ["--allow-invalid"] if args and args[0] in ("run", "sweep", "peak", "tune", "mlperf") else []
     cmd = [sys.executable, "-m", "loadgen.cli", *args, *allow]
     console.rule(f"[bold]$ inferload {' '.join(shlex.quote(a) for a in args)}", align="left")
     proc = subprocess.run(cmd)
@@ -130,6 +132,7 @@ def demo(
             ],
             console,
         )
+        mlperf_docs = _mlperf_steps(console, srv.url, model, run_dir, duration, run_dir / f"{model}-throughput.json")
         _inferload(
             [
                 "run",
@@ -179,6 +182,7 @@ def demo(
             str(run_dir / f"{model}-latency.json"),
             str(run_dir / f"{model}-throughput.json"),
             str(run_dir / f"{heavy_model}-open.json"),
+            *[str(p) for p in mlperf_docs],
             str(peak_dir),
             str(bench),
             "--html",
@@ -188,8 +192,56 @@ def demo(
     )
     console.rule("[bold green]demo done")
     console.print(answer_lines(peak_dir / "peak.json", model))
+    console.print(mlperf_lines(mlperf_docs))
     console.print(f"results: {run_dir}/")
     console.print(f"HTML report: [bold]{html.resolve()}[/bold]")
+
+
+def _mlperf_steps(console, url: str, model: str, run_dir: Path, duration: float, throughput_json: Path) -> list[Path]:
+    """LoadGen SingleStream (the camera: p90) and Offline (the archivist: samples/s; it expects 1.5x the throughput
+    preset's items/s: LoadGen sizes its one query from that, and a query that ends before the minimum duration is
+    INVALID); each a short run of about `duration` s. Returns the mlperf.json files written."""
+    import importlib.util
+
+    if importlib.util.find_spec("mlperf_loadgen") is None:
+        console.print(
+            "[yellow]MLPerf LoadGen not installed (pip install 'inferload[mlperf]'): skipping its steps[/yellow]"
+        )
+        return []
+    import orjson
+
+    try:
+        expected = 1.5 * float(orjson.loads(throughput_json.read_bytes()).get("items_per_s") or 0) or 150.0
+    except (OSError, ValueError):
+        expected = 150.0
+    common = ["--target", url, "--model", model, "--min-duration", f"{duration:g}"]
+    steps = {
+        "singlestream": ["--scenario", "singlestream"],
+        "offline": ["--scenario", "offline", "--target-qps", f"{expected:.4g}", "--max-in-flight", "16"],
+    }
+    done = []
+    for name, args in steps.items():
+        out = run_dir / f"mlperf-{name}"
+        if _inferload(["mlperf", *args, *common, "--out", str(out)], console, may_fail=True):
+            done.append(out / "mlperf.json")
+    return done
+
+
+def mlperf_lines(docs: list[Path]) -> str:
+    """The two users' answers in MLPerf LoadGen's terms (one line each), or nothing."""
+    import orjson
+
+    from loadgen.report.terminal_mlperf import answer_line
+
+    lines = []
+    for p in docs:
+        try:
+            doc = orjson.loads(p.read_bytes())
+        except (OSError, ValueError):
+            continue
+        who = {"singlestream": "the camera", "offline": "the archivist"}.get(doc.get("scenario"), "")
+        lines.append(f"[bold]MLPerf LoadGen ({who}):[/bold] {answer_line(doc)}")
+    return "\n".join(lines)
 
 
 def answer_lines(peak_json: Path, model: str) -> str:

@@ -10,7 +10,7 @@ import typer
 
 def report(
     paths: list[Path] = typer.Argument(
-        ..., help="Result JSON, sweep dir or sweep.json, peak.json, matrix.json, tune.json, bench JSON."
+        ..., help="Result JSON, sweep dir or sweep.json, peak.json, matrix.json, tune.json, mlperf.json, bench JSON."
     ),
     html: Path | None = typer.Option(
         None, "--html", help="Write the HTML report here (otherwise print a terminal summary)."
@@ -52,6 +52,10 @@ def report(
             )
         elif d.kind == "matrix":
             console.print(f"{d.path}: matrix, best {d.data.get('best')}")
+        elif d.kind == "mlperf":
+            from loadgen.report.terminal_mlperf import print_mlperf
+
+            print_mlperf(console, d.data, d.path)
         elif d.kind == "tune":
             from loadgen.report.terminal_search import print_tune
 

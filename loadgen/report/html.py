@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from loadgen.report import html_sections as S
+from loadgen.report.html_mlperf import mlperf_section
 from loadgen.report.html_parts import esc
 from loadgen.results.io import Doc
 
@@ -84,6 +85,7 @@ def render_html(docs: list[Doc], *, title: str | None = None) -> str:
             "bench": S.bench_section,
             "overload": S.overload_section,
             "tune": S.tune_section,
+            "mlperf": mlperf_section,
         }[d.kind]
         sections.append(f'<section class="doc" id="doc-{i}">{render(d, raw_limit)}</section>')
     overview = S.overview_section(docs, raw_limit)

@@ -250,3 +250,25 @@ def judge(
             + f"about {need} queries at the same over-rate ({need - n} more) would decide it"
         )
     return PercentileVerdict("undecided", percentile, confidence, n, over, t_pass, need, msg)
+
+
+def coin_flip_percentile(n: int, percentile: float, confidence: float = DEFAULT_CONFIDENCE) -> float | None:
+    """The percentile that a run of n queries, judged against a bound on `percentile` with `confidence`, in effect
+    holds to the bound: such a run passes as often as not when the *true* share over the bound is q50, the share at
+    which Bin(n, q50) <= max_overs_to_pass half the time; returns 100 (1 - q50). It tends to `percentile` as n grows.
+    (p99 at 99%: 1,100 queries -> ~p99.67; 3,750 queries -> ~p99.37.) None when n queries cannot pass at all.
+
+    This is why a verdict from short runs sits below one from long runs (inferload's peak probes against a 30-s MLPerf
+    LoadGen run): both are honest 99% statements, but the shorter run needs a clearer margin to make it."""
+    p = percentile / 100.0
+    t = max_overs_to_pass(n, p, confidence)
+    if t is None:
+        return None
+    lo, hi = 0.0, 1.0 - p  # cdf(t; q) decreases in q: >= 0.5 at q -> 0, < 0.5 at q = 1 - p (t is below the mean)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if binom_cdf(t, n, mid) >= 0.5:
+            lo = mid
+        else:
+            hi = mid
+    return 100.0 * (1.0 - (lo + hi) / 2)

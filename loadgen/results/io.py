@@ -34,7 +34,7 @@ class ReportInputError(ValueError):
 
 @dataclass
 class Doc:
-    kind: str  # "run" | "sweep" | "peak" | "matrix" | "bench" | "overload" | "tune"
+    kind: str  # "run" | "sweep" | "peak" | "matrix" | "bench" | "overload" | "tune" | "mlperf"
     path: Path
     data: dict[str, Any]
     children: list[dict[str, Any]] = field(default_factory=list)  # point / probe results, in order
@@ -44,7 +44,7 @@ class Doc:
     def title(self) -> str:
         return (
             self.path.parent.name
-            if self.path.name in ("sweep.json", "peak.json", "matrix.json", "overload.json", "tune.json")
+            if self.path.name in ("sweep.json", "peak.json", "matrix.json", "overload.json", "tune.json", "mlperf.json")
             else self.path.stem
         )
 
@@ -69,26 +69,26 @@ def read_json(path: Path) -> dict:
 
 def detect_kind(data: dict) -> str:
     kind = data.get("kind")
-    if kind in ("run", "sweep", "peak", "matrix", "bench", "overload", "tune"):
+    if kind in ("run", "sweep", "peak", "matrix", "bench", "overload", "tune", "mlperf"):
         return str(kind)
     if isinstance(data.get("results"), list) and any("throughput_items_per_s" in r for r in data["results"]):
         return "bench"
     raise ReportInputError(
         "not a recognised inferload file (expected a run result, sweep.json, peak.json, "
-        "matrix.json, overload.json, tune.json or a bench JSON)"
+        "matrix.json, overload.json, tune.json, mlperf.json or a bench JSON)"
     )
 
 
 def load_doc(path: Path) -> Doc:
     path = Path(path)
     if path.is_dir():
-        for name in ("sweep.json", "peak.json", "matrix.json", "overload.json", "tune.json"):
+        for name in ("sweep.json", "peak.json", "matrix.json", "overload.json", "tune.json", "mlperf.json"):
             if (path / name).is_file():
                 path = path / name
                 break
         else:
             raise ReportInputError(
-                f"{path}: directory holds no sweep.json, peak.json, matrix.json, overload.json or tune.json"
+                f"{path}: directory holds no sweep.json, peak.json, matrix.json, overload.json, tune.json or mlperf.json"
             )
     data = read_json(path)
     try:

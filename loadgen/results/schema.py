@@ -17,22 +17,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 3
-"""3: every document has `kind` (run results: "run"); machine descriptions use `cpus`. 2: verdicts (reasons as
-{code, message}, latency_ucb_ms, slo). 1: first version."""
+from loadgen.results.schema_base import SCHEMA_VERSION, Json, Num, Percentiles, Reason, _Doc, _Strict
+from loadgen.results.schema_mlperf import MlperfDoc
 
-Num = float | None
-Percentiles = dict[str, float | None]
-Json = dict[str, Any]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class Reason(_Strict):
-    code: str
-    message: str
+__all__ = ["MODELS", "SCHEMA_VERSION", "Json", "MlperfDoc", "Num", "Percentiles", "Reason", "SchemaError"]
 
 
 class SloVerdict(_Strict):
@@ -51,10 +39,6 @@ class SloVerdict(_Strict):
     queries_needed: int | None = None
     p99_ms: Num = None
     message: str
-
-
-class _Doc(_Strict):
-    schema_version: int = SCHEMA_VERSION
 
 
 class RunResult(_Doc):
@@ -405,6 +389,7 @@ MODELS: dict[str, type[_Doc]] = {
     "overload": OverloadDoc,
     "tune": TuneDoc,
     "tune-checkpoint": TuneCheckpoint,
+    "mlperf": MlperfDoc,
 }
 
 

@@ -4,12 +4,12 @@ Grammar (whitespace optional): `<metric> <op> <number>[unit]`, op one of `<  <= 
 
 | metric | meaning | units (default first) |
 |---|---|---|
-| `p50` `p90` `p95` `p99` `p99.9` (`p999`) | run: `latency_ms.<p>`, the point estimate (successes, ms) | `ms`, `s`, `us` |
+| `p50` `p90` `p95` `p99` `p99.9` (`p999`) | run, mlperf: `latency_ms.<p>`, the point estimate (successes, ms) | `ms`, `s`, `us` |
 | `p50_ucb` ... `p99_ucb`, `p99.9_ucb` | run: `latency_ucb_ms.<p>`, the upper confidence bound (`confidence`, 99%) | `ms`, `s`, `us` |
 | `errors` | run: failed / (completed + failed) | fraction, `%` |
-| `throughput` | run: `achieved_rate_rps` (successes/s); sweep: the highest achieved rate of a valid point; tune: the recommended configuration's pooled max throughput | `rps` |
+| `throughput` | run: `achieved_rate_rps` (successes/s); mlperf: `samples_per_s`; sweep: the highest achieved rate of a valid point; tune: the recommended configuration's pooled max throughput | `rps` |
 | `goodput` | run: successes within the SLO per second (`slo.samples - slo.over` over `duration_s`); without an SLO, successes/s | `rps` |
-| `items` | run: `items_per_s` | `items/s` |
+| `items` | run, mlperf: `items_per_s` | `items/s` |
 | `peak` | peak: `peak_rps`; sweep: `peak.rate_rps`; tune: the recommended configuration's pooled peak | `rps` |
 
 **Percentiles: point estimate or bound.** `p99<50ms` compares the estimate, as a dashboard would; `p99_ucb<50ms`
@@ -86,6 +86,8 @@ def _throughput(d: dict[str, Any], k: str) -> float | None:
     if k == "sweep":
         vals = [_num(p.get("achieved_rps")) for p in d.get("points") or [] if p.get("valid")]
         return max((v for v in vals if v is not None), default=None)
+    if k == "mlperf":
+        return _num(d.get("samples_per_s"))
     return _num(d.get("achieved_rate_rps"))
 
 
@@ -107,7 +109,7 @@ def _peak(d: dict[str, Any], k: str) -> float | None:
 def _metrics() -> dict[str, Metric]:
     out: dict[str, Metric] = {}
     for name, key in _PCT.items():
-        out[name] = Metric(name, "latency", ("run",), _lat("latency_ms", key), f"latency {name} estimate (ms)")
+        out[name] = Metric(name, "latency", ("run", "mlperf"), _lat("latency_ms", key), f"latency {name} estimate (ms)")
         out[name + "_ucb"] = Metric(
             name + "_ucb",
             "latency",
@@ -116,9 +118,13 @@ def _metrics() -> dict[str, Metric]:
             f"upper confidence bound of latency {name} (ms)",
         )
     out["errors"] = Metric("errors", "fraction", ("run",), _errors, "failed / (completed + failed)")
-    out["throughput"] = Metric("throughput", "rate", ("run", "sweep", "tune"), _throughput, "successes per second")
+    out["throughput"] = Metric(
+        "throughput", "rate", ("run", "sweep", "tune", "mlperf"), _throughput, "successes (mlperf: samples) per second"
+    )
     out["goodput"] = Metric("goodput", "rate", ("run",), _goodput, "successes within the SLO per second")
-    out["items"] = Metric("items", "items", ("run",), lambda d, _k: _num(d.get("items_per_s")), "items per second")
+    out["items"] = Metric(
+        "items", "items", ("run", "mlperf"), lambda d, _k: _num(d.get("items_per_s")), "items per second"
+    )
     out["peak"] = Metric("peak", "rate", ("peak", "sweep", "tune"), _peak, "peak rate under the SLO (req/s)")
     return out
 
@@ -219,14 +225,14 @@ class Evaluation:
 
 def document_kind(doc: dict[str, Any]) -> str:
     kind = upgrade(doc).get("kind")
-    if kind in ("run", "peak", "sweep", "tune", "matrix", "overload", "bench"):
+    if kind in ("run", "peak", "sweep", "tune", "matrix", "overload", "bench", "mlperf"):
         return str(kind)
-    raise ThresholdError("not an inferload result, peak, sweep or tune document")
+    raise ThresholdError("not an inferload result, peak, sweep, tune or mlperf document")
 
 
 def validity_of(doc: dict[str, Any], kind: str) -> tuple[bool, tuple[str, ...]]:
-    """Is the measurement trustworthy? run: `valid`; peak: not generator-limited; sweep: some valid point."""
-    if kind == "run":
+    """Is the measurement trustworthy? run, mlperf: `valid`; peak: not generator-limited; sweep: some valid point."""
+    if kind in ("run", "mlperf"):
         reasons = tuple(
             r.get("message", str(r)) if isinstance(r, dict) else str(r) for r in doc.get("invalid_reasons") or []
         )

@@ -66,7 +66,7 @@ def _declared(lock: str) -> list[Requirement]:
     """What pyproject.toml asks for in the environment this lock file is for (the project itself left out)."""
     project = PYPROJECT["project"]
     extras = project["optional-dependencies"]
-    groups = {"server": ["server"], "loadgen": ["loadgen"], "dev": ["server", "loadgen", "dev"]}[lock]
+    groups = {"server": ["server"], "loadgen": ["loadgen"], "dev": ["server", "loadgen", "mlperf", "dev"]}[lock]
     reqs = [Requirement(r) for r in project["dependencies"]]
     for g in groups:
         reqs += [Requirement(r) for r in extras[g]]
