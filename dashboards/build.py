@@ -126,6 +126,14 @@ RI = "$__rate_interval"
 OK = ', outcome="success"'
 NOT_OK = ', outcome!="success"'
 FAIL = ', outcome="failure"'
+PROTO = ', protocol=~"$protocol"'  # the request metrics' front end: http | grpc (a bounded label)
+REQUEST_METRICS = (
+    "inferload_requests_total",
+    "inferload_request_duration_seconds",
+    "inferload_queue_duration_seconds",
+    "inferload_preprocess_duration_seconds",
+    "inferload_compute_duration_seconds",
+)
 
 
 def server_dashboard() -> dict:
@@ -133,7 +141,8 @@ def server_dashboard() -> dict:
     b = Board()
 
     def rate(metric: str, extra: str = "") -> str:
-        return f"rate({metric}{{{sel}{extra}}}[{RI}])"
+        proto = PROTO if metric.startswith(REQUEST_METRICS) else ""
+        return f"rate({metric}{{{sel}{proto}{extra}}}[{RI}])"
 
     def quantile(q: float, metric: str, by: str = "model") -> str:
         return f"histogram_quantile({q}, sum by (le, {by}) ({rate(metric + '_bucket')}))"
@@ -156,6 +165,12 @@ def server_dashboard() -> dict:
     b.row("Throughput and latency")
     b.add("timeseries", "Requests/s by model and outcome", [(f"sum by (model, outcome) ({rate('inferload_requests_total')})", "{{model}} {{outcome}}")],
           unit="reqps", description="inferload_requests_total by outcome: success|rejected|timeout|invalid|error|cancelled.")
+    b.add("timeseries", "Successful requests/s by protocol (REST vs gRPC)", [
+        (f"sum by (protocol) ({rate('inferload_requests_total', OK)})", "{{protocol}}")],
+        unit="reqps", description="The protocol label: http = REST (OIP JSON/binary, images), grpc = the OIP gRPC service.")
+    b.add("timeseries", "Server p99 by protocol (REST vs gRPC)", [
+        (quantile(0.99, "inferload_request_duration_seconds", "protocol"), "{{protocol}} p99")],
+        unit="s", description="inferload_request_duration_seconds by front end: request arrival to response, in the server.")
     b.add("timeseries", "Inference items/s and executions/s", [
         (f"sum by (model) ({rate('inferload_inference_items_total')})", "{{model}} items/s"),
         (f"sum by (model) ({rate('inferload_inference_executions_total')})", "{{model}} executions/s")],
@@ -210,6 +225,7 @@ def server_dashboard() -> dict:
 
     variables = [ds_var(),
                  query_var("model", "Model", "label_values(inferload_model_ready, model)"),
+                 query_var("protocol", "Protocol", "label_values(inferload_requests_total, protocol)"),
                  query_var("target", "Server", 'label_values(up{job="inferload-server"}, instance)')]
     links = [{"title": "Load test", "type": "link", "url": "/d/inferload-loadtest", "icon": "dashboard", "targetBlank": False,
               "keepTime": True, "includeVars": False, "asDropdown": False, "tags": [], "tooltip": ""}]
@@ -223,7 +239,8 @@ def loadtest_dashboard() -> dict:
     b = Board()
 
     def rate(metric: str, extra: str = "") -> str:
-        return f"rate({metric}{{{sel}{extra}}}[{RI}])"
+        proto = PROTO if metric.startswith(REQUEST_METRICS) else ""
+        return f"rate({metric}{{{sel}{proto}{extra}}}[{RI}])"
 
     def cq(q: float) -> str:
         return f"histogram_quantile({q}, sum by (le) ({rate('inferload_loadgen_latency_seconds_bucket')}))"

@@ -43,8 +43,7 @@ def use_gevent() -> None:
     _READY = True
 
 
-def channel_for(target: Target) -> grpc.Channel:
-    use_gevent()
+def _options(target: Target) -> list[tuple[str, Any]]:
     options: list[tuple[str, Any]] = [
         ("grpc.max_send_message_length", -1),
         ("grpc.max_receive_message_length", -1),
@@ -53,8 +52,10 @@ def channel_for(target: Target) -> grpc.Channel:
     authority = target.host_override()
     if authority:
         options.append(("grpc.default_authority", authority))
-    if not target.https:
-        return grpc.insecure_channel(target.grpc_address, options)
+    return options
+
+
+def _credentials(target: Target) -> grpc.ChannelCredentials:
     if target.insecure:
         raise TargetError("gRPC over TLS cannot skip certificate verification: give the server's CA with --ca-file")
     try:
@@ -63,8 +64,21 @@ def channel_for(target: Target) -> grpc.Channel:
         key = open(target.client_key or target.client_cert, "rb").read() if target.client_cert else None
     except OSError as e:
         raise TargetError(f"TLS files: {e}") from None
-    creds = grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=cert)
-    return grpc.secure_channel(target.grpc_address, creds, options)
+    return grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=cert)
+
+
+def channel_for(target: Target) -> grpc.Channel:
+    use_gevent()
+    if not target.https:
+        return grpc.insecure_channel(target.grpc_address, _options(target))
+    return grpc.secure_channel(target.grpc_address, _credentials(target), _options(target))
+
+
+def aio_channel_for(target: Target) -> grpc.aio.Channel:
+    """The same channel for grpc.aio (a process without gevent: `inferload mlperf`'s SUT)."""
+    if not target.https:
+        return grpc.aio.insecure_channel(target.grpc_address, _options(target))
+    return grpc.aio.secure_channel(target.grpc_address, _credentials(target), _options(target))
 
 
 def call_metadata(target: Target) -> tuple[tuple[str, str], ...]:

@@ -114,17 +114,14 @@ def percentile_of(o: MlperfOptions) -> float:
     return 90.0 if o.scenario == "singlestream" else 99.0
 
 
-REST_PROTOCOLS = ("oip", "http-json")
+PROTOCOLS = ("oip", "http-json", "grpc")
 
 
 def check_transport(scenario: Any) -> None:
-    """The SUT's client speaks HTTP (OIP REST, binary or JSON, and http-json templates); MlperfError otherwise."""
+    """The SUT's client speaks OIP REST (binary or JSON), http-json templates or OIP gRPC; MlperfError otherwise."""
     protocol = getattr(scenario, "protocol", "oip")
-    if protocol not in REST_PROTOCOLS or str(scenario.target).startswith(("grpc://", "grpcs://")):
-        raise MlperfError(
-            f"inferload mlperf sends HTTP (--protocol {' or '.join(REST_PROTOCOLS)}); {protocol} / "
-            f"{str(scenario.target).split(':', 1)[0]} targets are not supported by its SUT yet"
-        )
+    if protocol not in PROTOCOLS:
+        raise MlperfError(f"inferload mlperf sends --protocol {' | '.join(PROTOCOLS)}, not {protocol}")
 
 
 def import_loadgen() -> Any:
@@ -160,7 +157,7 @@ def run_mlperf(scenario: Any, opts: MlperfOptions, out_dir: Path, say: Any = pri
     check_options(opts)
     check_transport(scenario)
     lg = import_loadgen()
-    from loadgen.engine.mlperf_sut import AsyncSut, http_sender
+    from loadgen.engine.mlperf_sut import AsyncSut, grpc_sender, http_sender
     from loadgen.engine.preflight import preflight, target_or_error
     from loadgen.results.machine import machine_info
 
@@ -175,14 +172,17 @@ def run_mlperf(scenario: Any, opts: MlperfOptions, out_dir: Path, say: Any = pri
     def complete(sid: int) -> None:
         lg.QuerySamplesComplete([lg.QuerySampleResponse(sid, 0, 0)])
 
-    sender = http_sender(
-        target.origin + codec.path,
-        bodies,
-        headers,
-        ssl_context=target.ssl_context(),
-        timeout_s=opts.timeout_s,
-        connections=opts.max_in_flight,
-    )
+    if scenario.protocol == "grpc":
+        sender = grpc_sender(target, bodies, timeout_s=opts.timeout_s)
+    else:
+        sender = http_sender(
+            target.origin + codec.path,
+            bodies,
+            headers,
+            ssl_context=target.ssl_context(),
+            timeout_s=opts.timeout_s,
+            connections=opts.max_in_flight,
+        )
     sut_core = AsyncSut(
         sender,
         complete,

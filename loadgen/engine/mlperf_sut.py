@@ -8,8 +8,9 @@ arrives. The **issue lag** of every sample, from LoadGen's issue call to the mom
 and reported beside LoadGen's figures: LoadGen times latency from its own scheduled instant, so a lagging SUT would
 make LoadGen's numbers pessimistic, and the document says by how much.
 
-The transport is injected (`send(index) -> awaitable (status, body, header)`): `http_sender` is the one used (aiohttp,
-with the target's URL prefix, headers, bearer token and TLS); tests use fakes. Request bodies are built once, before
+The transport is injected (`send(index) -> awaitable (status, body, header)`): `http_sender` (aiohttp, with the
+target's URL prefix, headers, bearer token and TLS) or `grpc_sender` (grpc.aio: OIP ModelInfer, the gRPC status code
+name as the status, 0 for OK); tests use fakes. Request bodies are built once, before
 the run, by inferload's own codecs (loadgen.engine.codec: OIP binary or JSON, http-json templates): one body per QSL
 sample, so no encoding happens while LoadGen's clock runs. No locust or gevent here.
 """
@@ -198,7 +199,7 @@ class AsyncSut:
                 status, body, header = await self._send(index)
                 problem = None
                 if not self._success(status):
-                    problem = f"HTTP {status}"
+                    problem = status if isinstance(status, str) else f"HTTP {status}"
                 elif self._judge is not None and (n < CHECK_FIRST or n % CHECK_EVERY == 0):
                     judged = self._judge(index, body, header)
                     problem = judged[0] if judged else None
@@ -241,5 +242,36 @@ def http_sender(
                 return r.status, body, lambda name: r.headers.get(name)
 
         return send, session.close
+
+    return factory
+
+
+def grpc_sender(
+    target: Any, bodies: list[bytes], *, timeout_s: float = 30.0
+) -> Callable[[], Awaitable[tuple[Send, Callable[[], Awaitable[None]]]]]:
+    """A send factory over grpc.aio (one HTTP/2 channel, calls multiplexed): ModelInfer with bodies[index] (serialized
+    ModelInferRequests from grpc_codec), the target's headers and token as call metadata. Status: 0 when OK, else the
+    status code's name; the header reader reads the trailing metadata (server-timing)."""
+
+    async def factory() -> tuple[Send, Callable[[], Awaitable[None]]]:
+        import grpc
+
+        from loadgen.engine.grpc_transport import aio_channel_for, call_metadata
+        from loadgen.engine.oip_grpc import method_path
+
+        channel = aio_channel_for(target)
+        call = channel.unary_unary(method_path("ModelInfer"))
+        metadata = call_metadata(target) or None
+
+        async def send(index: int) -> tuple[Any, bytes, Header]:
+            c = call(bodies[index], timeout=timeout_s, metadata=metadata)
+            try:
+                body = await c
+            except grpc.aio.AioRpcError as e:
+                return e.code().name, b"", lambda _name: None
+            trailers = dict(await c.trailing_metadata() or ())
+            return 0, body, trailers.get
+
+        return send, channel.close
 
     return factory

@@ -116,7 +116,7 @@ def test_a_configuration_whose_server_fails_is_recorded_not_fatal(tmp_path):
 
 def _patch(monkeypatch, run=tune_run):
     monkeypatch.setattr(_curves, "runner", lambda progress=True: run)
-    monkeypatch.setattr(tune_cmd, "_serve", lambda models, model, nice: tune_serve)
+    monkeypatch.setattr(tune_cmd, "_serve", lambda models, model, nice, grpc=False: tune_serve)
     monkeypatch.setattr(tune_cmd, "_fetch", tune_fetch)
 
 

@@ -56,6 +56,7 @@ def test_server_service(compose):
     assert "/v2/health/ready" in hc
     assert "cpus" in s and "mem_limit" in s
     assert s["environment"]["INFERLOAD_HOST"] == "0.0.0.0"
+    assert s["environment"]["INFERLOAD_GRPC_PORT"] == "8001" and any(str(p).endswith(":8001") for p in _ports(s))
     assert "OMP_NUM_THREADS" not in s["environment"], "ORT threads must follow the cpus limit, not a fixed count"
     assert s["depends_on"]["models"]["condition"] == "service_completed_successfully"
     assert s.get("read_only") is True

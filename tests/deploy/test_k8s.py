@@ -68,6 +68,10 @@ def test_server_service_and_hpa(objects):
     svc = objects[("Service", "inferload-server")]
     assert svc["spec"]["selector"]["app.kubernetes.io/name"] == "inferload-server"
     assert svc["spec"]["ports"][0]["port"] == 8000
+    grpc = {p["name"]: p for p in svc["spec"]["ports"]}["grpc"]  # the OIP gRPC service, as Triton's 8001
+    assert grpc["port"] == 8001 and grpc["appProtocol"] == "grpc"
+    (c,) = objects[("Deployment", "inferload-server")]["spec"]["template"]["spec"]["containers"]
+    assert {p["name"]: p["containerPort"] for p in c["ports"]}["grpc"] == int(_env(c)["INFERLOAD_GRPC_PORT"]) == 8001
     hpa = objects[("HorizontalPodAutoscaler", "inferload-server")]
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"]["name"] == "inferload-server"

@@ -20,6 +20,7 @@ import pytest
 from loadgen.baseline.serverproc import ServerProcess
 from loadgen.results.schema import validate_document
 from tests.loadgen import reference_client
+from tests.server.conftest import server_metric
 
 pytest.importorskip("mlperf_loadgen")
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +74,22 @@ def test_each_scenario_against_the_server(real_server: str, tmp_path: Path, scen
         tmp_path, "--scenario", scenario, "--target", real_server, "--model", "tiny_classifier", *SHORT[scenario]
     )
     _check(doc, scenario)
+
+
+@pytest.mark.parametrize("scenario", ["singlestream", "server"])
+def test_scenarios_over_grpc(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, scenario: str):
+    """The SUT's gRPC sender (grpc.aio, OIP ModelInfer) against the server's gRPC service."""
+    log = tmp_path_factory.mktemp("srv-grpc") / "server.log"
+    with ServerProcess(ROOT / "models", model_names=["tiny_classifier"], log_path=log, grpc=True) as srv:
+        doc = run_mlperf(
+            tmp_path, "--scenario", scenario, "--protocol", "grpc", "--target", f"grpc://{srv.grpc_target}",
+            "--model", "tiny_classifier", *SHORT[scenario],
+        )  # fmt: skip
+        n = server_metric(
+            srv.url, "inferload_requests_total", model="tiny_classifier", outcome="success", protocol="grpc"
+        )
+    _check(doc, scenario)
+    assert n is not None and n >= doc["sut"]["sent"]  # every sample went over gRPC
 
 
 @pytest.mark.parametrize("scenario", list(SHORT))

@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# The subject is interoperability, not a stable figure: beside other tests on 2 cores perf_analyzer's default 10%
+# stability over 3 windows may never be met ("Failed to obtain stable measurement"), so accept 50%.
+STABLE_ENOUGH = ("--stability-percentage", "50")
 
 
 def _find_perf_analyzer() -> str | None:
@@ -60,6 +63,7 @@ def test_perf_analyzer_concurrency_mode(perf_analyzer, server, fmt):
         "2",
         "--measurement-interval",
         "2000",
+        *STABLE_ENOUGH,
         "--input-tensor-format",
         fmt,
         "--output-tensor-format",
@@ -85,7 +89,7 @@ def test_perf_analyzer_over_grpc(perf_analyzer, grpc_server, mode):
     """perf_analyzer's default protocol, both modes: it reads ModelMetadata, ModelConfig and ModelStatistics (its
     server-side split of the latency) over gRPC and sends ModelInfer with raw_input_contents."""
     args = [perf_analyzer, "-m", "tiny_classifier", "-u", grpc_server.grpc_target, "-i", "grpc", *mode,
-            "--measurement-interval", "2000"]  # fmt: skip
+            "--measurement-interval", "2000", *STABLE_ENOUGH]  # fmt: skip
     p = subprocess.run(args, capture_output=True, text=True, timeout=180)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
     assert "Throughput:" in p.stdout and "infer/sec" in p.stdout, p.stdout[-3000:]
