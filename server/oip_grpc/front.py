@@ -3,7 +3,7 @@ both share the InferenceService: admission, the batchers, deadlines, metrics (la
 token and the drain. Only decoding and encoding differ (codec.py).
 
 RPCs: inference.GRPCInferenceService's ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata,
-ModelInfer, ModelConfig and ModelStatistics (what tritonclient.grpc and perf_analyzer call), and
+ModelInfer, ModelStreamInfer, ModelConfig and ModelStatistics (what tritonclient.grpc and perf_analyzer call), and
 grpc.health.v1.Health/Check (SERVING when ready; Kubernetes' gRPC probes). Other Triton RPCs answer UNIMPLEMENTED.
 
 Errors, by the service's InferError: 400/415 → INVALID_ARGUMENT, 401 → UNAUTHENTICATED, 404 → NOT_FOUND,
@@ -22,6 +22,7 @@ Server-Timing syntax of the REST front (`queue;dur=…, compute;dur=…, batch;d
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -34,6 +35,7 @@ from server.responses import server_timing
 from server.service import InferenceService, Timings
 
 log = logging.getLogger("server.grpc")
+StreamResponse = message("inference.ModelStreamInferResponse")
 
 _STATUS = {
     400: grpc.StatusCode.INVALID_ARGUMENT,
@@ -137,6 +139,9 @@ class GrpcFront:
         handlers["ModelInfer"] = grpc.unary_unary_rpc_method_handler(
             self.model_infer, request_deserializer=None, response_serializer=None
         )
+        handlers["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(
+            self.model_stream_infer, request_deserializer=None, response_serializer=None
+        )
         return grpc.method_handlers_generic_handler(SERVICE, handlers)
 
     def _health(self) -> grpc.GenericRpcHandler:
@@ -193,50 +198,92 @@ class GrpcFront:
             models = list(service.models.values())
         return statistics(models, self.state.metrics)
 
-    async def model_infer(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def _infer(self, data: bytes, context: grpc.aio.ServicerContext) -> tuple[Any, Timings]:
+        """One ModelInferRequest (serialized) → (ModelInferResponse, timings); raises InferError (counted)."""
         started = time.perf_counter()
         state = self.state
         service: InferenceService | None = state.service
-        name = ""
-        timings: Timings | None = None
+        if service is None:
+            raise Unavailable("server is starting")
         try:
-            if service is None:
-                raise Unavailable("server is starting")
+            msg = codec.ModelInferRequest.FromString(data)
+        except Exception:
+            raise BadRequest("the ModelInferRequest message does not parse") from None
+        name = msg.model_name
+        try:
+            if not _auth_ok(state.settings, context):
+                raise Unauthorized("missing or wrong bearer token (metadata 'authorization: Bearer <token>')")
+        except InferError as e:
+            service.count_rejected(name, e, "grpc")
+            raise
+        lm = service.admit(name, msg.model_version or None, "grpc")
+        try:
             try:
-                msg = codec.ModelInferRequest.FromString(data)
-            except Exception:
-                raise BadRequest("the ModelInferRequest message does not parse") from None
-            name = msg.model_name
-            try:
-                if not _auth_ok(state.settings, context):
-                    raise Unauthorized("missing or wrong bearer token (metadata 'authorization: Bearer <token>')")
+                req = codec.decode_infer(msg)
             except InferError as e:
                 service.count_rejected(name, e, "grpc")
                 raise
-            lm = service.admit(name, msg.model_version or None, "grpc")
+            del msg, data
             try:
-                try:
-                    req = codec.decode_infer(msg)
-                except InferError as e:
-                    service.count_rejected(name, e, "grpc")
-                    raise
-                del msg, data
                 outputs, timings = await service.infer_decoded(lm, req, started, None, context.time_remaining(), "grpc")
-            finally:
-                lm.admission.leave()
+            except InferError as e:
+                t = getattr(e, "timings", None)
+                if t is not None and t.total_s is None:
+                    t.total_s = time.perf_counter() - started
+                raise
+        finally:
+            lm.admission.leave()
+        return codec.encode_infer(lm.name, lm.version, req.id, outputs), timings
+
+    async def model_infer(self, data: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        try:
+            resp, timings = await self._infer(data, context)
         except InferError as e:
-            t = getattr(e, "timings", None)
-            if t is not None and t.total_s is None:
-                t.total_s = time.perf_counter() - started
-            await context.abort(status_of(e), e.message, trailers(e, t))
+            await context.abort(status_of(e), e.message, trailers(e, getattr(e, "timings", None)))
         except grpc.aio.AbortError:
             raise
         except Exception as e:  # a bug: never leak internals to the client
-            log.exception("gRPC infer %s: unexpected error", name)
+            log.exception("gRPC infer: unexpected error")
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error ({type(e).__name__})")
-        resp = codec.encode_infer(lm.name, lm.version, req.id, outputs)
         context.set_trailing_metadata(trailers(None, timings))
         return resp.SerializeToString()
+
+    async def model_stream_infer(self, requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        """Triton's ModelStreamInfer (perf_analyzer --streaming, tritonclient's start_stream): each request on the
+        stream is served as a ModelInfer is, concurrently, and answered on the stream as it completes (in completion
+        order, as Triton does; the request id tells them apart). A failed request is one response carrying
+        `error_message`; the stream goes on."""
+        out: asyncio.Queue[bytes | None] = asyncio.Queue()
+        pending: set[asyncio.Task] = set()
+
+        async def one(data: bytes) -> None:
+            try:
+                resp, _ = await self._infer(data, context)
+                item = StreamResponse(infer_response=resp)
+            except InferError as e:
+                item = StreamResponse(error_message=f"{status_of(e).name}: {e.message}")
+            except Exception as e:  # a bug: never leak internals to the client
+                log.exception("gRPC stream infer: unexpected error")
+                item = StreamResponse(error_message=f"INTERNAL: internal error ({type(e).__name__})")
+            await out.put(item.SerializeToString())
+
+        async def read() -> None:
+            async for data in requests:
+                task = asyncio.ensure_future(one(data))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            while pending:
+                await asyncio.gather(*list(pending), return_exceptions=True)
+            await out.put(None)
+
+        reader = asyncio.ensure_future(read())
+        try:
+            while (item := await out.get()) is not None:
+                yield item
+        finally:
+            reader.cancel()
+            for task in list(pending):
+                task.cancel()
 
 
 def _auth_ok(settings: Any, context: grpc.aio.ServicerContext) -> bool:

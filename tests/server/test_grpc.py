@@ -313,3 +313,23 @@ def test_bearer_token_and_drain(tmp_path):
             assert _code(e.value) == "StatusCode.UNAVAILABLE"
     finally:
         stop_server(sp)
+
+
+def test_stream_infer_answers_each_request_and_keeps_going_after_a_bad_one(srv):
+    """ModelStreamInfer (tritonclient's start_stream, perf_analyzer --streaming): one answer per request, in any
+    order, a bad request answered with an error on the stream while the others are served."""
+    import queue
+
+    results: queue.Queue = queue.Queue()
+    with tg.InferenceServerClient(srv.grpc_target) as c:
+        c.start_stream(callback=lambda result, error: results.put((result, error)))
+        for k in range(4):
+            c.async_stream_infer("tiny_classifier", [_input()], request_id=f"s{k}")
+        c.async_stream_infer("tiny_classifier", [_input(X.astype(np.float64), datatype="FP64")], request_id="bad")
+        got = [results.get(timeout=10) for _ in range(5)]
+        c.stop_stream()
+    ok = sorted(r.get_response().id for r, e in got if e is None)
+    errors = [str(e) for r, e in got if e is not None]
+    assert ok == ["s0", "s1", "s2", "s3"]
+    assert len(errors) == 1 and "INVALID_ARGUMENT" in errors[0] and "FP64" in errors[0]
+    _nothing_held(srv)

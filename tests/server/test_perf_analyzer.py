@@ -84,7 +84,14 @@ def grpc_server(tmp_path_factory):
     stop_server(sp)
 
 
-@pytest.mark.parametrize("mode", [("--concurrency-range", "2"), ("--request-rate-range", "100", "--async")])
+@pytest.mark.parametrize(
+    "mode",
+    [
+        ("--concurrency-range", "2"),
+        ("--request-rate-range", "100", "--async"),
+        ("--concurrency-range", "2", "--streaming"),
+    ],
+)
 def test_perf_analyzer_over_grpc(perf_analyzer, grpc_server, mode):
     """perf_analyzer's default protocol, both modes: it reads ModelMetadata, ModelConfig and ModelStatistics (its
     server-side split of the latency) over gRPC and sends ModelInfer with raw_input_contents."""
