@@ -150,7 +150,8 @@ def serialize_bytes_elements(arr: np.ndarray) -> bytes:
     return b"".join(parts)
 
 
-def _object_array(items: list, shape: list[int]) -> np.ndarray:
+def object_array(items: list, shape: list[int]) -> np.ndarray:
+    """A BYTES tensor: an object array of `items`, shaped."""
     arr = np.empty(len(items), dtype=object)
     arr[:] = items
     return arr.reshape(shape)
@@ -181,7 +182,7 @@ def _json_tensor(name: str, datatype: str, shape: list[int], data: Any) -> np.nd
                 raise BadRequest(
                     f"input '{name}': BYTES data in JSON must be strings (use the binary extension for raw bytes)"
                 )
-        return _object_array(items, shape)
+        return object_array(items, shape)
     dtype = OIP_TO_NUMPY[datatype]
     try:
         raw = np.asarray(data)
@@ -278,7 +279,7 @@ def decode_request(body: bytes, header_length: int | None = None) -> InferReques
             offset += size
             count = _count(shape)
             if datatype == "BYTES":
-                arr = _object_array(parse_bytes_elements(chunk, count, name), shape)
+                arr = object_array(parse_bytes_elements(chunk, count, name), shape)
             else:
                 dtype = OIP_TO_NUMPY[datatype]
                 if count * dtype.itemsize != size:
@@ -420,13 +421,13 @@ def decode_response(body: bytes, header_length: int | None = None) -> dict[str, 
             chunk = body[pos : pos + size]
             pos += size
             if dt == "BYTES":
-                result[item["name"]] = _object_array(parse_bytes_elements(chunk, _count(shape), item["name"]), shape)
+                result[item["name"]] = object_array(parse_bytes_elements(chunk, _count(shape), item["name"]), shape)
             else:
                 result[item["name"]] = np.frombuffer(chunk, dtype=OIP_TO_NUMPY[dt]).reshape(shape)
         elif dt == "BYTES":
             flat: list = []
             _flatten(item["data"], flat)
-            result[item["name"]] = _object_array([s.encode("utf-8") for s in flat], shape)
+            result[item["name"]] = object_array([s.encode("utf-8") for s in flat], shape)
         else:
             result[item["name"]] = np.asarray(item["data"], dtype=OIP_TO_NUMPY[dt]).reshape(shape)
     return result

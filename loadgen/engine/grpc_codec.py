@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from loadgen.engine.answers import decode_outputs, structure_problem, validation_problem
 from loadgen.engine.oip_grpc import message, method_path
 from loadgen.engine.payloads import PayloadPool, Tensor
 
@@ -168,21 +167,4 @@ class GrpcCodec:
         if isinstance(parsed, str):
             return ("InvalidResponse", parsed)
         head, raw = parsed
-        pool = self.pool
-        problem = structure_problem(head, len(raw), pool.expected_outputs, pool.batch if pool.batched else None)
-        if problem:
-            return ("InvalidResponse", problem)
-        if pool.expected is None:
-            return None
-        try:
-            n = int(head["id"])
-        except ValueError:
-            n = -1
-        if not 0 <= n < pool.n:
-            return ("InvalidResponse", f"response id {head['id']!r} is not one this run sent (the server must echo it)")
-        try:
-            outputs = decode_outputs(head, raw, 0)
-        except ValueError as e:
-            return ("InvalidResponse", str(e))
-        mismatch = validation_problem(outputs, pool.expected, pool.items(n), pool.batched)
-        return ("invalid_output", mismatch) if mismatch else None
+        return self.pool.judge_head(head, raw, 0, len(raw))

@@ -372,6 +372,11 @@ class PayloadPool:
         if isinstance(parsed, str):
             return ("InvalidResponse", parsed)
         head, hl, binary_len = parsed
+        return self.judge_head(head, body, hl, binary_len)
+
+    def judge_head(self, head: dict[str, Any], body: bytes, hl: int, binary_len: int) -> tuple[str, str] | None:
+        """`judge` after parsing: an answer as an OIP head, its binary outputs at body[hl:] (`binary_len` bytes), from
+        REST or from gRPC (grpc_codec, raw outputs joined)."""
         problem = structure_problem(head, binary_len, self.expected_outputs, self.batch if self.batched else None)
         if problem:
             return ("InvalidResponse", problem)

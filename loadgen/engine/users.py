@@ -264,8 +264,6 @@ class LoadContext:
     # ---- one request --------------------------------------------------------------------------------
     def do_request(self, client: HTTPClient, scheduled: float) -> None:
         """Send one request scheduled at t0+scheduled; report it through events.request."""
-        t0 = self.t0
-        assert t0 is not None
         parts, headers = self.pool.next_parts()
         body = request_body(parts)
         if self.headers:
@@ -282,12 +280,9 @@ class LoadContext:
             if codec.success(status) and (data or codec.allow_empty):
                 ok = True
                 st = _server_timing(resp)
-                n = self.checked
-                self.checked = n + 1
-                if codec.check_every or n < 3 or n % SAMPLE_CHECK_EVERY == 0:
-                    problem = codec.judge(data, resp.get)
-                    if problem:
-                        ok, err, exc = False, problem[0], InvalidResponse(problem[1])
+                problem = self._sampled_problem(data, resp.get)
+                if problem:
+                    ok, err, exc = False, problem[0], InvalidResponse(problem[1])
             elif codec.success(status):
                 err, exc = "EmptyBody", InvalidResponse(f"HTTP {status} with an empty body")
             else:
@@ -298,20 +293,10 @@ class LoadContext:
             err, exc = "Timeout", TimeoutError(f"no answer within {self.scenario.timeout_ms:g} ms ({e})")
         except Exception as e:
             err, exc = error_key(e), e
-        done = perf()
-        self.events.request.fire(
-            request_type="POST",
-            name=self.path,
-            response_time=(done - t0 - scheduled) * 1000.0,
-            response_length=len(data),
-            exception=exc,
-            context={"inferload": (scheduled, sent - t0, done - t0, ok, err, st)},
-        )
+        self._report("POST", scheduled, sent, ok, err, exc, st, len(data))
 
     def do_request_grpc(self, client: Any, scheduled: float) -> None:
         """do_request over gRPC (grpc_transport.GrpcClient): the same events, keys by gRPC status code name."""
-        t0 = self.t0
-        assert t0 is not None
         parts, _ = self.pool.next_parts()
         body = b"".join(parts)
         ok, err, exc, st, data = False, None, None, None, b""
@@ -321,13 +306,9 @@ class LoadContext:
             if code is None and data:
                 ok = True
                 st = trailers.get("server-timing")
-                n = self.checked
-                self.checked = n + 1
-                codec = self.pool
-                if codec.check_every or n < 3 or n % SAMPLE_CHECK_EVERY == 0:
-                    problem = codec.judge(data, trailers.get)
-                    if problem:
-                        ok, err, exc = False, problem[0], InvalidResponse(problem[1])
+                problem = self._sampled_problem(data, trailers.get)
+                if problem:
+                    ok, err, exc = False, problem[0], InvalidResponse(problem[1])
             elif code is None:
                 err, exc = "EmptyBody", InvalidResponse("gRPC OK with an empty answer")
             elif code == "DEADLINE_EXCEEDED" and perf() - sent >= self.timeout_s * 0.99:
@@ -338,12 +319,30 @@ class LoadContext:
                     st = trailers.get("server-timing")
         except Exception as e:
             err, exc = error_key(e), e
+        self._report("gRPC", scheduled, sent, ok, err, exc, st, len(data))
+
+    def _sampled_problem(self, data: bytes, header: Any) -> Any:
+        """The codec's judgement of a successful answer: every answer with check_every, else the first 3 and 1 in
+        SAMPLE_CHECK_EVERY (the rest had the cheap check); None when not judged or fine."""
+        n = self.checked
+        self.checked = n + 1
+        codec = self.pool
+        if codec.check_every or n < 3 or n % SAMPLE_CHECK_EVERY == 0:
+            return codec.judge(data, header)
+        return None
+
+    def _report(
+        self, kind: str, scheduled: float, sent: float, ok: bool, err: Any, exc: Any, st: Any, length: int
+    ) -> None:
+        """Locust's events.request, with the exact instants (from t0) the Recorder reads."""
+        t0 = self.t0
+        assert t0 is not None
         done = perf()
         self.events.request.fire(
-            request_type="gRPC",
+            request_type=kind,
             name=self.path,
             response_time=(done - t0 - scheduled) * 1000.0,
-            response_length=len(data),
+            response_length=length,
             exception=exc,
             context={"inferload": (scheduled, sent - t0, done - t0, ok, err, st)},
         )

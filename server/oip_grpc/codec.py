@@ -29,6 +29,7 @@ from server.protocol import (
     InputTensor,
     OutputTensor,
     RequestedOutput,
+    object_array,
     parse_bytes_elements,
     serialize_bytes_elements,
 )
@@ -76,16 +77,10 @@ def _shape(dims: Any, name: str) -> list[int]:
     return shape
 
 
-def _object_array(items: list[bytes], shape: list[int]) -> np.ndarray:
-    arr = np.empty(len(items), dtype=object)
-    arr[:] = items
-    return arr.reshape(shape)
-
-
 def _raw_tensor(buf: bytes, name: str, datatype: str, shape: list[int]) -> np.ndarray:
     count = math.prod(shape)  # Python int: no overflow
     if datatype == "BYTES":
-        return _object_array(parse_bytes_elements(buf, count, name), shape)
+        return object_array(parse_bytes_elements(buf, count, name), shape)
     dtype = OIP_TO_NUMPY[datatype]
     if count * dtype.itemsize != len(buf):
         raise BadRequest(
@@ -107,7 +102,7 @@ def _typed_tensor(contents: Any, name: str, datatype: str, shape: list[int]) -> 
     if len(values) != count:
         raise BadRequest(f"input '{name}': shape {shape} holds {count} elements but contents.{field} has {len(values)}")
     if datatype == "BYTES":
-        return _object_array(list(values), shape)
+        return object_array(list(values), shape)
     dtype = OIP_TO_NUMPY[datatype]
     if datatype in ("INT8", "INT16", "UINT8", "UINT16"):  # carried in 32-bit fields: no silent wrap-around
         wide = np.array(values, dtype=np.int64)
