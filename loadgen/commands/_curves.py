@@ -7,7 +7,6 @@ when a command actually generates load.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -95,21 +94,67 @@ def build_scenario(scenario_file: Path | None, **fields: Any):
         raise typer.Exit(2) from None
 
 
-def runner(progress: bool = True, **kw: Any) -> Callable[[Any], dict]:
-    """run_scenario bound with progress (and run_scenario's other keywords); imports locust (gevent) now, not before."""
-    from loadgen.engine.payloads import PayloadError
-    from loadgen.engine.runner import prepare_engine, run_scenario
+class Runner:
+    """run_scenario bound with progress (and its other keywords). Used as a context manager (`with C.runner(...) as
+    run:`), it keeps one fleet of workers (`--workers N`, `--expect-workers N`) for every run the command makes, and
+    stops it at the end; called bare, each run with `--workers N` starts and stops its own worker processes."""
 
-    prepare_engine()
+    def __init__(self, progress: bool, fleet: dict[str, Any] | None, kw: dict[str, Any]) -> None:
+        from loadgen.engine.runner import prepare_engine
 
-    def run(scenario: Any) -> dict:
+        prepare_engine()
+        self.progress, self.fleet_opts, self.kw = progress, fleet or {}, kw
+        self.fleet: Any = None
+        self.entered = False
+
+    def __enter__(self) -> Runner:
+        self.entered = True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.fleet is not None:
+            self.fleet.close()
+            self.fleet = None
+
+    def _fleet_for(self, scenario: Any) -> Any:
+        expect = int(self.fleet_opts.get("expect_workers") or 0)
+        if self.fleet is None and (expect or (self.entered and scenario.workers)):
+            from loadgen.engine.fleet import Fleet, FleetError, FleetSpec
+
+            spec = FleetSpec(
+                local=scenario.workers,
+                expect=expect,
+                bind=self.fleet_opts.get("master_bind"),
+                timeout_s=float(self.fleet_opts.get("worker_timeout") or 120.0),
+            )
+            if expect:
+                host, port = spec.address()
+                typer.echo(f"waiting up to {spec.timeout_s:g} s for {expect} worker(s) on {host}:{port} ...", err=True)
+            try:
+                self.fleet = Fleet(spec)
+            except FleetError as e:
+                typer.echo(f"error: {e}", err=True)
+                raise typer.Exit(3) from None
+        return self.fleet
+
+    def __call__(self, scenario: Any) -> dict:
+        from loadgen.engine.payloads import PayloadError
+        from loadgen.engine.runner import run_scenario
+        from loadgen.engine.shipping import ShipError
+
         try:
-            return run_scenario(scenario, progress=progress, **kw)
-        except PayloadError as e:  # found before any load (loadgen.engine.preflight): the user can fix it
+            return run_scenario(scenario, progress=self.progress, fleet=self._fleet_for(scenario), **self.kw)
+        except (PayloadError, ShipError) as e:  # found before any load (preflight, shipping): the user can fix it
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None
 
-    return run
+
+def runner(progress: bool = True, fleet: dict[str, Any] | None = None, **kw: Any) -> Runner:
+    """A Runner (run_scenario bound); imports locust (gevent) now, not before."""
+    return Runner(progress, fleet, kw)
 
 
 def default_out(kind: str) -> Path:

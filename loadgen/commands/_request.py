@@ -192,19 +192,70 @@ def to_fields(given: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def request_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add OPTIONS to a Typer command; the command gets `request` (Scenario fields of the flags given)."""
-    sig = inspect.signature(fn, eval_str=True)
-    own = [p for p in sig.parameters.values() if p.name != "request"]
-    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=o, annotation=t) for n, t, o in OPTIONS]
+def add_options(
+    options: list[tuple[str, Any, Any]], key: str, convert: Callable[[dict[str, Any]], Any]
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator adding `options` to a Typer command, which gets them as one keyword `key` (= convert(given))."""
+    names = [name for name, _, _ in options]
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        given = {n: kwargs.pop(n, None) for n in NAMES}
-        return fn(*args, request=to_fields(given), **kwargs)
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(fn, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != key]
+        extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=o, annotation=t) for n, t, o in options]
 
-    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra
-    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {p.name: p.annotation for p in params}
-    del wrapper.__wrapped__  # typer must read the new signature, not the original's
-    return wrapper
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            given = {n: kwargs.pop(n, None) for n in names}
+            return fn(*args, **{key: convert(given)}, **kwargs)
+
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra
+        wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        del wrapper.__wrapped__  # typer must read the new signature, not the original's
+        return wrapper
+
+    return deco
+
+
+request_options = add_options(OPTIONS, "request", to_fields)
+"""Add OPTIONS to a Typer command; the command gets `request` (Scenario fields of the flags given)."""
+
+_W = "Workers on other machines"
+FLEET_OPTIONS: list[tuple[str, Any, Any]] = [
+    (
+        "expect_workers",
+        int | None,
+        typer.Option(
+            None,
+            "--expect-workers",
+            min=1,
+            help="Wait for N workers started elsewhere with `inferload worker --master THIS_HOST[:PORT]`, then run "
+            "with them (and any --workers here); every run of the command reuses them.",
+            rich_help_panel=_W,
+        ),
+    ),
+    (
+        "master_bind",
+        str | None,
+        typer.Option(
+            None,
+            "--master-bind",
+            help="Where workers connect: ADDR[:PORT] (default 0.0.0.0:5557 with --expect-workers).",
+            rich_help_panel=_W,
+        ),
+    ),
+    (
+        "worker_timeout",
+        float | None,
+        typer.Option(
+            None,
+            "--worker-timeout",
+            min=1.0,
+            help="Give up (exit 3, naming who is missing) if the workers have not all joined within this (s; "
+            "default 120).",
+            rich_help_panel=_W,
+        ),
+    ),
+]
+fleet_options = add_options(FLEET_OPTIONS, "fleet", lambda given: {k: v for k, v in given.items() if v is not None})
+"""Add FLEET_OPTIONS to a Typer command; the command gets `fleet` (the flags given) for `_curves.runner(fleet=)`."""

@@ -8,11 +8,12 @@ from pathlib import Path
 import typer
 
 from loadgen.commands import _curves as C
-from loadgen.commands._request import request_options
+from loadgen.commands._request import fleet_options, request_options
 from loadgen.engine.target import redact_url
 from loadgen.report import terminal_search as TS
 
 
+@fleet_options
 @request_options
 def overload(
     steps: str = typer.Option("1,1.5,2,3", "--steps", help="Multiples of the capacity to offer, in order."),
@@ -41,6 +42,7 @@ def overload(
     workers: int | None = C.WORKERS,
     timeout_ms: float | None = C.TIMEOUT_MS,
     request: dict | None = None,
+    fleet: dict | None = None,
 ) -> None:
     """How the server behaves past its capacity: does it keep serving at full speed and refuse the rest at once?"""
     from rich.console import Console
@@ -70,20 +72,21 @@ def overload(
         f"[bold]overload[/bold] {base.model} at {redact_url(base.target)}: steps {', '.join(f'{m:g}x' for m in mults)} "
         f"of capacity, {base.duration_s:g} s each (+{base.warmup_s:g} s warm-up) → {out}"
     )
-    try:
-        doc = run_overload(
-            base,
-            C.runner(progress=True),
-            out,
-            steps=mults,
-            capacity_rps=capacity,
-            slo_ms=slo_p99_ms,
-            probe_users=probe_users,
-            say=lambda m: console.print(f"[dim]{m}[/dim]"),
-        )
-    except ValueError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(1) from None
+    with C.runner(progress=True, fleet=fleet) as run:
+        try:
+            doc = run_overload(
+                base,
+                run,
+                out,
+                steps=mults,
+                capacity_rps=capacity,
+                slo_ms=slo_p99_ms,
+                probe_users=probe_users,
+                say=lambda m: console.print(f"[dim]{m}[/dim]"),
+            )
+        except ValueError as e:
+            console.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(1) from None
     console.print(TS.overload_table(doc))
     console.print(f"wrote {out / 'overload.json'}")
     C.write_html_of(console, out, html)

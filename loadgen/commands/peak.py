@@ -9,12 +9,13 @@ import typer
 
 from loadgen.commands import _assert as A
 from loadgen.commands import _curves as C
-from loadgen.commands._request import request_options
+from loadgen.commands._request import fleet_options, request_options
 from loadgen.engine.target import redact_url
 from loadgen.report import terminal_search as TS
 from loadgen.search.peaksearch import finish_peak_doc
 
 
+@fleet_options
 @request_options
 def peak(
     slo_p99_ms: float = typer.Option(
@@ -91,6 +92,7 @@ def peak(
     allow_invalid: bool = A.ALLOW_INVALID,
     junit: Path | None = A.JUNIT,
     request: dict | None = None,
+    fleet: dict | None = None,
 ) -> None:
     """Find the peak rate under a latency SLO (open loop, Poisson arrivals by default), with stated confidence."""
     from rich.console import Console
@@ -139,15 +141,16 @@ def peak(
         f"{confidence:.0%} confidence, precision {precision:.0%}, confirm by {confirm} runs, probes of "
         f"{base.duration_s:g}-{max_probe_duration:g} s (+{base.warmup_s:g} s warm-up) → {out}"
     )
-    doc = run_peak_search(
-        base,
-        C.runner(progress=True),
-        out,
-        opts,
-        say=lambda m: console.print(f"[dim]{m}[/dim]"),
-        on_probe=lambda e: console.print(TS.probe_line(e)),
-        raw_limit=C.load_raw_limit(raw_limit, base.batch),
-    )
+    with C.runner(progress=True, fleet=fleet) as run:
+        doc = run_peak_search(
+            base,
+            run,
+            out,
+            opts,
+            say=lambda m: console.print(f"[dim]{m}[/dim]"),
+            on_probe=lambda e: console.print(TS.probe_line(e)),
+            raw_limit=C.load_raw_limit(raw_limit, base.batch),
+        )
     finish_peak_doc(doc, out, target_rps, headroom)
     TS.print_peak(console, doc, out)
     C.write_html_of(console, out, html)

@@ -21,7 +21,7 @@ import typer
 
 from loadgen.commands import _assert as A
 from loadgen.commands import _curves as C
-from loadgen.commands._request import request_options
+from loadgen.commands._request import fleet_options, request_options
 
 
 class Preset(str, Enum):
@@ -46,6 +46,7 @@ def _preset_values(preset: Preset, target: Any, model: str, timeout_s: float) ->
     return {"mode": "closed", "users": users, "batch": batch, "rate_rps": None}
 
 
+@fleet_options
 @request_options
 def run(
     target: str | None = C.TARGET,
@@ -106,6 +107,7 @@ def run(
     allow_invalid: bool = A.ALLOW_INVALID,
     junit: Path | None = A.JUNIT,
     request: dict[str, Any] | None = None,
+    fleet: dict | None = None,
 ) -> None:
     """Generate load (open or closed loop) and report latency, throughput and validity."""
     from rich.console import Console
@@ -147,7 +149,8 @@ def run(
     from loadgen.commands._curves import runner
 
     show = sys.stdout.isatty() if progress is None else progress
-    result = runner(progress=show, metrics_port=metrics_port)(sc)  # a PayloadError exits 2 there, before any load
+    with runner(progress=show, fleet=fleet, metrics_port=metrics_port) as run_one:
+        result = run_one(sc)  # a PayloadError exits 2 there, before any load
     print_summary(result, console)
     if out:
         write_json(out, result)

@@ -8,11 +8,12 @@ import typer
 
 from loadgen.commands import _assert as A
 from loadgen.commands import _curves as C
-from loadgen.commands._request import request_options
+from loadgen.commands._request import fleet_options, request_options
 from loadgen.engine.target import redact_url
 from loadgen.report import terminal_search as TS
 
 
+@fleet_options
 @request_options
 def sweep(
     rates: str | None = typer.Option(
@@ -54,6 +55,7 @@ def sweep(
     allow_invalid: bool = A.ALLOW_INVALID,
     junit: Path | None = A.JUNIT,
     request: dict | None = None,
+    fleet: dict | None = None,
 ) -> None:
     """Run a rate (open loop) or concurrency (closed loop) sweep; writes point-NNN.json + sweep.json.
 
@@ -96,18 +98,19 @@ def sweep(
     )
     if note := plan.undecided_note(base, slo):
         console.print(f"[yellow]note: {note}[/yellow]")
-    doc = run_sweep(
-        base,
-        C.runner(progress=True),
-        out,
-        rates=plan.rates,
-        users=plan.users,
-        auto=plan.auto,
-        slo_ms=slo,
-        percentile=percentile,
-        raw_limit=C.load_raw_limit(raw_limit, base.batch),
-        on_point=lambda row, _res: console.print(TS.point_line(row)),
-    )
+    with C.runner(progress=True, fleet=fleet) as run:
+        doc = run_sweep(
+            base,
+            run,
+            out,
+            rates=plan.rates,
+            users=plan.users,
+            auto=plan.auto,
+            slo_ms=slo,
+            percentile=percentile,
+            raw_limit=C.load_raw_limit(raw_limit, base.batch),
+            on_point=lambda row, _res: console.print(TS.point_line(row)),
+        )
     add_sizing(doc, out, target_rps, headroom)
     TS.print_sweep(console, doc, out / "sweep.json")
     C.write_html_of(console, out, html)

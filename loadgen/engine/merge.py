@@ -21,6 +21,8 @@ class Collector:
         self.finals: set[str] = set()
         self.in_flight: dict[str, int] = {}
         self.live = {"sent": 0, "success": 0, "failure": 0, "dropped": 0}
+        self.by_source: dict[str, RecordData] = {}
+        """Each generating process's own sum (several workers only: the per-worker table, loadgen.results.workers)."""
         if metrics is not None:
             metrics.set_load(
                 rate_rps=scenario.rate_rps if scenario.mode == "open" else None,
@@ -29,6 +31,8 @@ class Collector:
 
     def add(self, delta: RecordData, source: str) -> None:
         self.total.merge(delta)
+        if source != "local":
+            self.by_source.setdefault(source, RecordData()).merge(delta)
         self.in_flight[source] = delta.in_flight_now
         for p in delta.phases.values():
             self.live["sent"] += p.sent

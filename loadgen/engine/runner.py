@@ -8,24 +8,19 @@ Timer precision: gevent's default libev backend (epoll) rounds every sleep up to
 before gevent is first imported we select libev's `select` backend (GEVENT_BACKEND=select, microsecond
 timeouts), which keeps the open-loop schedule lag at ~0.1 ms. Worker processes inherit the setting.
 
---workers N: N local `locust -f loadgen/locustfile.py --worker` processes connect over 127.0.0.1 to an
-in-process MasterRunner; each runs stream k of N of the schedule (rate/N, derived seed); their recorder
-deltas arrive with Locust's worker reports (report_to_master / worker_report) plus one final
-`inferload_final` message, and are merged exactly here.
+Several generating processes (`--workers N` local ones, `--expect-workers N` from other machines): a Fleet
+(loadgen.engine.fleet) whose master runs in this process; each worker runs stream k of n of the schedule (rate/n,
+derived seed); their recorder deltas are merged exactly here, and per worker (the result's `workers` table). A
+command that makes many runs passes one Fleet to every call (`fleet=`), so the workers join once.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
-import subprocess
-import sys
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from loadgen.engine.exporter import LoadgenMetrics, MetricsServer
@@ -34,10 +29,7 @@ from loadgen.engine.scenario import Scenario
 from loadgen.results.build import build_result
 from loadgen.results.machine import machine_info
 from loadgen.results.recorded import phase_of
-from loadgen.util.net import free_port
 
-LOCUSTFILE = str(Path(__file__).resolve().parents[1] / "locustfile.py")
-WORKER_START_TIMEOUT_S = 60.0
 TICK_S = 0.25
 
 
@@ -100,8 +92,14 @@ class _Progress:
             self.prog.stop()
 
 
-def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: int | None = None) -> dict:
-    """Run one scenario headless; return the result dict (kind "run": loadgen.results.schema.RunResult)."""
+def run_scenario(
+    scenario: Scenario, *, progress: bool = False, metrics_port: int | None = None, fleet: Any = None
+) -> dict:
+    """Run one scenario headless; return the result dict (kind "run": loadgen.results.schema.RunResult).
+
+    fleet: a loadgen.engine.fleet.Fleet to generate the load with (its workers stay for the next call); without
+    one, `scenario.workers` > 0 starts a fleet of that many local processes for this run only."""
+    from loadgen.engine.fleet import Fleet, FleetError, FleetSpec
     from loadgen.engine.preflight import model_info, preflight, target_or_error
 
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -109,7 +107,7 @@ def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: in
     if scenario.protocol == "grpc":  # grpc goes on gevent before its first channel (grpc_transport.use_gevent)
         import locust  # noqa: F401  (patches the standard library)
     # With worker processes, one request is built here first: a bad input file fails now, not in every worker.
-    info = preflight(scenario) if scenario.workers else model_info(scenario)
+    info = preflight(scenario) if (scenario.workers or fleet is not None) else model_info(scenario)
 
     import gevent
     from locust.env import Environment
@@ -132,27 +130,41 @@ def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: in
     coll = Collector(scenario, metrics)
     env = Environment(user_classes=[InferenceUser], events=Events(), host=scenario.target)
     prog = _Progress(progress, scenario)
-    workers = scenario.workers
-    if scenario.mode == "closed" and workers > (scenario.users or 0):
-        warnings.append(f"--workers {workers} reduced to {scenario.users}: each worker needs at least one user")
-        workers = scenario.users or 0
+    own_fleet = fleet is None and scenario.workers > 0
+    outcome = None
     gc.collect()
     gc.freeze()  # setup objects (payload pools, schedules) leave the GC's scans: fewer pauses mid-run
     try:
-        if workers == 0:
+        if own_fleet:
+            fleet = Fleet(FleetSpec(local=scenario.workers))
+        if fleet is None:
             _run_local(env, scenario, info, coll, prog, LoadContext, gevent, window)
         else:
-            warnings += _run_distributed(env, scenario, info, coll, prog, workers, gevent, window)
+            outcome = fleet.run(scenario, info, coll, prog, window)
+            warnings += outcome.warnings
+    except FleetError as e:
+        outcome = _no_workers(str(e))
     finally:
         gc.unfreeze()
         prog.close()
         if server is not None:
             server.stop()
+        if own_fleet and fleet is not None:
+            fleet.close()
     extra_notes = []
-    if workers:
+    lost_reason = None
+    if outcome is not None:
+        n = len(outcome.participants)
         extra_notes.append(
-            f"{workers} worker processes, each following 1/{workers} of the load; histograms merged exactly"
+            f"{n} worker processes, each following its own 1/{n} of the load against its own clock; "
+            "histograms merged exactly"
         )
+        if outcome.lost:
+            lost_reason = (
+                f"worker(s) lost mid-run: {', '.join(outcome.lost)}; the run's load is not the requested process"
+                if n
+                else outcome.warnings[-1]
+            )
     res = build_result(
         coll.total,
         scenario,
@@ -166,10 +178,24 @@ def run_scenario(scenario: Scenario, *, progress: bool = False, metrics_port: in
         machine=machine_info(),
         extra_warnings=warnings,
         extra_notes=extra_notes,
+        lost_reason=lost_reason,
     )
+    if outcome is not None:
+        from loadgen.results.workers import workers_section
+
+        res["workers"] = workers_section(
+            coll.by_source, outcome.participants, scenario.mode, outcome.lost, outcome.late
+        )
     if window is not None:
         res["server_metrics"] = window.section(scenario.model)
     return res
+
+
+def _no_workers(message: str) -> Any:
+    """A run that could not start for want of workers: INVALID with worker_lost, so a search stops with a status."""
+    from loadgen.engine.fleet import RunOutcome
+
+    return RunOutcome(lost=["(all)"], warnings=[message])
 
 
 def _hard_deadline(scenario: Scenario) -> float:
@@ -214,108 +240,3 @@ def _run_local(
     finally:
         ctx.detach(env)
         runner.quit()
-
-
-def _run_distributed(
-    env: Any,
-    scenario: Scenario,
-    info: dict,
-    coll: Collector,
-    prog: _Progress,
-    workers: int,
-    gevent: Any,
-    window: Any = None,
-) -> list[str]:
-    warnings: list[str] = []
-    port = free_port()
-    master = env.create_master_runner(master_bind_host="127.0.0.1", master_bind_port=port)
-    env.events.worker_report.add_listener(coll.on_worker_report)
-    master.register_message("inferload_final", coll.on_final)
-    child_env = dict(os.environ)
-    child_env.update(
-        {
-            "GEVENT_BACKEND": "select",
-            "INFERLOAD_SCENARIO_JSON": json.dumps(scenario.with_secrets()),
-            "INFERLOAD_MODEL_INFO_JSON": json.dumps(info),
-            "INFERLOAD_WORKERS": str(workers),
-            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), child_env.get("PYTHONPATH", "")]),
-        }
-    )
-    logdir = tempfile.mkdtemp(prefix="inferload-workers-")
-    procs: list[subprocess.Popen] = []
-    try:
-        for k in range(workers):
-            logf = open(os.path.join(logdir, f"worker{k}.log"), "wb")
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "locust",
-                        "-f",
-                        LOCUSTFILE,
-                        "--worker",
-                        "--master-host",
-                        "127.0.0.1",
-                        "--master-port",
-                        str(port),
-                        "--loglevel",
-                        "WARNING",
-                    ],
-                    env=child_env,
-                    stdout=logf,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
-            )
-            logf.close()
-        t_start = time.monotonic()
-        while len(master.clients.ready) < workers:
-            if time.monotonic() - t_start > WORKER_START_TIMEOUT_S or any(p.poll() is not None for p in procs):
-                raise RuntimeError(f"workers did not connect; logs in {logdir}: " + _tail_logs(logdir))
-            gevent.sleep(0.05)
-        cpu_pids = [p.pid for p in procs]
-        n = workers if scenario.mode == "open" else int(scenario.users or workers)
-        master.start(n, spawn_rate=max(1000, n))
-        t_run = time.perf_counter()
-        deadline = _hard_deadline(scenario)
-        while len(coll.finals) < workers and time.monotonic() < deadline:
-            gevent.sleep(TICK_S)
-            if window is not None and not window.started and time.perf_counter() - t_run >= scenario.warmup_s:
-                window.start()
-            prog.update(time.perf_counter() - t_run, coll.live, sum(coll.in_flight.values()))
-            if any(p.poll() is not None for p in procs):
-                warnings.append("a worker process exited before finishing; logs: " + _tail_logs(logdir))
-                break
-        if len(coll.finals) < workers:
-            warnings.append(f"only {len(coll.finals)} of {workers} workers delivered their final report")
-        if window is not None:
-            window.end()
-        del cpu_pids
-    finally:
-        try:
-            master.quit()
-        except Exception:
-            pass
-        try:
-            master.server.close()
-        except Exception:
-            pass
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.terminate()
-                try:
-                    p.wait(timeout=3)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
-    return warnings
-
-
-def _tail_logs(logdir: str, n: int = 1500) -> str:
-    out = []
-    for f in sorted(Path(logdir).glob("*.log")):
-        out.append(f"[{f.name}] " + f.read_text(errors="replace")[-n:])
-    return "\n".join(out)

@@ -26,6 +26,7 @@ def build_result(
     machine: dict[str, Any] | None = None,
     extra_warnings: list[str] | None = None,
     extra_notes: list[str] | None = None,
+    lost_reason: str | None = None,
 ) -> dict[str, Any]:
     data.flush()
     m = data.phases["measure"]
@@ -74,6 +75,10 @@ def build_result(
         lag=lag,
         confidence=conf,
     )
+    if lost_reason is not None:  # the load was not the requested process: INVALID, the generator's doing
+        reasons = [r for r in reasons if r["code"] not in ("no_successes", "schedule_short")]
+        reasons.insert(0, validity.reason("worker_lost", lost_reason))
+        valid = False
     warnings += validity.reason_list(extra_warnings or [])
     notes = [] if open_loop else [analysis.CLOSED_LOOP_NOTE]
     notes.append(

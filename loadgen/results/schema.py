@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from loadgen.results.schema_base import SCHEMA_VERSION, Json, Num, Percentiles, Reason, _Doc, _Strict
 from loadgen.results.schema_mlperf import MlperfDoc
+from loadgen.results.schema_workers import WorkersSection
 
 __all__ = ["MODELS", "SCHEMA_VERSION", "Json", "MlperfDoc", "Num", "Percentiles", "Reason", "SchemaError"]
 
@@ -87,6 +88,7 @@ class RunResult(_Doc):
     scenario: Json
     server: Json
     machine: Json
+    workers: WorkersSection | None = None
     server_metrics: Json | None = None
     """The server's own metrics over the measurement window, any server family (loadgen.results.server_metrics:
     `server_metrics_section`): window averages, and what the server did not export."""

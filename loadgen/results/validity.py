@@ -26,7 +26,7 @@ MAX_DELAYED_FRACTION = 0.01
 MAX_CPU_PERCENT = 90.0
 
 
-GENERATOR_CODES = frozenset({"schedule_short", "lag_material", "generator_cpu"})
+GENERATOR_CODES = frozenset({"schedule_short", "lag_material", "generator_cpu", "worker_lost"})
 
 
 LAG_MATERIAL_SHARE = 0.10
