@@ -119,6 +119,7 @@ class Fleet:
             self.master = self.env.create_master_runner(master_bind_host=host, master_bind_port=self.port)
         except Exception as e:  # a port in use, an address not on this machine
             raise FleetError(f"cannot listen for workers on {host}:{self.port}: {e}") from None
+        self.master.register_message("inferload_hello", self._on_hello)
         self.master.register_message("inferload_prepared", self._on_prepared)
         self.master.register_message("inferload_final", self._on_final)
         self.env.events.worker_report.add_listener(self._on_report)
@@ -157,7 +158,7 @@ class Fleet:
 
     def connected(self) -> list[str]:
         """Locust client ids of the workers ready for a run, in a stable order."""
-        return sorted(c.id for c in self.master.clients.ready)
+        return sorted((c.id for c in self.master.clients.ready), key=lambda c: (self.names.get(c, c), c))
 
     def wait_for_workers(self) -> None:
         need = self.spec.total
@@ -173,7 +174,7 @@ class Fleet:
         msg = (
             f"waited {waited:.0f} s for {need} workers ({self.spec.local} local, {self.spec.expect} expected from "
             f"elsewhere) on {self.host}:{self.port}: {len(have)} connected"
-            + (f" ({', '.join(have)})" if have else "")
+            + (f" ({', '.join(self.names.get(c, c) for c in have)})" if have else "")
             + f", {need - len(have)} missing"
         )
         if self.spec.expect:
@@ -186,6 +187,9 @@ class Fleet:
         return msg
 
     # ---- messages from workers (run in the master's receiving greenlet) ---------------------------------------
+    def _on_hello(self, environment: Any = None, msg: Any = None, **_: Any) -> None:
+        self.names[msg.node_id] = str(msg.data.get("name") or msg.node_id)
+
     def _on_prepared(self, environment: Any = None, msg: Any = None, **_: Any) -> None:
         d = msg.data
         if d.get("run") == self.run_id:
@@ -225,35 +229,26 @@ class Fleet:
         from loadgen.engine.shipping import pack
 
         out = RunOutcome()
-        ids = self.connected()
-        if not ids:
-            raise FleetError(
-                f"no workers left: every worker of this fleet was lost (expected {self.spec.total}); "
-                "start workers again or rerun"
+        files = pack(scenario.with_secrets())  # ShipError: before any load
+        for _ in range(3):
+            ids = [c for c in self.connected() if not self._gone(c)]
+            if not ids:
+                raise FleetError(
+                    f"no workers left: every worker of this fleet was lost (it started with {self.spec.total}); "
+                    "start workers again or rerun"
+                )
+            self._prepare(ids, scenario, info, files)
+            gone = self._wait_prepared(ids)
+            if not gone:
+                break
+            out.warnings.append(
+                f"worker(s) {', '.join(gone)} left before the run started: prepared again with the workers left"
             )
+        else:
+            raise FleetError("workers kept leaving while the run was being prepared (three times)")
         if len(ids) < self.spec.total:
             out.warnings.append(f"{len(ids)} of the {self.spec.total} workers this command started with take part")
-        files = pack(scenario.with_secrets())  # ShipError: before any load
-        n = len(ids)
-        self.run_id += 1
-        self.prepared, self.finals, self.coll = {}, set(), coll
-        users = int(scenario.users or 0)
-        for k, cid in enumerate(ids):
-            share = 1 if scenario.mode == "open" else users // n + (1 if k < users % n else 0)
-            self.master.send_message(
-                "inferload_prepare",
-                {
-                    "run": self.run_id,
-                    "stream": k,
-                    "streams": n,
-                    "users": share,
-                    "scenario": scenario.with_secrets(),
-                    "info": info,
-                    "files": files,
-                },
-                client_id=cid,
-            )
-        self._wait_prepared(ids)
+        self.coll = coll
         out.participants = {self.names.get(c, c): k for k, c in enumerate(ids)}
         for cid in ids:
             self.master.send_message("inferload_go", {"run": self.run_id}, client_id=cid)
@@ -291,7 +286,29 @@ class Fleet:
         self.coll = None
         return out
 
-    def _wait_prepared(self, ids: list[str]) -> None:
+    def _prepare(self, ids: list[str], scenario: Scenario, info: dict, files: dict) -> None:
+        n = len(ids)
+        self.run_id += 1
+        self.prepared, self.finals, self.coll = {}, set(), None
+        users = int(scenario.users or 0)
+        for k, cid in enumerate(ids):
+            share = 1 if scenario.mode == "open" else users // n + (1 if k < users % n else 0)
+            self.master.send_message(
+                "inferload_prepare",
+                {
+                    "run": self.run_id,
+                    "stream": k,
+                    "streams": n,
+                    "users": share,
+                    "scenario": scenario.with_secrets(),
+                    "info": info,
+                    "files": files,
+                },
+                client_id=cid,
+            )
+
+    def _wait_prepared(self, ids: list[str]) -> list[str]:
+        """Wait until every worker of `ids` is ready; returns those lost meanwhile (then the run is prepared again)."""
         t0 = time.monotonic()
         while True:
             bad = [d for d in self.prepared.values() if not d.get("ok")]
@@ -300,14 +317,15 @@ class Fleet:
 
                 raise PayloadError("; ".join(f"worker {d.get('name')}: {d.get('error')}" for d in bad))
             if all(c in self.prepared for c in ids):
-                return
+                return []
             gone = [c for c in ids if c not in self.prepared and self._gone(c)]
-            if gone or time.monotonic() - t0 > PREPARE_TIMEOUT_S:
+            if gone:
+                return [self.names.get(c, c) for c in gone]
+            if time.monotonic() - t0 > PREPARE_TIMEOUT_S:
                 missing = [c for c in ids if c not in self.prepared]
                 raise FleetError(
-                    f"{len(missing)} worker(s) did not get ready for the run within {PREPARE_TIMEOUT_S:g} s"
-                    + (" (lost)" if gone else "")
-                    + f": {', '.join(missing)}"
+                    f"{len(missing)} worker(s) did not get ready for the run within {PREPARE_TIMEOUT_S:g} s: "
+                    + ", ".join(missing)
                     + (f"; local worker logs: {tail_logs(self.logdir)}" if self.procs else "")
                 )
             self.gevent.sleep(0.02)

@@ -127,6 +127,7 @@ def serve(master_host: str, master_port: int, connect_timeout_s: float = 60.0) -
     runner.register_message("inferload_go", state.on_go)
     runner.register_message("inferload_abort", state.on_abort)
     env.events.report_to_master.add_listener(state.on_report)
+    runner.send_message("inferload_hello", {"name": state.name})
     log.warning("inferload worker %s joined the master at %s:%d", state.name, master_host, master_port)
     try:
         runner.greenlet.join()

@@ -32,6 +32,10 @@ class ShipError(ValueError):
     """The scenario's files cannot be shipped to the workers; the message says why and what to do."""
 
 
+def _size(n: float) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -75,8 +79,8 @@ def pack(fields: Mapping[str, Any], environ: Mapping[str, str] | None = None, li
     if total > limit:
         big = max(range(len(files)), key=lambda i: sizes[i])
         raise ShipError(
-            f"the scenario's files total {total / 2**20:.1f} MiB (largest: {files[big][0]} {files[big][1]!r}, "
-            f"{sizes[big] / 2**20:.1f} MiB), more than the {limit / 2**20:.0f} MiB the master ships to each worker: "
+            f"the scenario's files total {_size(total)} (largest: {files[big][0]} {files[big][1]!r}, "
+            f"{_size(sizes[big])}), more than the {_size(limit)} the master ships to each worker: "
             "use fewer or smaller inputs (e.g. input_data 'random' with --shape), or run the workers on this machine "
             "(--workers N)"
         )

@@ -423,6 +423,7 @@ def handle_now(st: State, arrived: float, method: str, path: str, hdrs: dict, bo
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--host", default="127.0.0.1", help="bind address (a test's own network namespace address)")
     p.add_argument("--model", default="m")
     p.add_argument("--service-ms", type=float, default=0.0)
     p.add_argument("--precise", action="store_true", help="spin the last --spin-ms of each service time")
@@ -472,7 +473,7 @@ def main() -> None:
 
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(a.tls_cert, a.tls_key or None)
-    server = loop.run_until_complete(loop.create_server(lambda: Proto(st), "127.0.0.1", a.port, backlog=1024, ssl=tls))
+    server = loop.run_until_complete(loop.create_server(lambda: Proto(st), a.host, a.port, backlog=1024, ssl=tls))
     port = server.sockets[0].getsockname()[1]
     print(f"PORT {port}", flush=True)
     loop.call_later(a.max_lifetime_s, loop.stop)
