@@ -1,5 +1,6 @@
 """docker-compose.yml: valid for the compose tool, and the deployment rules hold (ports on 127.0.0.1, non-root,
-read-only models, healthcheck, limits, scalable workers, headless profile writing ./results)."""
+read-only models, healthcheck, limits, scalable workers, headless profile writing ./results,
+its peak search sending the load from INFERLOAD_WORKERS worker containers)."""
 
 from __future__ import annotations
 
@@ -89,6 +90,44 @@ def test_headless_profile_writes_results(compose):
     for needle in ("inferload run", "--mode open", "--payload", "--metrics-port 9646", "inferload report", "--html"):
         assert needle in cmd
     assert lt["depends_on"]["server"]["condition"] == "service_healthy"
+
+
+def _options(argv: list[str]) -> dict[str, str]:
+    return {a: str(b) for a, b in zip(argv, argv[1:]) if a.startswith("--") and not str(b).startswith("--")}
+
+
+def test_headless_peak_with_worker_containers(compose):
+    peak = compose["services"]["peak"]
+    worker = compose["services"]["peak-worker"]
+    assert peak["profiles"] == worker["profiles"] == ["headless"]
+    assert peak["command"][:2] == ["inferload", "peak"] and worker["command"][:2] == ["inferload", "worker"]
+    opts = _options(peak["command"])
+    # one variable sets both the master's expectation and the number of worker containers
+    assert opts["--expect-workers"] == str(worker["scale"]) == "${INFERLOAD_WORKERS:-2}"
+    bind_host, bind_port = opts["--master-bind"].rsplit(":", 1)
+    assert bind_host == "0.0.0.0"
+    assert _options(worker["command"])["--master"] == f"peak:{bind_port}", "workers must dial the peak service"
+    assert opts["--target"] == "http://server:8000"
+    assert "./results:/results" in peak["volumes"] and opts["--out"].startswith("/results/")
+    assert peak["depends_on"]["server"]["condition"] == worker["depends_on"]["server"]["condition"] == "service_healthy"
+    assert "peak-worker" in peak["depends_on"], "`up peak` must start the workers"
+    assert "container_name" not in worker and not worker.get("ports"), "worker replicas must not clash"
+    assert worker["build"]["dockerfile"] == peak["build"]["dockerfile"] == "deploy/Dockerfile.loadgen"
+
+
+def test_compose_resolves_the_peak_worker_count():
+    tool = compose_tool()
+    if tool is None:
+        pytest.skip("no compose tool (see test_compose_config_validates)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INFERLOAD_", "LOADTEST_", "COMPOSE_", "PEAK_"))}
+    cmd = [*tool, "-f", str(COMPOSE_FILE), "--profile", "headless", "config"]
+    for workers, expected in ((None, 2), ("3", 3)):
+        run_env = env if workers is None else {**env, "INFERLOAD_WORKERS": workers}
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60, env=run_env)
+        assert r.returncode == 0, r.stderr
+        services = yaml.safe_load(r.stdout)["services"]
+        assert int(services["peak-worker"]["scale"]) == expected
+        assert _options(services["peak"]["command"])["--expect-workers"] == str(expected)
 
 
 def test_prometheus_and_grafana_wiring(compose):
