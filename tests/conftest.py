@@ -55,6 +55,7 @@ E2E_MODULES = frozenset(
         "loadgen/test_any_server.py",
         "loadgen/test_cli.py",
         "loadgen/test_fleet.py",
+        "loadgen/test_fleet_netns.py",
         "loadgen/test_grpc_run.py",
         "loadgen/test_http_json_e2e.py",
         "loadgen/test_input_data_e2e.py",
