@@ -119,9 +119,13 @@ class Runner:
             self.fleet.close()
             self.fleet = None
 
+    def _wants_fleet(self, scenario: Any) -> bool:
+        expect = int(self.fleet_opts.get("expect_workers") or 0)
+        return self.fleet is not None or bool(expect) or (self.entered and scenario.workers > 0)
+
     def _fleet_for(self, scenario: Any) -> Any:
         expect = int(self.fleet_opts.get("expect_workers") or 0)
-        if self.fleet is None and (expect or (self.entered and scenario.workers)):
+        if self.fleet is None:
             from loadgen.engine.fleet import Fleet, FleetError, FleetSpec
 
             spec = FleetSpec(
@@ -146,7 +150,8 @@ class Runner:
         from loadgen.engine.shipping import ShipError
 
         try:
-            return run_scenario(scenario, progress=self.progress, fleet=self._fleet_for(scenario), **self.kw)
+            fleet = (lambda: self._fleet_for(scenario)) if self._wants_fleet(scenario) else None
+            return run_scenario(scenario, progress=self.progress, fleet=fleet, **self.kw)
         except (PayloadError, ShipError) as e:  # found before any load (preflight, shipping): the user can fix it
             typer.echo(f"error: {e}", err=True)
             raise typer.Exit(2) from None

@@ -97,8 +97,9 @@ def run_scenario(
 ) -> dict:
     """Run one scenario headless; return the result dict (kind "run": loadgen.results.schema.RunResult).
 
-    fleet: a loadgen.engine.fleet.Fleet to generate the load with (its workers stay for the next call); without
-    one, `scenario.workers` > 0 starts a fleet of that many local processes for this run only."""
+    fleet: a loadgen.engine.fleet.Fleet to generate the load with (its workers stay for the next call), or a callable
+    returning one (called after the preflight, so a bad input fails before any wait for workers); without one,
+    `scenario.workers` > 0 starts a fleet of that many local processes for this run only."""
     from loadgen.engine.fleet import Fleet, FleetError, FleetSpec
     from loadgen.engine.preflight import model_info, preflight, target_or_error
 
@@ -108,6 +109,8 @@ def run_scenario(
         import locust  # noqa: F401  (patches the standard library)
     # With worker processes, one request is built here first: a bad input file fails now, not in every worker.
     info = preflight(scenario) if (scenario.workers or fleet is not None) else model_info(scenario)
+    if fleet is not None and not hasattr(fleet, "run"):
+        fleet = fleet()
 
     import gevent
     from locust.env import Environment
