@@ -16,6 +16,24 @@ def _ms(v: float | None) -> str:
     return f"{v:.3f}" if v < 10 else (f"{v:.2f}" if v < 100 else f"{v:.1f}")
 
 
+def _print_workers(console: Console, w: dict[str, Any] | None) -> None:
+    """One line per worker of a run made by several (loadgen.results.workers), and the one that limited it."""
+    if not w:
+        return
+    for r in w["per_worker"]:
+        lag, cpu = r["schedule_lag_ms"], r["cpu_percent"]
+        console.print(
+            f"  worker {r['name']} (stream {r['stream']}): sent {r['sent']}, ok {r['completed']}, failed {r['failed']}, "
+            f"dropped {r['dropped']}; lag p99 {_ms(lag.get('p99'))} ms; CPU max {cpu.get('max')} %"
+            + (f"; [red]{', '.join(r['problems'])}[/red]" if r["problems"] else ""),
+            highlight=False,
+        )
+    if w.get("joined_late"):
+        console.print(f"  joined during the run (used from the next run on): {', '.join(w['joined_late'])}")
+    if w.get("limited_reason"):
+        console.print(f"[yellow]limited by {w['limited_reason']}[/yellow]")
+
+
 def print_summary(result: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     sc = result.get("scenario", {})
@@ -88,6 +106,7 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
         f"schedule lag p50/p99/max: {_ms(lag.get('p50'))}/{_ms(lag.get('p99'))}/{_ms(lag.get('max'))} ms; "
         f"generator CPU max/mean: {cpu.get('max')}/{cpu.get('mean')} %"
     )
+    _print_workers(console, result.get("workers"))
     slo = result.get("slo")
     if slo:
         console.print(slo_line(slo))
