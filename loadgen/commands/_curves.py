@@ -7,6 +7,8 @@ when a command actually generates load.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -160,6 +162,20 @@ class Runner:
 def runner(progress: bool = True, fleet: dict[str, Any] | None = None, **kw: Any) -> Runner:
     """A Runner (run_scenario bound); imports locust (gevent) now, not before."""
     return Runner(progress, fleet, kw)
+
+
+@contextmanager
+def running(progress: bool = True, fleet: dict[str, Any] | None = None, **kw: Any) -> Iterator[Any]:
+    """`with running(...) as run:` a runner (runner() above, looked up at call time) whose fleet of workers, if any,
+    lives for the block and is stopped at its end."""
+    run = runner(progress=progress, **({"fleet": fleet} if fleet else {}), **kw)
+    try:
+        with run if hasattr(run, "__enter__") else nullcontext(run) as r:
+            yield r
+    finally:
+        close = getattr(run, "close", None)
+        if close is not None:
+            close()
 
 
 def default_out(kind: str) -> Path:

@@ -72,7 +72,7 @@ def overload(
         f"[bold]overload[/bold] {base.model} at {redact_url(base.target)}: steps {', '.join(f'{m:g}x' for m in mults)} "
         f"of capacity, {base.duration_s:g} s each (+{base.warmup_s:g} s warm-up) → {out}"
     )
-    with C.runner(progress=True, fleet=fleet) as run:
+    with C.running(progress=True, fleet=fleet) as run:
         try:
             doc = run_overload(
                 base,

@@ -141,7 +141,7 @@ def peak(
         f"{confidence:.0%} confidence, precision {precision:.0%}, confirm by {confirm} runs, probes of "
         f"{base.duration_s:g}-{max_probe_duration:g} s (+{base.warmup_s:g} s warm-up) → {out}"
     )
-    with C.runner(progress=True, fleet=fleet) as run:
+    with C.running(progress=True, fleet=fleet) as run:
         doc = run_peak_search(
             base,
             run,

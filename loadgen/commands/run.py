@@ -146,10 +146,10 @@ def run(
     }
     sc = _scenario({k: v for k, v in flags.items() if v is not None}, scenario_file, preset, console)
 
-    from loadgen.commands._curves import runner
+    from loadgen.commands._curves import running
 
     show = sys.stdout.isatty() if progress is None else progress
-    with runner(progress=show, fleet=fleet, metrics_port=metrics_port) as run_one:
+    with running(progress=show, fleet=fleet, metrics_port=metrics_port) as run_one:
         result = run_one(sc)  # a PayloadError exits 2 there, before any load
     print_summary(result, console)
     if out:

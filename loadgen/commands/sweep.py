@@ -98,7 +98,7 @@ def sweep(
     )
     if note := plan.undecided_note(base, slo):
         console.print(f"[yellow]note: {note}[/yellow]")
-    with C.runner(progress=True, fleet=fleet) as run:
+    with C.running(progress=True, fleet=fleet) as run:
         doc = run_sweep(
             base,
             run,

@@ -110,11 +110,12 @@ def test_remote_workers_get_the_scenario_and_its_files_and_the_counts_add_up(sta
         assert p.returncode == 0
 
 
-def test_expect_workers_times_out_naming_who_is_missing(procs, tmp_path):
+def test_expect_workers_times_out_naming_who_is_missing(standin, procs, tmp_path):
+    srv = standin()  # the master reads the model's metadata first: a bad target fails before any wait
     port = free_port()
     master = procs.start(
-        "run", "--target", "http://127.0.0.1:9", "--model", "m", "--rate", "10", "--duration", "1",
-        "--expect-workers", "2", "--master-bind", f"127.0.0.1:{port}", "--worker-timeout", "4", "--no-progress",
+        "run", "--target", srv.url, "--model", "m", "--rate", "10", "--duration", "1",
+        "--expect-workers", "2", "--master-bind", f"127.0.0.1:{port}", "--worker-timeout", "20", "--no-progress",
     )  # fmt: skip
     w = procs.worker(port)
     rc, stdout, err = _finish(master, 60)
