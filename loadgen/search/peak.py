@@ -67,7 +67,7 @@ class Probe:
     def steers_up(self) -> bool:
         """Does the search count this run as passing when it steers (bracket, bisect)? Its verdict's, unless the
         caller says otherwise in info["steer"] (the pooled rule: a run on course to pass the pooled verdict)."""
-        return self.info.get("steer", self.outcome) == "pass"
+        return bool(self.info.get("steer", self.outcome) == "pass")
 
 
 @dataclass

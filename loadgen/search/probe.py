@@ -73,6 +73,12 @@ class ProbePlan:
         return n0 / self.max_duration_s
 
 
+def primary_attempt(info: dict[str, Any]) -> str | None:
+    """The file of a probe's run before any extension: the last of its first run and the generator retry."""
+    files = [a["file"] for a in info.get("attempts") or [] if a.get("tag") in ("first", "retry")]
+    return files[-1] if files else None
+
+
 def judge_runs(results: list[dict], plan: ProbePlan) -> dict[str, Any]:
     """The SLO verdict over the pooled successes and failures of VALID runs at one rate."""
     h = new_histogram()
@@ -100,6 +106,7 @@ def probe_with_retry(run: RunProbe, rate_rps: float, plan: ProbePlan, seed: int 
                 "valid": bool(res.get("valid")),
                 "invalid_reasons": reason_list(res.get("invalid_reasons") or []),
                 "achieved_rps": res.get("achieved_rate_rps"),
+                "warmup_s": res.get("warmup_s"),
             }
         )
         return res

@@ -115,7 +115,14 @@ def test_peak_command_writes_every_probe(tmp_path, monkeypatch):
     assert 200 < doc["peak_rps"] < 360
     assert all((out / p["file"]).is_file() and p["phase"] in ("bracket", "bisect", "confirm") for p in doc["probes"])
     conf = doc["confirmation"]
-    assert conf["rate_rps"] == doc["peak_rps"] and conf["runs"] >= 2 and 2 * conf["passes"] > conf["runs"]
+    # the default rule: one verdict over the three runs at the answer, pooled (single runs there may be undecided)
+    assert doc["confirm_rule"] == "pooled" and conf["rule"] == "pooled" and conf["runs"] == 3
+    pooled = conf["pooled"]
+    assert conf["rate_rps"] == doc["peak_rps"] == pooled["rate_rps"] and pooled["verdict"] == "pass"
+    runs = [p for p in doc["probes"] if p["rate_rps"] == doc["peak_rps"]]
+    assert pooled["queries"] == sum(p["info"]["verdict"]["samples"] for p in runs)  # no probe is extended
+    assert pooled["files"] == [p["file"] for p in runs]
+    assert "pooled" in doc["reason"] and f"p{pooled['holds_to_percentile']:.2f}" in doc["reason"]
     at_peak = [p["phase"] for p in doc["probes"] if p["rate_rps"] == doc["peak_rps"]]
     assert at_peak.count("confirm") == conf["runs"] - 1  # the first run there came from the bracket or bisection
     assert doc["sizing"]["replicas"] >= 4

@@ -4,7 +4,7 @@ no sleeps."""
 
 from __future__ import annotations
 
-from loadgen.results.confidence import judge
+from loadgen.results.confidence import coin_flip_percentile, judge
 from loadgen.search.peak import Probe, find_peak
 
 
@@ -123,3 +123,23 @@ def test_the_bracket_is_steered_by_runs_on_course_to_pass_the_pooled_verdict():
     # a run budget spent before confirmation reports a rate whose own verdict passed, never one only on course
     cut = find_peak(measure, start_rps=50, growth=2, precision=0.05, pooled=Pool(limit=108.0), max_probes=6)
     assert cut.status == "probe_limit" and cut.peak_rps is not None and cut.peak_rps <= 100
+
+
+def test_peak_documents_state_the_rule_and_old_ones_still_read():
+    from loadgen.results.schema import validate_document
+    from tests.curves.peak_sim import search
+
+    pooled = search(0, "pooled").doc
+    assert pooled["confirm_rule"] == "pooled" and pooled["pooled_verdicts"]
+    assert all(v["runs"] == 3 and len(v["files"]) == 3 for v in pooled["pooled_verdicts"])
+    assert "ONE verdict over the first 3 runs" in pooled["method"]
+    held = f"at least 2514 queries: the bound held to about p{coin_flip_percentile(3 * 838, 99.0):.2f}"
+    assert any(held in n for n in pooled["notes"])
+    majority = search(0, "majority").doc
+    assert majority["confirm_rule"] == "majority" and majority["pooled_verdicts"] == []
+    assert majority["confirmation"]["rule"] == "majority" and majority["confirmation"]["pooled"] is None
+    # a document written before the pooled rule (no confirm_rule, pooled_verdicts) reads as the majority rule
+    old = {k: v for k, v in majority.items() if k not in ("confirm_rule", "pooled_verdicts")}
+    old["confirmation"] = {k: v for k, v in old["confirmation"].items() if k not in ("rule", "pooled")}
+    model = validate_document(old)
+    assert model.confirm_rule == "majority" and model.pooled_verdicts == []
