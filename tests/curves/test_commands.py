@@ -146,6 +146,20 @@ def test_peak_command_without_start_rate_probes_capacity_first(tmp_path, monkeyp
         assert run["duration_s"] == max(5, math.ceil(838 / p["rate_rps"]))
 
 
+def test_peak_command_keeps_the_majority_rule_on_request(tmp_path, monkeypatch):
+    _fake_runner(monkeypatch)
+    out = tmp_path / "pk"
+    args = ["peak", "--model", "m", "--slo-ms", "50", "--start-rate", "50", "--precision", "0.1", "--out", str(out)]
+    r = cli.invoke(app, [*args, "--confirm-rule", "majority"])
+    assert r.exit_code == 0, r.output
+    doc = orjson.loads((out / "peak.json").read_bytes())
+    assert doc["confirm_rule"] == "majority" and doc["pooled_verdicts"] == [] and doc["plan"]["extend"] is True
+    conf = doc["confirmation"]
+    assert conf["rule"] == "majority" and 2 * conf["passes"] > conf["runs"] >= 2
+    assert "(majority)" in r.output and "confirmed by" in doc["reason"] and "pooled" not in doc["reason"]
+    assert cli.invoke(app, [*args, "--confirm-rule", "vote"]).exit_code == 2
+
+
 def test_peak_command_never_passing_exits_1(tmp_path, monkeypatch):
     _fake_runner(monkeypatch)
     r = cli.invoke(
