@@ -15,7 +15,11 @@ the answer from drifting only downwards). The answer is always a rate that was m
   1,100-query runs against ~p99.67 for one). The verdict is made once per rate and never re-judged with more runs.
   A rate above the answer whose own run already *failed* (the percentile shown over the bound with the stated
   confidence, or a run INVALID for the server) is not pooled again: a verdict with more queries would almost never
-  reverse it.
+  reverse it. Bracket and bisection may be steered by `info["steer"]` (the caller's "pass" for a run on course to pass
+  the pooled verdict though undecided on its own), so that they look where the pooled verdict will decide; a run
+  budget spent before any confirmation still reports only a rate whose own verdict passed.
+  Like every binomial verdict (MLPerf LoadGen's early stopping included) the stated confidence assumes independent
+  queries; a queue's tail comes in bursts, and then no such verdict holds it (docs/mlperf.md, tests/curves/peak_sim.py).
 - **majority** (no `pooled`): measure the rate again until a majority of `confirm` runs agrees. A majority of
   verdicts only sharpens the rate at which one verdict passes as often as not; it does not move it.
 
@@ -238,11 +242,14 @@ def find_peak(
             confirm_rule="pooled" if use_pooled else "majority",
             pooled_verdicts=list(verdicts.values()),
         )
-        if lower is not None:
+        if lower is not None:  # below the answer and did not pass: neither on its own, nor on course, nor pooled
             res.non_monotone = [
                 {"rate_rps": p.rate_rps, "outcome": p.outcome, "reason": _reason(p.info)}
                 for p in probes
-                if p.rate_rps < lower and p.outcome in ("fail", "undecided")
+                if p.rate_rps < lower
+                and p.outcome in ("fail", "undecided")
+                and not p.steers_up
+                and not (p.rate_rps in verdicts and verdicts[p.rate_rps].passed)
             ]
         return res
 

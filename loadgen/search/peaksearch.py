@@ -7,10 +7,16 @@ imports locust.
    HF's inference-benchmarker do) measures what the server completes back to back; the peak under an SLO lies
    below it. The search starts at 60% of it, steps by x1.25 and never probes above 120% of it.
 2. **Probes** (loadgen.search.probe): each sized to the samples its verdict needs, retried once when only the
-   generator fell short, extended once when undecided.
+   generator fell short (and, under the majority rule only, extended once when undecided).
 3. **Search** (loadgen.search.peak): bracket, bisect to `precision`, then confirm both ends of the bracket, each by
-   ONE verdict over its first `confirm` runs pooled (`pooled_verdict`; `confirm_rule="majority"`: a majority of
-   separate verdicts, the rule before).
+   ONE verdict over its first `confirm` runs pooled (`pooled_verdict`), the number fixed in advance; bracket and
+   bisection count a run as passing when it is on course to pass that verdict (`steer_for`).
+   `confirm_rule="majority"`: a majority of separate verdicts, undecided probes extended (the rule before).
+
+Why pooled (docs/mlperf.md): one verdict over ~3x the queries holds the bound to a percentile nearer the SLO's own
+(three 10-s probes: ~p99.40, as one 30-s MLPerf LoadGen run), it is a single look at a fixed number of queries (the
+old extension of an undecided probe was a second look), and a burst in one of the runs counts against the rate
+instead of being outvoted by the two runs without one.
 """
 
 from __future__ import annotations

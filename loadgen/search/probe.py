@@ -1,5 +1,7 @@
 """One probe of a search: a load test at a rate, sized to the samples its verdict needs, retried when the
-generator (not the server) fell short, extended when the verdict is undecided. Pure given an injected `run`.
+generator (not the server) fell short, extended when the verdict is undecided (`ProbePlan.extend`; the peak search's
+pooled rule turns this off: its pooled verdicts over a fixed number of runs replace the second look). Pure given an
+injected `run`.
 
 Sizing: a confident verdict on a high percentile needs queries (p99 at 99% confidence: 459 with no query over
 the bound). A probe collects `ProbePlan.samples()` of them — by default enough to pass when the share over the

@@ -46,6 +46,23 @@ def test_each_end_is_judged_once_over_exactly_confirm_runs():
     assert "pooled" in res.reason and res.to_dict()["pooled_verdicts"][0]["runs"] == 3
 
 
+def test_runs_of_a_rate_that_passed_pooled_are_not_reported_as_non_monotone():
+    # the two confirmation runs at 100 are undecided on their own, the pooled verdict there passes; then the rate above
+    # (103.125) passes its pooled verdict too and becomes the answer: 100's runs are below it, but 100 did pass
+    seen: dict[float, int] = {}
+
+    def measure(rate: float):
+        k = seen[rate] = seen.get(rate, 0) + 1
+        if rate == 100:
+            return ("pass" if k == 1 else "undecided"), {}
+        return single(rate)
+
+    res = find_peak(measure, start_rps=50, growth=2, precision=0.05, pooled=Pool(limit=104.0), max_probes=40)
+    assert res.status == "found" and res.peak_rps == 103.125
+    assert [p.outcome for p in res.probes if p.rate_rps == 100] == ["pass", "undecided", "undecided"]
+    assert res.non_monotone == []
+
+
 def test_the_number_of_runs_is_fixed_before_any_is_seen():
     # the first two runs at 100 pass: a majority of three is reached after two, the pooled rule measures the third
     def measure(rate: float):
