@@ -131,6 +131,9 @@ def run_mode(mode: str, a: argparse.Namespace, everywhere: set[int]) -> dict:
         if not peak:
             return {"mode": mode, "peak": None, "note": "inferload peak found no passing rate"}
         at_peak = [p["info"].get("completed") or 0 for p in peak_doc["probes"] if p["rate_rps"] == peak]
+        pooled = (peak_doc.get("confirmation") or {}).get("pooled") or {}
+        if pooled.get("queries"):  # the pooled rule: the verdict that confirmed the answer is over all its runs
+            at_peak = [pooled["queries"]]
         n = iter(range(1000))
         lo, hi, rows = bracket(
             lambda r: loadgen_at(srv.url, a, r, out / f"loadgen-{next(n):02d}", gen_cpus), peak, a.refine, a.max_runs
@@ -158,7 +161,7 @@ def _pct(n: int | None) -> str:
 def table(results: list[dict]) -> str:
     head = (
         "| mode | inferload peak (req/s) | LoadGen VALID up to (QPS) | LoadGen INVALID at (QPS) | "
-        "peak / LoadGen boundary | LoadGen at the peak | queries per verdict: inferload probe, LoadGen run "
+        "peak / LoadGen boundary | LoadGen at the peak | queries per verdict: inferload at the peak, LoadGen run "
         "(percentile each holds to the bound) |\n|---|---|---|---|---|---|---|"
     )
     lines = [head]

@@ -3,6 +3,7 @@ VALID run (capacity probe, then bracket, bisect and confirm; loadgen.search.peak
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -13,6 +14,11 @@ from loadgen.commands._request import fleet_options, request_options
 from loadgen.engine.target import redact_url
 from loadgen.report import terminal_search as TS
 from loadgen.search.peaksearch import finish_peak_doc
+
+
+class ConfirmRule(str, Enum):
+    pooled = "pooled"
+    majority = "majority"
 
 
 @fleet_options
@@ -63,7 +69,17 @@ def peak(
     ),
     max_probes: int = typer.Option(20, "--max-probes", min=1, help="At most this many runs (confirmations included)."),
     confirm: int = typer.Option(
-        3, "--confirm", min=1, help="Runs at the answer; a majority must pass (1 = no confirmation)."
+        3,
+        "--confirm",
+        min=1,
+        help="Runs at each end of the final bracket, judged by one verdict over their queries pooled (1 = no "
+        "confirmation).",
+    ),
+    confirm_rule: ConfirmRule = typer.Option(
+        ConfirmRule.pooled,
+        "--confirm-rule",
+        help="pooled: one verdict over the --confirm runs at each end; majority: a majority of separate verdicts, "
+        "undecided probes extended (the rule before).",
     ),
     max_probe_duration: float = typer.Option(
         60.0,
@@ -133,13 +149,14 @@ def peak(
         min_rps=min_rate,
         max_probes=max_probes,
         confirm=confirm,
+        confirm_rule=confirm_rule.value,
         max_probe_s=max_probe_duration,
         probe_users=probe_users,
     )
     console.print(
         f"[bold]peak[/bold] {base.model} at {redact_url(base.target)}: p{percentile:g} <= {slo_p99_ms:g} ms with "
-        f"{confidence:.0%} confidence, precision {precision:.0%}, confirm by {confirm} runs, probes of "
-        f"{base.duration_s:g}-{max_probe_duration:g} s (+{base.warmup_s:g} s warm-up) → {out}"
+        f"{confidence:.0%} confidence, precision {precision:.0%}, confirm by {confirm} runs ({confirm_rule.value}), "
+        f"probes of {base.duration_s:g}-{max_probe_duration:g} s (+{base.warmup_s:g} s warm-up) → {out}"
     )
     with C.running(progress=True, fleet=fleet) as run:
         doc = run_peak_search(

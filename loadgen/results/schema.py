@@ -195,6 +195,25 @@ class ProbeRow(_Strict):
     info: Json
 
 
+class PooledVerdictRow(_Strict):
+    rate_rps: float
+    outcome: Literal["pass", "fail", "undecided", "generator_limited"]
+    rule: Literal["pooled"] = "pooled"
+    runs: int
+    files: list[str | None]
+    verdict: Literal["pass", "fail", "undecided"] | None = None
+    """None when a run could not be pooled (INVALID, or missing); `message` says why."""
+    queries: int | None = None
+    over: int | None = None
+    max_over_to_pass: int | None = None
+    holds_to_percentile: Num = None
+    """The percentile this many queries in effect hold the bound to (loadgen.results.confidence.coin_flip_percentile):
+    the rate at which the verdict passes as often as not is the one whose true percentile of this rank meets it."""
+    estimate_ms: Num = None
+    ucb_ms: Num = None
+    message: str
+
+
 class PeakDoc(_Doc):
     kind: Literal["peak"] = "peak"
     written_at: str
@@ -209,6 +228,13 @@ class PeakDoc(_Doc):
     capped: bool = False
     confirmed_passes: int = 0
     confirmation: Json | None = None
+    """Every run at the answer and their spread; `rule` and, under the pooled rule, `pooled`: the one verdict over
+    them (an entry of `pooled_verdicts`)."""
+    confirm_rule: Literal["pooled", "majority"] = "majority"
+    """How the ends of the final bracket were confirmed: "pooled", one verdict over the `confirm` runs at a rate, their
+    queries pooled; "majority", a majority of separate verdicts (every document before the pooled rule)."""
+    pooled_verdicts: list[PooledVerdictRow] = Field(default_factory=list)
+    """Every pooled verdict the search made, in order (the answer's, the rate above it's, any refuted)."""
     non_monotone: list[Any] = Field(default_factory=list)
     generator_ceiling_rps: Num = None
     generator_rps: Num = None

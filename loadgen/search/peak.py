@@ -3,11 +3,25 @@
 The reference is MLPerf LoadGen's FindPeakPerformance (Server scenario): first *bracket* the answer — start
 at a rate, multiply it up while probes pass (or divide it down while they fail) until one rate passes and a
 higher one does not — then *bisect* between the two until the bracket is narrower than the requested relative
-precision. Then *confirm* both ends: measure the found rate again until a majority of `confirm` runs agrees; it
-must pass, otherwise the rate counts as failed and the search goes on below it. Likewise the rate just above it
-must not pass by majority, otherwise it becomes the answer's candidate and the search goes on above it (near the
-bound a single run is a coin flip; judging both ends by majority keeps the answer from drifting only downwards).
-The answer is always a rate that was measured and confirmed.
+precision. Then *confirm* both ends of the final bracket. The answer must pass its confirmation, otherwise the rate
+counts as failed and the search goes on below it; the rate just above it must not, otherwise it becomes the answer's
+candidate and the search goes on above it (near the bound a single run is a coin flip; judging both ends alike keeps
+the answer from drifting only downwards). The answer is always a rate that was measured and confirmed. Two rules:
+
+- **pooled** (when the caller gives `pooled`, as `inferload peak` does): a rate is confirmed by ONE verdict over its
+  first `confirm` runs pooled (measured up to that number first). The number is fixed before anything is seen there,
+  so the verdict is one honest statement at the stated confidence (no optional stopping), and it holds the bound to
+  the percentile its pooled query count allows (loadgen.results.confidence.coin_flip_percentile: ~p99.40 for three
+  1,100-query runs against ~p99.67 for one). The verdict is made once per rate and never re-judged with more runs.
+  A rate above the answer whose own run already *failed* (the percentile shown over the bound with the stated
+  confidence, or a run INVALID for the server) is not pooled again: a verdict with more queries would almost never
+  reverse it. Bracket and bisection may be steered by `info["steer"]` (the caller's "pass" for a run on course to pass
+  the pooled verdict though undecided on its own), so that they look where the pooled verdict will decide; a run
+  budget spent before any confirmation still reports only a rate whose own verdict passed.
+  Like every binomial verdict (MLPerf LoadGen's early stopping included) the stated confidence assumes independent
+  queries; a queue's tail comes in bursts, and then no such verdict holds it (docs/mlperf.md, tests/curves/peak_sim.py).
+- **majority** (no `pooled`): measure the rate again until a majority of `confirm` runs agrees. A majority of
+  verdicts only sharpens the rate at which one verdict passes as often as not; it does not move it.
 
 `measure(rate_rps) -> (outcome, info)`, where outcome is
   - "pass": the run was VALID and its percentile meets the SLO with the stated confidence;
@@ -37,6 +51,7 @@ Outcome = Literal["pass", "fail", "undecided", "generator_limited"]
 Phase = Literal["bracket", "bisect", "confirm"]
 Status = Literal["found", "never_passed", "capped", "probe_limit", "generator_limited"]
 Measure = Callable[[float], tuple[Any, dict[str, Any]]]
+PooledJudge = Callable[[float, list["Probe"]], tuple[Any, dict[str, Any]]]
 OUTCOMES = ("pass", "fail", "undecided", "generator_limited")
 LOOK_ABOVE_STEPS = 3
 
@@ -46,6 +61,26 @@ class Probe:
     rate_rps: float
     outcome: Outcome
     phase: Phase
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "pass"
+
+    @property
+    def steers_up(self) -> bool:
+        """Does the search count this run as passing when it steers (bracket, bisect)? Its verdict's, unless the
+        caller says otherwise in info["steer"] (the pooled rule: a run on course to pass the pooled verdict)."""
+        return bool(self.info.get("steer", self.outcome) == "pass")
+
+
+@dataclass
+class PooledVerdict:
+    """One verdict over the first `runs` runs at a rate, their queries pooled (the pooled confirmation)."""
+
+    rate_rps: float
+    outcome: Outcome
+    runs: int
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -68,6 +103,8 @@ class PeakResult:
     confirmations: list[Probe] = field(default_factory=list)  # every run at the answer, the first included
     non_monotone: list[dict[str, Any]] = field(default_factory=list)
     generator_ceiling_rps: float | None = None  # lowest rate the generator could not offer
+    confirm_rule: Literal["pooled", "majority"] = "majority"
+    pooled_verdicts: list[PooledVerdict] = field(default_factory=list)  # every pooled verdict made, in order
 
     @property
     def capped(self) -> bool:
@@ -103,6 +140,8 @@ def find_peak(
     max_probes: int = 30,
     confirm: int = 3,
     confirm_upper: bool = True,
+    pooled: PooledJudge | None = None,
+    measure_confirm: Measure | None = None,
 ) -> PeakResult:
     """Bracket, bisect, confirm. See the module docstring.
 
@@ -111,9 +150,14 @@ def find_peak(
     max_rps: never probe above this; a confirmed pass there is reported `capped`.
     min_rps: never probe below this (default start_rps / 64); nothing passing down to it -> `never_passed`.
     max_probes: hard limit on measurements (each a full load test), confirmations included -> `probe_limit`.
-    confirm: runs at the answer (the first included); a majority must pass. 1 = no confirmation.
-    confirm_upper: also measure the rate above the answer until a majority agrees it does not pass (when it does
-        pass, the search goes on above it): noise near the bound then moves the answer both ways, not only down.
+    confirm: runs at each end of the bracket (the first included): pooled into one verdict (`pooled`), or a majority
+        must pass. 1 = no confirmation.
+    confirm_upper: also confirm that the rate above the answer does not pass (when it does, the search goes on above
+        it): noise near the bound then moves the answer both ways, not only down.
+    pooled: `pooled(rate, runs) -> (outcome, info)`, one verdict over the given runs' queries pooled (module
+        docstring). None: the majority rule.
+    measure_confirm: measures a confirmation run (default `measure`); the caller may size it differently (no
+        extension: the pooled verdict decides).
     """
     if start_rps <= 0:
         raise ValueError("start_rps must be > 0")
@@ -133,31 +177,50 @@ def find_peak(
 
     probes: list[Probe] = []
     refuted: set[float] = set()  # rates that passed once but failed their confirmation
+    verdicts: dict[float, PooledVerdict] = {}  # the pooled verdict of each rate confirmed so far (made once)
+    use_pooled = pooled is not None and confirm > 1
 
     def probe(rate: float, phase: Phase) -> Outcome:
         if len(probes) >= max_probes:
             raise _Budget
-        outcome, info = measure(rate)
+        outcome, info = (measure_confirm or measure)(rate) if phase == "confirm" else measure(rate)
         if outcome is True or outcome is False:  # a plain pass/fail measure
             outcome = "pass" if outcome else "fail"
         if outcome not in OUTCOMES:
             raise ValueError(f"measure returned {outcome!r}; expected one of {OUTCOMES}")
         probes.append(Probe(rate_rps=rate, outcome=outcome, phase=phase, info=dict(info or {})))
-        return cast(Outcome, outcome)
+        if probes[-1].steers_up:
+            return "pass"
+        return "fail" if outcome == "pass" else cast(Outcome, outcome)
 
     def at(rate: float) -> list[Probe]:
         return [p for p in probes if p.rate_rps == rate]
 
-    def majority_passed(rate: float) -> bool:
-        """Did most of the runs made so far at `rate` pass?"""
+    def passed_so_far(rate: float) -> bool:
+        """Did `rate` pass so far: its pooled verdict when one was made, else most of the runs made there?"""
+        if rate in verdicts:
+            return verdicts[rate].passed
         runs = at(rate)
-        return 2 * sum(p.passed for p in runs) > len(runs)
+        return 2 * sum(p.steers_up for p in runs) > len(runs)
 
-    def majority_passes(rate: float) -> bool:
-        """Measure `rate` until a majority of `confirm` runs there agrees; True if that majority passed."""
-        while len(at(rate)) < confirm and _undecided_majority(at(rate), confirm):
-            probe(rate, "confirm")
-        return majority_passed(rate)
+    def confirmed(rate: float, end: Literal["lower", "upper"]) -> bool:
+        """Confirm one end of the bracket (module docstring); True if `rate` passes its confirmation."""
+        if not use_pooled:
+            while len(at(rate)) < confirm and _undecided_majority(at(rate), confirm):
+                probe(rate, "confirm")
+            return passed_so_far(rate)
+        if rate not in verdicts:
+            if end == "upper" and any(p.outcome == "fail" for p in at(rate)):
+                return False  # failed with the stated confidence already (or INVALID for the server)
+            while len(at(rate)) < confirm:
+                probe(rate, "confirm")
+            assert pooled is not None
+            runs = at(rate)[:confirm]
+            outcome, info = pooled(rate, runs)
+            if outcome not in OUTCOMES:
+                raise ValueError(f"pooled returned {outcome!r}; expected one of {OUTCOMES}")
+            verdicts[rate] = PooledVerdict(rate, cast(Outcome, outcome), len(runs), dict(info or {}))
+        return verdicts[rate].passed
 
     def gen_ceiling() -> float | None:
         g = [p.rate_rps for p in probes if p.outcome == "generator_limited"]
@@ -166,13 +229,27 @@ def find_peak(
     def done(status: Status, lower: float | None, upper: float | None, reason: str) -> PeakResult:
         conf = at(lower) if lower is not None else []
         res = PeakResult(
-            lower, status, reason, lower, upper, precision, probes, confirm, conf, generator_ceiling_rps=gen_ceiling()
+            lower,
+            status,
+            reason,
+            lower,
+            upper,
+            precision,
+            probes,
+            confirm,
+            conf,
+            generator_ceiling_rps=gen_ceiling(),
+            confirm_rule="pooled" if use_pooled else "majority",
+            pooled_verdicts=list(verdicts.values()),
         )
-        if lower is not None:
+        if lower is not None:  # below the answer and did not pass: neither on its own, nor on course, nor pooled
             res.non_monotone = [
                 {"rate_rps": p.rate_rps, "outcome": p.outcome, "reason": _reason(p.info)}
                 for p in probes
-                if p.rate_rps < lower and p.outcome in ("fail", "undecided")
+                if p.rate_rps < lower
+                and p.outcome in ("fail", "undecided")
+                and not p.steers_up
+                and not (p.rate_rps in verdicts and verdicts[p.rate_rps].passed)
             ]
         return res
 
@@ -193,7 +270,7 @@ def find_peak(
                     return _never_passed(probes, floor, gen_ceiling(), precision)
                 lower, upper = _bracket_up(probe, lower, growth, max_rps)
             else:
-                upper = min(p.rate_rps for p in probes if p.rate_rps > lower and not p.passed)
+                upper = min(p.rate_rps for p in probes if p.rate_rps > lower and not p.steers_up)
 
         while True:
             # --- bisect ------------------------------------------------------------------------------------
@@ -203,15 +280,15 @@ def find_peak(
                     lower = mid
                 else:
                     upper = mid
-            # --- confirm both ends: the answer must pass by majority, the rate above it must not -----------
-            if majority_passes(lower):
+            # --- confirm both ends: the answer must pass its confirmation, the rate above it must not ------
+            if confirmed(lower, "lower"):
                 if upper is None or not confirm_upper or all(p.outcome == "generator_limited" for p in at(upper)):
                     break
-                if not majority_passes(upper):
+                if not confirmed(upper, "upper"):
                     break
                 # the rate above passed on re-measurement: it is the new lower end, look above it again
                 lower = upper
-                above = [p.rate_rps for p in probes if p.rate_rps > lower and not majority_passed(p.rate_rps)]
+                above = [p.rate_rps for p in probes if p.rate_rps > lower and not passed_so_far(p.rate_rps)]
                 if above:
                     upper = min(above)
                 else:
@@ -219,7 +296,7 @@ def find_peak(
                 continue
             refuted.add(lower)
             upper = lower
-            below = [p.rate_rps for p in probes if p.passed and p.rate_rps < upper and p.rate_rps not in refuted]
+            below = [p.rate_rps for p in probes if p.steers_up and p.rate_rps < upper and p.rate_rps not in refuted]
             if below:
                 lower = max(below)
                 continue
@@ -239,13 +316,19 @@ def find_peak(
         )
 
     n_ok = sum(p.passed for p in at(lower))
-    confirmed = f"confirmed by {n_ok} of {len(at(lower))} runs there"
+    if lower in verdicts:
+        v = verdicts[lower]
+        confirmed_by = f"confirmed by one verdict over its {v.runs} runs pooled" + (
+            f": {v.info['message']}" if v.info.get("message") else ""
+        )
+    else:
+        confirmed_by = f"confirmed by {n_ok} of {len(at(lower))} runs there"
     if upper is None:
         return done(
             "capped",
             lower,
             None,
-            f"passed at the highest rate allowed (the max rate cap), {lower:.4g} req/s ({confirmed}); the real "
+            f"passed at the highest rate allowed (the max rate cap), {lower:.4g} req/s ({confirmed_by}); the real "
             "peak may be higher (raise --max-rate)",
         )
     top = at(upper)
@@ -254,7 +337,7 @@ def find_peak(
             "generator_limited",
             lower,
             upper,
-            f"highest passing rate {lower:.4g} req/s ({confirmed}); the generator could not offer "
+            f"highest passing rate {lower:.4g} req/s ({confirmed_by}); the generator could not offer "
             f"{upper:.4g} req/s, so the server's peak may be higher: add --workers or run the generator on "
             "another machine",
         )
@@ -262,8 +345,8 @@ def find_peak(
         "found",
         lower,
         upper,
-        f"highest passing rate {lower:.4g} req/s ({confirmed}); {upper:.4g} req/s did not pass "
-        f"({_reason(top[-1].info if top else {})})",
+        f"highest passing rate {lower:.4g} req/s ({confirmed_by}); {upper:.4g} req/s did not pass "
+        f"({_reason(verdicts[upper].info if upper in verdicts else top[-1].info if top else {})})",
     )
 
 

@@ -7,8 +7,16 @@ imports locust.
    HF's inference-benchmarker do) measures what the server completes back to back; the peak under an SLO lies
    below it. The search starts at 60% of it, steps by x1.25 and never probes above 120% of it.
 2. **Probes** (loadgen.search.probe): each sized to the samples its verdict needs, retried once when only the
-   generator fell short, extended once when undecided.
-3. **Search** (loadgen.search.peak): bracket, bisect to `precision`, confirm both ends of the bracket by majority.
+   generator fell short (and, under the majority rule only, extended once when undecided).
+3. **Search** (loadgen.search.peak): bracket, bisect to `precision`, then confirm both ends of the bracket, each by
+   ONE verdict over its first `confirm` runs pooled (`pooled_verdict`), the number fixed in advance; bracket and
+   bisection count a run as passing when it is on course to pass that verdict (`steer_for`).
+   `confirm_rule="majority"`: a majority of separate verdicts, undecided probes extended (the rule before).
+
+Why pooled (docs/mlperf.md): one verdict over ~3x the queries holds the bound to a percentile nearer the SLO's own
+(three 10-s probes: ~p99.40, as one 30-s MLPerf LoadGen run), it is a single look at a fixed number of queries (the
+old extension of an undecided probe was a second look), and a burst in one of the runs counts against the rate
+instead of being outvoted by the two runs without one.
 """
 
 from __future__ import annotations
@@ -20,11 +28,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loadgen.results.confidence import coin_flip_percentile, max_overs_to_pass
 from loadgen.results.io import write_json
 from loadgen.results.points import summarize_point
 from loadgen.results.schema import SCHEMA_VERSION
-from loadgen.search.peak import find_peak
-from loadgen.search.probe import ProbePlan, probe_with_retry
+from loadgen.results.validity import generator_limited, reason_text
+from loadgen.search.peak import Probe, find_peak
+from loadgen.search.probe import ProbePlan, judge_runs, primary_attempt, probe_with_retry
 
 RunFn = Callable[[Any], dict]
 Say = Callable[[str], None]
@@ -45,6 +55,7 @@ class PeakOptions:
     min_rps: float | None = None
     max_probes: int = 20
     confirm: int = 3
+    confirm_rule: str = "pooled"  # "pooled": one verdict over the `confirm` runs at each end; "majority": before
     max_probe_s: float = 60.0
     probe_users: int = 8
     capacity_s: float = 5.0
@@ -86,6 +97,9 @@ def run_peak_search(
     """Search and write `peak.json` (rewritten after every probe) plus one JSON per run; return the document."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if opts.confirm_rule not in ("pooled", "majority"):
+        raise ValueError(f"confirm_rule must be 'pooled' or 'majority', got {opts.confirm_rule!r}")
+    pooled_rule = opts.confirm_rule == "pooled" and opts.confirm > 1
     plan = ProbePlan(
         slo_ms=opts.slo_ms,
         percentile=opts.percentile,
@@ -93,6 +107,7 @@ def run_peak_search(
         min_duration_s=base.duration_s,
         max_duration_s=max(opts.max_probe_s, base.duration_s),
         target_samples=opts.target_samples,
+        extend=not pooled_rule,  # pooled rule: no second look at a probe; the pooled verdicts decide the ends
     )
     notes: list[str] = []
     capacity = None
@@ -124,6 +139,15 @@ def run_peak_search(
     short = plan.shortfall(floor)
     if short:
         notes.append(f"lowest rate the search may probe: {floor:.4g} req/s; {short}")
+    if pooled_rule:
+        n_pool = opts.confirm * plan.samples()
+        held = coin_flip_percentile(n_pool, opts.percentile, opts.confidence)
+        notes.append(
+            f"each end of the final bracket is confirmed by one verdict over its {opts.confirm} runs pooled (at least "
+            f"{n_pool} queries: the bound held to about p{held:.2f}, against p"
+            f"{coin_flip_percentile(plan.samples(), opts.percentile, opts.confidence):.2f} for one probe of "
+            f"{plan.samples()})"
+        )
 
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
@@ -141,10 +165,19 @@ def run_peak_search(
         "plan": {**asdict(plan), "samples": plan.samples()},
         "method": (
             "bracket (x growth up while passing / down while not) then bisect until (upper - lower) / upper "
-            "<= precision, then confirm both ends: a majority of `confirm` runs at the answer must pass and a "
-            "majority at the rate above it must not. A probe passes "
-            "when its run is VALID and its percentile meets the SLO with the stated confidence; each probe is "
-            "sized to the queries that verdict needs"
+            "<= precision, then confirm both ends: "
+            + (
+                f"ONE verdict over the first {opts.confirm} runs at the answer, their queries pooled (the number fixed "
+                "in advance), must pass, and the same pooled verdict at the rate above it must not (unless that "
+                "rate's own run already failed with the stated confidence). Bracket and bisection count a probe as "
+                f"passing when its verdict passes or, undecided, {opts.confirm} runs with its share of queries over "
+                "the bound would pass the pooled verdict; probes are not extended"
+                if pooled_rule
+                else f"a majority of {opts.confirm} runs at the answer must pass and a majority at the rate above it "
+                "must not"
+            )
+            + ". A probe passes when its run is VALID and its percentile meets the SLO with the stated confidence; "
+            "each probe is sized to the queries that verdict needs"
         ),
         "capacity_probe": capacity,
         "probes": [],
@@ -156,6 +189,8 @@ def run_peak_search(
     def save() -> None:
         doc["written_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         write_json(out_dir / "peak.json", doc)
+
+    kept: dict[str, dict[str, Any]] = {}  # file -> what a pooled verdict needs of that run
 
     def run_one(rate: float, duration_s: float, seed: int, tag: str) -> tuple[dict, str]:
         i = len(doc["probes"])
@@ -174,12 +209,15 @@ def run_peak_search(
         )
         res = run(sc)
         write_json(out_dir / fname, res)
+        kept[fname] = {k: res.get(k) for k in ("valid", "invalid_reasons", "histogram_b64", "failed", "completed")}
         return res, fname
 
-    def measure(rate: float) -> tuple[str, dict]:
+    def measure(rate: float, confirming: bool = False) -> tuple[str, dict]:
         i = len(doc["probes"])
-        say(f"probe {i + 1}: {rate:.4g} req/s for {plan.duration_for(rate):g} s")
+        say(f"probe {i + 1}: {rate:.4g} req/s for {plan.duration_for(rate):g} s" + (" to pool" if confirming else ""))
         outcome, info = probe_with_retry(run_one, rate, plan, seed=base.seed + 10 * i)
+        if pooled_rule and not confirming:  # steer by whether this run is on course to pass the pooled verdict
+            info["steer"] = steer_for(outcome, info.get("verdict"), opts.confirm, plan)
         entry = {
             "rate_rps": rate,
             "outcome": outcome,
@@ -194,6 +232,9 @@ def run_peak_search(
             on_probe(entry)
         return outcome, info
 
+    def pooled(rate: float, runs: list[Probe]) -> tuple[str, dict]:
+        return pooled_verdict([kept.get(primary_attempt(p.info) or "") for p in runs], runs, plan)
+
     save()
     res = find_peak(
         measure,
@@ -204,6 +245,8 @@ def run_peak_search(
         min_rps=floor,
         max_probes=opts.max_probes,
         confirm=opts.confirm,
+        pooled=pooled if pooled_rule else None,
+        measure_confirm=(lambda r: measure(r, confirming=True)) if pooled_rule else None,
     ).to_dict()
     for p, rp in zip(doc["probes"], res["probes"]):
         p["phase"] = rp["phase"]
@@ -224,7 +267,11 @@ def run_peak_search(
             )
         }
     )
-    doc["confirmation"] = confirmation_summary(doc["probes"], res["peak_rps"])
+    doc["confirm_rule"] = res["confirm_rule"]
+    doc["pooled_verdicts"] = [
+        {"rate_rps": v["rate_rps"], "outcome": v["outcome"], **v["info"]} for v in res["pooled_verdicts"]
+    ]
+    doc["confirmation"] = confirmation_summary(doc["probes"], res["peak_rps"], doc["pooled_verdicts"])
     doc["generator_rps"] = max(
         (p["info"].get("generator_rps") or 0 for p in doc["probes"] if p["outcome"] == "generator_limited"),
         default=None,
@@ -234,8 +281,58 @@ def run_peak_search(
     return doc
 
 
-def confirmation_summary(probes: list[dict], peak_rps: float | None) -> dict[str, Any] | None:
-    """Every run at the answer: how many passed and how far their figures spread."""
+def steer_for(outcome: str, verdict: dict | None, runs: int, plan: ProbePlan) -> str:
+    """ "pass" when a run is on course to pass the pooled verdict: `runs` runs with its share of queries over the bound
+    would pass it; else its own outcome ("fail" for a pass that is not)."""
+    if outcome == "pass":
+        return "pass"
+    if outcome != "undecided" or not verdict or not verdict.get("samples"):
+        return outcome
+    n, over = int(verdict["samples"]), int(verdict["over"])
+    t = max_overs_to_pass(runs * n, plan.percentile / 100.0, plan.confidence)
+    return "pass" if t is not None and runs * over <= t else outcome
+
+
+def pooled_verdict(results: list[dict | None], runs: list[Probe], plan: ProbePlan) -> tuple[str, dict[str, Any]]:
+    """ONE verdict over the queries of the given runs at one rate, pooled (each probe's run before any extension: the
+    number of runs and their lengths were fixed before the first was seen). A run INVALID for the server's reasons
+    fails the rate; one INVALID for the generator's leaves it untested ("generator_limited")."""
+    files = [primary_attempt(p.info) for p in runs]
+    base = {"rule": "pooled", "runs": len(runs), "files": files}
+    for r, f in zip(results, files):
+        if r is None:
+            return "undecided", {**base, "message": f"run {f} missing: nothing to pool", "verdict": None}
+        if not r.get("valid"):
+            why = reason_text(r.get("invalid_reasons") or [])
+            if generator_limited(r):
+                return "generator_limited", {
+                    **base,
+                    "message": f"{f}: the generator fell short ({why})",
+                    "verdict": None,
+                }
+            return "fail", {**base, "message": f"{f} INVALID: {why}", "verdict": None}
+    v = judge_runs([r for r in results if r is not None], plan)
+    held = coin_flip_percentile(int(v["samples"]), plan.percentile, plan.confidence) if v["samples"] else None
+    info = {
+        **base,
+        "verdict": v["verdict"],
+        "queries": v["samples"],
+        "over": v["over"],
+        "max_over_to_pass": v.get("max_over_to_pass"),
+        "holds_to_percentile": None if held is None else round(held, 3),
+        "estimate_ms": v.get("estimate_ms"),
+        "ucb_ms": v.get("ucb_ms"),
+        "message": f"{v['message']}, {len(runs)} runs pooled"
+        + ("" if held is None else f" (this many queries hold the bound to about p{held:.2f})"),
+    }
+    return v["verdict"], info
+
+
+def confirmation_summary(
+    probes: list[dict], peak_rps: float | None, pooled: list[dict] | None = None
+) -> dict[str, Any] | None:
+    """Every run at the answer: how many passed and how far their figures spread; `pooled`: the one verdict over them
+    (the pooled rule)."""
     if peak_rps is None:
         return None
     runs = [p for p in probes if p["rate_rps"] == peak_rps]
@@ -249,8 +346,11 @@ def confirmation_summary(probes: list[dict], peak_rps: float | None) -> dict[str
         med = statistics.median(v)
         return {"min": min(v), "max": max(v), "median": med, "relative": (max(v) - min(v)) / med if med else None}
 
+    at_peak = [v for v in pooled or [] if v["rate_rps"] == peak_rps]
     return {
         "rate_rps": peak_rps,
+        "rule": "pooled" if at_peak else "majority",
+        "pooled": at_peak[-1] if at_peak else None,
         "runs": len(runs),
         "passes": sum(p["passed"] for p in runs),
         "outcomes": [p["outcome"] for p in runs],

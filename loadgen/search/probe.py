@@ -1,5 +1,7 @@
 """One probe of a search: a load test at a rate, sized to the samples its verdict needs, retried when the
-generator (not the server) fell short, extended when the verdict is undecided. Pure given an injected `run`.
+generator (not the server) fell short, extended when the verdict is undecided (`ProbePlan.extend`; the peak search's
+pooled rule turns this off: its pooled verdicts over a fixed number of runs replace the second look). Pure given an
+injected `run`.
 
 Sizing: a confident verdict on a high percentile needs queries (p99 at 99% confidence: 459 with no query over
 the bound). A probe collects `ProbePlan.samples()` of them — by default enough to pass when the share over the
@@ -73,6 +75,12 @@ class ProbePlan:
         return n0 / self.max_duration_s
 
 
+def primary_attempt(info: dict[str, Any]) -> str | None:
+    """The file of a probe's run before any extension: the last of its first run and the generator retry."""
+    files = [a["file"] for a in info.get("attempts") or [] if a.get("tag") in ("first", "retry")]
+    return files[-1] if files else None
+
+
 def judge_runs(results: list[dict], plan: ProbePlan) -> dict[str, Any]:
     """The SLO verdict over the pooled successes and failures of VALID runs at one rate."""
     h = new_histogram()
@@ -100,6 +108,7 @@ def probe_with_retry(run: RunProbe, rate_rps: float, plan: ProbePlan, seed: int 
                 "valid": bool(res.get("valid")),
                 "invalid_reasons": reason_list(res.get("invalid_reasons") or []),
                 "achieved_rps": res.get("achieved_rate_rps"),
+                "warmup_s": res.get("warmup_s"),
             }
         )
         return res

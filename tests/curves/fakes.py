@@ -253,3 +253,101 @@ def tune_fetch(url: str) -> str:
     port = int(url.split(":")[2].split("/")[0])
     n = (port % 100) // 10
     return f"# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {(100 + 60 * n) * 2**20}\n"
+
+
+# ---- a single-server queue with a known true percentile curve (the peak search's accuracy) ---------------------
+def mm1_true_peak_rps(service_rps: float, bound_ms: float, percentile: float = 99.0) -> float:
+    """The rate at which an M/M/1 queue's stationary p-th percentile sojourn time equals the bound: the sojourn time
+    is exponential with rate (mu - lambda), so its p-quantile is -ln(1 - p) / (mu - lambda)."""
+    return service_rps + math.log1p(-percentile / 100.0) / (bound_ms / 1e3)
+
+
+def mm1_over_share(rate_rps: float, service_rps: float, bound_ms: float) -> float:
+    """The stationary share of an M/M/1 queue's requests whose sojourn time exceeds the bound."""
+    if rate_rps >= service_rps:
+        return 1.0
+    return math.exp(-(service_rps - rate_rps) * bound_ms / 1e3)
+
+
+def mm1_run(
+    rate_rps: float,
+    *,
+    service_rps: float,
+    duration_s: float,
+    warmup_s: float = 2.0,
+    seed: int = 0,
+    slo_ms: float | None = None,
+    independent: bool = False,
+) -> dict:
+    """A run against an M/M/1 FIFO queue (Poisson arrivals at `rate_rps`, exponential service at `service_rps`)
+    that starts EMPTY at t = 0, as a real probe's server does; requests scheduled in the warm-up are served (they
+    fill the queue) but not counted. Waiting times by Lindley's recursion, vectorised (W_k = U_k - min_{j<=k} U_j).
+    Returns the fields of a run result the peak search reads (the histogram of the measured requests, validity,
+    rates); no Recorder: a search of ~20 runs takes milliseconds.
+
+    independent=True: each sojourn time drawn on its own from the queue's stationary law, Exp(mu - lambda): the same
+    true percentile curve, without the queue's memory (a long wait is not followed by more long waits), i.e. the
+    independent queries a binomial verdict assumes."""
+    from loadgen.results.recorded import encode_histogram, new_histogram, record_many, to_us
+
+    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(round(rate_rps * 1000))])
+    end = warmup_s + duration_s
+    k = int(rate_rps * end * 1.2 + 50)
+    t = np.cumsum(rng.exponential(1.0 / rate_rps, k))
+    while t[-1] < end:  # rarely: draw more arrivals
+        t = np.concatenate([t, t[-1] + np.cumsum(rng.exponential(1.0 / rate_rps, k))])
+    t = t[t < end]
+    s = rng.exponential(1.0 / service_rps, t.size)
+    steps = np.concatenate([[0.0], s[:-1] - np.diff(t)])
+    u = np.cumsum(steps)
+    wait = u - np.minimum.accumulate(u)
+    sojourn = wait + s
+    if independent:
+        sojourn = rng.exponential(1.0 / max(service_rps - rate_rps, 1e-3), t.size)
+    lat = sojourn[t >= warmup_s]
+    h = new_histogram()
+    record_many(h, [to_us(x) for x in lat])
+    p50, p99 = (float(np.percentile(lat, q)) * 1e3 for q in (50, 99)) if lat.size else (None, None)
+    return {
+        "mode": "open",
+        "target_rate_rps": rate_rps,
+        "achieved_rate_rps": lat.size / duration_s,
+        "completed": int(lat.size),
+        "failed": 0,
+        "duration_s": duration_s,
+        "warmup_s": warmup_s,
+        "valid": True,
+        "invalid_reasons": [],
+        "histogram_b64": encode_histogram(h),
+        "latency_ms": {"p50": p50, "p99": p99},
+        "scenario": {"rate_rps": rate_rps, "duration_s": duration_s, "warmup_s": warmup_s, "slo_p99_ms": slo_ms},
+    }
+
+
+def mm1_scenario_run(service_rps: float, independent: bool = False):
+    """run(scenario) -> result for loadgen.search.peaksearch.run_peak_search: the M/M/1 queue above (closed loop: the
+    capacity probe completes `service_rps`, what 8 users back to back keep a single server doing)."""
+
+    def run(scenario) -> dict:
+        if scenario.mode == "closed":
+            return {
+                "mode": "closed",
+                "achieved_rate_rps": service_rps,
+                "completed": int(service_rps * scenario.duration_s),
+                "failed": 0,
+                "duration_s": scenario.duration_s,
+                "valid": True,
+                "invalid_reasons": [],
+                "latency_ms": {},
+            }
+        return mm1_run(
+            scenario.rate_rps,
+            service_rps=service_rps,
+            duration_s=scenario.duration_s,
+            warmup_s=scenario.warmup_s,
+            seed=scenario.seed,
+            slo_ms=scenario.slo_p99_ms,
+            independent=independent,
+        )
+
+    return run

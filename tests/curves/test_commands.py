@@ -115,7 +115,14 @@ def test_peak_command_writes_every_probe(tmp_path, monkeypatch):
     assert 200 < doc["peak_rps"] < 360
     assert all((out / p["file"]).is_file() and p["phase"] in ("bracket", "bisect", "confirm") for p in doc["probes"])
     conf = doc["confirmation"]
-    assert conf["rate_rps"] == doc["peak_rps"] and conf["runs"] >= 2 and 2 * conf["passes"] > conf["runs"]
+    # the default rule: one verdict over the three runs at the answer, pooled (single runs there may be undecided)
+    assert doc["confirm_rule"] == "pooled" and conf["rule"] == "pooled" and conf["runs"] == 3
+    pooled = conf["pooled"]
+    assert conf["rate_rps"] == doc["peak_rps"] == pooled["rate_rps"] and pooled["verdict"] == "pass"
+    runs = [p for p in doc["probes"] if p["rate_rps"] == doc["peak_rps"]]
+    assert pooled["queries"] == sum(p["info"]["verdict"]["samples"] for p in runs)  # no probe is extended
+    assert pooled["files"] == [p["file"] for p in runs]
+    assert "pooled" in doc["reason"] and f"p{pooled['holds_to_percentile']:.2f}" in doc["reason"]
     at_peak = [p["phase"] for p in doc["probes"] if p["rate_rps"] == doc["peak_rps"]]
     assert at_peak.count("confirm") == conf["runs"] - 1  # the first run there came from the bracket or bisection
     assert doc["sizing"]["replicas"] >= 4
@@ -137,6 +144,20 @@ def test_peak_command_without_start_rate_probes_capacity_first(tmp_path, monkeyp
     for p in doc["probes"]:
         run = orjson.loads((out / p["info"]["files"][0]).read_bytes())
         assert run["duration_s"] == max(5, math.ceil(838 / p["rate_rps"]))
+
+
+def test_peak_command_keeps_the_majority_rule_on_request(tmp_path, monkeypatch):
+    _fake_runner(monkeypatch)
+    out = tmp_path / "pk"
+    args = ["peak", "--model", "m", "--slo-ms", "50", "--start-rate", "50", "--precision", "0.1", "--out", str(out)]
+    r = cli.invoke(app, [*args, "--confirm-rule", "majority"])
+    assert r.exit_code == 0, r.output
+    doc = orjson.loads((out / "peak.json").read_bytes())
+    assert doc["confirm_rule"] == "majority" and doc["pooled_verdicts"] == [] and doc["plan"]["extend"] is True
+    conf = doc["confirmation"]
+    assert conf["rule"] == "majority" and 2 * conf["passes"] > conf["runs"] >= 2
+    assert "(majority)" in r.output and "confirmed by" in doc["reason"] and "pooled" not in doc["reason"]
+    assert cli.invoke(app, [*args, "--confirm-rule", "vote"]).exit_code == 2
 
 
 def test_peak_command_never_passing_exits_1(tmp_path, monkeypatch):

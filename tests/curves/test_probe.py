@@ -90,3 +90,30 @@ def test_failures_count_against_the_slo():
     plan = ProbePlan(slo_ms=50)
     assert judge_runs([ok], plan)["verdict"] == "pass"
     assert judge_runs([bad], plan)["verdict"] == "fail"
+
+
+def test_primary_attempt_is_the_run_before_any_extension():
+    from loadgen.search.probe import primary_attempt
+
+    first, retry, more = ({"tag": t, "file": f"p-{t}.json"} for t in ("first", "retry", "more"))
+    assert primary_attempt({"attempts": [first, more]}) == "p-first.json"
+    assert primary_attempt({"attempts": [first, retry, more]}) == "p-retry.json"
+    assert primary_attempt({}) is None
+
+
+def test_a_run_on_course_to_pass_the_pooled_verdict_steers_the_bracket_up():
+    from loadgen.results.confidence import judge, max_overs_to_pass
+    from loadgen.search.peaksearch import steer_for
+
+    plan = ProbePlan(slo_ms=50)
+    t3 = max_overs_to_pass(3 * 1100, 0.99)
+    assert t3 == 19 and max_overs_to_pass(1100, 0.99) == 3
+    # 6 of 1100 over: undecided alone; three such runs (18 of 3300) would pass pooled
+    v = judge(1100, 6, 99.0).to_dict()
+    assert v["verdict"] == "undecided" and steer_for("undecided", v, 3, plan) == "pass"
+    # 7 of 1100: three such runs (21) would not
+    v = judge(1100, 7, 99.0).to_dict()
+    assert v["verdict"] == "undecided" and steer_for("undecided", v, 3, plan) == "undecided"
+    assert steer_for("pass", judge(1100, 0, 99.0).to_dict(), 3, plan) == "pass"
+    assert steer_for("fail", judge(1100, 40, 99.0).to_dict(), 3, plan) == "fail"
+    assert steer_for("undecided", None, 3, plan) == "undecided"
