@@ -18,10 +18,22 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from loadgen.results.schema_base import SCHEMA_VERSION, Json, Num, Percentiles, Reason, _Doc, _Strict
+from loadgen.results.schema_bench import BenchDoc, BenchRow
 from loadgen.results.schema_mlperf import MlperfDoc
 from loadgen.results.schema_workers import WorkersSection
 
-__all__ = ["MODELS", "SCHEMA_VERSION", "Json", "MlperfDoc", "Num", "Percentiles", "Reason", "SchemaError"]
+__all__ = [
+    "MODELS",
+    "SCHEMA_VERSION",
+    "BenchDoc",
+    "BenchRow",
+    "Json",
+    "MlperfDoc",
+    "Num",
+    "Percentiles",
+    "Reason",
+    "SchemaError",
+]
 
 
 class SloVerdict(_Strict):
@@ -276,39 +288,6 @@ class MatrixCell(_Strict):
     peak_items_per_s: Num = None
     p99_at_peak_ms: Num = None
     raw_items_per_s: Num = None
-
-
-class BenchRow(_Strict):
-    batch_size: int
-    instances: int
-    threads_per_instance: int
-    allow_spinning: bool
-    calls: int
-    items: int
-    window_s: float
-    throughput_items_per_s: float
-    latency_ms: Percentiles
-    per_item_latency_ms: Percentiles
-    idle_gap_ms: Num = None
-    latency_after_idle_ms: Percentiles | None = None
-    provider: str | None = None
-    """The ONNX Runtime execution provider that ran (cpu, openvino, ...: the session's first provider)."""
-    requested_provider: str | None = None
-    execution_providers: list[str] | None = None
-    """Everything the session runs, in ONNX Runtime's order (e.g. OpenVINOExecutionProvider, CPUExecutionProvider)."""
-
-
-class BenchDoc(_Doc):
-    """The in-process ONNX Runtime baseline (`inferload bench`): the limit a server can reach."""
-
-    kind: Literal["bench"] = "bench"
-    model: str
-    model_path: str
-    duration_s: float
-    warmup_s: float
-    started_at: str
-    machine: Json
-    results: list[BenchRow]
 
 
 class MatrixDoc(_Doc):
