@@ -88,7 +88,7 @@ class Endpoint:
         self.proc.wait(timeout=10)
 
 
-def measure(ep: Endpoint, k: int, rates: list[float], duration: float, tmp: Path) -> dict:
+def measure(ep: Endpoint, k: int, rates: list[float], duration: float, tmp: Path, max_late: float) -> dict:
     """An open-loop sweep over `rates` with k workers (one fleet for every point): the highest rate whose run is VALID,
     below the first one INVALID for the generator's reasons, is the fleet's capacity."""
     port = free_port()
@@ -131,12 +131,13 @@ def measure(ep: Endpoint, k: int, rates: list[float], duration: float, tmp: Path
                 "valid": r["valid"],
                 "reasons": codes,
                 "worker_cpu_max": [w["cpu_percent"]["max"] for w in per],
+                "worker_cpu_mean": [w["cpu_percent"]["mean"] for w in per],
                 "worker_rps": [round((w["completed"] + w["failed"]) / r["duration_s"], 1) for w in per],
                 "lag_p99_ms": [w["schedule_lag_ms"]["p99"] for w in per],
                 "late_share": [w["delayed_fraction"] for w in per],
             }
         )
-        late = max(w["delayed_fraction"] for w in per) > MAX_LATE_SHARE
+        late = max(w["delayed_fraction"] for w in per) > max_late
         if {"generator_cpu", "schedule_short"} & set(codes) or late:
             points[-1]["reasons"] = codes + (["late_sends"] if late else [])
             break
@@ -150,6 +151,12 @@ def main() -> None:
     ap.add_argument("--start", type=float, default=2000.0, help="first rate (req/s)")
     ap.add_argument("--step", type=float, default=1.15, help="rate ladder factor")
     ap.add_argument("--points", type=int, default=16)
+    ap.add_argument(
+        "--max-late-share",
+        type=float,
+        default=MAX_LATE_SHARE,
+        help="a worker keeps up while at most this share of its sends are > 2 ms late (1 = judge by CPU and schedule only)",
+    )
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     if (os.cpu_count() or 1) < 2:
@@ -159,8 +166,8 @@ def main() -> None:
         tmp = Path(t)
         ep = Endpoint(tmp)
         try:
-            one = measure(ep, 1, rates, a.duration, tmp)
-            two = measure(ep, 2, rates, a.duration, tmp)
+            one = measure(ep, 1, rates, a.duration, tmp, a.max_late_share)
+            two = measure(ep, 2, rates, a.duration, tmp, a.max_late_share)
         finally:
             ep.stop()
     print(f"endpoint: {ep.kind}; open loop, constant arrivals, {a.duration:g} s per rate, ladder x{a.step:g}")
@@ -176,6 +183,12 @@ def main() -> None:
             if c
             else f"{m['workers']} worker(s): no VALID rate on the ladder: {m['points']}"
         )
+    for m in (one, two):
+        c = m["capacity"]
+        if c:
+            eff = [r / (u / 100) for r, u in zip(c["worker_rps"], c["worker_cpu_mean"], strict=True) if u]
+            m["rps_per_cpu_second"] = [round(x) for x in eff]
+            print(f"{m['workers']} worker(s) at capacity: {', '.join(f'{x:.0f}' for x in eff)} req/s per CPU-second")
     if one["capacity"] and two["capacity"]:
         ratio = two["capacity"]["rate_rps"] / one["capacity"]["rate_rps"]
         print(f"2 workers / 1 worker: {ratio:.2f}x (target >= 1.8; ladder step {a.step:g} bounds its resolution)")
