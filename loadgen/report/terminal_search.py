@@ -282,6 +282,13 @@ def print_peak(console: Any, doc: dict, out: Path) -> None:
         )
     else:
         console.print(f"[bold red]no peak[/bold red] ({status}) — {doc['reason']}")
+    for v in doc.get("pooled_verdicts") or []:  # the pooled rule: one verdict per end of the final bracket
+        holds = f", holds the bound to ~p{v['holds_to_percentile']:.4g}" if v.get("holds_to_percentile") else ""
+        console.print(
+            f"  pooled verdict at {v['rate_rps']:.4g} req/s: {v['outcome']} — {v['runs']} runs, "
+            f"{v.get('queries') or 0} queries, {v.get('over') or 0} over the bound{holds}",
+            highlight=False,
+        )
     for nm in doc.get("non_monotone") or []:
         console.print(
             f"  [yellow]non-monotone:[/yellow] {nm['rate_rps']:.4g} req/s, below the peak, did not pass "
