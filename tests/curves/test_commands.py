@@ -107,6 +107,8 @@ def test_peak_command_writes_every_probe(tmp_path, monkeypatch):
             "1000",
             "--html",
             str(tmp_path / "p.html"),
+            "--confirm-rule",
+            "pooled",
         ],
     )
     assert r.exit_code == 0, r.output
@@ -115,7 +117,7 @@ def test_peak_command_writes_every_probe(tmp_path, monkeypatch):
     assert 200 < doc["peak_rps"] < 360
     assert all((out / p["file"]).is_file() and p["phase"] in ("bracket", "bisect", "confirm") for p in doc["probes"])
     conf = doc["confirmation"]
-    # the default rule: one verdict over the three runs at the answer, pooled (single runs there may be undecided)
+    # the pooled rule: one verdict over the three runs at the answer, pooled (single runs there may be undecided)
     assert doc["confirm_rule"] == "pooled" and conf["rule"] == "pooled" and conf["runs"] == 3
     pooled = conf["pooled"]
     assert conf["rate_rps"] == doc["peak_rps"] == pooled["rate_rps"] and pooled["verdict"] == "pass"
@@ -146,11 +148,11 @@ def test_peak_command_without_start_rate_probes_capacity_first(tmp_path, monkeyp
         assert run["duration_s"] == max(5, math.ceil(838 / p["rate_rps"]))
 
 
-def test_peak_command_keeps_the_majority_rule_on_request(tmp_path, monkeypatch):
+def test_peak_command_confirms_by_a_majority_by_default(tmp_path, monkeypatch):
     _fake_runner(monkeypatch)
     out = tmp_path / "pk"
     args = ["peak", "--model", "m", "--slo-ms", "50", "--start-rate", "50", "--precision", "0.1", "--out", str(out)]
-    r = cli.invoke(app, [*args, "--confirm-rule", "majority"])
+    r = cli.invoke(app, args)
     assert r.exit_code == 0, r.output
     doc = orjson.loads((out / "peak.json").read_bytes())
     assert doc["confirm_rule"] == "majority" and doc["pooled_verdicts"] == [] and doc["plan"]["extend"] is True

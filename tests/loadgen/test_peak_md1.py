@@ -69,7 +69,7 @@ def test_peak_with_default_flags_finds_the_md1_truth(standin, tmp_path):
     print(summary)
     assert doc["status"] == "found", summary
     assert abs(doc["peak_rps"] - truth) / truth <= 0.15, summary
-    # the answer was confirmed by one verdict over its three runs pooled, and the search never went below capacity/16
+    # the answer was confirmed by a majority of runs at that rate, and the search never went below capacity/16
     conf = doc["confirmation"]
-    assert conf["runs"] == 3 and conf["pooled"]["verdict"] == "pass" and conf["pooled"]["runs"] == 3, summary
+    assert conf["runs"] >= 2 and 2 * conf["passes"] > conf["runs"], summary
     assert doc["capacity_probe"]["rps"] == pytest.approx(1000 / SERVICE_MS, rel=0.15), summary
