@@ -46,7 +46,7 @@ def demo(
         100.0, "--slo-ms", "--slo-p99-ms", min=0.01, help="p99 bound (ms) for the peak search."
     ),
     peak_duration: float = typer.Option(
-        15.0,
+        12.0,
         "--peak-duration",
         min=1.0,
         help="Shortest measured window of a peak probe (s), longer if its verdict needs "
@@ -161,7 +161,7 @@ def demo(
                 "--precision",
                 "0.05",
                 "--max-probes",
-                "12",  # the demo's budget (~6 min in all): at most ~12 x 17 s of peak probes, even on a bursty VM
+                "16",  # the demo's budget (~6 min in all): at most ~16 x 14 s of peak probes, even on a bursty VM
                 "--max-probe-duration",
                 "30",
                 "--target-rps",
