@@ -48,6 +48,40 @@ def _rate_label(row: dict) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- result --
+def _workers_block(w: dict | None) -> str:
+    """The generating processes of a run made by several (loadgen.results.workers): who did what, who limited it."""
+    if not w:
+        return ""
+    rows = [
+        [
+            x["name"],
+            x["stream"],
+            x["sent"],
+            x["completed"],
+            x["failed"],
+            x["dropped"],
+            (x.get("schedule_lag_ms") or {}).get("p99"),
+            None if x.get("delayed_fraction") is None else 100 * x["delayed_fraction"],
+            (x.get("cpu_percent") or {}).get("max"),
+            ", ".join(x["problems"]) or "–",
+        ]
+        for x in w["per_worker"]
+    ]
+    head = ["worker", "stream", "sent", "ok", "failed", "dropped", "lag p99 ms", "late %", "CPU max %", "problems"]
+    extra = ""
+    if w.get("limited_reason"):
+        extra += f'<div class="callout">Limited by {esc(w["limited_reason"])}</div>'
+    if w.get("joined_late"):
+        extra += f'<div class="sub">Joined during the run (used from the next run on): {esc(", ".join(w["joined_late"]))}</div>'
+    return (
+        f"<h3>Workers ({w['count']})</h3>"
+        + table(head, rows, num_cols={1, 2, 3, 4, 5, 6, 7, 8})
+        + extra
+        + '<div class="sub">Each worker times its requests against its own schedule and clock; the histograms above are '
+        "their exact sum.</div>"
+    )
+
+
 def result_section(doc: Doc, raw_limit: dict | None) -> str:
     r = doc.data
     sc = r.get("scenario") or {}
@@ -116,6 +150,7 @@ def result_section(doc: Doc, raw_limit: dict | None) -> str:
 
     notes += [line.strip() for line in summary_lines(r.get("server_metrics"))]
     out.append(reasons_block(r.get("valid"), r.get("invalid_reasons") or [], r.get("warnings"), notes))
+    out.append(_workers_block(r.get("workers")))
     slo = sc.get("slo_p99_ms")
     out.append(
         figure(

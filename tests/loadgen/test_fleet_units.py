@@ -174,3 +174,15 @@ def test_a_lost_worker_makes_the_run_invalid_for_the_generators_reason_and_the_d
     validate_document(res)
     nobody = build_result(RecordData(), sc, started_at="x", server={}, machine={}, lost_reason="no workers left")
     assert [r["code"] for r in nobody["invalid_reasons"]] == ["worker_lost"] and generator_limited(nobody)
+
+
+def test_the_html_report_lists_each_worker_and_the_one_that_limited():
+    from loadgen.report.html_sections import _workers_block
+
+    a = _worker_data("h1:10", 100, 0, 2, cpu=30.0)
+    sec = workers_section({"h1:10": a}, {"h1:10": 0, "h2:<20>": 1}, "open", lost=["h2:<20>"], late=["h3_x"])
+    html = _workers_block(sec)
+    assert "<h3>Workers (2)</h3>" in html and "h1:10" in html
+    assert "h2:&lt;20&gt;" in html and "<20>" not in html  # names are escaped
+    assert "worker_lost" in html and "Limited by worker h2:&lt;20&gt;" in html and "h3_x" in html
+    assert _workers_block(None) == ""
