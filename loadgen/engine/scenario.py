@@ -235,6 +235,12 @@ class Scenario(BaseModel):
         """Offset (from t0) where scheduling / sending stops: warm-up + measurement."""
         return self.warmup_s + self.duration_s
 
+    @property
+    def longest_s(self) -> float:
+        """The longest a run may take before whoever waits for it gives up: its schedule, one request timeout to
+        drain, and 30 s for the hand-over."""
+        return self.end_s + self.timeout_ms / 1000 + 30.0
+
     @classmethod
     def from_toml(cls, path: str | Path, defaults: dict[str, Any] | None = None, **overrides: Any) -> Scenario:
         """Load a scenario file; keyword overrides whose value is None are ignored (unset CLI flags); `defaults` fill
