@@ -198,10 +198,10 @@ class Fleet:
 
     def _on_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         w = data.get("inferload")
-        if w and w.get("run") == self.run_id and self.coll is not None:
+        if w and data.get("inferload_run") == self.run_id and self.coll is not None:
             from loadgen.results.recorded import RecordData
 
-            self.coll.add(RecordData.from_wire(w["delta"]), self.names.get(client_id, client_id))
+            self.coll.add(RecordData.from_wire(w), self.names.get(client_id, client_id))
 
     def _on_final(self, environment: Any = None, msg: Any = None, **_: Any) -> None:
         d = msg.data

@@ -18,7 +18,7 @@ import socket
 import tempfile
 from typing import Any
 
-import gevent
+from loadgen.engine.users import send_final_when_finished
 
 log = logging.getLogger("inferload")
 
@@ -63,26 +63,18 @@ class WorkerState:
         else:
             ctx.attach(self.env)
             self.runner.spawn_users({"InferenceUser": self.users}, wait=False)
-        gevent.spawn(self._final_when_finished, ctx, run_id)
+        send_final_when_finished(self.env, ctx, run=run_id).link(lambda _: self._stop_users())
 
     def on_abort(self, environment: Any = None, msg: Any = None, **_: Any) -> None:
         if self.ctx is not None and msg.data.get("run") == self.run_id:
             self.ctx.stop()
 
-    def on_report(self, client_id: str, data: dict[str, Any]) -> None:
+    def reporting_ctx(self) -> Any:
+        """The context whose deltas go out with Locust's reports: the current run's, until its final delta is due."""
         ctx = self.ctx
-        if ctx is not None and ctx.t0 is not None and not ctx.finished.is_set():
-            data["inferload"] = {"run": self.run_id, "delta": ctx.recorder.take().to_wire()}
+        return ctx if ctx is not None and not ctx.finished.is_set() else None
 
     # ---- helpers -------------------------------------------------------------------------------------------------
-    def _final_when_finished(self, ctx: Any, run_id: int) -> None:
-        ctx.finished.wait()
-        delta = ctx.recorder.take()
-        self.runner.send_message(
-            "inferload_final", {"run": run_id, "source": self.name, "stream": ctx.stream, "delta": delta.to_wire()}
-        )
-        self._stop_users()
-
     def _stop_users(self) -> None:
         n = self.runner.user_classes_count.get("InferenceUser", 0)
         if n:
@@ -107,7 +99,7 @@ def serve(master_host: str, master_port: int, connect_timeout_s: float = 60.0) -
     from locust.env import Environment
     from locust.event import Events
 
-    from loadgen.engine.users import InferenceUser
+    from loadgen.engine.users import InferenceUser, install_worker_reporting
 
     lr.CONNECT_RETRY_COUNT = max(1, math.ceil(connect_timeout_s / lr.CONNECT_TIMEOUT))
     env = Environment(user_classes=[InferenceUser], events=Events())
@@ -126,7 +118,7 @@ def serve(master_host: str, master_port: int, connect_timeout_s: float = 60.0) -
     runner.register_message("inferload_prepare", state.on_prepare, concurrent=True)
     runner.register_message("inferload_go", state.on_go)
     runner.register_message("inferload_abort", state.on_abort)
-    env.events.report_to_master.add_listener(state.on_report)
+    install_worker_reporting(env, state.reporting_ctx, tag=lambda: {"inferload_run": state.run_id})
     runner.send_message("inferload_hello", {"name": state.name})
     log.warning("inferload worker %s joined the master at %s:%d", state.name, master_host, master_port)
     try:

@@ -411,24 +411,29 @@ class InferenceUser(User):
             gevent.sleep(3600)
 
 
-def install_worker_reporting(environment: Any, get_ctx: Any) -> None:
+def install_worker_reporting(environment: Any, get_ctx: Any, tag: Any = None) -> None:
     """Worker side: ship recorder deltas with each Locust report (report_to_master), and a final delta
-    in an `inferload_final` message once this process's part of the run has finished and drained."""
+    in an `inferload_final` message once this process's part of the run has finished and drained.
+    `tag()`: more keys for the report (a fleet's run id, loadgen.engine.fleet_worker)."""
 
     def on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
         ctx = get_ctx()
         if ctx is not None and ctx.t0 is not None:
             data["inferload"] = ctx.recorder.take().to_wire()
+            if tag is not None:
+                data.update(tag())
 
     environment.events.report_to_master.add_listener(on_report_to_master)
 
 
-def send_final_when_finished(environment: Any, ctx: LoadContext) -> Any:
+def send_final_when_finished(environment: Any, ctx: LoadContext, **extra: Any) -> Any:
+    """The greenlet that sends this process's final delta (with `extra` keys) once its part has finished."""
+
     def _wait_and_send() -> None:
         ctx.finished.wait()
         delta = ctx.recorder.take()
         environment.runner.send_message(
-            "inferload_final", {"source": ctx.source, "stream": ctx.stream, "delta": delta.to_wire()}
+            "inferload_final", {"source": ctx.source, "stream": ctx.stream, "delta": delta.to_wire(), **extra}
         )
 
     return gevent.spawn(_wait_and_send)
