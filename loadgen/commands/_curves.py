@@ -106,6 +106,7 @@ class Runner:
 
         prepare_engine()
         self.progress, self.fleet_opts, self.kw = progress, fleet or {}, kw
+        self.expect = int(self.fleet_opts.get("expect_workers") or 0)
         self.fleet: Any = None
         self.entered = False
 
@@ -122,11 +123,10 @@ class Runner:
             self.fleet = None
 
     def _wants_fleet(self, scenario: Any) -> bool:
-        expect = int(self.fleet_opts.get("expect_workers") or 0)
-        return self.fleet is not None or bool(expect) or (self.entered and scenario.workers > 0)
+        return self.fleet is not None or bool(self.expect) or (self.entered and scenario.workers > 0)
 
     def _fleet_for(self, scenario: Any) -> Any:
-        expect = int(self.fleet_opts.get("expect_workers") or 0)
+        expect = self.expect
         if self.fleet is None:
             from loadgen.engine.fleet import Fleet, FleetError, FleetSpec
 
@@ -169,13 +169,8 @@ def running(progress: bool = True, fleet: dict[str, Any] | None = None, **kw: An
     """`with running(...) as run:` a runner (runner() above, looked up at call time) whose fleet of workers, if any,
     lives for the block and is stopped at its end."""
     run = runner(progress=progress, **({"fleet": fleet} if fleet else {}), **kw)
-    try:
-        with run if hasattr(run, "__enter__") else nullcontext(run) as r:
-            yield r
-    finally:
-        close = getattr(run, "close", None)
-        if close is not None:
-            close()
+    with run if hasattr(run, "__enter__") else nullcontext(run) as r:  # a Runner's exit stops its fleet
+        yield r
 
 
 def default_out(kind: str) -> Path:

@@ -103,37 +103,18 @@ def loadgen_valid(rate: float, service_rps: float, seed: int, independent: bool,
 def loadgen_boundary(
     peak: float, service_rps: float, seed: int, independent: bool, refine: float = 0.025
 ) -> float | None:
-    """benchmarks/vs_mlperf.py's bracket of LoadGen's VALID boundary around inferload's peak, on simulated runs."""
+    """benchmarks/vs_mlperf.py's bracket of LoadGen's VALID boundary around inferload's peak (its own `bracket`), on
+    simulated runs."""
+    from benchmarks.vs_mlperf import bracket
+
     k = 0
 
-    def at(m: float) -> bool:
+    def measure(rate: float) -> dict:
         nonlocal k
         k += 1
-        return loadgen_valid(peak * m, service_rps, 10_000 + seed * 100 + k, independent)
+        return {"valid": loadgen_valid(rate, service_rps, 10_000 + seed * 100 + k, independent)}
 
-    lo: float | None = None
-    hi: float | None = None
-    if at(1.0):
-        lo, m = 1.0, 1.1
-        while k < 12:
-            if at(m):
-                lo, m = m, m + 0.1
-            else:
-                hi = m
-                break
-    else:
-        hi, m = 1.0, 0.95
-        while k < 12 and m > 0.3:
-            if at(m):
-                lo = m
-                break
-            hi, m = m, m - 0.05
-    while lo is not None and hi is not None and hi - lo > refine * 1.001 and k < 12:
-        mid = round((lo + hi) / 2, 4)
-        if at(mid):
-            lo = mid
-        else:
-            hi = mid
+    lo, _, _ = bracket(measure, peak, refine, max_runs=12)
     return None if lo is None else lo * peak
 
 
