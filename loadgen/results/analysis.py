@@ -212,17 +212,19 @@ def judge_slo(
     bound_ms: float,
     percentile: float = 99.0,
     confidence: float = DEFAULT_CONFIDENCE,
+    design_effect: float = 1.0,
 ) -> dict[str, Any]:
     """The SLO verdict with `confidence`: failed requests count as over the bound (a failure never meets a
-    latency SLO). Returns the verdict dict of loadgen.results.confidence.judge plus the estimate and its UCB."""
+    latency SLO). Returns the verdict dict of loadgen.results.confidence.judge plus the estimate and its UCB.
+    design_effect > 1: the overs came in bursts (loadgen.results.bursts); the verdict weighs n / D queries."""
     n_ok = 0 if succ is None else succ.get_total_count()
     n = n_ok + failed
     over = count_over(succ, bound_ms * 1000.0) + failed
-    v = judge(n, over, percentile, confidence, bound_label=f"{bound_ms:g} ms").to_dict()
+    v = judge(n, over, percentile, confidence, bound_label=f"{bound_ms:g} ms", design_effect=design_effect).to_dict()
     est = ucb = None
     if n_ok:
         est = us_to_ms(values_at_percentiles(succ, [percentile])[percentile])
-    k = upper_rank(n, percentile / 100.0, confidence) if n else None
+    k = _ucb_rank(n, percentile / 100.0, confidence, design_effect) if n else None
     if k is not None:
         ucb = us_to_ms(value_at_rank(succ, k)) if k <= n_ok else math.inf
     v.update(
@@ -235,8 +237,22 @@ def judge_slo(
     return v
 
 
-def timeseries_rows(seconds: dict[int, Any], warmup_s: float, end_s: float) -> list[dict[str, Any]]:
-    """Per-second rows {t_s, phase, offered, completed, errors, in_flight, p50_ms, p99_ms}."""
+def _ucb_rank(n: int, p: float, confidence: float, design_effect: float) -> int | None:
+    """The rank of the SLO verdict's upper confidence bound, so that pass <=> UCB <= bound also with a design effect:
+    n / D effective queries allow (n_e - k_e) over, i.e. (n_e - k_e) D real ones."""
+    if design_effect <= 1.0:
+        return upper_rank(n, p, confidence)
+    n_e = max(1, int(n / design_effect))
+    k_e = upper_rank(n_e, p, confidence)
+    return None if k_e is None else max(1, n - math.floor((n_e - k_e) * design_effect))
+
+
+def timeseries_rows(
+    seconds: dict[int, Any], warmup_s: float, end_s: float, bound_ms: float | None = None
+) -> list[dict[str, Any]]:
+    """Per-second rows {t_s, phase, offered, completed, errors, in_flight, p50_ms, p99_ms}; with an SLO bound also
+    `judged` (successes scheduled in that second plus its errors) and `over_slo` (how many of them were over the bound,
+    errors included), the windows loadgen.results.bursts judges bursts from."""
     if not seconds:
         return []
     rows = []
@@ -247,6 +263,11 @@ def timeseries_rows(seconds: dict[int, Any], warmup_s: float, end_s: float) -> l
         if b is not None and b.hist is not None and b.hist.get_total_count():
             v = values_at_percentiles(b.hist, [50.0, 99.0])
             p50, p99 = us_to_ms(v[50.0]), us_to_ms(v[99.0])
+        row: dict[str, Any] = {}
+        if bound_ms is not None:
+            ok = b.hist.get_total_count() if b is not None and b.hist is not None else 0
+            err = b.errors if b else 0
+            row = {"judged": ok + err, "over_slo": count_over(b.hist if b else None, bound_ms * 1000.0) + err}
         rows.append(
             {
                 "t_s": s,
@@ -257,6 +278,7 @@ def timeseries_rows(seconds: dict[int, Any], warmup_s: float, end_s: float) -> l
                 "in_flight": b.in_flight if b else 0,
                 "p50_ms": p50,
                 "p99_ms": p99,
+                **row,
             }
         )
     return rows

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from loadgen.results import analysis, validity
+from loadgen.results import analysis, bursts, validity
 from loadgen.results.machine import machine_info
 from loadgen.results.recorded import SERVER_STAGES, RecordData, encode_histogram, new_histogram
 from loadgen.results.schema import SCHEMA_VERSION
@@ -43,8 +43,10 @@ def build_result(
     unbounded = analysis.unbounded_percentiles(completed, conf)
     h = m.hists
     slo = None
+    rows = analysis.timeseries_rows(data.seconds, scenario.warmup_s, scenario.end_s, scenario.slo_p99_ms)
     if scenario.slo_p99_ms is not None:
-        slo = analysis.judge_slo(succ, failed, scenario.slo_p99_ms, scenario.slo_percentile, conf)
+        de = bursts.design_effect(bursts.windows_of({"timeseries": rows}), conf)
+        slo = analysis.judge_slo(succ, failed, scenario.slo_p99_ms, scenario.slo_percentile, conf, de)
     lag = validity.lag_effect(
         scenario.mode,
         lag=h.get("lag"),
@@ -134,7 +136,7 @@ def build_result(
         "percentiles": analysis.percentile_distribution_ms(succ),
         "histogram_b64": encode_histogram(succ if succ is not None else new_histogram()),
         "histogram_unit": "us",
-        "timeseries": analysis.timeseries_rows(data.seconds, scenario.warmup_s, scenario.end_s),
+        "timeseries": rows,
         "generator_cpu_percent": cpu,
         "slo": slo,
         "valid": valid,

@@ -197,17 +197,43 @@ class PercentileVerdict:
     max_over_to_pass: int | None  # with these n samples, at most this many may exceed the bound to pass
     queries_needed: int | None  # undecided: total queries that would decide it at the same over-rate
     message: str
+    design_effect: float = 1.0  # > 1: overs in bursts, the verdict weighed n / D queries (loadgen.results.bursts)
+    effective_samples: int | None = None  # n / D when design_effect > 1
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def judge(
-    n: int, over: int, percentile: float, confidence: float = DEFAULT_CONFIDENCE, bound_label: str = "the bound"
+    n: int,
+    over: int,
+    percentile: float,
+    confidence: float = DEFAULT_CONFIDENCE,
+    bound_label: str = "the bound",
+    design_effect: float = 1.0,
 ) -> PercentileVerdict:
-    """Three-way verdict (see module docstring). `percentile` in percent (99 = p99)."""
+    """Three-way verdict (see module docstring). `percentile` in percent (99 = p99).
+
+    design_effect D > 1 (loadgen.results.bursts: the overs came in bursts): the n queries carry the evidence of
+    n / D independent ones, over / D of them over the bound; the verdict is the binomial one on those (rounded
+    against passing), and `queries_needed` is in real queries."""
     if not 0 <= over <= max(n, 0):
         raise ValueError(f"over ({over}) must be between 0 and n ({n})")
+    if design_effect < 1.0 or not math.isfinite(design_effect):
+        raise ValueError(f"design_effect must be a finite number >= 1, got {design_effect}")
+    if design_effect > 1.0 and n > 0:
+        n_e = max(1, int(n / design_effect))
+        over_e = min(n_e, math.ceil(over / design_effect - 1e-9))
+        v = judge(n_e, over_e, percentile, confidence, bound_label)
+        note = (
+            f" [the queries over {bound_label} came in bursts (dispersion {design_effect:.1f}x binomial across "
+            f"1-s windows): judged as {n_e} independent queries with {over_e} over]"
+        )
+        t_pass = None if v.max_over_to_pass is None else math.floor(v.max_over_to_pass * design_effect)
+        need = None if v.queries_needed is None else math.ceil(v.queries_needed * design_effect)
+        return PercentileVerdict(
+            v.verdict, percentile, confidence, n, over, t_pass, need, v.message + note, round(design_effect, 3), n_e
+        )
     p = percentile / 100.0
     _check(p, confidence)
     name = f"p{percentile:g}"

@@ -50,6 +50,8 @@ class SloVerdict(_Strict):
     ucb_is_failure: bool = False
     max_over_to_pass: int | None = None
     queries_needed: int | None = None
+    design_effect: float = 1.0
+    effective_samples: int | None = None
     p99_ms: Num = None
     message: str
 
@@ -218,6 +220,7 @@ class PooledVerdictRow(_Strict):
     queries: int | None = None
     over: int | None = None
     max_over_to_pass: int | None = None
+    design_effect: float = 1.0
     holds_to_percentile: Num = None
     """The percentile this many queries in effect hold the bound to (loadgen.results.confidence.coin_flip_percentile):
     the rate at which the verdict passes as often as not is the one whose true percentile of this rank meets it."""

@@ -82,7 +82,8 @@ def lag_effect(
     out["lag_p99_ms"] = lag_p99
     name = f"p{percentile:g}"
     if slo is not None:
-        free = judge_slo(lag_free, failed, slo["bound_ms"], percentile, confidence)
+        # the same design effect as the verdict it is held against: only the send instants differ
+        free = judge_slo(lag_free, failed, slo["bound_ms"], percentile, confidence, slo.get("design_effect") or 1.0)
         out["lag_free_verdict"] = free["verdict"]
         if free["verdict"] != slo["verdict"]:
             out["material"] = True

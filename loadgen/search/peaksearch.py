@@ -213,6 +213,7 @@ def run_peak_search(
         res = run(sc)
         write_json(out_dir / fname, res)
         kept[fname] = {k: res.get(k) for k in ("valid", "invalid_reasons", "histogram_b64", "failed", "completed")}
+        kept[fname]["timeseries"] = [r for r in res.get("timeseries") or [] if r.get("over_slo") is not None]
         return res, fname
 
     def measure(rate: float, confirming: bool = False) -> tuple[str, dict]:
@@ -315,13 +316,15 @@ def pooled_verdict(results: list[dict | None], runs: list[Probe], plan: ProbePla
                 }
             return "fail", {**base, "message": f"{f} INVALID: {why}", "verdict": None}
     v = judge_runs([r for r in results if r is not None], plan)
-    held = coin_flip_percentile(int(v["samples"]), plan.percentile, plan.confidence) if v["samples"] else None
+    n_held = int(v.get("effective_samples") or v["samples"])  # bursts: the queries they weigh as
+    held = coin_flip_percentile(n_held, plan.percentile, plan.confidence) if n_held else None
     info = {
         **base,
         "verdict": v["verdict"],
         "queries": v["samples"],
         "over": v["over"],
         "max_over_to_pass": v.get("max_over_to_pass"),
+        "design_effect": v.get("design_effect", 1.0),
         "holds_to_percentile": None if held is None else round(held, 3),
         "estimate_ms": v.get("estimate_ms"),
         "ucb_ms": v.get("ucb_ms"),

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadgen.results.analysis import judge_slo
+from loadgen.results.bursts import design_effect, windows_of
 from loadgen.results.confidence import DEFAULT_CONFIDENCE, min_queries
 from loadgen.results.points import summarize_point
 from loadgen.results.recorded import decode_histogram, new_histogram
@@ -82,14 +83,18 @@ def primary_attempt(info: dict[str, Any]) -> str | None:
 
 
 def judge_runs(results: list[dict], plan: ProbePlan) -> dict[str, Any]:
-    """The SLO verdict over the pooled successes and failures of VALID runs at one rate."""
+    """The SLO verdict over the pooled successes and failures of VALID runs at one rate, weighed by the design effect
+    of their per-second windows taken together (loadgen.results.bursts: a burst in one run against the others' calm)."""
     h = new_histogram()
     failed = 0
+    windows: list[tuple[int, int]] = []
     for r in results:
         if r.get("histogram_b64"):
             h.add(decode_histogram(r["histogram_b64"]))
         failed += int(r.get("failed") or 0)
-    return judge_slo(h, failed, plan.slo_ms, plan.percentile, plan.confidence)
+        windows += windows_of(r)
+    de = design_effect(windows, plan.confidence)
+    return judge_slo(h, failed, plan.slo_ms, plan.percentile, plan.confidence, de)
 
 
 def probe_with_retry(run: RunProbe, rate_rps: float, plan: ProbePlan, seed: int = 1) -> tuple[str, dict[str, Any]]:

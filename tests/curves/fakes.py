@@ -305,6 +305,15 @@ def mm1_run(
     if independent:
         sojourn = rng.exponential(1.0 / max(service_rps - rate_rps, 1e-3), t.size)
     lat = sojourn[t >= warmup_s]
+    rows = []
+    if slo_ms is not None:  # the per-second windows a real run records (by scheduled second), for the burst check
+        sec = np.floor(t[t >= warmup_s] - warmup_s).astype(int)
+        judged = np.bincount(sec, minlength=int(math.ceil(duration_s)))
+        over = np.bincount(sec, weights=lat > slo_ms / 1e3, minlength=judged.size)
+        rows = [
+            {"t_s": i, "phase": "measure", "judged": int(m), "over_slo": int(c)}
+            for i, (m, c) in enumerate(zip(judged, over))
+        ]
     h = new_histogram()
     record_many(h, [to_us(x) for x in lat])
     p50, p99 = (float(np.percentile(lat, q)) * 1e3 for q in (50, 99)) if lat.size else (None, None)
@@ -320,6 +329,7 @@ def mm1_run(
         "invalid_reasons": [],
         "histogram_b64": encode_histogram(h),
         "latency_ms": {"p50": p50, "p99": p99},
+        "timeseries": rows,
         "scenario": {"rate_rps": rate_rps, "duration_s": duration_s, "warmup_s": warmup_s, "slo_p99_ms": slo_ms},
     }
 

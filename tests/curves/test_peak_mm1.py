@@ -69,13 +69,22 @@ def test_pooled_rule_never_answers_above_the_true_boundary(independent_searches)
     assert max(ratios) <= 1.0  # the 99% statement, with independent queries
     assert min(ratios) >= 0.90  # at most: ~p99.37 held (3.5%) and a bracket narrower than 5%
     assert 0.93 <= statistics.mean(ratios) <= 0.97
+    exact = 0
     for x in runs:
         pooled = x.doc["confirmation"]["pooled"]
-        # the document states the pooled verdict, its queries and the percentile that many hold the bound to
+        # the document states the pooled verdict, its queries and the percentile that many hold the bound to (the
+        # queries it weighs as independent: all of them unless the per-second windows showed bursts)
         assert pooled["verdict"] == "pass" and pooled["runs"] == 3 and pooled["rate_rps"] == x.peak_rps
-        assert pooled["holds_to_percentile"] == pytest.approx(coin_flip_percentile(pooled["queries"], 99.0), abs=1e-3)
-        assert 99.3 < pooled["holds_to_percentile"] < 99.45
+        d = pooled["design_effect"]
+        weighed = pooled["queries"] if d == 1.0 else int(pooled["queries"] / d)
+        assert pooled["holds_to_percentile"] == pytest.approx(coin_flip_percentile(weighed, 99.0), abs=1e-3)
+        if d == 1.0:
+            exact += 1
+            assert 99.3 < pooled["holds_to_percentile"] < 99.45
         assert x.doc["confirm_rule"] == "pooled" and x.doc["plan"]["extend"] is False
+    # independent queries: the burst check rejects independence in ~1% of verdicts (its test's level), so nearly
+    # every answer rests on the exact binomial verdict
+    assert exact >= len(runs) - 2
 
 
 def test_pooled_rule_is_as_close_as_the_rule_before_and_measures_less(independent_searches):
@@ -91,9 +100,22 @@ def test_pooled_rule_is_as_close_as_the_rule_before_and_measures_less(independen
 
 
 def test_on_the_queue_the_answers_scatter_around_the_truth_within_the_stated_margin():
-    # near saturation (rho ~0.95 at the boundary); at rho ~0.74 (SERVICE_RPS) the scatter is wider (+-10%), see the
-    # module docstring and docs/mlperf.md
+    # near saturation (rho ~0.95 at the boundary); at rho ~0.74 (SERVICE_RPS) the scatter is wider, see the module
+    # docstring and docs/mlperf.md. 30 seeds: 0.936-1.017 of the truth, 9 of 30 above it (majority rule: 19 of 30)
     runs = [search(s, "pooled", independent=False, service_rps=1000.0) for s in range(8)]
     ratios = [x.peak_rps / x.truth_rps for x in runs]
     assert all(x.status == "found" for x in runs)
-    assert min(ratios) >= 0.95 and max(ratios) <= 1.05
+    assert min(ratios) >= 0.90 and max(ratios) <= 1.05
+
+
+def test_weighing_bursts_keeps_the_pooled_rule_off_the_optimistic_side_of_a_queue():
+    """rho ~0.74 at the boundary, where bursts are widest: the plain binomial pooled verdict answered above the true
+    boundary about half the time (21 of 40 seeds); weighed by the per-second windows' design effect, 8 of 40 (module
+    docstring of loadgen.results.bursts). 12 seeds here: a margin for the draw, not a tuned figure."""
+    runs = [search(s, "pooled", independent=False) for s in SEEDS]
+    ratios = [x.peak_rps / x.truth_rps for x in runs if x.peak_rps]
+    assert len(ratios) == len(SEEDS)
+    assert sum(r > 1.0 for r in ratios) <= 4
+    assert statistics.mean(ratios) < 0.99
+    # the verdicts said why: some pooled verdict weighed bursts
+    assert any(v.get("design_effect", 1.0) > 1.0 for x in runs for v in x.doc.get("pooled_verdicts") or [])
