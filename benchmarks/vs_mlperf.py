@@ -258,7 +258,10 @@ def table(results: list[dict]) -> str:
         p, lo, hi = r["peak"], r.get("valid_multiple"), r.get("invalid_multiple")
         first = r["rows"][0] if r.get("rows") else {}
         ratio = "–" if lo is None else f"{1 / lo:.3f}" + ("" if hi is not None else " (upper bound not found)")
-        at_peak = "VALID" if first.get("valid") else "INVALID (optimistic)"
+        at_peak = "VALID" if first.get("valid") else f"INVALID (p99 {first.get('p99_ms') or 0:.0f} ms): optimistic"
+        if not first.get("valid") and first.get("reasons") == ["loadgen_early_stopping"]:
+            # early stopping alone, the measured p99 within the bound: what inferload calls undecided, not a miss
+            at_peak = f"INVALID by early stopping only (p99 {first.get('p99_ms') or 0:.0f} ms): undecided"
         if first.get("sut_limited"):
             at_peak = "INVALID, LoadGen's SUT fell behind (no verdict on the server)"
         lg_queries = max((x.get("queries") or 0 for x in r["rows"] if x.get("valid")), default=None)

@@ -75,12 +75,12 @@ def peak(
         help="Runs at the answer (and, with --confirm-rule pooled, at the rate above it) (1 = no confirmation).",
     ),
     confirm_rule: ConfirmRule = typer.Option(
-        ConfirmRule.majority,
+        ConfirmRule.pooled,
         "--confirm-rule",
-        help="majority (default): a majority of separate verdicts at the answer must pass (undecided probes "
-        "extended), each holding the bound to a higher percentile than MLPerf LoadGen's runs; pooled: one verdict "
-        "over the --confirm runs at each end, as long as a LoadGen run (docs/mlperf.md: it was optimistic against "
-        "LoadGen's boundary).",
+        help="pooled (default): one verdict over the --confirm runs at each end, their queries and per-second windows "
+        "pooled, so a burst in one run weighs against the others (docs/mlperf.md: as close to MLPerf LoadGen's "
+        "boundary and less often optimistic); majority: a majority of separate verdicts at the answer must pass "
+        "(undecided probes extended).",
     ),
     max_probe_duration: float = typer.Option(
         60.0,

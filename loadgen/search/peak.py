@@ -18,8 +18,9 @@ the answer from drifting only downwards). The answer is always a rate that was m
   reverse it. Bracket and bisection may be steered by `info["steer"]` (the caller's "pass" for a run on course to pass
   the pooled verdict though undecided on its own), so that they look where the pooled verdict will decide; a run
   budget spent before any confirmation still reports only a rate whose own verdict passed.
-  Like every binomial verdict (MLPerf LoadGen's early stopping included) the stated confidence assumes independent
-  queries; a queue's tail comes in bursts, and then no such verdict holds it (docs/mlperf.md, tests/curves/peak_sim.py).
+  A binomial verdict's stated confidence assumes independent queries; a queue's tail comes in bursts. The caller's
+  verdicts weigh what the runs' per-second windows show of them (loadgen.results.bursts), which a burst rarer than
+  one per run escapes (docs/mlperf.md, tests/curves/peak_sim.py).
 - **majority** (no `pooled`): measure the rate again until a majority of `confirm` runs agrees. A majority of
   verdicts only sharpens the rate at which one verdict passes as often as not; it does not move it.
 

@@ -148,13 +148,19 @@ def test_peak_command_without_start_rate_probes_capacity_first(tmp_path, monkeyp
         assert run["duration_s"] == max(5, math.ceil(838 / p["rate_rps"]))
 
 
-def test_peak_command_confirms_by_a_majority_by_default(tmp_path, monkeypatch):
+def test_peak_command_confirms_by_one_pooled_verdict_by_default_and_by_majority_on_request(tmp_path, monkeypatch):
     _fake_runner(monkeypatch)
     out = tmp_path / "pk"
     args = ["peak", "--model", "m", "--slo-ms", "50", "--start-rate", "50", "--precision", "0.1", "--out", str(out)]
     r = cli.invoke(app, args)
     assert r.exit_code == 0, r.output
     doc = orjson.loads((out / "peak.json").read_bytes())
+    assert doc["confirm_rule"] == "pooled" and doc["pooled_verdicts"] and doc["plan"]["extend"] is False
+    assert doc["confirmation"]["pooled"]["verdict"] == "pass" and "(pooled)" in r.output
+    out2 = tmp_path / "pk2"
+    r = cli.invoke(app, [*args[:-1], str(out2), "--confirm-rule", "majority"])
+    assert r.exit_code == 0, r.output
+    doc = orjson.loads((out2 / "peak.json").read_bytes())
     assert doc["confirm_rule"] == "majority" and doc["pooled_verdicts"] == [] and doc["plan"]["extend"] is True
     conf = doc["confirmation"]
     assert conf["rule"] == "majority" and 2 * conf["passes"] > conf["runs"] >= 2
