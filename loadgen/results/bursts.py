@@ -22,7 +22,7 @@ and nothing in it says bursts happen; only more runs (more time at the rate) sho
 (`inferload peak --confirm-rule pooled`) are judged over all their windows at once, so a burst in one run of three
 is weighed against the calm of the other two. Simulated (tests/curves/peak_sim.py, an M/M/1 queue at its true
 boundary): three 10-s runs pooled pass ~50% of the time with the plain binomial verdict, ~25% with this one;
-independent queries: unchanged.
+independent queries: unchanged. Peak searches on that queue: docs/mlperf.md#the-pooled-confirmation.
 """
 
 from __future__ import annotations

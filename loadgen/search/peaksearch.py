@@ -26,6 +26,7 @@ majority rule was the default.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -297,8 +298,11 @@ def steer_for(outcome: str, verdict: dict | None, runs: int, plan: ProbePlan) ->
     if outcome != "undecided" or not verdict or not verdict.get("samples"):
         return outcome
     n, over = int(verdict["samples"]), int(verdict["over"])
-    t = max_overs_to_pass(runs * n, plan.percentile / 100.0, plan.confidence)
-    return "pass" if t is not None and runs * over <= t else outcome
+    # as the pooled verdict will weigh them: `runs` runs like this one, bursts included (their design effect)
+    d = float(verdict.get("design_effect") or 1.0)
+    n_e, over_e = max(1, int(runs * n / d)), math.ceil(runs * over / d - 1e-9)
+    t = max_overs_to_pass(n_e, plan.percentile / 100.0, plan.confidence)
+    return "pass" if t is not None and over_e <= t else outcome
 
 
 def pooled_verdict(results: list[dict | None], runs: list[Probe], plan: ProbePlan) -> tuple[str, dict[str, Any]]:

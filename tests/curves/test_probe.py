@@ -117,3 +117,9 @@ def test_a_run_on_course_to_pass_the_pooled_verdict_steers_the_bracket_up():
     assert steer_for("pass", judge(1100, 0, 99.0).to_dict(), 3, plan) == "pass"
     assert steer_for("fail", judge(1100, 40, 99.0).to_dict(), 3, plan) == "fail"
     assert steer_for("undecided", None, 3, plan) == "undecided"
+    # 6 of 1100 in bursts (design effect 4): three such runs weigh as 825 queries with 5 over, which cannot pass
+    # (at most 1 of 825 allowed), so the run does not steer the search up as the unweighed 6 of 1100 did
+    v = judge(1100, 6, 99.0, design_effect=4.0).to_dict()
+    assert v["verdict"] == "undecided" and v["effective_samples"] == 275
+    assert max_overs_to_pass(825, 0.99) == 1
+    assert steer_for("undecided", v, 3, plan) == "undecided"
