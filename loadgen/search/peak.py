@@ -204,6 +204,12 @@ def find_peak(
         runs = at(rate)
         return 2 * sum(p.steers_up for p in runs) > len(runs)
 
+    def confirmed_pass(rate: float) -> bool:
+        """Has `rate` passed a completed confirmation: its pooled verdict, or a majority of `confirm` runs?"""
+        if rate in verdicts:
+            return verdicts[rate].passed
+        return not use_pooled and confirm > 1 and 2 * sum(p.passed for p in at(rate)) > confirm
+
     def confirmed(rate: float, end: Literal["lower", "upper"]) -> bool:
         """Confirm one end of the bracket (module docstring); True if `rate` passes its confirmation."""
         if not use_pooled:
@@ -305,6 +311,20 @@ def find_peak(
             if lower is None:
                 return _never_passed(probes, floor, gen_ceiling(), precision)
     except _Budget:
+        # a rate that passed its confirmation outranks any single passing run above it (whose own confirmation the
+        # budget cut short); without one, the highest rate whose own run passed, said to be unconfirmed
+        sure = [r for r in {p.rate_rps for p in probes} if r not in refuted and confirmed_pass(r)]
+        if sure:
+            best = max(sure)
+            above = sorted({p.rate_rps for p in probes if p.rate_rps > best})
+            return done(
+                "probe_limit",
+                best,
+                above[0] if above else upper,
+                f"probe limit ({max_probes}) reached; best confirmed rate {best:.4g} req/s"
+                + (f" (the rate above it, {above[0]:.4g} req/s, not confirmed either way)" if above else "")
+                + ": raise --max-probes to settle the bracket",
+            )
         best = max((p.rate_rps for p in probes if p.passed and p.rate_rps not in refuted), default=None)
         return done(
             "probe_limit",

@@ -160,3 +160,30 @@ def test_peak_documents_state_the_rule_and_old_ones_still_read():
     old["confirmation"] = {k: v for k, v in old["confirmation"].items() if k not in ("rule", "pooled")}
     model = validate_document(old)
     assert model.confirm_rule == "majority" and model.pooled_verdicts == []
+
+
+def test_a_budget_spent_confirming_the_rate_above_reports_the_confirmed_answer_not_a_lucky_run_above_it():
+    # measured on a real bursty server: 122.9 passed its pooled verdict, then the budget ran out at 126.1, which had
+    # one bursty run (undecided) and one passing: the answer is 122.9, not 126.1
+    def measure(rate: float):
+        if rate <= 123:
+            return "pass", {}
+        if rate <= 127:
+            measure.k += 1
+            return ("pass" if measure.k % 2 == 0 else "undecided"), {}
+        return "fail", {}
+
+    measure.k = 0
+    full = find_peak(measure, start_rps=100, growth=1.25, precision=0.025, pooled=Pool(limit=123.0), max_probes=60)
+    assert full.status == "found" and full.peak_rps <= 123
+    for budget in range(len(full.probes) - 1, 3, -1):
+        measure.k = 0
+        cut = find_peak(
+            measure, start_rps=100, growth=1.25, precision=0.025, pooled=Pool(limit=123.0), max_probes=budget
+        )
+        assert cut.status == "probe_limit"
+        confirmed = [v.rate_rps for v in cut.pooled_verdicts if v.passed]
+        if confirmed:
+            assert cut.peak_rps == max(confirmed) and "best confirmed rate" in cut.reason
+        else:
+            assert cut.peak_rps is None or cut.peak_rps <= 123
