@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from statistics import NormalDist
+from typing import Any
 
 from loadgen.results.confidence import DEFAULT_CONFIDENCE
 
@@ -68,7 +69,7 @@ def design_effect(windows: Iterable[tuple[int, int]], confidence: float = DEFAUL
     return max(1.0, index)
 
 
-def windows_of(result: dict) -> list[tuple[int, int]]:
+def windows_of(result: dict[str, Any]) -> list[tuple[int, int]]:
     """(queries, over the bound) per measured second of a run result's `timeseries` (rows with `over_slo`); [] for a
     result recorded without them (an older file, or a run with no SLO)."""
     out = []
