@@ -387,4 +387,6 @@ def _reason(info: dict[str, Any]) -> str:
     r = info.get("reason") if info else None
     if isinstance(r, dict):
         return str(r.get("message") or r.get("code"))
+    if not r and info and info.get("message"):  # a pooled verdict's info: its own message
+        return str(info["message"])
     return str(r) if r else "no reason recorded"

@@ -187,3 +187,9 @@ def test_a_budget_spent_confirming_the_rate_above_reports_the_confirmed_answer_n
             assert cut.peak_rps == max(confirmed) and "best confirmed rate" in cut.reason
         else:
             assert cut.peak_rps is None or cut.peak_rps <= 123
+
+
+def test_the_answer_says_why_the_rate_above_it_did_not_pass_its_pooled_verdict():
+    res = find_peak(single, start_rps=50, growth=2, precision=0.05, pooled=Pool(limit=100.0), max_probes=40)
+    assert res.status == "found" and res.upper_rps in {v.rate_rps for v in res.pooled_verdicts}
+    assert "no reason recorded" not in res.reason and f"pooled fail at {res.upper_rps:g}" in res.reason
