@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from loadgen.results.confidence import DEFAULT_CONFIDENCE, judge, upper_rank
+from loadgen.results.confidence import DEFAULT_CONFIDENCE, effective_counts, judge, upper_rank
 from loadgen.results.recorded import phase_of
 
 PERCENTILES: dict[str, float] = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
@@ -242,7 +242,7 @@ def _ucb_rank(n: int, p: float, confidence: float, design_effect: float) -> int 
     n / D effective queries allow (n_e - k_e) over, i.e. (n_e - k_e) D real ones."""
     if design_effect <= 1.0:
         return upper_rank(n, p, confidence)
-    n_e = max(1, int(n / design_effect))
+    n_e, _ = effective_counts(n, 0, design_effect)
     k_e = upper_rank(n_e, p, confidence)
     return None if k_e is None else max(1, n - math.floor((n_e - k_e) * design_effect))
 

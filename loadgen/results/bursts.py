@@ -59,14 +59,16 @@ def dispersion(windows: Iterable[tuple[int, int]]) -> tuple[float, int] | None:
 
 
 def design_effect(windows: Iterable[tuple[int, int]], confidence: float = DEFAULT_CONFIDENCE) -> float:
-    """D when the windows reject independence at `confidence` (module docstring), else 1.0; never below 1."""
+    """D when the windows reject independence at `confidence` (module docstring), else 1.0; never below 1. Rounded
+    to 3 decimals here, once, so that every verdict weighed by it (the run's, its lag-free twin's from the
+    document) uses the same figure."""
     d = dispersion(windows)
     if d is None:
         return 1.0
     index, k = d
     if index * (k - 1) <= chi2_quantile(confidence, k - 1):
         return 1.0
-    return max(1.0, index)
+    return round(max(1.0, index), 3)
 
 
 def windows_of(result: dict[str, Any]) -> list[tuple[int, int]]:

@@ -204,6 +204,13 @@ class PercentileVerdict:
         return asdict(self)
 
 
+def effective_counts(n: int, over: int, design_effect: float) -> tuple[int, int]:
+    """(queries, over the bound) that n queries with `over` over weigh as when their overs came in bursts with this
+    design effect (loadgen.results.bursts): n / D and over / D, rounded against passing."""
+    n_e = max(1, int(n / design_effect))
+    return n_e, min(n_e, math.ceil(over / design_effect - 1e-9))
+
+
 def judge(
     n: int,
     over: int,
@@ -222,8 +229,7 @@ def judge(
     if design_effect < 1.0 or not math.isfinite(design_effect):
         raise ValueError(f"design_effect must be a finite number >= 1, got {design_effect}")
     if design_effect > 1.0 and n > 0:
-        n_e = max(1, int(n / design_effect))
-        over_e = min(n_e, math.ceil(over / design_effect - 1e-9))
+        n_e, over_e = effective_counts(n, over, design_effect)
         v = judge(n_e, over_e, percentile, confidence, bound_label)
         note = (
             f" [the queries over {bound_label} came in bursts (dispersion {design_effect:.1f}x binomial across "
@@ -232,7 +238,7 @@ def judge(
         t_pass = None if v.max_over_to_pass is None else math.floor(v.max_over_to_pass * design_effect)
         need = None if v.queries_needed is None else math.ceil(v.queries_needed * design_effect)
         return PercentileVerdict(
-            v.verdict, percentile, confidence, n, over, t_pass, need, v.message + note, round(design_effect, 3), n_e
+            v.verdict, percentile, confidence, n, over, t_pass, need, v.message + note, design_effect, n_e
         )
     p = percentile / 100.0
     _check(p, confidence)

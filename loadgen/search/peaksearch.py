@@ -26,7 +26,6 @@ majority rule was the default.
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -34,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadgen.results.confidence import coin_flip_percentile, max_overs_to_pass
+from loadgen.results.confidence import coin_flip_percentile, effective_counts, max_overs_to_pass
 from loadgen.results.io import write_json
 from loadgen.results.points import summarize_point
 from loadgen.results.schema import SCHEMA_VERSION
@@ -61,9 +60,8 @@ class PeakOptions:
     min_rps: float | None = None
     max_probes: int = 20
     confirm: int = 3
-    confirm_rule: str = (
-        "pooled"  # "pooled": one verdict over the runs; "majority": separate ones, extended when undecided
-    )
+    # "pooled": one verdict over the runs at each end; "majority": separate ones, extended when undecided
+    confirm_rule: str = "pooled"
     max_probe_s: float = 60.0
     probe_users: int = 8
     capacity_s: float = 5.0
@@ -299,8 +297,7 @@ def steer_for(outcome: str, verdict: dict | None, runs: int, plan: ProbePlan) ->
         return outcome
     n, over = int(verdict["samples"]), int(verdict["over"])
     # as the pooled verdict will weigh them: `runs` runs like this one, bursts included (their design effect)
-    d = float(verdict.get("design_effect") or 1.0)
-    n_e, over_e = max(1, int(runs * n / d)), math.ceil(runs * over / d - 1e-9)
+    n_e, over_e = effective_counts(runs * n, runs * over, float(verdict.get("design_effect") or 1.0))
     t = max_overs_to_pass(n_e, plan.percentile / 100.0, plan.confidence)
     return "pass" if t is not None and over_e <= t else outcome
 

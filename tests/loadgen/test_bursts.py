@@ -35,7 +35,7 @@ def test_independent_overs_keep_the_exact_verdict_bursty_ones_are_weighed_down()
     bursty = [(100, 10 if i in (3, 17, 25) else 0) for i in range(30)]
     d = B.design_effect(bursty)
     assert d > 5
-    assert B.dispersion(bursty)[0] == pytest.approx(d)
+    assert d == round(B.dispersion(bursty)[0], 3)  # the dispersion index, rounded once at the source
 
 
 def test_a_burst_turns_a_pass_into_an_undecided_verdict_and_the_ucb_agrees():
