@@ -69,7 +69,10 @@ def test_peak_with_default_flags_finds_the_md1_truth(standin, tmp_path):
     print(summary)
     assert doc["status"] == "found", summary
     assert abs(doc["peak_rps"] - truth) / truth <= 0.15, summary
-    # the answer was confirmed by a majority of runs at that rate, and the search never went below capacity/16
+    # the answer was confirmed by the default (pooled) rule: one verdict over every run at that rate, their queries
+    # pooled, passed (single runs there may each be undecided); and the search never went below capacity/16
     conf = doc["confirmation"]
-    assert conf["runs"] >= 2 and 2 * conf["passes"] > conf["runs"], summary
+    assert doc["confirm_rule"] == "pooled" and conf["rule"] == "pooled", summary
+    assert conf["runs"] >= 2 and conf["pooled"]["verdict"] == "pass", summary
+    assert conf["pooled"]["runs"] == conf["runs"] and conf["pooled"]["rate_rps"] == doc["peak_rps"], summary
     assert doc["capacity_probe"]["rps"] == pytest.approx(1000 / SERVICE_MS, rel=0.15), summary
