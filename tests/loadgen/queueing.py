@@ -121,7 +121,9 @@ def md1_sojourn_quantile(rate_rps: float, service_s: float, q: float) -> float:
 # --------------------------------------------------------------------------------------------- simulation
 
 
-def _service_draws(service: ServiceLike, n: int, rng: np.random.Generator) -> np.ndarray:
+def _service_draws(service: ServiceLike, n: int, rng: np.random.Generator, ordered: bool = False) -> np.ndarray:
+    """n service times: a constant, samples drawn with replacement (independent), or with `ordered` the samples
+    replayed in their order, cycled (a trace: slow stretches stay together, as a busy neighbour makes them)."""
     s = np.asarray(service, dtype=np.float64)
     if s.ndim == 0:
         if s <= 0:
@@ -129,6 +131,8 @@ def _service_draws(service: ServiceLike, n: int, rng: np.random.Generator) -> np
         return np.full(n, float(s))
     if s.size == 0 or np.any(s < 0) or not np.all(np.isfinite(s)):
         raise ValueError("service samples must be a non-empty array of finite non-negative times")
+    if ordered:
+        return np.resize(s, n)
     return rng.choice(s, size=n, replace=True)
 
 
@@ -154,11 +158,18 @@ def _burn_in(n: int) -> int:
 
 
 def simulate_sojourn(
-    rate_rps: float, service: ServiceLike, n: int = 200_000, seed: int = 0, *, return_arrivals: bool = False
+    rate_rps: float,
+    service: ServiceLike,
+    n: int = 200_000,
+    seed: int = 0,
+    *,
+    return_arrivals: bool = False,
+    ordered: bool = False,
 ):
     """n stationary sojourn times (s) of a FIFO single server with Poisson arrivals (M/G/1).
 
-    service: a constant (M/D/1) or an array of service-time samples (s), drawn with replacement.
+    service: a constant (M/D/1) or an array of service-time samples (s), drawn with replacement, or with
+    `ordered` replayed in order (a trace-driven queue: correlated service times keep their correlation).
     A burn-in from an empty system is simulated and dropped. With return_arrivals, also the arrival
     instants (s, starting near 0) of the returned requests.
     """
@@ -167,7 +178,7 @@ def simulate_sojourn(
     burn = _burn_in(n)
     total = n + burn
     unit = rng.standard_exponential(total)  # drawn first: same gaps (scaled) at every rate for one seed
-    services = _service_draws(service, total, rng)
+    services = _service_draws(service, total, rng, ordered)
     gaps = unit / rate_rps if rate_rps > 0 else np.full(total, np.inf)
     if rate_rps > 0:
         w = _lindley(gaps, services)
@@ -184,9 +195,11 @@ def _nearest_rank(sorted_v: np.ndarray, q: float) -> float:
     return float(sorted_v[min(sorted_v.size - 1, max(0, math.ceil(q * sorted_v.size - 1e-9) - 1))])
 
 
-def mg1_sojourn_quantile(rate_rps: float, service: ServiceLike, q: float, n: int = 200_000, seed: int = 0) -> float:
-    """Simulated q-quantile of sojourn time (s) with the given service time(s)."""
-    return _nearest_rank(np.sort(simulate_sojourn(rate_rps, service, n, seed)), q)
+def mg1_sojourn_quantile(
+    rate_rps: float, service: ServiceLike, q: float, n: int = 200_000, seed: int = 0, *, ordered: bool = False
+) -> float:
+    """Simulated q-quantile of sojourn time (s) with the given service time(s) (`ordered`: see simulate_sojourn)."""
+    return _nearest_rank(np.sort(simulate_sojourn(rate_rps, service, n, seed, ordered=ordered)), q)
 
 
 def mg1_sojourn_exceed(rate_rps: float, service: ServiceLike, bound_s: float, n: int = 200_000, seed: int = 0) -> float:
@@ -241,14 +254,15 @@ def true_peak_rps(
     q: float = 0.99,
     *,
     service_samples: ServiceLike | None = None,
+    ordered: bool = False,
     n: int = 200_000,
     seed: int = 0,
     rel_tol: float = 1e-9,
 ) -> float:
     """The highest arrival rate at which the q-quantile of sojourn time is <= slo_s (bisection; the quantile
     is monotone in rate). Exact M/D/1 with service_s; with service_samples, simulated M/G/1 (service_s is
-    then ignored; common random numbers keep the simulated quantile monotone in rate). 0 if slo_s is below
-    every service time (no rate passes)."""
+    then ignored; common random numbers keep the simulated quantile monotone in rate), the samples replayed
+    in their order with `ordered` (a trace). 0 if slo_s is below every service time (no rate passes)."""
     if service_samples is not None:
         s = np.asarray(service_samples, dtype=np.float64)
         mean_s = float(np.mean(s))
@@ -256,7 +270,7 @@ def true_peak_rps(
             return 0.0
 
         def passes(rate: float) -> bool:
-            return mg1_sojourn_quantile(rate, s, q, n, seed) <= slo_s
+            return mg1_sojourn_quantile(rate, s, q, n, seed, ordered=ordered) <= slo_s
     else:
         mean_s = service_s
         if service_s <= 0:

@@ -26,7 +26,11 @@ the inferences served since start (or the last POST /stats/reset), each summary 
 "p99", "max"}: service = start of service to its end (what this machine realised of --service-ms), wait =
 arrival (request fully read) to start of service, sojourn = wait + service (+ a stall, if one hit it).
 GET /stats?samples=1 adds the per-request lists "service_samples_ms", "wait_samples_ms" (arrival order of
-service), so a test can compute the queueing truth from the service times actually realised here.
+service), so a test can compute the queueing truth from the service times actually realised here, and
+"occupancy_samples_ms": with --single-server, how long each inference held the server (its end of service minus
+the later of its arrival and the previous end of service: the service plus the loop's own work between two
+services, which a busy neighbour stretches as it stretches the service); replayed in order with Poisson arrivals,
+these are the queue this machine actually ran.
 Injected errors are answered at once and are not inferences here (not queued, not in /stats).
 """
 
@@ -54,6 +58,10 @@ class State:
         self.service_s: list[float] = []  # per inference: start of service -> end of service
         self.wait_s: list[float] = []  # per inference: arrival -> start of service
         self.sojourn_s: list[float] = []  # per inference: arrival -> done (wait + service + stall)
+        # per inference, --single-server: how long the server was held by it (its end of service minus the later
+        # of its arrival and the previous end of service: the service plus the loop's own work between services)
+        self.occupancy_s: list[float] = []
+        self.last_computed = 0.0
         self.fifo: asyncio.Queue | None = None  # --single-server: the one global queue ...
         self.fifo_task: asyncio.Task | None = None  # ... and its server (a reference keeps the task alive)
         self.requests = 0
@@ -64,9 +72,11 @@ class State:
         self.service_s.append(computed - started)
         self.wait_s.append(started - arrived)
         self.sojourn_s.append(done - arrived)
+        self.occupancy_s.append(computed - max(arrived, self.last_computed))
+        self.last_computed = computed
 
     def reset_stats(self) -> None:
-        self.service_s, self.wait_s, self.sojourn_s = [], [], []
+        self.service_s, self.wait_s, self.sojourn_s, self.occupancy_s = [], [], [], []
 
     def stats(self, samples: bool) -> dict:
         out: dict = {
@@ -76,6 +86,7 @@ class State:
             "precise": bool(self.a.precise),
             "spin_ms": self.a.spin_ms,
             "service_ms": summary_ms(self.service_s),
+            "occupancy_ms": summary_ms(self.occupancy_s),
             "wait_ms": summary_ms(self.wait_s),
             "sojourn_ms": summary_ms(self.sojourn_s),
             "requests": self.requests,
@@ -85,6 +96,7 @@ class State:
         if samples:
             out["service_samples_ms"] = [round(x * 1e3, 6) for x in self.service_s]
             out["wait_samples_ms"] = [round(x * 1e3, 6) for x in self.wait_s]
+            out["occupancy_samples_ms"] = [round(x * 1e3, 6) for x in self.occupancy_s]
         return out
 
 

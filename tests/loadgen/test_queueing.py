@@ -127,6 +127,24 @@ def test_service_variability_costs_latency_and_peak():
     assert Q.mg1_sojourn_quantile(50, tight, 0.9) == pytest.approx(Q.md1_sojourn_quantile(50, S, 0.9), rel=0.01)
 
 
+def test_a_trace_keeps_its_slow_stretches_together():
+    # the same samples, once drawn independently and once replayed in order: a stretch of slow service (a busy
+    # neighbour) costs a replayed queue far more than the same slow requests spread out, and in order it is no
+    # longer M/G/1; shuffled, the trace is the independent queue again (its samples in a random order)
+    rng = np.random.default_rng(1)
+    trace = np.full(20_000, S)
+    trace[5_000:5_400] = 2 * S  # 2% of requests, together: rho doubles for a while
+    iid = Q.true_peak_rps(S, 0.100, service_samples=trace, n=50_000)
+    ordered = Q.true_peak_rps(S, 0.100, service_samples=trace, ordered=True, n=50_000)
+    shuffled = Q.true_peak_rps(S, 0.100, service_samples=rng.permutation(trace), ordered=True, n=50_000)
+    assert ordered < 0.9 * iid
+    assert shuffled == pytest.approx(iid, rel=0.05)
+    # a constant trace is M/D/1 either way
+    assert Q.true_peak_rps(S, 0.100, service_samples=np.full(64, S), ordered=True, n=50_000) == pytest.approx(
+        Q.true_peak_rps(S, 0.100), rel=0.02
+    )
+
+
 def test_window_band_brackets_the_truth_and_narrows_with_duration():
     short = Q.window_quantile_band(50, S, 2.0, (0.5, 0.9), windows=2000, seed=1)
     long = Q.window_quantile_band(50, S, 20.0, (0.5, 0.9), windows=500, seed=1)
