@@ -27,10 +27,10 @@ the inferences served since start (or the last POST /stats/reset), each summary 
 arrival (request fully read) to start of service, sojourn = wait + service (+ a stall, if one hit it).
 GET /stats?samples=1 adds the per-request lists "service_samples_ms", "wait_samples_ms" (arrival order of
 service), so a test can compute the queueing truth from the service times actually realised here, and
-"occupancy_samples_ms": with --single-server, how long each inference held the server (its end of service minus
-the later of its arrival and the previous end of service: the service plus the loop's own work between two
-services, which a busy neighbour stretches as it stretches the service); replayed in order with Poisson arrivals,
-these are the queue this machine actually ran.
+"occupancy_samples_ms": with --single-server, how long each inference held the server (the end of its service,
+and of a stall if one hit it, minus the later of its arrival and the previous inference's end: the service plus
+the loop's own work between two inferences, which a busy neighbour stretches as it stretches the service);
+replayed in order with Poisson arrivals, these are the queue this machine actually ran.
 Injected errors are answered at once and are not inferences here (not queued, not in /stats).
 """
 
@@ -58,10 +58,10 @@ class State:
         self.service_s: list[float] = []  # per inference: start of service -> end of service
         self.wait_s: list[float] = []  # per inference: arrival -> start of service
         self.sojourn_s: list[float] = []  # per inference: arrival -> done (wait + service + stall)
-        # per inference, --single-server: how long the server was held by it (its end of service minus the later
-        # of its arrival and the previous end of service: the service plus the loop's own work between services)
+        # per inference, --single-server: how long the server was held by it (its end, stall included, minus the
+        # later of its arrival and the previous inference's end: the service plus the loop's work between them)
         self.occupancy_s: list[float] = []
-        self.last_computed = 0.0
+        self.last_done = 0.0
         self.fifo: asyncio.Queue | None = None  # --single-server: the one global queue ...
         self.fifo_task: asyncio.Task | None = None  # ... and its server (a reference keeps the task alive)
         self.requests = 0
@@ -72,8 +72,8 @@ class State:
         self.service_s.append(computed - started)
         self.wait_s.append(started - arrived)
         self.sojourn_s.append(done - arrived)
-        self.occupancy_s.append(computed - max(arrived, self.last_computed))
-        self.last_computed = computed
+        self.occupancy_s.append(done - max(arrived, self.last_done))  # the one server is held through a stall
+        self.last_done = done
 
     def reset_stats(self) -> None:
         self.service_s, self.wait_s, self.sojourn_s, self.occupancy_s = [], [], [], []
