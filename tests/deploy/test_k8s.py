@@ -8,10 +8,12 @@ unknown (e.g. misspelled) field fails, as a wrong type or a missing required fie
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -307,7 +309,7 @@ FAKE_INFERLOAD = """#!/bin/sh
 # be stopped and exits 7 when it is)
 out=$(printf '%s\\n' "$@" | sed -n '/^--out$/{n;p;}')
 mkdir -p "$out" && echo '{"peak_rps": 1}' > "$out/peak.json"
-if [ -n "$FAKE_WAIT_TERM" ]; then trap 'exit 7' TERM; echo started > "$out/started"; sleep 30 & wait $!; exit 9; fi
+if [ -n "$FAKE_WAIT_TERM" ]; then trap 'kill $!; exit 7' TERM; echo started > "$out/started"; sleep 30 & wait $!; exit 9; fi
 exit "$FAKE_RC"
 """
 
@@ -339,9 +341,32 @@ def master_script(objects, tmp_path):
     base_env.update({e["name"]: e["value"] for e in mc["env"]})
 
     def start(**env: str) -> subprocess.Popen:
-        return subprocess.Popen(["/bin/sh", "-c", script], env={**base_env, **env}, stdout=subprocess.DEVNULL)
+        # its own process group: the test stops whatever the script left (the hold's timer) and can check it left none
+        return subprocess.Popen(
+            ["/bin/sh", "-c", script], env={**base_env, **env}, stdout=subprocess.DEVNULL, start_new_session=True
+        )
 
     return start, results, Path(ready_file)
+
+
+def _live_in_group(pgid: int) -> list[int]:
+    """Processes (not zombies) of process group pgid, from /proc."""
+    live = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended while we looked
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            live.append(int(stat.parent.name))
+    return live
+
+
+def _stop_group(proc: subprocess.Popen) -> None:
+    proc.kill()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def test_peak_job_holds_the_result_until_fetched_then_exits_with_the_search_code(master_script):
@@ -355,12 +380,12 @@ def test_peak_job_holds_the_result_until_fetched_then_exits_with_the_search_code
         (results / ".fetched").touch()
         assert proc.wait(timeout=10) == 3, "the Job's status must be the search's exit code"
     finally:
-        proc.kill()
+        _stop_group(proc)
     proc = start(FAKE_RC="0", RESULTS_HOLD_S="1")  # nobody fetches: the hold ends by itself
     try:
         assert proc.wait(timeout=10) == 0
     finally:
-        proc.kill()
+        _stop_group(proc)
 
 
 def test_peak_job_passes_a_stop_on_to_the_search(master_script):
@@ -371,10 +396,11 @@ def test_peak_job_passes_a_stop_on_to_the_search(master_script):
         proc.terminate()  # what the kubelet sends on `kubectl delete`
         assert _until(ready_file.exists), "the stopped search's status is still written"
         assert (results / "exit-code").read_text().strip() == "7", "the search itself must have received the stop"
-        proc.terminate()  # during the hold: ends at once
+        proc.terminate()  # during the hold (or just before it starts): ends at once, with the search's code
         assert proc.wait(timeout=5) == 7
+        assert _until(lambda: not _live_in_group(proc.pid), 5.0), "the hold's timer outlived the stopped pod's script"
     finally:
-        proc.kill()
+        _stop_group(proc)
 
 
 def test_peak_workers_are_generators(objects):
