@@ -255,13 +255,13 @@ def find_peak(
         sure_rates = [r for r in {p.rate_rps for p in probes} if r not in refuted and confirmed_pass(r)]
         if sure_rates:
             best_sure = max(sure_rates)
-            above = sorted({p.rate_rps for p in probes if p.rate_rps > best_sure})
+            next_up = min((p.rate_rps for p in probes if p.rate_rps > best_sure), default=None)
             return done(
                 "probe_limit",
                 best_sure,
-                above[0] if above else upper,
+                upper if next_up is None else next_up,
                 f"probe limit ({max_probes}) reached; best confirmed rate {best_sure:.4g} req/s"
-                + (f" (the rate above it, {above[0]:.4g} req/s, not confirmed either way)" if above else "")
+                + ("" if next_up is None else f" (the rate above it, {next_up:.4g} req/s, not confirmed either way)")
                 + ": raise --max-probes to settle the bracket",
             )
         best = max((p.rate_rps for p in probes if p.passed and p.rate_rps not in refuted), default=None)

@@ -363,7 +363,7 @@ def _live_in_group(pgid: int) -> list[int]:
 
 
 def _stop_group(proc: subprocess.Popen) -> None:
-    proc.kill()
+    """Kill the script and whatever it left in its group (the script leads the group: start_new_session)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
